@@ -1,0 +1,1 @@
+"""sessiond: the session store of chat-agent gateways, as a gRPC sidecar over SQLite."""

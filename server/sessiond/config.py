@@ -1,0 +1,298 @@
+"""The daemon's configuration: an optional TOML file, environment overrides, checked once.
+
+Every key has a default, so no file is needed. A bad value stops the daemon at start with
+one line naming the key (``ConfigError``), never later on a request.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, tzinfo
+from pathlib import Path
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sessiond.errors import ConfigError, InvalidArgument
+from sessiond.model import HomeChannel, KeyOptions, ResetPolicies, ResetPolicy
+from sessiond.platforms import BUILTIN, Platforms
+from sessiond.prompt import PromptOptions
+
+CHAT_TYPES = ("dm", "group", "channel", "thread")
+RESET_MODES = ("daily", "idle", "both", "none")
+
+# Environment variable -> (config key path, parser of its text).
+ENV_OVERRIDES: dict[str, tuple[tuple[str, ...], type]] = {
+    "SESSIOND_SOCKET": (("server", "socket"), str),
+    "SESSIOND_TCP": (("server", "tcp"), str),
+    "SESSIOND_LOG_LEVEL": (("log", "level"), str),
+    "SESSIOND_IDLE_MINUTES": (("reset", "default", "idle_minutes"), int),
+    "SESSIOND_RESET_HOUR": (("reset", "default", "at_hour"), int),
+    "SESSIOND_TIME_ZONE": (("reset", "default", "time_zone"), str),
+}
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+T = TypeVar("T")
+
+
+def default_socket_path() -> Path:
+    """``$XDG_RUNTIME_DIR/sessiond/sessiond.sock``, else a per-user directory under /tmp."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    base = Path(runtime) / "sessiond" if runtime else Path(f"/tmp/sessiond-{os.getuid()}")
+    return base / "sessiond.sock"
+
+
+def host_zone() -> tzinfo:
+    """The host's time zone, as the reference's naive local time used it."""
+    name = os.environ.get("TZ", "").lstrip(":")
+    try:
+        if name:
+            return ZoneInfo(name)
+        with open("/etc/localtime", "rb") as localtime:
+            return ZoneInfo.from_file(localtime, key="localtime")
+    except (OSError, ValueError, ZoneInfoNotFoundError):
+        return UTC
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on what one request may carry."""
+
+    max_field_bytes: int = 4096
+    max_request_bytes: int = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the daemon reads from its configuration, checked."""
+
+    socket: Path | None = field(default_factory=default_socket_path)
+    tcp: str = ""
+    grace_seconds: float = 10.0
+    max_workers: int = 32
+    log_level: str = "info"
+    key_options: KeyOptions = field(default_factory=KeyOptions)
+    max_age_days: int = 90
+    policies: ResetPolicies = field(default_factory=ResetPolicies)
+    zones: Mapping[str, tzinfo] = field(default_factory=lambda: {"": host_zone()})
+    platforms: Platforms = field(default_factory=Platforms)
+    connected_platforms: tuple[str, ...] = ()
+    home_channels: Mapping[str, HomeChannel] = field(default_factory=dict)
+    whatsapp_mapping_dir: Path | None = None
+    prompt: PromptOptions = field(default_factory=PromptOptions)
+    limits: Limits = field(default_factory=Limits)
+
+    def zone(self, policy: ResetPolicy) -> tzinfo:
+        """The time zone of a policy's daily reset (the host's when the policy names none)."""
+        return self.zones[policy.time_zone]
+
+
+class _Table:
+    """A TOML table being read: typed getters whose errors name the full key."""
+
+    def __init__(self, data: Any, path: str):
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path or 'config'}: expected a table")
+        self.data, self.path, self.read = data, path, set()
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def get(self, name: str, kind: type[T] | tuple[type, ...], default: T) -> T:
+        self.read.add(name)
+        value = self.data.get(name, default)
+        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+            kinds = kind if isinstance(kind, tuple) else (kind,)
+            expected = " or ".join(k.__name__ for k in kinds)
+            raise ConfigError(f"{self.key(name)}: expected {expected}, got {value!r}")
+        return value  # type: ignore[return-value]
+
+    def table(self, name: str) -> _Table:
+        self.read.add(name)
+        return _Table(self.data.get(name, {}), self.key(name))
+
+    def str_list(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        values = self.get(name, list, list(default))
+        if not all(isinstance(v, str) for v in values):
+            raise ConfigError(f"{self.key(name)}: expected a list of strings")
+        return tuple(values)
+
+    def done(self) -> None:
+        """Reject keys nobody read: a typo must not silently fall back to a default."""
+        unknown = sorted(set(self.data) - self.read)
+        if unknown:
+            raise ConfigError(f"{self.key(unknown[0])}: unknown key")
+
+
+def _policy(table: _Table) -> ResetPolicy:
+    defaults = ResetPolicy()
+    mode = table.get("mode", str, defaults.mode)
+    if mode not in RESET_MODES:
+        raise ConfigError(f"{table.key('mode')}: expected one of {', '.join(RESET_MODES)}, got {mode!r}")
+    at_hour = table.get("at_hour", int, defaults.at_hour)
+    if not 0 <= at_hour <= 23:
+        raise ConfigError(f"{table.key('at_hour')}: expected 0-23, got {at_hour}")
+    idle_minutes = table.get("idle_minutes", int, defaults.idle_minutes)
+    if idle_minutes <= 0:
+        raise ConfigError(f"{table.key('idle_minutes')}: expected a positive number, got {idle_minutes}")
+    time_zone = table.get("time_zone", str, defaults.time_zone)
+    if time_zone:
+        _zone(time_zone, table.key("time_zone"))
+    policy = ResetPolicy(
+        mode=mode,  # type: ignore[arg-type]  # checked above
+        at_hour=at_hour,
+        idle_minutes=idle_minutes,
+        notify=table.get("notify", bool, defaults.notify),
+        notify_exclude_platforms=table.str_list("notify_exclude_platforms", defaults.notify_exclude_platforms),
+        time_zone=time_zone,
+    )
+    table.done()
+    return policy
+
+
+def _zone(name: str, key: str) -> tzinfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{key}: unknown time zone {name!r}") from None
+
+
+def _platform(platforms: Platforms, name: str, key: str) -> str:
+    try:
+        return platforms.resolve(name, key)
+    except InvalidArgument as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _plugins(table: _Table) -> Platforms:
+    plugins = {}
+    for name in list(table.data):
+        spec = table.table(name)
+        if name != name.strip().lower() or not name or name in BUILTIN:
+            raise ConfigError(f"{spec.path}: plugin names are lower-case and not a built-in platform")
+        plugins[name] = spec.get("pii_safe", bool, False)
+        spec.done()
+    table.done()
+    return Platforms(plugins)
+
+
+def _policies(table: _Table, platforms: Platforms) -> tuple[ResetPolicies, dict[str, tzinfo]]:
+    default = _policy(table.table("default"))
+    by_platform, by_type = table.table("platforms"), table.table("chat_types")
+    overrides = {
+        _platform(platforms, n, by_platform.key(n)): _policy(by_platform.table(n)) for n in list(by_platform.data)
+    }
+    for name in by_type.data:
+        if name not in CHAT_TYPES:
+            raise ConfigError(f"{by_type.key(name)}: expected a chat type ({', '.join(CHAT_TYPES)})")
+    per_type = {n: _policy(by_type.table(n)) for n in list(by_type.data)}
+    for t in (table, by_platform, by_type):
+        t.done()
+    policies = ResetPolicies(default, overrides, per_type)
+    every = [default, *overrides.values(), *per_type.values()]
+    zones = {p.time_zone: ZoneInfo(p.time_zone) for p in every if p.time_zone}
+    return policies, {"": host_zone(), **zones}
+
+
+def _home_channel(platform: str, table: _Table) -> HomeChannel:
+    if "chat_id" not in table.data:
+        raise ConfigError(f"{table.key('chat_id')}: required")
+    chat_id = table.get("chat_id", (str, int), "")
+    channel = HomeChannel(
+        platform=platform,
+        chat_id=str(chat_id),
+        name=table.get("name", str, "Home"),
+        thread_id=table.get("thread_id", str, "") or None,
+        user_id=table.get("user_id", str, "") or None,
+        scope_id=table.get("scope_id", str, "") or None,
+    )
+    table.done()
+    return channel
+
+
+def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
+    for variable, (path, parse) in ENV_OVERRIDES.items():
+        if variable not in environ:
+            continue
+        try:
+            value = parse(environ[variable])
+        except ValueError:
+            raise ConfigError(f"{variable}: expected {parse.__name__}, got {environ[variable]!r}") from None
+        table = data
+        for part in path[:-1]:
+            table = table.setdefault(part, {})
+        table[path[-1]] = value
+
+
+def parse(data: dict[str, Any]) -> Config:
+    """A checked ``Config`` from a TOML document's data."""
+    root = _Table(data, "")
+    server, log, sessions = root.table("server"), root.table("log"), root.table("sessions")
+    platforms_table, limits_table = root.table("platforms"), root.table("limits")
+    platforms = _plugins(platforms_table.table("plugins"))
+    connected = platforms_table.str_list("connected", ())
+    homes = platforms_table.table("home_channels")
+    home_channels = {}
+    for name in list(homes.data):
+        platform = _platform(platforms, name, homes.key(name))
+        home_channels[platform] = _home_channel(platform, homes.table(name))
+    policies, zones = _policies(root.table("reset"), platforms)
+    whatsapp, prompt = root.table("whatsapp"), root.table("prompt")
+    socket = server.get("socket", str, str(default_socket_path()))
+    log_level = log.get("level", str, "info")
+    if log_level not in LOG_LEVELS:
+        raise ConfigError(f"log.level: expected one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
+    mapping_dir = whatsapp.get("mapping_dir", str, "")
+    config = Config(
+        socket=Path(socket) if socket else None,
+        tcp=server.get("tcp", str, ""),
+        grace_seconds=float(server.get("grace_seconds", (int, float), 10.0)),
+        max_workers=server.get("max_workers", int, 32),
+        log_level=log_level,
+        key_options=KeyOptions(
+            group_sessions_per_user=sessions.get("group_sessions_per_user", bool, True),
+            thread_sessions_per_user=sessions.get("thread_sessions_per_user", bool, False),
+        ),
+        max_age_days=sessions.get("max_age_days", int, 90),
+        policies=policies,
+        zones=zones,
+        platforms=platforms,
+        connected_platforms=tuple(
+            _platform(platforms, name, f"platforms.connected[{i}]") for i, name in enumerate(connected)
+        ),
+        home_channels=home_channels,
+        whatsapp_mapping_dir=Path(mapping_dir).expanduser() if mapping_dir else None,
+        prompt=PromptOptions(
+            agent_home=prompt.get("agent_home", str, "~/.hermes"),
+            discord_tools=prompt.get("discord_tools", bool, False),
+        ),
+        limits=Limits(
+            max_field_bytes=limits_table.get("max_field_bytes", int, Limits.max_field_bytes),
+            max_request_bytes=limits_table.get("max_request_bytes", int, Limits.max_request_bytes),
+        ),
+    )
+    for table in (server, log, sessions, platforms_table, homes, limits_table, whatsapp, prompt, root):
+        table.done()
+    if not config.socket and not config.tcp:
+        raise ConfigError("server.socket: no listener configured (set server.socket or server.tcp)")
+    if config.max_workers < 1 or config.grace_seconds < 0:
+        raise ConfigError("server.max_workers / server.grace_seconds: must be positive")
+    if config.limits.max_field_bytes < 1 or config.limits.max_request_bytes < 1024:
+        raise ConfigError("limits: max_field_bytes >= 1 and max_request_bytes >= 1024")
+    return config
+
+
+def load(path: Path | None, environ: Mapping[str, str] = os.environ) -> Config:
+    """Read the TOML file (if any), apply environment overrides and check everything."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    _apply_env(data, environ)
+    return parse(data)

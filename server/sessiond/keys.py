@@ -1,0 +1,53 @@
+"""Session keys: which conversation a message belongs to.
+
+The key is the gateway's and the agent's name for a conversation, so it must equal the
+reference's byte for byte: ``agent:main:<platform>:<chat type>:<chat>[:<thread>][:<participant>]``.
+"""
+
+from __future__ import annotations
+
+from sessiond.errors import InvalidArgument
+from sessiond.model import KeyOptions, Source
+from sessiond.whatsapp import MappedValues, UnsafeIdentifier, canonical
+
+
+def isolates_participant(source: Source, options: KeyOptions) -> bool:
+    """Whether a non-DM key gets a participant part: groups per user, threads shared unless asked."""
+    if source.thread_id and not options.thread_sessions_per_user:
+        return False
+    return options.group_sessions_per_user
+
+
+def is_shared_multi_user(source: Source, options: KeyOptions) -> bool:
+    """True when several participants share the session.
+
+    Decided by the same rule as the key (deliberate difference: the reference says
+    "not shared" for threads when ``group_sessions_per_user`` is off and
+    ``thread_sessions_per_user`` on, although their key holds no participant).
+    """
+    return source.chat_type != "dm" and not isolates_participant(source, options)
+
+
+def _whatsapp_canonical(value: str, field_name: str, mapped: MappedValues) -> str:
+    try:
+        return canonical(value, mapped)
+    except UnsafeIdentifier as exc:
+        raise InvalidArgument(field_name, str(exc)) from None
+
+
+def build_session_key(source: Source, options: KeyOptions, mapped: MappedValues) -> str:
+    """The session key of a message's source (``source.platform`` already canonical)."""
+    whatsapp = source.platform == "whatsapp"
+    if source.chat_type == "dm":
+        chat = _whatsapp_canonical(source.chat_id, "source.chat_id", mapped) if whatsapp else source.chat_id
+        parts = ["agent:main", source.platform, "dm", chat, source.thread_id]
+        return ":".join(part for part in parts if part)
+
+    participant = source.user_id_alt or source.user_id
+    if participant and whatsapp:
+        field_name = "source.user_id_alt" if source.user_id_alt else "source.user_id"
+        participant = _whatsapp_canonical(participant, field_name, mapped) or participant
+    parts = ["agent:main", source.platform, source.chat_type, source.chat_id, source.thread_id]
+    if isolates_participant(source, options):
+        parts.append(participant)
+    return ":".join(part for part in parts if part)

@@ -1,0 +1,103 @@
+"""The daemon: a grpcio server with the store service, health checks and reflection."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import stat
+from concurrent import futures
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from sessiond.config import Config
+from sessiond.errors import ConfigError
+from sessiond.service import SessionStoreService
+from sessiond.v1 import session_store_pb2, session_store_pb2_grpc
+
+log = logging.getLogger("sessiond.server")
+
+SERVICE_NAME = session_store_pb2.DESCRIPTOR.services_by_name["SessionStore"].full_name
+
+
+def _prepare_socket(path: Path) -> None:
+    """A private directory for the socket, and no live daemon already on it.
+
+    A socket file left by a crashed daemon is removed; one that answers is not stolen.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.parent.stat().st_uid != os.getuid():
+        raise ConfigError(f"server.socket: {path.parent} belongs to another user")
+    if not os.path.lexists(path):
+        return
+    if not stat.S_ISSOCK(path.lstat().st_mode):
+        raise ConfigError(f"server.socket: {path} exists and is not a socket")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError:
+            path.unlink()
+            return
+    raise ConfigError(f"server.socket: another process is listening on {path}")
+
+
+def _bind(server: grpc.Server, config: Config) -> list[str]:
+    addresses = []
+    if config.socket:
+        _prepare_socket(config.socket)
+        server.add_insecure_port(f"unix:{config.socket}")
+        os.chmod(config.socket, 0o600)
+        addresses.append(f"unix:{config.socket}")
+    if config.tcp:
+        host, _, _ = config.tcp.rpartition(":")
+        try:
+            port = server.add_insecure_port(config.tcp)
+        except RuntimeError:
+            port = 0
+        if not port:
+            raise ConfigError(f"server.tcp: cannot listen on {config.tcp!r}")
+        addresses.append(f"{host}:{port}")
+    return addresses
+
+
+@dataclass
+class Daemon:
+    """A bound, not yet started, sessiond server."""
+
+    server: grpc.Server
+    health: health.HealthServicer
+    addresses: list[str]
+
+    def start(self) -> None:
+        self.server.start()
+        for name in ("", SERVICE_NAME):
+            self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info("serving", extra={"addresses": self.addresses})
+
+    def stop(self, grace: float) -> None:
+        """Health goes NOT_SERVING first, then in-flight RPCs get ``grace`` seconds to finish."""
+        self.health.enter_graceful_shutdown()
+        log.info("draining", extra={"grace_seconds": grace})
+        self.server.stop(grace).wait()
+        log.info("stopped")
+
+
+def create_server(config: Config) -> Daemon:
+    """Build and bind the daemon for ``config``; tests pass port 0 and temp sockets."""
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="rpc"),
+        options=[
+            ("grpc.max_receive_message_length", config.limits.max_request_bytes),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    session_store_pb2_grpc.add_SessionStoreServicer_to_server(SessionStoreService(config), server)
+    health_servicer = health.HealthServicer(experimental_non_blocking=True)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    addresses = _bind(server, config)
+    return Daemon(server, health_servicer, addresses)

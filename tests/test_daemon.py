@@ -1,0 +1,190 @@
+"""The daemon skeleton on real sockets: health, reflection, errors, sockets and shutdown."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import grpc
+import pytest
+from google.protobuf import descriptor_pool
+from google.rpc import error_details_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
+    ProtoReflectionDescriptorDatabase,
+)
+from grpc_status import rpc_status
+
+from conftest import Running
+from sessiond import config as config_module
+from sessiond.errors import ConfigError
+from sessiond.server import create_server
+from sessiond.v1 import session_store_pb2 as pb
+from sessiond.v1 import source_pb2
+
+RPCS = {
+    "BuildSessionKey",
+    "BuildSessionContext",
+    "GetOrCreateSession",
+    "GetSession",
+    "UpdateSession",
+    "SuspendSession",
+    "MarkResumePending",
+    "ClearResumePending",
+    "SuspendRecentlyActive",
+    "ResetSession",
+    "SwitchSession",
+    "PruneOldEntries",
+    "ListSessions",
+    "HasAnySessions",
+    "ListExpiredSessions",
+    "MarkExpiryFinalized",
+    "AcquireLease",
+    "ReleaseLease",
+    "AppendMessages",
+    "RewriteTranscript",
+    "LoadTranscript",
+}
+TELEGRAM_DM = source_pb2.SessionSource(platform="telegram", chat_id="12345", user_id="12345")
+
+
+def test_reflection_lists_the_service_and_every_rpc(daemon: Running) -> None:
+    database = ProtoReflectionDescriptorDatabase(daemon.channel)
+    assert "sessiond.v1.SessionStore" in database.get_services()
+    assert "grpc.health.v1.Health" in database.get_services()
+    service = descriptor_pool.DescriptorPool(database).FindServiceByName("sessiond.v1.SessionStore")
+    assert {method.name for method in service.methods} >= RPCS
+
+
+def test_health_is_serving(daemon: Running) -> None:
+    health = health_pb2_grpc.HealthStub(daemon.channel)
+    for name in ("", "sessiond.v1.SessionStore"):
+        response = health.Check(health_pb2.HealthCheckRequest(service=name), timeout=5)
+        assert response.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_build_session_key_over_the_wire(daemon: Running) -> None:
+    response = daemon.stub.BuildSessionKey(pb.BuildSessionKeyRequest(source=TELEGRAM_DM), timeout=5)
+    assert response.session_key == "agent:main:telegram:dm:12345"
+    assert response.description == "DM with 12345"
+    assert response.shared_multi_user_session is False
+
+
+def invalid_field(call: Callable[[], object]) -> str:
+    """The field named by an INVALID_ARGUMENT status, from its BadRequest detail."""
+    with pytest.raises(grpc.RpcError) as raised:
+        call()
+    error = raised.value
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "Traceback" not in error.details()
+    status = rpc_status.from_call(error)
+    assert status is not None
+    bad_request = error_details_pb2.BadRequest()
+    assert status.details[0].Unpack(bad_request)
+    field = bad_request.field_violations[0].field
+    assert error.details().startswith(f"{field}: ")
+    return field
+
+
+def key_request(**fields: object) -> pb.BuildSessionKeyRequest:
+    source = source_pb2.SessionSource()
+    source.CopyFrom(TELEGRAM_DM)
+    for name, value in fields.items():
+        setattr(source, name, value)
+    return pb.BuildSessionKeyRequest(source=source)
+
+
+def test_bad_input_is_invalid_argument_naming_the_field(daemon: Running) -> None:
+    stub = daemon.stub
+    assert invalid_field(lambda: stub.BuildSessionKey(key_request(platform="myspace"), timeout=5)) == "source.platform"
+    assert invalid_field(lambda: stub.BuildSessionKey(key_request(platform=""), timeout=5)) == "source.platform"
+    assert invalid_field(lambda: stub.BuildSessionKey(key_request(chat_type=9), timeout=5)) == "source.chat_type"
+    huge = "x" * 5000
+    assert invalid_field(lambda: stub.BuildSessionKey(key_request(chat_name=huge), timeout=5)) == "source.chat_name"
+    assert invalid_field(lambda: stub.BuildSessionKey(pb.BuildSessionKeyRequest(), timeout=5)) == "source"
+    whatsapp = key_request(platform="whatsapp", chat_id="not_a/jid")
+    assert invalid_field(lambda: stub.BuildSessionKey(whatsapp, timeout=5)) == "source.chat_id"
+
+    context = pb.BuildSessionContextRequest(source=TELEGRAM_DM)
+    context.entry.updated_at.seconds = 1 << 62
+    assert invalid_field(lambda: stub.BuildSessionContext(context, timeout=5)) == "entry.updated_at"
+    context = pb.BuildSessionContextRequest(source=TELEGRAM_DM)
+    context.platforms.connected_platforms.extend(["telegram", "friendster"])
+    field = invalid_field(lambda: stub.BuildSessionContext(context, timeout=5))
+    assert field == "platforms.connected_platforms[1]"
+
+
+def test_store_rpcs_answer_unimplemented_until_the_store_lands(daemon: Running) -> None:
+    with pytest.raises(grpc.RpcError) as raised:
+        daemon.stub.GetOrCreateSession(pb.GetOrCreateSessionRequest(source=TELEGRAM_DM), timeout=5)
+    assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+def test_socket_is_private(daemon: Running) -> None:
+    path = Path(daemon.address.removeprefix("unix:"))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_ISSOCK(path.stat().st_mode)
+
+
+def test_tcp_listener_binds_port_zero(start_daemon: Callable[..., Running]) -> None:
+    running = start_daemon({"server": {"socket": "", "tcp": "127.0.0.1:0"}})
+    host, port = running.address.rsplit(":", 1)
+    assert host == "127.0.0.1" and int(port) > 0
+    response = running.stub.BuildSessionKey(pb.BuildSessionKeyRequest(source=TELEGRAM_DM), timeout=5)
+    assert response.session_key == "agent:main:telegram:dm:12345"
+
+
+def test_a_stale_socket_is_replaced_and_a_live_one_is_not_stolen(tmp_path: Path, daemon: Running) -> None:
+    stale = tmp_path / "stale.sock"
+    with socket.socket(socket.AF_UNIX) as dead:
+        dead.bind(str(stale))  # bound, never listening: what a killed daemon leaves
+    fresh = create_server(config_module.parse({"server": {"socket": str(stale)}}))
+    fresh.stop(0)
+
+    live = daemon.address.removeprefix("unix:")
+    with pytest.raises(ConfigError, match="another process is listening"):
+        create_server(config_module.parse({"server": {"socket": live}}))
+
+
+def test_shutdown_turns_health_not_serving_before_draining(start_daemon: Callable[..., Running]) -> None:
+    running = start_daemon()
+    health = health_pb2_grpc.HealthStub(running.channel)
+    statuses = health.Watch(health_pb2.HealthCheckRequest(service="sessiond.v1.SessionStore"), timeout=10)
+    assert next(statuses).status == health_pb2.HealthCheckResponse.SERVING
+    stopper = threading.Thread(target=running.daemon.stop, args=(5,))
+    stopper.start()
+    assert next(statuses).status == health_pb2.HealthCheckResponse.NOT_SERVING
+    statuses.cancel()
+    stopper.join(timeout=10)
+    assert not stopper.is_alive()
+
+
+def test_serve_with_no_config_listens_privately_and_exits_zero_on_sigterm(tmp_path: Path) -> None:
+    runtime = tmp_path / "run"
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime)}
+    env.pop("SESSIOND_CONFIG", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sessiond.cli", "serve"], env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        first_line = process.stderr.readline()  # the "serving" log line, written once bound
+        socket_path = runtime / "sessiond" / "sessiond.sock"
+        assert f"unix:{socket_path}" in first_line and '"serving"' in first_line
+        assert stat.S_IMODE(socket_path.parent.stat().st_mode) == 0o700
+        assert stat.S_IMODE(socket_path.stat().st_mode) == 0o600
+        with grpc.insecure_channel(f"unix:{socket_path}") as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            assert health.Check(health_pb2.HealthCheckRequest(), timeout=10).status == 1
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+        assert '"stopped"' in process.stderr.read()
+    finally:
+        process.kill()
+        process.wait()
