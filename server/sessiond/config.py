@@ -221,8 +221,10 @@ def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
         except ValueError:
             raise ConfigError(f"{variable}: expected {parse.__name__}, got {environ[variable]!r}") from None
         table = data
-        for part in path[:-1]:
+        for depth, part in enumerate(path[:-1], start=1):
             table = table.setdefault(part, {})
+            if not isinstance(table, dict):
+                raise ConfigError(f"{'.'.join(path[:depth])}: expected a table")
         table[path[-1]] = value
 
 
@@ -277,10 +279,14 @@ def parse(data: dict[str, Any]) -> Config:
         table.done()
     if not config.socket and not config.tcp:
         raise ConfigError("server.socket: no listener configured (set server.socket or server.tcp)")
-    if config.max_workers < 1 or config.grace_seconds < 0:
-        raise ConfigError("server.max_workers / server.grace_seconds: must be positive")
-    if config.limits.max_field_bytes < 1 or config.limits.max_request_bytes < 1024:
-        raise ConfigError("limits: max_field_bytes >= 1 and max_request_bytes >= 1024")
+    for key, value, least in (
+        ("server.max_workers", config.max_workers, 1),
+        ("server.grace_seconds", config.grace_seconds, 0),
+        ("limits.max_field_bytes", config.limits.max_field_bytes, 1),
+        ("limits.max_request_bytes", config.limits.max_request_bytes, 1024),
+    ):
+        if value < least:
+            raise ConfigError(f"{key}: expected at least {least}, got {value}")
     return config
 
 
