@@ -64,18 +64,7 @@ platform = st.one_of(
 )
 CHAT_TYPES = ["dm", "group", "channel", "thread"]
 
-SOURCE_FIELDS = (
-    "chat_name",
-    "user_id",
-    "user_name",
-    "thread_id",
-    "chat_topic",
-    "user_id_alt",
-    "chat_id_alt",
-    "guild_id",
-    "parent_chat_id",
-    "message_id",
-)
+SOURCE_FIELDS = convert.SOURCE_OPTIONAL  # in the order of the reference's to_dict()
 
 
 @st.composite
