@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,9 +15,12 @@ import pytest
 # The one path trick of the project: the read-only reference oracle beside the checkout.
 ORACLE_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "oracle"
 sys.path.insert(0, str(ORACLE_DIR))
+# Nothing a test starts may write to the user's real state directory.
+os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="sessiond-tests-state-")
 
 from sessiond import config as config_module  # noqa: E402
 from sessiond.server import Daemon, create_server  # noqa: E402
+from sessiond.store import Clock, utc_now  # noqa: E402
 from sessiond.v1 import session_store_pb2_grpc  # noqa: E402
 
 
@@ -33,11 +38,12 @@ def start_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[
     """Start a daemon from TOML-shaped config data on a fresh temp Unix socket."""
     started: list[Running] = []
 
-    def start(data: dict[str, Any] | None = None) -> Running:
+    def start(data: dict[str, Any] | None = None, clock: Clock = utc_now) -> Running:
         data = {**(data or {})}
         server = dict(data.get("server", {}))
         server.setdefault("socket", str(tmp_path_factory.mktemp("sock") / "sessiond.sock"))
-        daemon = create_server(config_module.parse({**data, "server": server}))
+        storage = {"path": str(tmp_path_factory.mktemp("db") / "sessiond.db"), **data.get("storage", {})}
+        daemon = create_server(config_module.parse({**data, "server": server, "storage": storage}), clock=clock)
         daemon.start()
         channel = grpc.insecure_channel(daemon.addresses[0])
         grpc.channel_ready_future(channel).result(timeout=10)

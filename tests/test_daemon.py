@@ -121,12 +121,6 @@ def test_bad_input_is_invalid_argument_naming_the_field(daemon: Running) -> None
     assert field == "platforms.connected_platforms[1]"
 
 
-def test_store_rpcs_answer_unimplemented_until_the_store_lands(daemon: Running) -> None:
-    with pytest.raises(grpc.RpcError) as raised:
-        daemon.stub.GetOrCreateSession(pb.GetOrCreateSessionRequest(source=TELEGRAM_DM), timeout=5)
-    assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED
-
-
 def test_socket_is_private(daemon: Running) -> None:
     path = Path(daemon.address.removeprefix("unix:"))
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -145,12 +139,14 @@ def test_a_stale_socket_is_replaced_and_a_live_one_is_not_stolen(tmp_path: Path,
     stale = tmp_path / "stale.sock"
     with socket.socket(socket.AF_UNIX) as dead:
         dead.bind(str(stale))  # bound, never listening: what a killed daemon leaves
-    fresh = create_server(config_module.parse({"server": {"socket": str(stale)}}))
+    fresh = create_server(
+        config_module.parse({"server": {"socket": str(stale)}, "storage": {"path": str(tmp_path / "a.db")}})
+    )
     fresh.stop(0)
 
     live = daemon.address.removeprefix("unix:")
     with pytest.raises(ConfigError, match="another process is listening"):
-        create_server(config_module.parse({"server": {"socket": live}}))
+        create_server(config_module.parse({"server": {"socket": live}, "storage": {"path": str(tmp_path / "b.db")}}))
 
 
 def test_shutdown_turns_health_not_serving_before_draining(start_daemon: Callable[..., Running]) -> None:
@@ -168,15 +164,17 @@ def test_shutdown_turns_health_not_serving_before_draining(start_daemon: Callabl
 
 def test_serve_with_no_config_listens_privately_and_exits_zero_on_sigterm(tmp_path: Path) -> None:
     runtime = tmp_path / "run"
-    env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime)}
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime), "XDG_STATE_HOME": str(tmp_path / "state")}
     env.pop("SESSIOND_CONFIG", None)
     process = subprocess.Popen(
         [sys.executable, "-m", "sessiond.cli", "serve"], env=env, stderr=subprocess.PIPE, text=True
     )
     try:
-        first_line = process.stderr.readline()  # the "serving" log line, written once bound
+        lines = iter(process.stderr.readline, "")
+        serving = next(line for line in lines if '"serving"' in line)  # logged once bound
         socket_path = runtime / "sessiond" / "sessiond.sock"
-        assert f"unix:{socket_path}" in first_line and '"serving"' in first_line
+        assert f"unix:{socket_path}" in serving
+        assert (tmp_path / "state" / "sessiond" / "sessiond.db").exists()
         assert stat.S_IMODE(socket_path.parent.stat().st_mode) == 0o700
         assert stat.S_IMODE(socket_path.stat().st_mode) == 0o600
         with grpc.insecure_channel(f"unix:{socket_path}") as channel:

@@ -61,6 +61,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Any:
     for cfg in configs:
         data = cases.config_data(cfg)
         data["server"] = {"socket": str(tmp_path_factory.mktemp("sock") / "s.sock")}
+        data["storage"] = {"path": str(tmp_path_factory.mktemp("db") / "s.db")}
         daemon = create_server(config_module.parse(data))
         daemon.start()
         channel = grpc.insecure_channel(daemon.addresses[0])

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sessiond import config as config_module
 from sessiond import logs
-from sessiond.errors import ConfigError
+from sessiond.errors import ConfigError, StorageError
 from sessiond.server import create_server
 
 log = logging.getLogger("sessiond")
@@ -26,6 +26,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", type=Path, help="TOML configuration file (default: $SESSIOND_CONFIG)")
     serve.add_argument("--socket", help="Unix socket path ('' disables it)")
     serve.add_argument("--tcp", help="TCP address to listen on, e.g. 127.0.0.1:50051 (off by default)")
+    serve.add_argument("--db", help="database file (default: $XDG_STATE_HOME/sessiond/sessiond.db)")
     return parser
 
 
@@ -36,6 +37,8 @@ def _load(args: argparse.Namespace) -> config_module.Config:
         config = dataclasses.replace(config, socket=Path(args.socket) if args.socket else None)
     if args.tcp is not None:
         config = dataclasses.replace(config, tcp=args.tcp)
+    if args.db:
+        config = dataclasses.replace(config, database=Path(args.db))
     return config
 
 
@@ -47,6 +50,9 @@ def serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         sys.stderr.write(f"sessiond: configuration error: {exc}\n")
         return 2
+    except StorageError as exc:
+        sys.stderr.write(f"sessiond: database error: {exc}\n")
+        return 3
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda received, _frame: stop.set())

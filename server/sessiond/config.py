@@ -27,12 +27,15 @@ RESET_MODES = ("daily", "idle", "both", "none")
 ENV_OVERRIDES: dict[str, tuple[tuple[str, ...], type]] = {
     "SESSIOND_SOCKET": (("server", "socket"), str),
     "SESSIOND_TCP": (("server", "tcp"), str),
+    "SESSIOND_DB": (("storage", "path"), str),
+    "SESSIOND_DURABILITY": (("storage", "durability"), str),
     "SESSIOND_LOG_LEVEL": (("log", "level"), str),
     "SESSIOND_IDLE_MINUTES": (("reset", "default", "idle_minutes"), int),
     "SESSIOND_RESET_HOUR": (("reset", "default", "at_hour"), int),
     "SESSIOND_TIME_ZONE": (("reset", "default", "time_zone"), str),
 }
 LOG_LEVELS = ("debug", "info", "warning", "error")
+DURABILITY = ("full", "relaxed")
 
 T = TypeVar("T")
 
@@ -42,6 +45,12 @@ def default_socket_path() -> Path:
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     base = Path(runtime) / "sessiond" if runtime else Path(f"/tmp/sessiond-{os.getuid()}")
     return base / "sessiond.sock"
+
+
+def default_database_path() -> Path:
+    """``$XDG_STATE_HOME/sessiond/sessiond.db``, else ``~/.local/state/sessiond/sessiond.db``."""
+    state = os.environ.get("XDG_STATE_HOME")
+    return (Path(state) if state else Path.home() / ".local" / "state") / "sessiond" / "sessiond.db"
 
 
 def host_zone() -> tzinfo:
@@ -61,7 +70,9 @@ class Limits:
     """Bounds on what one request may carry."""
 
     max_field_bytes: int = 4096
-    max_request_bytes: int = 4 * 1024 * 1024
+    max_request_bytes: int = 16 * 1024 * 1024
+    max_message_bytes: int = 4 * 1024 * 1024
+    max_batch: int = 1000
 
 
 @dataclass(frozen=True)
@@ -70,6 +81,8 @@ class Config:
 
     socket: Path | None = field(default_factory=default_socket_path)
     tcp: str = ""
+    database: Path = field(default_factory=default_database_path)
+    durable: bool = True
     grace_seconds: float = 10.0
     max_workers: int = 32
     log_level: str = "info"
@@ -241,7 +254,13 @@ def parse(data: dict[str, Any]) -> Config:
         platform = _platform(platforms, name, homes.key(name))
         home_channels[platform] = _home_channel(platform, homes.table(name))
     policies, zones = _policies(root.table("reset"), platforms)
-    whatsapp, prompt = root.table("whatsapp"), root.table("prompt")
+    whatsapp, prompt, storage = root.table("whatsapp"), root.table("prompt"), root.table("storage")
+    durability = storage.get("durability", str, "full")
+    if durability not in DURABILITY:
+        raise ConfigError(f"storage.durability: expected one of {', '.join(DURABILITY)}, got {durability!r}")
+    database = storage.get("path", str, str(default_database_path()))
+    if not database:
+        raise ConfigError("storage.path: required")
     socket = server.get("socket", str, str(default_socket_path()))
     log_level = log.get("level", str, "info")
     if log_level not in LOG_LEVELS:
@@ -250,6 +269,8 @@ def parse(data: dict[str, Any]) -> Config:
     config = Config(
         socket=Path(socket) if socket else None,
         tcp=server.get("tcp", str, ""),
+        database=Path(database).expanduser(),
+        durable=durability == "full",
         grace_seconds=float(server.get("grace_seconds", (int, float), 10.0)),
         max_workers=server.get("max_workers", int, 32),
         log_level=log_level,
@@ -273,9 +294,11 @@ def parse(data: dict[str, Any]) -> Config:
         limits=Limits(
             max_field_bytes=limits_table.get("max_field_bytes", int, Limits.max_field_bytes),
             max_request_bytes=limits_table.get("max_request_bytes", int, Limits.max_request_bytes),
+            max_message_bytes=limits_table.get("max_message_bytes", int, Limits.max_message_bytes),
+            max_batch=limits_table.get("max_batch", int, Limits.max_batch),
         ),
     )
-    for table in (server, log, sessions, platforms_table, homes, limits_table, whatsapp, prompt, root):
+    for table in (server, log, sessions, platforms_table, homes, limits_table, whatsapp, prompt, storage, root):
         table.done()
     if not config.socket and not config.tcp:
         raise ConfigError("server.socket: no listener configured (set server.socket or server.tcp)")
@@ -284,6 +307,8 @@ def parse(data: dict[str, Any]) -> Config:
         ("server.grace_seconds", config.grace_seconds, 0),
         ("limits.max_field_bytes", config.limits.max_field_bytes, 1),
         ("limits.max_request_bytes", config.limits.max_request_bytes, 1024),
+        ("limits.max_message_bytes", config.limits.max_message_bytes, 1),
+        ("limits.max_batch", config.limits.max_batch, 1),
     ):
         if value < least:
             raise ConfigError(f"{key}: expected at least {least}, got {value}")

@@ -6,16 +6,24 @@ so a bad request fails with the name of its field before any rule or storage run
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import UTC, datetime
+import base64
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from sessiond.errors import InvalidArgument
-from sessiond.model import ChatType, Context, EntryRef, HomeChannel, Source
+from sessiond.model import ChatType, Context, Entry, EntryRef, HomeChannel, Lease, Message, ResetPolicy, Source, Usage
 from sessiond.platforms import Platforms
-from sessiond.v1 import session_pb2, source_pb2
+from sessiond.storage import Cursor
+from sessiond.v1 import session_pb2, session_store_pb2, source_pb2, transcript_pb2
+
+MAX_LEASE_SECONDS = 7 * 24 * 3600
 
 CHAT_TYPES: dict[int, ChatType] = {
     source_pb2.CHAT_TYPE_UNSPECIFIED: "dm",
@@ -46,7 +54,7 @@ def check_sizes(message: Any, path: str, names: Iterable[str], max_bytes: int) -
     for name in names:
         value = getattr(message, name)
         if len(value) > max_bytes // 4 and len(value.encode("utf-8")) > max_bytes:
-            raise InvalidArgument(f"{path}.{name}", f"longer than {max_bytes} bytes")
+            raise InvalidArgument(f"{path}.{name}" if path else name, f"longer than {max_bytes} bytes")
 
 
 def _optional(message: Any, name: str) -> str | None:
@@ -141,3 +149,188 @@ def context_to_proto(value: Context) -> session_pb2.SessionContext:
         _set_time(message, "created_at", value.entry.created_at)
         _set_time(message, "updated_at", value.entry.updated_at)
     return message
+
+
+# -- entries, policies, leases -----------------------------------------------------------
+
+RESET_MODES = {
+    "daily": session_pb2.RESET_MODE_DAILY,
+    "idle": session_pb2.RESET_MODE_IDLE,
+    "both": session_pb2.RESET_MODE_BOTH,
+    "none": session_pb2.RESET_MODE_NONE,
+}
+
+
+def entry_to_proto(entry: Entry) -> session_pb2.SessionEntry:
+    message = session_pb2.SessionEntry(
+        session_key=entry.session_key,
+        session_id=entry.session_id,
+        origin=source_to_proto(entry.origin) if entry.origin else None,
+        chat_type=CHAT_TYPE_VALUES.get(entry.chat_type, source_pb2.CHAT_TYPE_UNSPECIFIED),
+        cost_status=entry.cost_status,
+        last_prompt_tokens=entry.last_prompt_tokens,
+        was_auto_reset=entry.was_auto_reset,
+        reset_had_activity=entry.reset_had_activity,
+        is_fresh_reset=entry.is_fresh_reset,
+        expiry_finalized=entry.expiry_finalized,
+        suspended=entry.suspended,
+        resume_pending=entry.resume_pending,
+        version=entry.version,
+        **asdict(entry.usage),
+    )
+    for name in ("display_name", "platform", "auto_reset_reason", "resume_reason"):
+        if getattr(entry, name) is not None:
+            setattr(message, name, getattr(entry, name))
+    for name in ("created_at", "updated_at", "last_resume_marked_at"):
+        _set_time(message, name, getattr(entry, name))
+    return message
+
+
+def policy_to_proto(policy: ResetPolicy) -> session_pb2.ResetPolicy:
+    return session_pb2.ResetPolicy(
+        mode=RESET_MODES[policy.mode],
+        at_hour=policy.at_hour,
+        idle_minutes=policy.idle_minutes,
+        notify=policy.notify,
+        notify_exclude_platforms=policy.notify_exclude_platforms,
+        time_zone=policy.time_zone,
+    )
+
+
+def lease_to_proto(lease: Lease) -> session_pb2.Lease:
+    return session_pb2.Lease(
+        session_key=lease.session_key, owner=lease.owner, expires_at=timestamp_to_proto(lease.expires_at)
+    )
+
+
+def usage(message: session_store_pb2.UsageDelta, path: str = "usage") -> Usage:
+    """Token and cost increments; counters only grow."""
+    values = {field.name: getattr(message, field.name) for field in message.DESCRIPTOR.fields}
+    for name, value in values.items():
+        if value < 0 or not math.isfinite(value):
+            raise InvalidArgument(f"{path}.{name}", f"must be a finite number >= 0, got {value}")
+    return Usage(**values)
+
+
+def non_negative(value: int, path: str) -> int:
+    if value < 0:
+        raise InvalidArgument(path, f"must be >= 0, got {value}")
+    return value
+
+
+def duration(message: Duration, path: str) -> timedelta:
+    if message.seconds < 0 or message.nanos < 0 or (message.seconds == 0 and message.nanos == 0):
+        raise InvalidArgument(path, "must be positive")
+    if message.seconds > MAX_LEASE_SECONDS:
+        raise InvalidArgument(path, f"must be at most {MAX_LEASE_SECONDS} seconds")
+    return message.ToTimedelta()
+
+
+# -- page tokens -------------------------------------------------------------------------
+
+
+def page_token(value: object) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode()
+
+
+def entry_cursor(token: str, path: str = "page_token") -> Cursor | None:
+    if not token:
+        return None
+    value = _decode_token(token, path)
+    if not (isinstance(value, list) and len(value) == 2 and isinstance(value[0], int) and isinstance(value[1], str)):
+        raise InvalidArgument(path, "not a token of this listing")
+    return value[0], value[1]
+
+
+def position_cursor(token: str, path: str = "page_token") -> int:
+    """The position after which a transcript page starts (-1: from the beginning)."""
+    if not token:
+        return -1
+    value = _decode_token(token, path)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidArgument(path, "not a token of this listing")
+    return value
+
+
+def _decode_token(token: str, path: str) -> Any:
+    try:
+        return json.loads(base64.urlsafe_b64decode(token.encode("ascii")))
+    except (ValueError, UnicodeError):
+        raise InvalidArgument(path, "malformed page token") from None
+
+
+def page_size(requested: int, default: int, maximum: int, path: str = "page_size") -> int:
+    if requested < 0:
+        raise InvalidArgument(path, f"must be >= 0, got {requested}")
+    return min(requested or default, maximum)
+
+
+# -- transcript messages ------------------------------------------------------------------
+
+MESSAGE_STRINGS = (
+    "role", "text", "json", "tool_calls_json", "tool_call_id", "tool_name", "reasoning", "reasoning_content",
+    "reasoning_details_json", "codex_reasoning_items_json", "codex_message_items_json", "finish_reason",
+    "message_id",
+)  # fmt: skip
+MESSAGE_JSON = (
+    "json",
+    "tool_calls_json",
+    "reasoning_details_json",
+    "codex_reasoning_items_json",
+    "codex_message_items_json",
+)
+MESSAGE_OPTIONAL = ("tool_call_id", "tool_name", "reasoning", "reasoning_content", "finish_reason")
+
+
+def message(value: transcript_pb2.Message, max_bytes: int, path: str) -> Message:
+    """A domain message from the wire, checked: a role, valid JSON, a bounded size."""
+    if not value.role:
+        raise InvalidArgument(f"{path}.role", "required")
+    size = sum(len(getattr(value, name).encode("utf-8")) for name in MESSAGE_STRINGS)
+    if size > max_bytes:
+        raise InvalidArgument(path, f"{size} bytes, more than the limit of {max_bytes}")
+    for name in MESSAGE_JSON:
+        if value.HasField(name):
+            try:
+                json.loads(getattr(value, name))
+            except ValueError:
+                raise InvalidArgument(f"{path}.{name}", "not valid JSON") from None
+    kind = value.WhichOneof("content")
+    return Message(
+        role=value.role,
+        content=getattr(value, kind) if kind else None,
+        content_is_json=kind == "json",
+        tool_calls=_optional(value, "tool_calls_json"),
+        reasoning_details=_optional(value, "reasoning_details_json"),
+        codex_reasoning_items=_optional(value, "codex_reasoning_items_json"),
+        codex_message_items=_optional(value, "codex_message_items_json"),
+        timestamp=timestamp(value.timestamp, f"{path}.timestamp") if value.HasField("timestamp") else None,
+        token_count=non_negative(value.token_count, f"{path}.token_count") if value.HasField("token_count") else None,
+        message_id=value.message_id,
+        **{name: _optional(value, name) for name in MESSAGE_OPTIONAL},
+    )
+
+
+def messages(values: Sequence[transcript_pb2.Message], limits: Any, path: str = "messages") -> list[Message]:
+    if len(values) > limits.max_batch:
+        raise InvalidArgument(path, f"{len(values)} messages, more than the limit of {limits.max_batch}")
+    return [message(v, limits.max_message_bytes, f"{path}[{i}]") for i, v in enumerate(values)]
+
+
+def message_to_proto(value: Message) -> transcript_pb2.Message:
+    result = transcript_pb2.Message(role=value.role, message_id=value.message_id, position=value.position)
+    if value.content is not None:
+        setattr(result, "json" if value.content_is_json else "text", value.content)
+    wire_names = {
+        "tool_calls": "tool_calls_json",
+        "reasoning_details": "reasoning_details_json",
+        "codex_reasoning_items": "codex_reasoning_items_json",
+        "codex_message_items": "codex_message_items_json",
+        "token_count": "token_count",
+        **{name: name for name in MESSAGE_OPTIONAL},
+    }
+    for name, wire in wire_names.items():
+        if getattr(value, name) is not None:
+            setattr(result, wire, getattr(value, name))
+    _set_time(result, "timestamp", value.timestamp)
+    return result

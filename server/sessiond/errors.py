@@ -18,3 +18,27 @@ class InvalidArgument(SessiondError):
 
 class ConfigError(SessiondError):
     """The configuration is invalid; the message names the key."""
+
+
+class NotFound(SessiondError):
+    """An unknown session key or session id."""
+
+
+class Conflict(SessiondError):
+    """The entry changed since the caller read it (``expected_version``), or moved on."""
+
+
+class FailedPrecondition(SessiondError):
+    """The entry's state forbids the change (a suspended entry, a lease held by another owner)."""
+
+
+class ResourceExhausted(SessiondError):
+    """The disk is full or a configured limit is exceeded."""
+
+
+class DeadlineExceeded(SessiondError):
+    """The caller's deadline passed before the operation ran; nothing was written."""
+
+
+class StorageError(SessiondError):
+    """The database cannot be opened or used (corrupt, newer schema, locked by another daemon)."""

@@ -7,7 +7,7 @@ exactly.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from datetime import datetime
 from typing import Literal
 
@@ -102,3 +102,76 @@ class Context:
     home_channels: tuple[HomeChannel, ...]
     shared_multi_user_session: bool
     entry: EntryRef | None = None
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token and cost counters of a session (or increments of them)."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    total_tokens: int = 0
+    estimated_cost_usd: float = 0.0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
+
+
+@dataclass(frozen=True)
+class Entry:
+    """The current session of a session key (the reference's ``SessionEntry``) plus a version."""
+
+    session_key: str
+    session_id: str
+    created_at: datetime
+    updated_at: datetime
+    origin: Source | None = None
+    display_name: str | None = None
+    platform: str | None = None
+    chat_type: str = "dm"
+    usage: Usage = field(default_factory=Usage)
+    cost_status: str = "unknown"
+    last_prompt_tokens: int = 0
+    was_auto_reset: bool = False
+    auto_reset_reason: str | None = None
+    reset_had_activity: bool = False
+    is_fresh_reset: bool = False
+    expiry_finalized: bool = False
+    suspended: bool = False
+    resume_pending: bool = False
+    resume_reason: str | None = None
+    last_resume_marked_at: datetime | None = None
+    version: int = 0
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A claim on a session key by a background job, until ``expires_at``."""
+
+    session_key: str
+    owner: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class Message:
+    """One transcript message. Structured values are JSON text, kept exactly as sent."""
+
+    role: str
+    content: str | None = None
+    content_is_json: bool = False
+    tool_calls: str | None = None
+    tool_call_id: str | None = None
+    tool_name: str | None = None
+    reasoning: str | None = None
+    reasoning_content: str | None = None
+    reasoning_details: str | None = None
+    codex_reasoning_items: str | None = None
+    codex_message_items: str | None = None
+    timestamp: datetime | None = None
+    token_count: int | None = None
+    finish_reason: str | None = None
+    message_id: str = ""
+    position: int = 0

@@ -28,3 +28,17 @@ def reset_reason(policy: ResetPolicy, zone: tzinfo, updated_at: datetime, now: d
     if policy.mode in ("daily", "both") and updated_at < last_daily_reset(now, policy.at_hour, zone):
         return "daily"
     return None
+
+
+def expiry_cutoff(policy: ResetPolicy, zone: tzinfo, now: datetime) -> datetime | None:
+    """The instant before which a last activity means "expired" (``None``: never expires).
+
+    ``reset_reason`` is not None exactly when ``updated_at < expiry_cutoff(...)``, which lets
+    storage find expired sessions with one indexed range per policy.
+    """
+    cutoffs = []
+    if policy.mode in ("idle", "both"):
+        cutoffs.append(now - timedelta(minutes=policy.idle_minutes))
+    if policy.mode in ("daily", "both"):
+        cutoffs.append(last_daily_reset(now, policy.at_hour, zone))
+    return max(cutoffs, default=None)

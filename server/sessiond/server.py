@@ -17,6 +17,8 @@ from grpc_reflection.v1alpha import reflection
 from sessiond.config import Config
 from sessiond.errors import ConfigError
 from sessiond.service import SessionStoreService
+from sessiond.sqlite_storage import SqliteStorage
+from sessiond.store import Clock, SessionStore, utc_now
 from sessiond.v1 import session_store_pb2, session_store_pb2_grpc
 
 log = logging.getLogger("sessiond.server")
@@ -71,6 +73,7 @@ class Daemon:
     server: grpc.Server
     health: health.HealthServicer
     addresses: list[str]
+    storage: SqliteStorage
 
     def start(self) -> None:
         self.server.start()
@@ -83,21 +86,27 @@ class Daemon:
         self.health.enter_graceful_shutdown()
         log.info("draining", extra={"grace_seconds": grace})
         self.server.stop(grace).wait()
+        self.storage.close()
         log.info("stopped")
 
 
-def create_server(config: Config) -> Daemon:
-    """Build and bind the daemon for ``config``; tests pass port 0 and temp sockets."""
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="rpc"),
-        options=[
-            ("grpc.max_receive_message_length", config.limits.max_request_bytes),
-            ("grpc.so_reuseport", 0),
-        ],
-    )
-    session_store_pb2_grpc.add_SessionStoreServicer_to_server(SessionStoreService(config), server)
-    health_servicer = health.HealthServicer(experimental_non_blocking=True)
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
-    addresses = _bind(server, config)
-    return Daemon(server, health_servicer, addresses)
+def create_server(config: Config, clock: Clock = utc_now) -> Daemon:
+    """Open the database, build and bind the daemon; tests pass port 0, temp paths and a clock."""
+    storage = SqliteStorage(config.database, durable=config.durable)
+    try:
+        server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="rpc"),
+            options=[
+                ("grpc.max_receive_message_length", config.limits.max_request_bytes),
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+        service = SessionStoreService(config, SessionStore(storage, config, clock))
+        session_store_pb2_grpc.add_SessionStoreServicer_to_server(service, server)
+        health_servicer = health.HealthServicer(experimental_non_blocking=True)
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+        return Daemon(server, health_servicer, _bind(server, config), storage)
+    except BaseException:
+        storage.close()
+        raise

@@ -19,18 +19,39 @@ from grpc_status import rpc_status
 
 from sessiond import convert, keys, prompt
 from sessiond.config import Config
-from sessiond.errors import InvalidArgument, SessiondError
-from sessiond.lid_mapping import MappingDirectory
-from sessiond.model import HomeChannel
+from sessiond.errors import (
+    Conflict,
+    DeadlineExceeded,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+    SessiondError,
+    StorageError,
+)
+from sessiond.model import Entry, HomeChannel
+from sessiond.storage import cursor_of
+from sessiond.store import SessionStore
 from sessiond.v1 import session_store_pb2 as pb
 from sessiond.v1 import session_store_pb2_grpc
-from sessiond.whatsapp import MappedValues, no_mapping
 
 log = logging.getLogger("sessiond.rpc")
 
 Request = TypeVar("Request")
 Response = TypeVar("Response")
 Handler = Callable[[Any, Request, grpc.ServicerContext], Response]
+
+STATUS = {
+    NotFound: grpc.StatusCode.NOT_FOUND,
+    Conflict: grpc.StatusCode.ABORTED,
+    FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
+    ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
+    StorageError: grpc.StatusCode.UNAVAILABLE,
+}
+LIST_PAGE = (100, 1000)  # default and maximum entries per page
+TRANSCRIPT_PAGE = (1000, 10000)  # default and maximum messages per page
+TRANSCRIPT_PAGE_BYTES = 3 * 1024 * 1024  # under the 4 MiB a gRPC client accepts by default
 
 
 def _request_id(context: grpc.ServicerContext) -> str:
@@ -64,9 +85,9 @@ def rpc(handler: Handler[Request, Response]) -> Handler[Request, Response]:
         except InvalidArgument as exc:
             code = grpc.StatusCode.INVALID_ARGUMENT
             context.abort_with_status(rpc_status.to_status(_invalid_argument(exc)))
-        except SessiondError as exc:  # pragma: no cover - every subclass is mapped above
-            code = grpc.StatusCode.INTERNAL
-            context.abort(code, f"{exc} (request {request_id})")
+        except SessiondError as exc:
+            code = STATUS.get(type(exc), grpc.StatusCode.INTERNAL)
+            context.abort(code, str(exc))
         except Exception:
             if context.code() is not None:  # aborted by the handler itself
                 code = context.code()
@@ -89,20 +110,44 @@ def rpc(handler: Handler[Request, Response]) -> Handler[Request, Response]:
     return wrapper
 
 
-class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
-    """sessiond.v1.SessionStore over the pure rules (and, later, the store)."""
+def _deadline(context: grpc.ServicerContext) -> float | None:
+    """The caller's deadline on the ``time.monotonic()`` clock, if it set one."""
+    remaining = context.time_remaining()
+    return None if remaining is None else time.monotonic() + remaining
 
-    def __init__(self, config: Config):
+
+def _entries_page(entries: list[Entry], size: int) -> tuple[list[Any], str]:
+    """The page's entries and the token of the next page (empty on the last)."""
+    page = entries[:size]
+    more = len(entries) > size
+    token = convert.page_token(list(cursor_of(page[-1]))) if more else ""
+    return [convert.entry_to_proto(entry) for entry in page], token
+
+
+class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
+    """sessiond.v1.SessionStore: protobuf to domain calls and back."""
+
+    def __init__(self, config: Config, store: SessionStore):
         self.config = config
+        self.store = store
         self.max_bytes = config.limits.max_field_bytes
-        self.mapped: MappedValues = (
-            MappingDirectory(config.whatsapp_mapping_dir) if config.whatsapp_mapping_dir else no_mapping
-        )
+        self.mapped = store.mapped
 
     def _source(self, request: Any) -> Any:
         if not request.HasField("source"):
             raise InvalidArgument("source", "required")
         return convert.source(request.source, self.config.platforms, self.max_bytes)
+
+    def _key(self, request: Any, name: str = "session_key") -> str:
+        value: str = getattr(request, name)
+        if not value:
+            raise InvalidArgument(name, "required")
+        convert.check_sizes(request, "", (name,), self.max_bytes)
+        return value
+
+    @staticmethod
+    def _version(request: Any) -> int | None:
+        return request.expected_version if request.HasField("expected_version") else None
 
     def _runtime_platforms(
         self, request: pb.BuildSessionContextRequest
@@ -143,3 +188,169 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
         built = prompt.build_context(source, self.config.key_options, connected, homes, entry)
         text = prompt.build_prompt(built, self.config.platforms, self.config.prompt, request.redact_pii)
         return pb.BuildSessionContextResponse(context=convert.context_to_proto(built), prompt=text)
+
+    # -- the store ----------------------------------------------------------------------
+
+    def _entry_response(self, response: type[Response], entry: Entry, **fields: Any) -> Response:
+        return response(entry=convert.entry_to_proto(entry), **fields)  # type: ignore[call-arg]
+
+    @rpc
+    def GetOrCreateSession(
+        self, request: pb.GetOrCreateSessionRequest, context: grpc.ServicerContext
+    ) -> pb.GetOrCreateSessionResponse:
+        source = self._source(request)
+        entry, created = self.store.get_or_create(source, request.force_new, _deadline(context))
+        policy = self.store.policy_for(source.platform, source.chat_type)
+        return self._entry_response(
+            pb.GetOrCreateSessionResponse, entry, created=created, policy=convert.policy_to_proto(policy)
+        )
+
+    @rpc
+    def GetSession(self, request: pb.GetSessionRequest, context: grpc.ServicerContext) -> pb.GetSessionResponse:
+        return self._entry_response(pb.GetSessionResponse, self.store.get(self._key(request)))
+
+    @rpc
+    def UpdateSession(
+        self, request: pb.UpdateSessionRequest, context: grpc.ServicerContext
+    ) -> pb.UpdateSessionResponse:
+        last_prompt = None
+        if request.HasField("last_prompt_tokens"):
+            last_prompt = convert.non_negative(request.last_prompt_tokens, "last_prompt_tokens")
+        convert.check_sizes(request, "", ("cost_status",), self.max_bytes)
+        entry = self.store.update(
+            self._key(request),
+            last_prompt_tokens=last_prompt,
+            usage=convert.usage(request.usage),
+            cost_status=request.cost_status if request.HasField("cost_status") else None,
+            expected_version=self._version(request),
+            deadline=_deadline(context),
+        )
+        return self._entry_response(pb.UpdateSessionResponse, entry)
+
+    @rpc
+    def SuspendSession(
+        self, request: pb.SuspendSessionRequest, context: grpc.ServicerContext
+    ) -> pb.SuspendSessionResponse:
+        entry = self.store.suspend(self._key(request), self._version(request), _deadline(context))
+        return self._entry_response(pb.SuspendSessionResponse, entry)
+
+    @rpc
+    def MarkResumePending(
+        self, request: pb.MarkResumePendingRequest, context: grpc.ServicerContext
+    ) -> pb.MarkResumePendingResponse:
+        convert.check_sizes(request, "", ("reason",), self.max_bytes)
+        reason = request.reason if request.HasField("reason") else "restart_timeout"
+        entry = self.store.mark_resume_pending(self._key(request), reason, self._version(request), _deadline(context))
+        return self._entry_response(pb.MarkResumePendingResponse, entry)
+
+    @rpc
+    def ClearResumePending(
+        self, request: pb.ClearResumePendingRequest, context: grpc.ServicerContext
+    ) -> pb.ClearResumePendingResponse:
+        cleared, entry = self.store.clear_resume_pending(self._key(request), self._version(request), _deadline(context))
+        return self._entry_response(pb.ClearResumePendingResponse, entry, cleared=cleared)
+
+    @rpc
+    def SuspendRecentlyActive(
+        self, request: pb.SuspendRecentlyActiveRequest, context: grpc.ServicerContext
+    ) -> pb.SuspendRecentlyActiveResponse:
+        seconds = request.max_age_seconds if request.HasField("max_age_seconds") else 120
+        count = self.store.suspend_recently_active(convert.non_negative(seconds, "max_age_seconds"), _deadline(context))
+        return pb.SuspendRecentlyActiveResponse(count=count)
+
+    @rpc
+    def ResetSession(self, request: pb.ResetSessionRequest, context: grpc.ServicerContext) -> pb.ResetSessionResponse:
+        entry = self.store.reset(self._key(request), self._version(request), _deadline(context))
+        return self._entry_response(pb.ResetSessionResponse, entry)
+
+    @rpc
+    def SwitchSession(
+        self, request: pb.SwitchSessionRequest, context: grpc.ServicerContext
+    ) -> pb.SwitchSessionResponse:
+        target = self._key(request, "target_session_id")
+        entry, switched = self.store.switch(self._key(request), target, self._version(request), _deadline(context))
+        return self._entry_response(pb.SwitchSessionResponse, entry, switched=switched)
+
+    @rpc
+    def PruneOldEntries(
+        self, request: pb.PruneOldEntriesRequest, context: grpc.ServicerContext
+    ) -> pb.PruneOldEntriesResponse:
+        days = request.max_age_days if request.HasField("max_age_days") else None
+        return pb.PruneOldEntriesResponse(count=self.store.prune(days, _deadline(context)))
+
+    @rpc
+    def ListSessions(self, request: pb.ListSessionsRequest, context: grpc.ServicerContext) -> pb.ListSessionsResponse:
+        size = convert.page_size(request.page_size, *LIST_PAGE)
+        minutes = request.active_minutes if request.HasField("active_minutes") else None
+        entries = self.store.list(minutes, size + 1, convert.entry_cursor(request.page_token))
+        page, token = _entries_page(entries, size)
+        return pb.ListSessionsResponse(entries=page, next_page_token=token)
+
+    @rpc
+    def HasAnySessions(
+        self, request: pb.HasAnySessionsRequest, context: grpc.ServicerContext
+    ) -> pb.HasAnySessionsResponse:
+        return pb.HasAnySessionsResponse(has_any_sessions=self.store.has_any())
+
+    @rpc
+    def ListExpiredSessions(
+        self, request: pb.ListExpiredSessionsRequest, context: grpc.ServicerContext
+    ) -> pb.ListExpiredSessionsResponse:
+        size = convert.page_size(request.page_size, *LIST_PAGE)
+        entries = self.store.list_expired(size + 1, convert.entry_cursor(request.page_token))
+        page, token = _entries_page(entries, size)
+        return pb.ListExpiredSessionsResponse(entries=page, next_page_token=token)
+
+    @rpc
+    def MarkExpiryFinalized(
+        self, request: pb.MarkExpiryFinalizedRequest, context: grpc.ServicerContext
+    ) -> pb.MarkExpiryFinalizedResponse:
+        convert.check_sizes(request, "", ("session_id",), self.max_bytes)
+        entry = self.store.mark_expiry_finalized(self._key(request), request.session_id, _deadline(context))
+        return self._entry_response(pb.MarkExpiryFinalizedResponse, entry)
+
+    @rpc
+    def AcquireLease(self, request: pb.AcquireLeaseRequest, context: grpc.ServicerContext) -> pb.AcquireLeaseResponse:
+        ttl = convert.duration(request.ttl, "ttl")
+        lease = self.store.acquire_lease(self._key(request), self._key(request, "owner"), ttl, _deadline(context))
+        return pb.AcquireLeaseResponse(lease=convert.lease_to_proto(lease))
+
+    @rpc
+    def ReleaseLease(self, request: pb.ReleaseLeaseRequest, context: grpc.ServicerContext) -> pb.ReleaseLeaseResponse:
+        released = self.store.release_lease(self._key(request), self._key(request, "owner"), _deadline(context))
+        return pb.ReleaseLeaseResponse(released=released)
+
+    @rpc
+    def AppendMessages(
+        self, request: pb.AppendMessagesRequest, context: grpc.ServicerContext
+    ) -> pb.AppendMessagesResponse:
+        messages = convert.messages(request.messages, self.config.limits)
+        result = self.store.append(self._key(request, "session_id"), messages, _deadline(context))
+        return pb.AppendMessagesResponse(
+            appended=result.appended, duplicates=result.duplicates, message_count=result.message_count
+        )
+
+    @rpc
+    def RewriteTranscript(
+        self, request: pb.RewriteTranscriptRequest, context: grpc.ServicerContext
+    ) -> pb.RewriteTranscriptResponse:
+        messages = convert.messages(request.messages, self.config.limits)
+        count = self.store.rewrite(self._key(request, "session_id"), messages, _deadline(context))
+        return pb.RewriteTranscriptResponse(message_count=count)
+
+    @rpc
+    def LoadTranscript(
+        self, request: pb.LoadTranscriptRequest, context: grpc.ServicerContext
+    ) -> pb.LoadTranscriptResponse:
+        size = convert.page_size(request.page_size, *TRANSCRIPT_PAGE)
+        after = convert.position_cursor(request.page_token)
+        loaded = self.store.load(self._key(request, "session_id"), after, size + 1, request.raw)
+        response = pb.LoadTranscriptResponse()
+        for message in loaded[:size]:
+            wire = convert.message_to_proto(message)
+            if response.messages and response.ByteSize() + wire.ByteSize() > TRANSCRIPT_PAGE_BYTES:
+                break
+            response.messages.append(wire)
+        if len(response.messages) < len(loaded):
+            response.next_page_token = convert.page_token(response.messages[-1].position)
+        return response

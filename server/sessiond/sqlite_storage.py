@@ -1,0 +1,488 @@
+"""SQLite storage over APSW: one database file, WAL, one writer thread with group commit.
+
+Why one writer: SQLite takes one writer at a time anyway; queueing writes in-process instead
+of letting threads fight over the lock removes busy-waiting, and lets the writer commit
+several RPCs' work with one fsync (group commit). Each unit of work runs in its own
+SAVEPOINT, so one RPC's failure undoes exactly its own changes. Readers use their own
+per-thread connections and never wait for the writer (WAL).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import apsw
+
+from sessiond.errors import DeadlineExceeded, ResourceExhausted, StorageError
+from sessiond.model import Entry, Lease, Message, Source, Usage
+from sessiond.storage import AppendResult, Cursor, ExpiryCutoffs, Transaction, from_us, to_us
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+NEVER = -(2**63)  # a cutoff no timestamp is below
+MAX_BATCH = 64  # units of work sharing one commit
+
+# The schema ladder: entry i brings the database from user_version i to i + 1. Forward only;
+# a released step is never edited, a change is a new step.
+MIGRATIONS = (
+    """
+    CREATE TABLE entries (
+        session_key TEXT PRIMARY KEY,
+        session_id TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        origin TEXT,
+        display_name TEXT,
+        platform TEXT,
+        chat_type TEXT NOT NULL,
+        input_tokens INTEGER NOT NULL,
+        output_tokens INTEGER NOT NULL,
+        cache_read_tokens INTEGER NOT NULL,
+        cache_write_tokens INTEGER NOT NULL,
+        total_tokens INTEGER NOT NULL,
+        estimated_cost_usd REAL NOT NULL,
+        cost_status TEXT NOT NULL,
+        last_prompt_tokens INTEGER NOT NULL,
+        was_auto_reset INTEGER NOT NULL,
+        auto_reset_reason TEXT,
+        reset_had_activity INTEGER NOT NULL,
+        is_fresh_reset INTEGER NOT NULL,
+        expiry_finalized INTEGER NOT NULL,
+        suspended INTEGER NOT NULL,
+        resume_pending INTEGER NOT NULL,
+        resume_reason TEXT,
+        last_resume_marked_at INTEGER,
+        version INTEGER NOT NULL
+    );
+    CREATE INDEX entries_by_activity ON entries (updated_at, session_key);
+    CREATE INDEX entries_unfinalized ON entries (updated_at, session_key) WHERE expiry_finalized = 0;
+    CREATE TABLE sessions (
+        id TEXT PRIMARY KEY,
+        platform TEXT NOT NULL,
+        user_id TEXT,
+        started_at INTEGER NOT NULL,
+        ended_at INTEGER,
+        end_reason TEXT,
+        message_count INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY,
+        session_id TEXT NOT NULL REFERENCES sessions (id),
+        position INTEGER NOT NULL,
+        message_id TEXT NOT NULL,
+        role TEXT NOT NULL,
+        content TEXT,
+        content_is_json INTEGER NOT NULL,
+        tool_calls TEXT,
+        tool_call_id TEXT,
+        tool_name TEXT,
+        reasoning TEXT,
+        reasoning_content TEXT,
+        reasoning_details TEXT,
+        codex_reasoning_items TEXT,
+        codex_message_items TEXT,
+        timestamp INTEGER NOT NULL,
+        token_count INTEGER,
+        finish_reason TEXT,
+        UNIQUE (session_id, position)
+    );
+    CREATE UNIQUE INDEX messages_by_message_id ON messages (session_id, message_id) WHERE message_id <> '';
+    CREATE TABLE leases (
+        session_key TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        expires_at INTEGER NOT NULL
+    );
+    """,
+)
+
+ENTRY_COLUMNS = (
+    "session_key, session_id, created_at, updated_at, origin, display_name, platform, chat_type, "
+    "input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, total_tokens, estimated_cost_usd, "
+    "cost_status, last_prompt_tokens, was_auto_reset, auto_reset_reason, reset_had_activity, is_fresh_reset, "
+    "expiry_finalized, suspended, resume_pending, resume_reason, last_resume_marked_at, version"
+)
+MESSAGE_COLUMNS = (
+    "role, content, content_is_json, tool_calls, tool_call_id, tool_name, reasoning, reasoning_content, "
+    "reasoning_details, codex_reasoning_items, codex_message_items, timestamp, token_count, finish_reason, "
+    "message_id, position"
+)
+SELECT_ENTRY = f"SELECT {ENTRY_COLUMNS} FROM entries"
+PUT_ENTRY = f"INSERT OR REPLACE INTO entries ({ENTRY_COLUMNS}) VALUES ({', '.join('?' * 26)})"
+INSERT_MESSAGE = (
+    f"INSERT INTO messages (session_id, {MESSAGE_COLUMNS}) VALUES ({', '.join('?' * 17)}) ON CONFLICT DO NOTHING"
+)
+NOT_LEASED = "NOT EXISTS (SELECT 1 FROM leases AS l WHERE l.session_key = e.session_key AND l.expires_at > :now)"
+LIST_ENTRIES = f"""
+    {SELECT_ENTRY} AS e WHERE updated_at >= :since AND (updated_at, session_key) < (:after_us, :after_key)
+    ORDER BY updated_at DESC, session_key DESC LIMIT :limit
+"""
+EXPIRED_ENTRIES = f"""
+    {SELECT_ENTRY} AS e
+    WHERE e.expiry_finalized = 0 AND e.updated_at < :latest AND (e.updated_at, e.session_key) > (:after_us, :after_key)
+      AND e.updated_at < COALESCE(
+          (SELECT p.value FROM json_each(:platforms) AS p WHERE p.key = e.platform),
+          (SELECT t.value FROM json_each(:chat_types) AS t WHERE t.key = e.chat_type),
+          :default)
+      AND {NOT_LEASED}
+    ORDER BY e.updated_at, e.session_key LIMIT :limit
+"""
+PRUNE = f"""
+    DELETE FROM entries AS e WHERE e.updated_at < :cutoff AND e.suspended = 0 AND {NOT_LEASED}
+"""
+
+
+def _optional_us(value: datetime | None) -> int | None:
+    return None if value is None else to_us(value)
+
+
+def _entry_row(entry: Entry) -> tuple[Any, ...]:
+    usage = entry.usage
+    return (
+        entry.session_key, entry.session_id, to_us(entry.created_at), to_us(entry.updated_at),
+        json.dumps(asdict(entry.origin), ensure_ascii=False) if entry.origin else None,
+        entry.display_name, entry.platform, entry.chat_type,
+        usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, usage.cache_write_tokens,
+        usage.total_tokens, usage.estimated_cost_usd, entry.cost_status, entry.last_prompt_tokens,
+        entry.was_auto_reset, entry.auto_reset_reason, entry.reset_had_activity, entry.is_fresh_reset,
+        entry.expiry_finalized, entry.suspended, entry.resume_pending, entry.resume_reason,
+        _optional_us(entry.last_resume_marked_at), entry.version,
+    )  # fmt: skip
+
+
+def _entry(row: Sequence[Any]) -> Entry:
+    (key, session_id, created, updated, origin, display_name, platform, chat_type, *counters) = row[:14]
+    return Entry(
+        session_key=key,
+        session_id=session_id,
+        created_at=from_us(created),
+        updated_at=from_us(updated),
+        origin=Source(**json.loads(origin)) if origin else None,
+        display_name=display_name,
+        platform=platform,
+        chat_type=chat_type,
+        usage=Usage(*counters),
+        cost_status=row[14],
+        last_prompt_tokens=row[15],
+        was_auto_reset=bool(row[16]),
+        auto_reset_reason=row[17],
+        reset_had_activity=bool(row[18]),
+        is_fresh_reset=bool(row[19]),
+        expiry_finalized=bool(row[20]),
+        suspended=bool(row[21]),
+        resume_pending=bool(row[22]),
+        resume_reason=row[23],
+        last_resume_marked_at=None if row[24] is None else from_us(row[24]),
+        version=row[25],
+    )
+
+
+def _message_row(session_id: str, message: Message, position: int, now: datetime) -> tuple[Any, ...]:
+    return (
+        session_id, message.role, message.content, message.content_is_json, message.tool_calls,
+        message.tool_call_id, message.tool_name, message.reasoning, message.reasoning_content,
+        message.reasoning_details, message.codex_reasoning_items, message.codex_message_items,
+        to_us(message.timestamp or now), message.token_count, message.finish_reason, message.message_id, position,
+    )  # fmt: skip
+
+
+def _message(row: Sequence[Any]) -> Message:
+    return Message(
+        *row[:2],
+        bool(row[2]),
+        *row[3:11],
+        from_us(row[11]),
+        *row[12:],  # type: ignore[misc]
+    )
+
+
+def _cursor(after: Cursor | None, first: Cursor) -> dict[str, Any]:
+    after_us, after_key = after or first
+    return {"after_us": after_us, "after_key": after_key}
+
+
+class SqliteTransaction(Transaction):
+    """The Transaction interface over one APSW connection inside an open transaction."""
+
+    def __init__(self, connection: apsw.Connection):
+        self.db = connection
+
+    def _one(self, sql: str, params: Any = ()) -> Any:
+        row = self.db.execute(sql, params).fetchone()
+        return None if row is None else row
+
+    def get_entry(self, session_key: str) -> Entry | None:
+        row = self._one(f"{SELECT_ENTRY} WHERE session_key = ?", (session_key,))
+        return None if row is None else _entry(row)
+
+    def put_entry(self, entry: Entry) -> None:
+        self.db.execute(PUT_ENTRY, _entry_row(entry))
+
+    def create_session(self, session_id: str, platform: str, user_id: str | None, started_at: datetime) -> bool:
+        self.db.execute(
+            "INSERT INTO sessions (id, platform, user_id, started_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (session_id, platform, user_id, to_us(started_at)),
+        )
+        return self.db.changes() == 1
+
+    def end_session(self, session_id: str, reason: str, at: datetime) -> None:
+        self.db.execute(
+            "UPDATE sessions SET ended_at = ?, end_reason = ? WHERE id = ? AND ended_at IS NULL",
+            (to_us(at), reason, session_id),
+        )
+
+    def reopen_session(self, session_id: str) -> None:
+        self.db.execute("UPDATE sessions SET ended_at = NULL, end_reason = NULL WHERE id = ?", (session_id,))
+
+    def session_exists(self, session_id: str) -> bool:
+        return self._one("SELECT 1 FROM sessions WHERE id = ?", (session_id,)) is not None
+
+    def has_two_sessions(self) -> bool:
+        return self._one("SELECT 1 FROM sessions LIMIT 1 OFFSET 1") is not None
+
+    def live_lease(self, session_key: str, now: datetime) -> Lease | None:
+        row = self._one(
+            "SELECT owner, expires_at FROM leases WHERE session_key = ? AND expires_at > ?",
+            (session_key, to_us(now)),
+        )
+        return None if row is None else Lease(session_key, row[0], from_us(row[1]))
+
+    def put_lease(self, lease: Lease) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO leases (session_key, owner, expires_at) VALUES (?, ?, ?)",
+            (lease.session_key, lease.owner, to_us(lease.expires_at)),
+        )
+
+    def delete_lease(self, session_key: str, owner: str, now: datetime) -> bool:
+        self.db.execute(
+            "DELETE FROM leases WHERE session_key = ? AND owner = ? AND expires_at > ?",
+            (session_key, owner, to_us(now)),
+        )
+        return self.db.changes() == 1
+
+    def prune_entries(self, cutoff: datetime, now: datetime) -> int:
+        self.db.execute(PRUNE, {"cutoff": to_us(cutoff), "now": to_us(now)})
+        return self.db.changes()
+
+    def mark_recently_active(self, since: datetime, now: datetime, reason: str) -> int:
+        self.db.execute(
+            "UPDATE entries SET resume_pending = 1, resume_reason = ?, last_resume_marked_at = ?,"
+            " version = version + 1 WHERE updated_at >= ? AND resume_pending = 0 AND suspended = 0",
+            (reason, to_us(now), to_us(since)),
+        )
+        return self.db.changes()
+
+    def list_entries(self, since: datetime | None, after: Cursor | None, limit: int) -> list[Entry]:
+        params = {"since": NEVER if since is None else to_us(since), "limit": limit}
+        params.update(_cursor(after, (2**63 - 1, "")))
+        return [_entry(row) for row in self.db.execute(LIST_ENTRIES, params)]
+
+    def expired_entries(self, cutoffs: ExpiryCutoffs, now: datetime, after: Cursor | None, limit: int) -> list[Entry]:
+        def us(value: datetime | None) -> int:
+            return NEVER if value is None else to_us(value)
+
+        every = [cutoffs.default, *cutoffs.platforms.values(), *cutoffs.chat_types.values()]
+        params = {
+            "latest": max(map(us, every)),
+            "platforms": json.dumps({k: us(v) for k, v in cutoffs.platforms.items()}),
+            "chat_types": json.dumps({k: us(v) for k, v in cutoffs.chat_types.items()}),
+            "default": us(cutoffs.default),
+            "now": to_us(now),
+            "limit": limit,
+        }
+        params.update(_cursor(after, (NEVER, "")))
+        return [_entry(row) for row in self.db.execute(EXPIRED_ENTRIES, params)]
+
+    def _message_count(self, session_id: str) -> int | None:
+        row = self._one("SELECT message_count FROM sessions WHERE id = ?", (session_id,))
+        return None if row is None else row[0]
+
+    def append_messages(self, session_id: str, messages: Sequence[Message], now: datetime) -> AppendResult:
+        count = self._message_count(session_id) or 0
+        appended = 0
+        for message in messages:
+            self.db.execute(INSERT_MESSAGE, _message_row(session_id, message, count + appended, now))
+            appended += self.db.changes()
+        self.db.execute("UPDATE sessions SET message_count = ? WHERE id = ?", (count + appended, session_id))
+        return AppendResult(appended, len(messages) - appended, count + appended)
+
+    def replace_messages(self, session_id: str, messages: Sequence[Message], now: datetime) -> int:
+        self.db.execute("DELETE FROM messages WHERE session_id = ?", (session_id,))
+        rows = (_message_row(session_id, m, i, now) for i, m in enumerate(messages))
+        self.db.executemany(INSERT_MESSAGE, rows)
+        self.db.execute("UPDATE sessions SET message_count = ? WHERE id = ?", (len(messages), session_id))
+        return len(messages)
+
+    def load_messages(self, session_id: str, after_position: int, limit: int) -> list[Message]:
+        rows = self.db.execute(
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_id = ? AND position > ? ORDER BY position LIMIT ?",
+            (session_id, after_position, limit),
+        )
+        return [_message(row) for row in rows]
+
+
+@dataclass
+class _Job:
+    """A unit of work waiting for the writer thread."""
+
+    work: Callable[[Transaction], Any]
+    deadline: float | None
+    done: threading.Event = field(default_factory=threading.Event)
+    result: Any = None
+    error: BaseException | None = None
+
+
+_STOP = _Job(work=lambda tx: None, deadline=None)
+
+
+def _storage_error(exc: BaseException) -> BaseException:
+    if isinstance(exc, apsw.FullError):
+        return ResourceExhausted("the database disk is full")
+    return exc
+
+
+class SqliteStorage:
+    """The ``Storage`` interface over one SQLite file. ``durable``: fsync every commit (FULL)."""
+
+    def __init__(self, path: Path, durable: bool = True):
+        self.path = path
+        self.synchronous = "FULL" if durable else "NORMAL"
+        self._lock_file = _lock(path)
+        self._readers = threading.local()
+        self._connections: list[apsw.Connection] = []
+        self._guard = threading.Lock()
+        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        writer = self._connect()
+        _open_schema(writer, path)
+        self._writer = threading.Thread(target=self._write_loop, args=(writer,), name="sqlite-writer", daemon=True)
+        self._writer.start()
+
+    def _connect(self) -> apsw.Connection:
+        try:
+            connection = apsw.Connection(str(self.path))
+            connection.set_busy_timeout(5000)
+            connection.pragma("foreign_keys", True)
+            connection.pragma("synchronous", self.synchronous)
+        except apsw.Error as exc:
+            raise StorageError(f"{self.path}: cannot open the database ({exc})") from None
+        with self._guard:
+            self._connections.append(connection)
+        return connection
+
+    def read(self, work: Callable[[Transaction], T]) -> T:
+        connection = getattr(self._readers, "connection", None)
+        if connection is None:
+            connection = self._readers.connection = self._connect()
+        connection.execute("BEGIN")
+        try:
+            return work(SqliteTransaction(connection))
+        finally:
+            connection.execute("COMMIT")
+
+    def write(self, work: Callable[[Transaction], T], deadline: float | None = None) -> T:
+        job = _Job(work, deadline)
+        self._jobs.put(job)
+        job.done.wait()
+        if job.error is not None:
+            raise job.error
+        return job.result  # type: ignore[no-any-return]
+
+    def _write_loop(self, connection: apsw.Connection) -> None:
+        while True:
+            batch = [self._jobs.get()]
+            while len(batch) < MAX_BATCH and not self._jobs.empty():
+                batch.append(self._jobs.get())
+            stop = _STOP in batch
+            self._commit([job for job in batch if job is not _STOP], connection)
+            if stop:
+                return
+
+    def _commit(self, batch: list[_Job], connection: apsw.Connection) -> None:
+        """Run each job in its own savepoint, then commit them all at once."""
+        transaction = SqliteTransaction(connection)
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            for job in batch:
+                _run_in_savepoint(job, transaction)
+            connection.execute("COMMIT")
+        except apsw.Error as exc:
+            if not connection.get_autocommit():
+                connection.execute("ROLLBACK")
+            log.error("commit failed", extra={"error": type(exc).__name__, "jobs": len(batch)})
+            for job in batch:
+                job.error = job.error or _storage_error(exc)
+        for job in batch:
+            job.done.set()
+
+    def check(self) -> None:
+        self.read(lambda tx: tx.has_two_sessions())
+
+    def close(self) -> None:
+        self._jobs.put(_STOP)
+        self._writer.join()
+        with self._guard:
+            for connection in self._connections:
+                connection.close()
+            self._connections.clear()
+        self._lock_file.close()
+
+
+def _run_in_savepoint(job: _Job, transaction: SqliteTransaction) -> None:
+    if job.deadline is not None and time.monotonic() > job.deadline:
+        job.error = DeadlineExceeded("the deadline passed before the write started; nothing was written")
+        return
+    connection = transaction.db
+    connection.execute("SAVEPOINT job")
+    try:
+        job.result = job.work(transaction)
+    except Exception as exc:
+        job.error = _storage_error(exc)
+        connection.execute("ROLLBACK TO job")  # raises if SQLite already ended the transaction
+    connection.execute("RELEASE job")
+
+
+def _lock(path: Path) -> Any:
+    """Hold an exclusive lock beside the database: one daemon per file."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    lock_file = open(f"{path}.lock", "a+")  # noqa: SIM115 - held open for the daemon's life
+    try:
+        fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock_file.close()
+        raise StorageError(f"{path}: in use by another sessiond (lock {path}.lock is held)") from None
+    return lock_file
+
+
+def _open_schema(connection: apsw.Connection, path: Path) -> None:
+    """Check the file, then bring its schema up the ladder; never start on a damaged database."""
+    try:
+        connection.pragma("journal_mode", "wal")
+        version = connection.pragma("user_version")
+        if version > len(MIGRATIONS):
+            raise StorageError(
+                f"{path}: schema version {version} is newer than this sessiond knows ({len(MIGRATIONS)});"
+                " upgrade sessiond"
+            )
+        result = connection.pragma("quick_check")
+        if result != "ok":
+            raise StorageError(f"{path}: integrity check failed ({result}); {RECOVERY}")
+        for step in range(version, len(MIGRATIONS)):
+            with connection:
+                connection.execute(MIGRATIONS[step])
+                connection.pragma("user_version", step + 1)
+            log.info("schema migrated", extra={"path": str(path), "user_version": step + 1})
+    except apsw.Error as exc:
+        raise StorageError(f"{path}: not a usable sessiond database ({exc}); {RECOVERY}") from None
+
+
+RECOVERY = "restore a backup or move the file away; sessiond will not start on it"

@@ -1,0 +1,325 @@
+"""The session store: each operation is one transaction that reads, asks the rules, and writes.
+
+Semantics are the reference's ``SessionStore``; where it returned ``None``/``False`` for an
+unknown key this raises ``NotFound``. Leases stand in for its ``has_active_processes_fn``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sessiond import keys, reset, transcript
+from sessiond.config import Config
+from sessiond.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound
+from sessiond.lid_mapping import MappingDirectory
+from sessiond.model import Entry, Lease, Message, ResetPolicy, Source, Usage
+from sessiond.storage import AppendResult, Cursor, ExpiryCutoffs, Storage, Transaction
+from sessiond.whatsapp import MappedValues, no_mapping
+
+Clock = Callable[[], datetime]
+NO_USAGE = Usage()
+Deadline = float | None
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class SessionStore:
+    """Store operations over a ``Storage`` backend, with the clock injected."""
+
+    def __init__(self, storage: Storage, config: Config, clock: Clock = utc_now):
+        self.storage, self.config, self.clock = storage, config, clock
+        self.mapped: MappedValues = (
+            MappingDirectory(config.whatsapp_mapping_dir) if config.whatsapp_mapping_dir else no_mapping
+        )
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def _new_session_id(self, tx: Transaction, now: datetime, platform: str, user_id: str | None) -> str:
+        """``YYYYMMDD_HHMMSS_<8 hex>`` in the host's time, as the reference; unique by construction."""
+        stamp = now.astimezone(self.config.zones[""]).strftime("%Y%m%d_%H%M%S")
+        while True:
+            session_id = f"{stamp}_{uuid.uuid4().hex[:8]}"
+            if tx.create_session(session_id, platform, user_id, now):
+                return session_id
+
+    @staticmethod
+    def _current(tx: Transaction, session_key: str, expected_version: int | None = None) -> Entry:
+        entry = tx.get_entry(session_key)
+        if entry is None:
+            raise NotFound(f"session_key: no session for {session_key!r}")
+        if expected_version is not None and entry.version != expected_version:
+            raise Conflict(f"expected_version: the entry is at version {entry.version}, not {expected_version}")
+        return entry
+
+    @staticmethod
+    def _save(tx: Transaction, entry: Entry, **changes: Any) -> Entry:
+        saved = replace(entry, **changes, version=entry.version + 1)
+        tx.put_entry(saved)
+        return saved
+
+    def _stale_reason(self, tx: Transaction, entry: Entry, policy: ResetPolicy, now: datetime) -> str | None:
+        """Why an existing entry must start over: suspended beats resume-pending beats a lease."""
+        if entry.suspended:
+            return "suspended"
+        if entry.resume_pending or tx.live_lease(entry.session_key, now):
+            return None
+        return reset.reset_reason(policy, self.config.zone(policy), entry.updated_at, now)
+
+    def policy_for(self, platform: str | None, chat_type: str | None) -> ResetPolicy:
+        return self.config.policies.for_session(platform, chat_type)
+
+    # -- entries --------------------------------------------------------------------------
+
+    def get_or_create(self, source: Source, force_new: bool = False, deadline: Deadline = None) -> tuple[Entry, bool]:
+        """The current entry of the source's key, and whether this call started a new session."""
+        key = keys.build_session_key(source, self.config.key_options, self.mapped)
+        policy = self.policy_for(source.platform, source.chat_type)
+
+        def work(tx: Transaction) -> tuple[Entry, bool]:
+            now = self.clock()
+            old = tx.get_entry(key)
+            reason = None
+            if old is not None and not force_new:
+                reason = self._stale_reason(tx, old, policy, now)
+                if reason is None:
+                    return self._save(tx, old, updated_at=now), False
+            if old is not None:
+                tx.end_session(old.session_id, "session_reset", now)
+            entry = Entry(
+                session_key=key,
+                session_id=self._new_session_id(tx, now, source.platform, source.user_id),
+                created_at=now,
+                updated_at=now,
+                origin=source,
+                display_name=source.chat_name,
+                platform=source.platform,
+                chat_type=source.chat_type,
+                was_auto_reset=reason is not None,
+                auto_reset_reason=reason,
+                reset_had_activity=reason is not None and old is not None and old.usage.total_tokens > 0,
+                version=old.version + 1 if old else 1,
+            )
+            tx.put_entry(entry)
+            return entry, True
+
+        return self.storage.write(work, deadline)
+
+    def get(self, session_key: str) -> Entry:
+        return self.storage.read(lambda tx: self._current(tx, session_key))
+
+    def update(
+        self,
+        session_key: str,
+        last_prompt_tokens: int | None = None,
+        usage: Usage = NO_USAGE,
+        cost_status: str | None = None,
+        expected_version: int | None = None,
+        deadline: Deadline = None,
+    ) -> Entry:
+        """Record activity: refresh ``updated_at``, set the last prompt size, add the usage."""
+
+        def work(tx: Transaction) -> Entry:
+            entry = self._current(tx, session_key, expected_version)
+            return self._save(
+                tx,
+                entry,
+                updated_at=self.clock(),
+                usage=entry.usage + usage,
+                last_prompt_tokens=entry.last_prompt_tokens if last_prompt_tokens is None else last_prompt_tokens,
+                cost_status=entry.cost_status if cost_status is None else cost_status,
+            )
+
+        return self.storage.write(work, deadline)
+
+    def suspend(self, session_key: str, expected_version: int | None = None, deadline: Deadline = None) -> Entry:
+        def work(tx: Transaction) -> Entry:
+            return self._save(tx, self._current(tx, session_key, expected_version), suspended=True)
+
+        return self.storage.write(work, deadline)
+
+    def mark_resume_pending(
+        self, session_key: str, reason: str, expected_version: int | None = None, deadline: Deadline = None
+    ) -> Entry:
+        def work(tx: Transaction) -> Entry:
+            entry = self._current(tx, session_key, expected_version)
+            if entry.suspended:
+                raise FailedPrecondition("session_key: the session is suspended; it will start over instead")
+            return self._save(tx, entry, resume_pending=True, resume_reason=reason, last_resume_marked_at=self.clock())
+
+        return self.storage.write(work, deadline)
+
+    def clear_resume_pending(
+        self, session_key: str, expected_version: int | None = None, deadline: Deadline = None
+    ) -> tuple[bool, Entry]:
+        def work(tx: Transaction) -> tuple[bool, Entry]:
+            entry = self._current(tx, session_key, expected_version)
+            if not entry.resume_pending:
+                return False, entry
+            return True, self._save(tx, entry, resume_pending=False, resume_reason=None, last_resume_marked_at=None)
+
+        return self.storage.write(work, deadline)
+
+    def suspend_recently_active(self, max_age_seconds: int, deadline: Deadline = None) -> int:
+        def work(tx: Transaction) -> int:
+            now = self.clock()
+            return tx.mark_recently_active(now - timedelta(seconds=max_age_seconds), now, "restart_interrupted")
+
+        return self.storage.write(work, deadline)
+
+    def reset(self, session_key: str, expected_version: int | None = None, deadline: Deadline = None) -> Entry:
+        """A new session id on the user's request; where the message came from is kept."""
+
+        def work(tx: Transaction) -> Entry:
+            old = self._current(tx, session_key, expected_version)
+            now = self.clock()
+            tx.end_session(old.session_id, "session_reset", now)
+            user_id = old.origin.user_id if old.origin else None
+            entry = _successor(old, self._new_session_id(tx, now, old.platform or "unknown", user_id), now)
+            entry = replace(entry, is_fresh_reset=True)
+            tx.put_entry(entry)
+            return entry
+
+        return self.storage.write(work, deadline)
+
+    def switch(
+        self, session_key: str, target_session_id: str, expected_version: int | None = None, deadline: Deadline = None
+    ) -> tuple[Entry, bool]:
+        """Point the key at an existing session id, reopening it (``/resume``)."""
+
+        def work(tx: Transaction) -> tuple[Entry, bool]:
+            old = self._current(tx, session_key, expected_version)
+            if old.session_id == target_session_id:
+                return old, False
+            if not tx.session_exists(target_session_id):
+                raise NotFound(f"target_session_id: no session {target_session_id!r}")
+            now = self.clock()
+            tx.end_session(old.session_id, "session_switch", now)
+            tx.reopen_session(target_session_id)
+            entry = _successor(old, target_session_id, now)
+            tx.put_entry(entry)
+            return entry, True
+
+        return self.storage.write(work, deadline)
+
+    def prune(self, max_age_days: int | None = None, deadline: Deadline = None) -> int:
+        days = self.config.max_age_days if max_age_days is None else max_age_days
+        if days <= 0:
+            return 0
+
+        def work(tx: Transaction) -> int:
+            now = self.clock()
+            return tx.prune_entries(now - timedelta(days=days), now)
+
+        return self.storage.write(work, deadline)
+
+    def list(self, active_minutes: int | None, limit: int, after: Cursor | None) -> list[Entry]:
+        since = None if active_minutes is None else self.clock() - timedelta(minutes=active_minutes)
+        return self.storage.read(lambda tx: tx.list_entries(since, after, limit))
+
+    def has_any(self) -> bool:
+        return self.storage.read(lambda tx: tx.has_two_sessions())
+
+    def list_expired(self, limit: int, after: Cursor | None) -> list[Entry]:
+        """What the reference's expiry watcher finds, minus finalised and leased entries."""
+        now = self.clock()
+        policies = self.config.policies
+
+        def cutoff(policy: ResetPolicy) -> datetime | None:
+            return reset.expiry_cutoff(policy, self.config.zone(policy), now)
+
+        cutoffs = ExpiryCutoffs(
+            default=cutoff(policies.default),
+            platforms={name: cutoff(p) for name, p in policies.platforms.items()},
+            chat_types={name: cutoff(p) for name, p in policies.chat_types.items()},
+        )
+        return self.storage.read(lambda tx: tx.expired_entries(cutoffs, now, after, limit))
+
+    def mark_expiry_finalized(self, session_key: str, session_id: str, deadline: Deadline = None) -> Entry:
+        def work(tx: Transaction) -> Entry:
+            entry = self._current(tx, session_key)
+            if session_id and session_id != entry.session_id:
+                raise Conflict(f"session_id: the key moved on to session {entry.session_id!r}")
+            return self._save(tx, entry, expiry_finalized=True)
+
+        return self.storage.write(work, deadline)
+
+    # -- leases -------------------------------------------------------------------------
+
+    def acquire_lease(self, session_key: str, owner: str, ttl: timedelta, deadline: Deadline = None) -> Lease:
+        def work(tx: Transaction) -> Lease:
+            now = self.clock()
+            held = tx.live_lease(session_key, now)
+            if held is not None and held.owner != owner:
+                raise FailedPrecondition(f"session_key: leased by another owner until {held.expires_at.isoformat()}")
+            lease = Lease(session_key, owner, now + ttl)
+            tx.put_lease(lease)
+            return lease
+
+        return self.storage.write(work, deadline)
+
+    def release_lease(self, session_key: str, owner: str, deadline: Deadline = None) -> bool:
+        return self.storage.write(lambda tx: tx.delete_lease(session_key, owner, self.clock()), deadline)
+
+    # -- transcripts --------------------------------------------------------------------
+
+    @staticmethod
+    def _session(tx: Transaction, session_id: str) -> None:
+        if not tx.session_exists(session_id):
+            raise NotFound(f"session_id: no session {session_id!r}")
+
+    def append(self, session_id: str, messages: Sequence[Message], deadline: Deadline = None) -> AppendResult:
+        """Append in order; a message id already stored for the session is skipped (retries)."""
+        stored = [transcript.as_stored(m) for m in messages]
+
+        def work(tx: Transaction) -> AppendResult:
+            self._session(tx, session_id)
+            return tx.append_messages(session_id, stored, self.clock())
+
+        return self.storage.write(work, deadline)
+
+    def rewrite(self, session_id: str, messages: Sequence[Message], deadline: Deadline = None) -> int:
+        _unique_message_ids(messages)
+        stored = [transcript.as_stored(m) for m in messages]
+
+        def work(tx: Transaction) -> int:
+            self._session(tx, session_id)
+            return tx.replace_messages(session_id, stored, self.clock())
+
+        return self.storage.write(work, deadline)
+
+    def load(self, session_id: str, after_position: int, limit: int, raw: bool = False) -> list[Message]:
+        def work(tx: Transaction) -> list[Message]:
+            self._session(tx, session_id)
+            return tx.load_messages(session_id, after_position, limit)
+
+        messages = self.storage.read(work)
+        return messages if raw else [transcript.as_replayed(m) for m in messages]
+
+
+def _successor(old: Entry, session_id: str, now: datetime) -> Entry:
+    """A fresh entry for the same key and origin (reset and switch start counters anew)."""
+    return Entry(
+        session_key=old.session_key,
+        session_id=session_id,
+        created_at=now,
+        updated_at=now,
+        origin=old.origin,
+        display_name=old.display_name,
+        platform=old.platform,
+        chat_type=old.chat_type,
+        version=old.version + 1,
+    )
+
+
+def _unique_message_ids(messages: Sequence[Message]) -> None:
+    seen: set[str] = set()
+    for index, message in enumerate(messages):
+        if message.message_id and message.message_id in seen:
+            raise InvalidArgument(f"messages[{index}].message_id", "repeated within the transcript")
+        seen.add(message.message_id)

@@ -1,0 +1,43 @@
+"""How stored messages are replayed to the agent (the reference's conversation view).
+
+The gateway injects recalled memory into user turns between ``<memory-context>`` tags; when
+a transcript is replayed those blocks are removed so they are not recalled twice.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+from sessiond.model import Message
+
+_MEMORY_BLOCK = re.compile(r"<\s*memory-context\s*>[\s\S]*?</\s*memory-context\s*>", re.IGNORECASE)
+_MEMORY_NOTE = re.compile(
+    r"\[System note:\s*The following is recalled memory context,\s*NOT new user input\.\s*"
+    r"Treat as informational background data\.\]\s*",
+    re.IGNORECASE,
+)
+_MEMORY_TAG = re.compile(r"</?\s*memory-context\s*>", re.IGNORECASE)
+REASONING_FIELDS = (
+    "reasoning", "reasoning_content", "reasoning_details", "codex_reasoning_items", "codex_message_items",
+)  # fmt: skip
+
+
+def strip_memory_context(text: str) -> str:
+    for pattern in (_MEMORY_BLOCK, _MEMORY_NOTE, _MEMORY_TAG):
+        text = pattern.sub("", text)
+    return text
+
+
+def as_replayed(message: Message) -> Message:
+    """User and assistant text without memory blocks and surrounding whitespace."""
+    if message.role in ("user", "assistant") and message.content is not None and not message.content_is_json:
+        return replace(message, content=strip_memory_context(message.content).strip())
+    return message
+
+
+def as_stored(message: Message) -> Message:
+    """Reasoning is kept for assistant messages only, as the reference stores it."""
+    if message.role == "assistant":
+        return message
+    return replace(message, **dict.fromkeys(REASONING_FIELDS))
