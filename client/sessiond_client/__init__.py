@@ -3,8 +3,16 @@
 from sessiond_client import connect
 with connect() as client:
     key = client.build_session_key(SessionSource(platform="telegram", chat_id="42")).session_key
+
+For a gateway written against the reference's in-process ``SessionStore``, the drop-in:
+
+from sessiond_client import SessionStoreClient
+store = SessionStoreClient()          # instead of SessionStore(sessions_dir, config)
+entry = store.get_or_create_session(source)
 """
 
 from sessiond_client.client import SessiondClient, connect, default_target
+from sessiond_client.errors import SessiondError
+from sessiond_client.store_client import SessionStoreClient
 
-__all__ = ["SessiondClient", "connect", "default_target"]
+__all__ = ["SessionStoreClient", "SessiondClient", "SessiondError", "connect", "default_target"]

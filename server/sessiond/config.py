@@ -73,6 +73,7 @@ class Limits:
     max_request_bytes: int = 16 * 1024 * 1024
     max_message_bytes: int = 4 * 1024 * 1024
     max_batch: int = 1000
+    max_transcript_messages: int = 100_000
 
 
 @dataclass(frozen=True)
@@ -296,6 +297,7 @@ def parse(data: dict[str, Any]) -> Config:
             max_request_bytes=limits_table.get("max_request_bytes", int, Limits.max_request_bytes),
             max_message_bytes=limits_table.get("max_message_bytes", int, Limits.max_message_bytes),
             max_batch=limits_table.get("max_batch", int, Limits.max_batch),
+            max_transcript_messages=limits_table.get("max_transcript_messages", int, Limits.max_transcript_messages),
         ),
     )
     for table in (server, log, sessions, platforms_table, homes, limits_table, whatsapp, prompt, storage, root):
@@ -309,6 +311,7 @@ def parse(data: dict[str, Any]) -> Config:
         ("limits.max_request_bytes", config.limits.max_request_bytes, 1024),
         ("limits.max_message_bytes", config.limits.max_message_bytes, 1),
         ("limits.max_batch", config.limits.max_batch, 1),
+        ("limits.max_transcript_messages", config.limits.max_transcript_messages, 1),
     ):
         if value < least:
             raise ConfigError(f"{key}: expected at least {least}, got {value}")

@@ -311,10 +311,10 @@ def message(value: transcript_pb2.Message, max_bytes: int, path: str) -> Message
     )
 
 
-def messages(values: Sequence[transcript_pb2.Message], limits: Any, path: str = "messages") -> list[Message]:
-    if len(values) > limits.max_batch:
-        raise InvalidArgument(path, f"{len(values)} messages, more than the limit of {limits.max_batch}")
-    return [message(v, limits.max_message_bytes, f"{path}[{i}]") for i, v in enumerate(values)]
+def messages(values: Sequence[transcript_pb2.Message], max_count: int, max_bytes: int) -> list[Message]:
+    if len(values) > max_count:
+        raise InvalidArgument("messages", f"{len(values)} messages, more than the limit of {max_count}")
+    return [message(v, max_bytes, f"messages[{i}]") for i, v in enumerate(values)]
 
 
 def message_to_proto(value: Message) -> transcript_pb2.Message:

@@ -324,7 +324,8 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
     def AppendMessages(
         self, request: pb.AppendMessagesRequest, context: grpc.ServicerContext
     ) -> pb.AppendMessagesResponse:
-        messages = convert.messages(request.messages, self.config.limits)
+        limits = self.config.limits
+        messages = convert.messages(request.messages, limits.max_batch, limits.max_message_bytes)
         result = self.store.append(self._key(request, "session_id"), messages, _deadline(context))
         return pb.AppendMessagesResponse(
             appended=result.appended, duplicates=result.duplicates, message_count=result.message_count
@@ -334,7 +335,8 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
     def RewriteTranscript(
         self, request: pb.RewriteTranscriptRequest, context: grpc.ServicerContext
     ) -> pb.RewriteTranscriptResponse:
-        messages = convert.messages(request.messages, self.config.limits)
+        limits = self.config.limits
+        messages = convert.messages(request.messages, limits.max_transcript_messages, limits.max_message_bytes)
         count = self.store.rewrite(self._key(request, "session_id"), messages, _deadline(context))
         return pb.RewriteTranscriptResponse(message_count=count)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from sessiond import keys, reset, transcript
 from sessiond.config import Config
-from sessiond.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound
+from sessiond.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
 from sessiond.lid_mapping import MappingDirectory
 from sessiond.model import Entry, Lease, Message, ResetPolicy, Source, Usage
 from sessiond.storage import AppendResult, Cursor, ExpiryCutoffs, Storage, Transaction
@@ -279,7 +279,11 @@ class SessionStore:
 
         def work(tx: Transaction) -> AppendResult:
             self._session(tx, session_id)
-            return tx.append_messages(session_id, stored, self.clock())
+            result = tx.append_messages(session_id, stored, self.clock())
+            limit = self.config.limits.max_transcript_messages
+            if result.message_count > limit:
+                raise ResourceExhausted(f"session_id: the transcript would exceed {limit} messages")
+            return result
 
         return self.storage.write(work, deadline)
 

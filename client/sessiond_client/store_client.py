@@ -1,0 +1,549 @@
+"""A drop-in for the reference gateway's ``SessionStore``, backed by the sessiond sidecar.
+
+A gateway swaps ``SessionStore(sessions_dir, config)`` for ``SessionStoreClient(address)`` and
+keeps calling the same methods with the same arguments, getting the same kinds of values back:
+entries as ``types.SessionEntry``, transcripts as the OpenAI-format dicts the reference stored.
+Where the reference answered None, False or [] for an unknown key, so does this client; every
+other failure raises a ``sessiond_client.errors.SessiondError`` subclass.
+
+Reads and pure rules are retried by grpc itself (channel service config) when the daemon is
+briefly unavailable; mutations are not, except transcript appends whose messages all carry a
+``message_id`` (the daemon skips ids it already stored, so a retry cannot duplicate them).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Any, Protocol, TypeVar
+
+import grpc
+from google.protobuf.message import Message as ProtoMessage
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from sessiond.v1 import session_pb2, source_pb2, transcript_pb2
+from sessiond.v1 import session_store_pb2 as pb
+from sessiond.v1.session_store_pb2_grpc import SessionStoreStub
+from sessiond_client import errors, types
+from sessiond_client.client import default_target
+
+SERVICE = "sessiond.v1.SessionStore"
+# Safe to send twice: reads, pure rules, and AppendMessages once every message has an id.
+IDEMPOTENT_METHODS = (
+    "BuildSessionKey",
+    "BuildSessionContext",
+    "GetSession",
+    "ListSessions",
+    "HasAnySessions",
+    "ListExpiredSessions",
+    "LoadTranscript",
+    "AppendMessages",
+)
+RETRY_POLICY = {
+    "maxAttempts": 3,
+    "initialBackoff": "0.05s",
+    "maxBackoff": "0.5s",
+    "backoffMultiplier": 2,
+    "retryableStatusCodes": ["UNAVAILABLE"],
+}
+MAX_RECEIVE_BYTES = 64 * 1024 * 1024
+# Callers want whole listings, so ask for big pages (the daemon caps them: 1000 entries, 10000
+# messages or ~3 MiB) to save round trips.
+PAGE_SIZE = 10_000
+# grpc gives up retrying a call whose request outgrew this buffer (default 256 KiB); transcripts
+# carry messages of megabytes, and the daemon accepts requests up to 16 MiB by default.
+RETRY_BUFFER_BYTES = 16 * 1024 * 1024
+
+CHAT_TYPES: dict[str, source_pb2.ChatType] = {
+    "dm": source_pb2.CHAT_TYPE_DM,
+    "group": source_pb2.CHAT_TYPE_GROUP,
+    "channel": source_pb2.CHAT_TYPE_CHANNEL,
+    "thread": source_pb2.CHAT_TYPE_THREAD,
+}
+# Read with .get(..., "dm"): unset means dm, as in the reference.
+CHAT_TYPE_NAMES = {number: name for name, number in CHAT_TYPES.items()}
+SOURCE_OPTIONAL = (
+    "chat_name",
+    "user_id",
+    "user_name",
+    "thread_id",
+    "chat_topic",
+    "user_id_alt",
+    "chat_id_alt",
+    "guild_id",
+    "parent_chat_id",
+    "message_id",
+)
+# Message dict keys stored as JSON text, only when truthy (as the reference's SessionDB).
+MESSAGE_JSON_FIELDS = ("tool_calls", "reasoning_details", "codex_reasoning_items", "codex_message_items")
+# Message dict keys copied as they are when present (not None).
+MESSAGE_PLAIN_FIELDS = ("tool_call_id", "tool_name", "reasoning", "reasoning_content", "finish_reason", "token_count")
+
+Response = TypeVar("Response")
+
+
+class Page(Protocol):
+    """A listing response: one page and the token of the next."""
+
+    next_page_token: str
+
+
+class PageRequest(Protocol):
+    page_token: str
+
+
+PageT = TypeVar("PageT", bound=Page)
+
+
+class EntryLike(Protocol):
+    """What a context prompt needs of an entry: ours, or the reference's own ``SessionEntry``."""
+
+    session_key: str
+    session_id: str
+    created_at: datetime
+    updated_at: datetime
+
+
+def channel_options(retried_methods: Iterable[str]) -> list[tuple[str, Any]]:
+    """Channel arguments: large responses, and grpc's own retry policy for ``retried_methods``."""
+    names = [{"service": SERVICE, "method": method} for method in retried_methods]
+    config = {"methodConfig": [{"name": names, "retryPolicy": RETRY_POLICY}]} if names else {}
+    return [
+        ("grpc.max_receive_message_length", MAX_RECEIVE_BYTES),
+        ("grpc.per_rpc_retry_buffer_size", RETRY_BUFFER_BYTES),
+        ("grpc.enable_retries", 1 if names else 0),
+        ("grpc.service_config", json.dumps(config)),
+    ]
+
+
+# -- sources -----------------------------------------------------------------------------------
+
+
+def _source_field(source: object, name: str) -> Any:
+    """A field of a source given as a ``to_dict()`` mapping or as an object with attributes."""
+    if isinstance(source, Mapping):
+        return source.get(name)
+    return getattr(source, name, None)
+
+
+def _chat_type(value: Any) -> source_pb2.ChatType:
+    """The ChatType for the reference's strings; missing means dm, as in ``from_dict``."""
+    if value is None:
+        return source_pb2.CHAT_TYPE_DM
+    name = str(getattr(value, "value", value))
+    if name not in CHAT_TYPES:
+        detail = f"source.chat_type: unknown chat type {name!r} (expected dm, group, channel or thread)"
+        raise errors.InvalidArgumentError(grpc.StatusCode.INVALID_ARGUMENT, detail)
+    return CHAT_TYPES[name]
+
+
+def source_to_proto(source: object) -> source_pb2.SessionSource:
+    """A ``SessionSource`` message from a dict, a reference-like object or a message.
+
+    The platform may be an Enum (its ``.value`` is sent) or a string; ``None`` optionals stay
+    unset so the daemon can tell "not sent" from "empty", as its contexts echo them back.
+    """
+    if isinstance(source, source_pb2.SessionSource):
+        return source
+    platform, chat_id = _source_field(source, "platform"), _source_field(source, "chat_id")
+    message = source_pb2.SessionSource(
+        platform="" if platform is None else str(getattr(platform, "value", platform)),
+        chat_id="" if chat_id is None else str(chat_id),
+        chat_type=_chat_type(_source_field(source, "chat_type")),
+        is_bot=bool(_source_field(source, "is_bot")),
+    )
+    for name in SOURCE_OPTIONAL:
+        value = _source_field(source, name)
+        if value is not None:
+            setattr(message, name, str(value))
+    return message
+
+
+def source_from_proto(message: source_pb2.SessionSource) -> types.SessionSource:
+    """Unset optionals come back as None, as the reference's ``from_dict`` leaves missing keys."""
+    optional = {name: getattr(message, name) if message.HasField(name) else None for name in SOURCE_OPTIONAL}
+    return types.SessionSource(
+        platform=types.PlatformName(message.platform),
+        chat_id=message.chat_id,
+        chat_type=CHAT_TYPE_NAMES.get(message.chat_type, "dm"),
+        is_bot=message.is_bot,
+        **optional,
+    )
+
+
+# -- entries and times -------------------------------------------------------------------------
+
+
+def datetime_from_proto(timestamp: Timestamp, aware: bool) -> datetime:
+    """Aware UTC, or naive local time as the reference's ``datetime.now()`` produced."""
+    value = timestamp.ToDatetime(tzinfo=UTC)
+    return value if aware else value.astimezone().replace(tzinfo=None)
+
+
+def datetime_to_proto(value: datetime) -> Timestamp:
+    """A naive datetime is local time (the reference's convention), not UTC as protobuf assumes."""
+    timestamp = Timestamp()
+    timestamp.FromDatetime(value if value.tzinfo else value.astimezone())
+    return timestamp
+
+
+def _optional(message: ProtoMessage, name: str) -> Any:
+    return getattr(message, name) if message.HasField(name) else None
+
+
+def entry_from_proto(message: session_pb2.SessionEntry, aware: bool) -> types.SessionEntry:
+    """Field for field; unset optional strings and times are None, as in the reference's entries."""
+    last_marked = message.last_resume_marked_at if message.HasField("last_resume_marked_at") else None
+    return types.SessionEntry(
+        session_key=message.session_key,
+        session_id=message.session_id,
+        created_at=datetime_from_proto(message.created_at, aware),
+        updated_at=datetime_from_proto(message.updated_at, aware),
+        origin=source_from_proto(message.origin) if message.HasField("origin") else None,
+        display_name=_optional(message, "display_name"),
+        platform=types.PlatformName(message.platform) if message.HasField("platform") else None,
+        chat_type=CHAT_TYPE_NAMES.get(message.chat_type, "dm"),
+        input_tokens=message.input_tokens,
+        output_tokens=message.output_tokens,
+        cache_read_tokens=message.cache_read_tokens,
+        cache_write_tokens=message.cache_write_tokens,
+        total_tokens=message.total_tokens,
+        estimated_cost_usd=message.estimated_cost_usd,
+        cost_status=message.cost_status,
+        last_prompt_tokens=message.last_prompt_tokens,
+        was_auto_reset=message.was_auto_reset,
+        auto_reset_reason=_optional(message, "auto_reset_reason"),
+        reset_had_activity=message.reset_had_activity,
+        is_fresh_reset=message.is_fresh_reset,
+        expiry_finalized=message.expiry_finalized,
+        suspended=message.suspended,
+        resume_pending=message.resume_pending,
+        resume_reason=_optional(message, "resume_reason"),
+        last_resume_marked_at=datetime_from_proto(last_marked, aware) if last_marked else None,
+        version=message.version,
+    )
+
+
+def entry_ref_to_proto(entry: EntryLike) -> session_pb2.SessionEntry:
+    """The part of an entry the context prompt uses: key, id and times."""
+    return session_pb2.SessionEntry(
+        session_key=entry.session_key,
+        session_id=entry.session_id,
+        created_at=datetime_to_proto(entry.created_at),
+        updated_at=datetime_to_proto(entry.updated_at),
+    )
+
+
+# -- messages ----------------------------------------------------------------------------------
+
+
+def message_to_proto(message: Mapping[str, Any]) -> transcript_pb2.Message:
+    """A transcript message from an OpenAI-format dict, stored the way the reference's SessionDB did.
+
+    String content travels as text, anything else as JSON text (so numbers of any size and key
+    order survive); structured fields only when truthy; a missing role becomes "unknown".
+    """
+    proto = transcript_pb2.Message(role=message.get("role") or "unknown")
+    if message.get("message_id") is not None:
+        proto.message_id = str(message["message_id"])
+    content = message.get("content")
+    if isinstance(content, str):
+        proto.text = content
+    elif content is not None:
+        proto.json = json.dumps(content)
+    for name in MESSAGE_PLAIN_FIELDS:
+        if message.get(name) is not None:
+            setattr(proto, name, message[name])
+    for name in MESSAGE_JSON_FIELDS:
+        if message.get(name):
+            setattr(proto, f"{name}_json", json.dumps(message[name]))
+    return proto
+
+
+def message_from_proto(proto: transcript_pb2.Message) -> dict[str, Any]:
+    """The dict the reference's ``get_messages_as_conversation`` returned for the same message."""
+    kind = proto.WhichOneof("content")
+    result: dict[str, Any] = {
+        "role": proto.role,
+        "content": json.loads(proto.json) if kind == "json" else proto.text if kind == "text" else None,
+    }
+    tool_calls = json.loads(proto.tool_calls_json) if proto.tool_calls_json else None
+    for name, value in (
+        ("tool_call_id", proto.tool_call_id),
+        ("tool_name", proto.tool_name),
+        ("tool_calls", tool_calls),
+    ):
+        if value:
+            result[name] = value
+    if proto.role == "assistant":
+        result.update(_assistant_fields(proto))
+    return result
+
+
+def _assistant_fields(proto: transcript_pb2.Message) -> dict[str, Any]:
+    """Reasoning fields, which the reference replays for assistant messages only."""
+    fields: dict[str, Any] = {
+        name: getattr(proto, name) for name in ("finish_reason", "reasoning") if getattr(proto, name)
+    }
+    if proto.HasField("reasoning_content"):
+        fields["reasoning_content"] = proto.reasoning_content
+    for name in ("reasoning_details", "codex_reasoning_items", "codex_message_items"):
+        text = getattr(proto, f"{name}_json")
+        if text:
+            fields[name] = json.loads(text)
+    return fields
+
+
+# -- the client --------------------------------------------------------------------------------
+
+
+class SessionStoreClient:
+    """The reference ``SessionStore``'s methods over one daemon connection; thread safe.
+
+    ``address`` is ``unix:/path`` or ``host:port`` (default: ``default_target()``); every call
+    has a deadline of ``timeout`` seconds. Entry times are naive local datetimes like the
+    reference's, or aware UTC ones with ``aware_times=True``.
+    """
+
+    def __init__(self, address: str | None = None, *, timeout: float = 5.0, aware_times: bool = False) -> None:
+        target = address or default_target()
+        self.timeout = timeout
+        self.aware_times = aware_times
+        self._channel = grpc.insecure_channel(target, options=channel_options(IDEMPOTENT_METHODS))
+        # Appends with a message lacking an id would be stored twice by a retry: one attempt only.
+        self._single_attempt_channel = grpc.insecure_channel(target, options=channel_options(()))
+        self._stub = SessionStoreStub(self._channel)
+        self._single_attempt_stub = SessionStoreStub(self._single_attempt_channel)
+
+    # -- plumbing
+
+    def _call(self, method: Callable[..., Response], request: object) -> Response:
+        """One RPC with the deadline; grpc errors become ``SessiondError`` subclasses."""
+        try:
+            return method(request, timeout=self.timeout)
+        except grpc.RpcError as error:
+            raise errors.from_rpc_error(error) from error
+
+    def _pages(self, method: Callable[..., PageT], request: PageRequest) -> Iterator[PageT]:
+        """Every page of a listing, following ``next_page_token`` (each page has its own deadline)."""
+        while True:
+            response = self._call(method, request)
+            yield response
+            if not response.next_page_token:
+                return
+            request.page_token = response.next_page_token
+
+    def _entry(self, message: session_pb2.SessionEntry) -> types.SessionEntry:
+        return entry_from_proto(message, self.aware_times)
+
+    # -- the reference's methods
+
+    def get_or_create_session(self, source: object, force_new: bool = False) -> types.SessionEntry:
+        """The current session of the source's key; a new one when missing, stale, suspended or forced."""
+        request = pb.GetOrCreateSessionRequest(source=source_to_proto(source), force_new=force_new)
+        return self._entry(self._call(self._stub.GetOrCreateSession, request).entry)
+
+    def update_session(
+        self,
+        session_key: str,
+        last_prompt_tokens: int | None = None,
+        *,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        cache_read_tokens: int = 0,
+        cache_write_tokens: int = 0,
+        total_tokens: int = 0,
+        estimated_cost_usd: float = 0.0,
+        cost_status: str | None = None,
+        expected_version: int | None = None,
+    ) -> None:
+        """Records activity and adds the usage deltas; an unknown key is ignored, as the reference did."""
+        usage = pb.UsageDelta(
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cache_read_tokens=cache_read_tokens,
+            cache_write_tokens=cache_write_tokens,
+            total_tokens=total_tokens,
+            estimated_cost_usd=estimated_cost_usd,
+        )
+        request = pb.UpdateSessionRequest(
+            session_key=session_key,
+            last_prompt_tokens=last_prompt_tokens,
+            usage=usage,
+            cost_status=cost_status,
+            expected_version=expected_version,
+        )
+        try:
+            self._call(self._stub.UpdateSession, request)
+        except errors.NotFoundError:
+            return
+
+    def suspend_session(self, session_key: str, *, expected_version: int | None = None) -> bool:
+        """Makes the key's next access start a new session (/stop); False for an unknown key."""
+        request = pb.SuspendSessionRequest(session_key=session_key, expected_version=expected_version)
+        try:
+            self._call(self._stub.SuspendSession, request)
+        except errors.NotFoundError:
+            return False
+        return True
+
+    def mark_resume_pending(
+        self, session_key: str, reason: str = "restart_timeout", *, expected_version: int | None = None
+    ) -> bool:
+        """Keeps the session id across a restart; False for an unknown or suspended key, as the reference."""
+        request = pb.MarkResumePendingRequest(session_key=session_key, reason=reason, expected_version=expected_version)
+        try:
+            self._call(self._stub.MarkResumePending, request)
+        except (errors.NotFoundError, errors.FailedPreconditionError):
+            return False
+        return True
+
+    def clear_resume_pending(self, session_key: str, *, expected_version: int | None = None) -> bool:
+        """True when a pending flag was cleared; False when none was set or the key is unknown."""
+        request = pb.ClearResumePendingRequest(session_key=session_key, expected_version=expected_version)
+        try:
+            return self._call(self._stub.ClearResumePending, request).cleared
+        except errors.NotFoundError:
+            return False
+
+    def suspend_recently_active(self, max_age_seconds: int = 120) -> int:
+        """Marks sessions active within ``max_age_seconds`` resume-pending (after a crash); their count."""
+        request = pb.SuspendRecentlyActiveRequest(max_age_seconds=max_age_seconds)
+        return self._call(self._stub.SuspendRecentlyActive, request).count
+
+    def reset_session(self, session_key: str, *, expected_version: int | None = None) -> types.SessionEntry | None:
+        """A new session id for the key (/new, /reset); None for an unknown key."""
+        request = pb.ResetSessionRequest(session_key=session_key, expected_version=expected_version)
+        try:
+            return self._entry(self._call(self._stub.ResetSession, request).entry)
+        except errors.NotFoundError:
+            return None
+
+    def switch_session(
+        self, session_key: str, target_session_id: str, *, expected_version: int | None = None
+    ) -> types.SessionEntry | None:
+        """Points the key at an existing session id (/resume); None when the key or the id is unknown."""
+        request = pb.SwitchSessionRequest(
+            session_key=session_key, target_session_id=target_session_id, expected_version=expected_version
+        )
+        try:
+            return self._entry(self._call(self._stub.SwitchSession, request).entry)
+        except errors.NotFoundError:
+            return None
+
+    def prune_old_entries(self, max_age_days: int | None) -> int:
+        """Forgets entries idle for ``max_age_days`` (<= 0: none); None means the daemon's configured age."""
+        request = pb.PruneOldEntriesRequest(max_age_days=max_age_days)
+        return self._call(self._stub.PruneOldEntries, request).count
+
+    def list_sessions(self, active_minutes: int | None = None) -> list[types.SessionEntry]:
+        """Every entry (active within ``active_minutes`` when given), most recently active first."""
+        request = pb.ListSessionsRequest(active_minutes=active_minutes, page_size=PAGE_SIZE)
+        return [self._entry(e) for page in self._pages(self._stub.ListSessions, request) for e in page.entries]
+
+    def has_any_sessions(self) -> bool:
+        """Whether more than one session was ever created (ended ones count)."""
+        return self._call(self._stub.HasAnySessions, pb.HasAnySessionsRequest()).has_any_sessions
+
+    def append_to_transcript(self, session_id: str, message: Mapping[str, Any], skip_db: bool = False) -> None:
+        """Appends one message; retried safely under a fresh ``message_id`` unless the dict brings one.
+
+        ``skip_db=True`` meant "the agent already wrote it to SQLite"; the daemon keeps the only
+        copy, which the agent's write already is, so nothing is sent.
+        """
+        if skip_db:
+            return
+        if "message_id" not in message:
+            message = {**message, "message_id": uuid.uuid4().hex}
+        self.append_messages(session_id, [message])
+
+    def rewrite_transcript(self, session_id: str, messages: Iterable[Mapping[str, Any]]) -> None:
+        """Replaces the whole transcript atomically (/retry, /undo, /compress)."""
+        request = pb.RewriteTranscriptRequest(session_id=session_id, messages=map(message_to_proto, messages))
+        self._call(self._stub.RewriteTranscript, request)
+
+    def load_transcript(self, session_id: str, *, raw: bool = False) -> list[dict[str, Any]]:
+        """The transcript in the reference's replay shape; [] for an unknown session id.
+
+        ``raw=True`` returns text as stored, without the daemon stripping memory-context blocks
+        and surrounding whitespace as the reference did on replay.
+        """
+        request = pb.LoadTranscriptRequest(session_id=session_id, page_size=PAGE_SIZE, raw=raw)
+        try:
+            pages = list(self._pages(self._stub.LoadTranscript, request))
+        except errors.NotFoundError:
+            return []
+        return [message_from_proto(m) for page in pages for m in page.messages]
+
+    # -- beyond the reference
+
+    def get_session(self, session_key: str) -> types.SessionEntry | None:
+        """The key's current entry without touching it; None for an unknown key."""
+        try:
+            return self._entry(self._call(self._stub.GetSession, pb.GetSessionRequest(session_key=session_key)).entry)
+        except errors.NotFoundError:
+            return None
+
+    def append_messages(self, session_id: str, messages: Iterable[Mapping[str, Any]]) -> pb.AppendMessagesResponse:
+        """Appends messages in one transaction; those whose ``message_id`` is stored already are skipped.
+
+        Retried on UNAVAILABLE only when every message has an id, since only then is a second
+        attempt harmless.
+        """
+        protos = [message_to_proto(m) for m in messages]
+        stub = self._stub if all(p.message_id for p in protos) else self._single_attempt_stub
+        return self._call(stub.AppendMessages, pb.AppendMessagesRequest(session_id=session_id, messages=protos))
+
+    def list_expired_sessions(self) -> list[types.SessionEntry]:
+        """Entries the policy says expired, not yet finalised nor leased (for the expiry watcher)."""
+        pages = self._pages(self._stub.ListExpiredSessions, pb.ListExpiredSessionsRequest(page_size=PAGE_SIZE))
+        return [self._entry(e) for page in pages for e in page.entries]
+
+    def mark_expiry_finalized(self, session_key: str, session_id: str) -> types.SessionEntry:
+        """Records that ``session_id`` was finalised; ``ConflictError`` if the key moved on."""
+        request = pb.MarkExpiryFinalizedRequest(session_key=session_key, session_id=session_id)
+        return self._entry(self._call(self._stub.MarkExpiryFinalized, request).entry)
+
+    def acquire_lease(self, session_key: str, owner: str, ttl_seconds: float) -> types.Lease:
+        """Takes or renews a lease; ``FailedPreconditionError`` while another owner holds one."""
+        ttl = timedelta(seconds=ttl_seconds)
+        request = pb.AcquireLeaseRequest(session_key=session_key, owner=owner, ttl=ttl)
+        lease = self._call(self._stub.AcquireLease, request).lease
+        expires_at = datetime_from_proto(lease.expires_at, self.aware_times)
+        return types.Lease(session_key=lease.session_key, owner=lease.owner, expires_at=expires_at)
+
+    def release_lease(self, session_key: str, owner: str) -> bool:
+        """True when ``owner`` held a live lease that is now released."""
+        request = pb.ReleaseLeaseRequest(session_key=session_key, owner=owner)
+        return self._call(self._stub.ReleaseLease, request).released
+
+    def build_session_key(self, source: object) -> str:
+        """The session key the daemon files the source under (its configured isolation rules)."""
+        request = pb.BuildSessionKeyRequest(source=source_to_proto(source))
+        return self._call(self._stub.BuildSessionKey, request).session_key
+
+    def build_session_context_prompt(
+        self, source: object, entry: EntryLike | None = None, redact_pii: bool = False
+    ) -> str:
+        """The "## Current Session Context" prompt section, with the daemon's platforms and homes."""
+        request = pb.BuildSessionContextRequest(
+            source=source_to_proto(source),
+            entry=entry_ref_to_proto(entry) if entry is not None else None,
+            redact_pii=redact_pii,
+        )
+        return self._call(self._stub.BuildSessionContext, request).prompt
+
+    def close(self) -> None:
+        self._channel.close()
+        self._single_attempt_channel.close()
+
+    def __enter__(self) -> SessionStoreClient:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.close()

@@ -1,0 +1,149 @@
+"""The values the store client returns, shaped like the reference gateway's own classes.
+
+A gateway written against the reference's in-process ``SessionStore`` reads ``entry.session_id``,
+``entry.platform.value``, ``entry.origin.chat_id`` and calls ``entry.to_dict()``; these
+dataclasses keep those names and that dict format so the gateway runs unchanged on the sidecar.
+They add only ``SessionEntry.version`` (for ``expected_version``) and hold no protobuf.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+
+class PlatformName(str):
+    """A platform name that also answers ``.value``, as the reference's ``Platform`` enum does.
+
+    The sidecar accepts plugin platforms the gateway's enum may not know, so a plain string is
+    the honest type; ``.value`` keeps ``entry.platform.value`` working in existing gateway code.
+    """
+
+    __slots__ = ()
+
+    @property
+    def value(self) -> PlatformName:
+        return self
+
+
+@dataclass
+class SessionSource:
+    """Where a message came from (the reference's ``SessionSource``, platform as a string)."""
+
+    platform: PlatformName
+    chat_id: str
+    chat_name: str | None = None
+    chat_type: str = "dm"
+    user_id: str | None = None
+    user_name: str | None = None
+    thread_id: str | None = None
+    chat_topic: str | None = None
+    user_id_alt: str | None = None
+    chat_id_alt: str | None = None
+    is_bot: bool = False
+    guild_id: str | None = None
+    parent_chat_id: str | None = None
+    message_id: str | None = None
+
+    @property
+    def description(self) -> str:
+        """Human-readable description, the reference's rule (the daemon's BuildSessionKey agrees)."""
+        if self.platform == "local":
+            return "CLI terminal"
+        if self.chat_type == "dm":
+            parts = [f"DM with {self.user_name or self.user_id or 'user'}"]
+        elif self.chat_type in ("group", "channel"):
+            parts = [f"{self.chat_type}: {self.chat_name or self.chat_id}"]
+        else:
+            parts = [self.chat_name or self.chat_id]
+        if self.thread_id:
+            parts.append(f"thread: {self.thread_id}")
+        return ", ".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The reference's format: core fields always, the newer optional ones only when set."""
+        result: dict[str, Any] = {
+            "platform": str(self.platform),
+            "chat_id": self.chat_id,
+            "chat_name": self.chat_name,
+            "chat_type": self.chat_type,
+            "user_id": self.user_id,
+            "user_name": self.user_name,
+            "thread_id": self.thread_id,
+            "chat_topic": self.chat_topic,
+        }
+        for name in ("user_id_alt", "chat_id_alt", "guild_id", "parent_chat_id", "message_id"):
+            if getattr(self, name):
+                result[name] = getattr(self, name)
+        return result
+
+
+@dataclass
+class SessionEntry:
+    """The current session of a session key (the reference's ``SessionEntry`` plus ``version``)."""
+
+    session_key: str
+    session_id: str
+    created_at: datetime
+    updated_at: datetime
+    origin: SessionSource | None = None
+    display_name: str | None = None
+    platform: PlatformName | None = None
+    chat_type: str = "dm"
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    total_tokens: int = 0
+    estimated_cost_usd: float = 0.0
+    cost_status: str = "unknown"
+    last_prompt_tokens: int = 0
+    was_auto_reset: bool = False
+    auto_reset_reason: str | None = None
+    reset_had_activity: bool = False
+    is_fresh_reset: bool = False
+    expiry_finalized: bool = False
+    suspended: bool = False
+    resume_pending: bool = False
+    resume_reason: str | None = None
+    last_resume_marked_at: datetime | None = None
+    version: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The reference's ``sessions.json`` format, so tools reading that format keep working."""
+        result: dict[str, Any] = {
+            "session_key": self.session_key,
+            "session_id": self.session_id,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+            "display_name": self.display_name,
+            "platform": str(self.platform) if self.platform else None,
+            "chat_type": self.chat_type,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cache_read_tokens": self.cache_read_tokens,
+            "cache_write_tokens": self.cache_write_tokens,
+            "total_tokens": self.total_tokens,
+            "last_prompt_tokens": self.last_prompt_tokens,
+            "estimated_cost_usd": self.estimated_cost_usd,
+            "cost_status": self.cost_status,
+            "expiry_finalized": self.expiry_finalized,
+            "suspended": self.suspended,
+            "resume_pending": self.resume_pending,
+            "resume_reason": self.resume_reason,
+            "last_resume_marked_at": self.last_resume_marked_at.isoformat() if self.last_resume_marked_at else None,
+            "is_fresh_reset": self.is_fresh_reset,
+        }
+        if self.origin:
+            result["origin"] = self.origin.to_dict()
+        return result
+
+
+@dataclass
+class Lease:
+    """A lease on a session key: while live, the daemon never resets, expires or prunes it."""
+
+    session_key: str
+    owner: str
+    expires_at: datetime
