@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
+import reference  # noqa: F401 - the project's one path trick: puts the reference oracle on sys.path
 
-# The one path trick of the project: the read-only reference oracle beside the checkout.
-ORACLE_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "oracle"
-sys.path.insert(0, str(ORACLE_DIR))
 # Nothing a test starts may write to the user's real state directory.
 os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="sessiond-tests-state-")
 
