@@ -1,0 +1,16 @@
+"""The one sys.path trick of the project: the read-only reference oracle beside the checkout.
+
+Shared by the tests (``conftest``) and the benchmark (``bench``), so the oracle's location
+(``../shared/oracle`` from the project root) is written down once.
+"""
+
+import sys
+from pathlib import Path
+
+ORACLE_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "oracle"
+if str(ORACLE_DIR) not in sys.path:
+    sys.path.insert(0, str(ORACLE_DIR))
+
+import oracle  # noqa: E402
+
+__all__ = ["oracle"]
