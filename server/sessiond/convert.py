@@ -237,7 +237,7 @@ def entry_cursor(token: str, path: str = "page_token") -> Cursor | None:
     if not token:
         return None
     value = _decode_token(token, path)
-    if not (isinstance(value, list) and len(value) == 2 and isinstance(value[0], int) and isinstance(value[1], str)):
+    if not (isinstance(value, list) and len(value) == 2 and _is_int64(value[0]) and isinstance(value[1], str)):
         raise InvalidArgument(path, "not a token of this listing")
     return value[0], value[1]
 
@@ -247,9 +247,13 @@ def position_cursor(token: str, path: str = "page_token") -> int:
     if not token:
         return -1
     value = _decode_token(token, path)
-    if not isinstance(value, int) or isinstance(value, bool):
+    if not _is_int64(value):
         raise InvalidArgument(path, "not a token of this listing")
-    return value
+    return int(value)
+
+
+def _is_int64(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63
 
 
 def _decode_token(token: str, path: str) -> Any:

@@ -281,7 +281,9 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
     @rpc
     def ListSessions(self, request: pb.ListSessionsRequest, context: grpc.ServicerContext) -> pb.ListSessionsResponse:
         size = convert.page_size(request.page_size, *LIST_PAGE)
-        minutes = request.active_minutes if request.HasField("active_minutes") else None
+        minutes = None
+        if request.HasField("active_minutes"):
+            minutes = convert.non_negative(request.active_minutes, "active_minutes")
         entries = self.store.list(minutes, size + 1, convert.entry_cursor(request.page_token))
         page, token = _entries_page(entries, size)
         return pb.ListSessionsResponse(entries=page, next_page_token=token)
@@ -305,8 +307,9 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
     def MarkExpiryFinalized(
         self, request: pb.MarkExpiryFinalizedRequest, context: grpc.ServicerContext
     ) -> pb.MarkExpiryFinalizedResponse:
-        convert.check_sizes(request, "", ("session_id",), self.max_bytes)
-        entry = self.store.mark_expiry_finalized(self._key(request), request.session_id, _deadline(context))
+        entry = self.store.mark_expiry_finalized(
+            self._key(request), self._key(request, "session_id"), _deadline(context)
+        )
         return self._entry_response(pb.MarkExpiryFinalizedResponse, entry)
 
     @rpc

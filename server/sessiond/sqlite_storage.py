@@ -362,8 +362,12 @@ class SqliteStorage:
         self._connections: list[apsw.Connection] = []
         self._guard = threading.Lock()
         self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
-        writer = self._connect()
-        _open_schema(writer, path)
+        try:
+            writer = self._connect()
+            _open_schema(writer, path)
+        except BaseException:
+            self._release()
+            raise
         self._writer = threading.Thread(target=self._write_loop, args=(writer,), name="sqlite-writer", daemon=True)
         self._writer.start()
 
@@ -430,6 +434,9 @@ class SqliteStorage:
     def close(self) -> None:
         self._jobs.put(_STOP)
         self._writer.join()
+        self._release()
+
+    def _release(self) -> None:
         with self._guard:
             for connection in self._connections:
                 connection.close()

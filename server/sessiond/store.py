@@ -243,7 +243,7 @@ class SessionStore:
     def mark_expiry_finalized(self, session_key: str, session_id: str, deadline: Deadline = None) -> Entry:
         def work(tx: Transaction) -> Entry:
             entry = self._current(tx, session_key)
-            if session_id and session_id != entry.session_id:
+            if session_id != entry.session_id:
                 raise Conflict(f"session_id: the key moved on to session {entry.session_id!r}")
             return self._save(tx, entry, expiry_finalized=True)
 
