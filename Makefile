@@ -9,6 +9,8 @@ PY := $(VENV)/bin/python
 BUF := node_modules/.bin/buf
 PROTOS := $(wildcard protos/sessiond/v1/*.proto)
 GEN_DIR := server
+# Extra arguments of `make bench`, e.g. BENCH_ARGS=--full (more calls, the reference at 100k sessions).
+BENCH_ARGS ?=
 
 .PHONY: help
 help: ## List the targets
@@ -51,9 +53,13 @@ proto-check: proto ## Fail when the committed stubs differ from freshly generate
 .PHONY: lint
 lint: $(VENV)/bin/sessiond $(BUF) ## buf lint the contract, ruff the Python
 	$(BUF) lint protos
-	$(VENV)/bin/ruff check server client tests
-	$(VENV)/bin/ruff format --check server client tests
+	$(VENV)/bin/ruff check server client tests bench
+	$(VENV)/bin/ruff format --check server client tests bench
 
 .PHONY: bench
-bench: ## Benchmark (not yet built: issue 5)
-	@echo "make bench arrives with issue 5" >&2; exit 2
+bench: $(VENV)/bin/sessiond ## Benchmark against echo and the reference: table + bench/results/*.json (~15 min)
+	$(PY) -m bench.run $(BENCH_ARGS)
+
+.PHONY: bench-quick
+bench-quick: $(VENV)/bin/sessiond ## Reduced benchmark run, under two minutes (CI smoke: no timing assertions)
+	$(PY) -m bench.run --quick

@@ -1,10 +1,12 @@
-"""SQLite storage over APSW: one database file, WAL, one writer thread with group commit.
+"""SQLite storage over APSW: one database file, WAL, one writer at a time with group commit.
 
 Why one writer: SQLite takes one writer at a time anyway; queueing writes in-process instead
-of letting threads fight over the lock removes busy-waiting, and lets the writer commit
-several RPCs' work with one fsync (group commit). Each unit of work runs in its own
-SAVEPOINT, so one RPC's failure undoes exactly its own changes. Readers use their own
-per-thread connections and never wait for the writer (WAL).
+of letting threads fight over the database lock removes busy-waiting, and lets one commit
+(one fsync) carry several RPCs' work. The thread that gets the writer lock commits every
+unit of work queued so far, its own included (leader-follower group commit: no hand-off to
+another thread when there is no contention). Each unit runs in its own SAVEPOINT, so one
+RPC's failure undoes exactly its own changes. Readers use their own per-thread connections
+and never wait for the writer (WAL).
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -31,7 +32,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 NEVER = -(2**63)  # a cutoff no timestamp is below
-MAX_BATCH = 64  # units of work sharing one commit
 
 # The schema ladder: entry i brings the database from user_version i to i + 1. Forward only;
 # a released step is never edited, a change is a new step.
@@ -333,16 +333,13 @@ class SqliteTransaction(Transaction):
 
 @dataclass
 class _Job:
-    """A unit of work waiting for the writer thread."""
+    """A unit of work waiting for a commit."""
 
     work: Callable[[Transaction], Any]
     deadline: float | None
     done: threading.Event = field(default_factory=threading.Event)
     result: Any = None
     error: BaseException | None = None
-
-
-_STOP = _Job(work=lambda tx: None, deadline=None)
 
 
 def _storage_error(exc: BaseException) -> BaseException:
@@ -361,15 +358,15 @@ class SqliteStorage:
         self._readers = threading.local()
         self._connections: list[apsw.Connection] = []
         self._guard = threading.Lock()
-        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self._pending: list[_Job] = []
+        self._writer_lock = threading.Lock()
         try:
             writer = self._connect()
             _open_schema(writer, path)
         except BaseException:
             self._release()
             raise
-        self._writer = threading.Thread(target=self._write_loop, args=(writer,), name="sqlite-writer", daemon=True)
-        self._writer.start()
+        self._writer = writer
 
     def _connect(self) -> apsw.Connection:
         try:
@@ -395,21 +392,16 @@ class SqliteStorage:
 
     def write(self, work: Callable[[Transaction], T], deadline: float | None = None) -> T:
         job = _Job(work, deadline)
-        self._jobs.put(job)
-        job.done.wait()
+        with self._guard:
+            self._pending.append(job)
+        with self._writer_lock:
+            if not job.done.is_set():  # else an earlier leader committed it already
+                with self._guard:
+                    batch, self._pending = self._pending, []
+                self._commit(batch, self._writer)
         if job.error is not None:
             raise job.error
         return job.result  # type: ignore[no-any-return]
-
-    def _write_loop(self, connection: apsw.Connection) -> None:
-        while True:
-            batch = [self._jobs.get()]
-            while len(batch) < MAX_BATCH and not self._jobs.empty():
-                batch.append(self._jobs.get())
-            stop = _STOP in batch
-            self._commit([job for job in batch if job is not _STOP], connection)
-            if stop:
-                return
 
     def _commit(self, batch: list[_Job], connection: apsw.Connection) -> None:
         """Run each job in its own savepoint, then commit them all at once."""
@@ -432,9 +424,8 @@ class SqliteStorage:
         self.read(lambda tx: tx.has_two_sessions())
 
     def close(self) -> None:
-        self._jobs.put(_STOP)
-        self._writer.join()
-        self._release()
+        with self._writer_lock:
+            self._release()
 
     def _release(self) -> None:
         with self._guard:
