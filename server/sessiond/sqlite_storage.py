@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -150,7 +150,7 @@ def _entry_row(entry: Entry) -> tuple[Any, ...]:
     usage = entry.usage
     return (
         entry.session_key, entry.session_id, to_us(entry.created_at), to_us(entry.updated_at),
-        json.dumps(asdict(entry.origin), ensure_ascii=False) if entry.origin else None,
+        json.dumps(vars(entry.origin), ensure_ascii=False) if entry.origin else None,
         entry.display_name, entry.platform, entry.chat_type,
         usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, usage.cache_write_tokens,
         usage.total_tokens, usage.estimated_cost_usd, entry.cost_status, entry.last_prompt_tokens,
