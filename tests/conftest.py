@@ -9,6 +9,7 @@ from typing import Any
 
 import grpc
 import pytest
+
 import reference  # noqa: F401 - the project's one path trick: puts the reference oracle on sys.path
 
 # Nothing a test starts may write to the user's real state directory.

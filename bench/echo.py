@@ -1,0 +1,74 @@
+"""An empty gRPC server, the physical limit of one RPC on this machine: ``python -m bench.echo``.
+
+It is built like sessiond's server (``sessiond.server.create_server``): the same grpcio, the
+same server options and the same thread-pool size, so a scenario's ratio to it is what sessiond
+itself adds. Its one method returns the request bytes unchanged (no protobuf on either side).
+The option values live inside ``create_server`` (not at module level), so they are replicated
+here from the default configuration: keep the two lists in step.
+
+Like the daemon it logs one JSON line ``{"msg": "serving", "addresses": [...]}`` on stderr once
+bound, serves ``grpc.health.v1`` (the harness waits for SERVING), and exits 0 on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from concurrent import futures
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from sessiond import config as config_module
+
+SERVICE = "bench.Echo"
+METHOD = f"/{SERVICE}/Echo"
+
+
+def _echo(request: bytes, context: grpc.ServicerContext) -> bytes:
+    return request
+
+
+def build(socket: str, tcp: str) -> tuple[grpc.Server, list[str]]:
+    """A bound echo server with sessiond's default options and pool size (see the module doc)."""
+    config = config_module.parse({})
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="rpc"),
+        options=[
+            ("grpc.max_receive_message_length", config.limits.max_request_bytes),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    echo = grpc.unary_unary_rpc_method_handler(_echo)  # no (de)serializers: bytes in, bytes out
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, {"Echo": echo}),))
+    health_servicer = health.HealthServicer(experimental_non_blocking=True)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    server.add_insecure_port(f"unix:{socket}")
+    host, _, _ = tcp.rpartition(":")
+    port = server.add_insecure_port(tcp)
+    return server, [f"unix:{socket}", f"{host}:{port}"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.echo", description=__doc__.splitlines()[0])
+    parser.add_argument("--socket", required=True, help="Unix socket path")
+    parser.add_argument("--tcp", default="127.0.0.1:0", help="TCP address (port 0: any free port)")
+    args = parser.parse_args(argv)
+    server, addresses = build(args.socket, args.tcp)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda received, _frame: stop.set())
+    server.start()
+    sys.stderr.write(json.dumps({"msg": "serving", "addresses": addresses}) + "\n")
+    sys.stderr.flush()
+    stop.wait()
+    server.stop(0).wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""How much each run measures: ``quick`` (CI smoke, < 2 minutes), ``default`` (``make bench``), ``full``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    calls: int  # timed calls per run, all threads together
+    heavy_calls: int  # the same for heavy scenarios (100-message appends, 200-message loads, listings)
+    warmup: int  # untimed calls per thread before each run
+    scaling_sizes: tuple[int, ...]  # stored sessions for the scaling rows; the last gets the memory row
+    reference_sizes: tuple[int, ...]  # stored sessions for the reference comparison
+    messages_per_session: int  # stored at the largest scaling size for the memory row
+    reference_seconds: float  # time budget per reference size (at least 3 calls, at most 100)
+
+
+QUICK = Profile(
+    name="quick",
+    calls=200,
+    heavy_calls=60,
+    warmup=5,
+    scaling_sizes=(1_000, 10_000),
+    reference_sizes=(100, 1_000, 10_000),
+    messages_per_session=10,
+    reference_seconds=1.0,
+)
+DEFAULT = Profile(
+    name="default",
+    calls=1_000,
+    heavy_calls=300,
+    warmup=20,
+    scaling_sizes=(1_000, 100_000, 1_000_000),
+    reference_sizes=(100, 1_000, 10_000),
+    messages_per_session=10,
+    reference_seconds=3.0,
+)
+FULL = replace(DEFAULT, name="full", calls=3_000, heavy_calls=600, reference_sizes=(100, 1_000, 10_000, 100_000))

@@ -1,0 +1,217 @@
+"""The results: a readable table on stdout, and JSON with the machine it ran on.
+
+One row per measurement; a measured value that a target of issue 5 applies to is followed by
+``pass`` or ``MISS`` (the target is in the column header or on the line). The JSON keeps every
+number, including the echo runs and each check, under ``bench/results/<timestamp>.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import apsw
+import grpc
+
+from bench import targets
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def progress(message: str) -> None:
+    """Progress goes to stderr, so stdout holds the table only."""
+    sys.stderr.write(f"[bench {datetime.now():%H:%M:%S}] {message}\n")
+    sys.stderr.flush()
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers depend on: cores, load when the run started, and the versions in play."""
+    cpu = next((line.split(":", 1)[1].strip() for line in _lines("/proc/cpuinfo") if line.startswith("model name")), "")
+    return {
+        "cores": os.cpu_count(),
+        "cpu": cpu,
+        "load_average": os.getloadavg(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "grpcio": grpc.__version__,
+        "protobuf": metadata.version("protobuf"),
+        "apsw": apsw.apswversion(),
+        "sqlite": apsw.sqlite_lib_version(),
+    }
+
+
+def _lines(path: str) -> list[str]:
+    try:
+        return Path(path).read_text().splitlines()
+    except OSError:
+        return []
+
+
+def save(results: dict[str, Any]) -> Path:
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    return path
+
+
+def render(results: dict[str, Any]) -> str:
+    sections = [
+        _header(results),
+        _rpc(results["rpc"]),
+        _durability(results["rpc"]),
+        _scaling(results["scaling"], results["memory"]),
+        _reference(results["reference"]),
+        _summary(results),
+    ]
+    return "\n\n".join(sections) + "\n"
+
+
+def _header(results: dict[str, Any]) -> str:
+    m, p = results["machine"], results["profile"]
+    return "\n".join(
+        [
+            f"sessiond benchmark: profile {p['name']}, {results['started']}, {results['total_s']:.0f} s",
+            f"machine: {m['cores']} cores ({m['cpu']}), load average at start {m['load_average'][0]:.2f},"
+            f" {m['platform']}",
+            f"versions: Python {m['python']}, grpcio {m['grpcio']}, protobuf {m['protobuf']}, apsw {m['apsw']},"
+            f" SQLite {m['sqlite']}",
+            f"runs: closed loop, {p['calls']:,} timed calls per run ({p['heavy_calls']:,} for heavy scenarios),"
+            f" {p['warmup']} warm-up calls per thread excluded; latencies in ms",
+            "client: this process, one thread and one channel per caller, sharing the cores with the server;"
+            " requests and responses as bytes, so the client's work is the same for sessiond and echo",
+        ]
+    )
+
+
+def _marked(value: float | None, row: dict[str, Any], target: targets.Target, fmt: str) -> str:
+    """The value, followed by pass or MISS when the row was checked against ``target``."""
+    if value is None:
+        return ""
+    return f"{value:{fmt}}{_verdict(next((c for c in row.get('checks', []) if c['target'] == target.key), None))}"
+
+
+def _verdict(check: dict[str, Any] | None) -> str:
+    return "" if check is None else " pass" if check["ok"] else " MISS"
+
+
+def _rpc(rows: list[dict[str, Any]]) -> str:
+    headers = ["scenario", "via", "c", "req B", "rps", "p50", "p90", "p99", "echo rps", "echo p99"]
+    headers += [f"rps/echo ({targets.RPS_RATIO})", f"+p99 ms ({targets.ADDED_P99})", f"msg/s ({targets.APPEND})"]
+    body = []
+    for row in (r for r in rows if r["durability"] == "full"):
+        s, e = row["sessiond"], row["echo"]
+        body.append(
+            [row["scenario"], row["transport"], row["concurrency"], row["request_bytes"], f"{s['rps']:,.0f}"]
+            + [f"{s[k]:.2f}" for k in ("p50_ms", "p90_ms", "p99_ms")]
+            + [f"{e['rps']:,.0f}", f"{e['p99_ms']:.2f}"]
+            + [_marked(row["rps_ratio"], row, targets.RPS_RATIO, ".2f")]
+            + [_marked(row["added_p99_ms"], row, targets.ADDED_P99, "+.2f")]
+            + [_marked(row["messages_per_s"], row, targets.APPEND, ",.0f")]
+        )
+    title = "RPCs against the echo server (durability full; rps and p99 targets apply to the hot RPCs)"
+    return _table(title, headers, body)
+
+
+def _durability(rows: list[dict[str, Any]]) -> str:
+    relaxed = {(r["scenario"], r["concurrency"]): r for r in rows if r["durability"] == "relaxed"}
+    headers = ["scenario", "c", "full rps", "full p50", "full p99", "relaxed rps", "relaxed p50", "relaxed p99"]
+    headers += ["relaxed/full rps", f"relaxed msg/s ({targets.APPEND})"]
+    body = []
+    for row in rows:
+        other = relaxed.get((row["scenario"], row["concurrency"]))
+        if row["durability"] != "full" or row["transport"] != "unix" or other is None:
+            continue
+        full, fast = row["sessiond"], other["sessiond"]
+        body.append(
+            [row["scenario"], row["concurrency"]]
+            + [f"{full['rps']:,.0f}", f"{full['p50_ms']:.2f}", f"{full['p99_ms']:.2f}"]
+            + [f"{fast['rps']:,.0f}", f"{fast['p50_ms']:.2f}", f"{fast['p99_ms']:.2f}"]
+            + [
+                f"{fast['rps'] / full['rps']:.2f}",
+                _marked(other["messages_per_s"], other, targets.APPEND, ",.0f"),
+            ]
+        )
+    return _table(
+        "Durability: the write scenarios on the Unix socket, full (fsync per commit) vs relaxed", headers, body
+    )
+
+
+def _scaling(rows: list[dict[str, Any]], memory: dict[str, Any]) -> str:
+    headers = ["sessions", "populate s", "database MB", f"cold start s ({targets.COLD_START})"]
+    headers += ["p50", "p90", "p99", "mean", f"p50 ratio ({targets.SCALING})"]
+    body = []
+    for row in rows:
+        g = row["get_or_create"]
+        body.append(
+            [f"{row['sessions']:,}", f"{row['populate_s']:.1f}", f"{row['database_mb']:,.0f}"]
+            + [_marked(row["cold_start_s"], row, targets.COLD_START, ".2f")]
+            + [f"{g[k]:.2f}" for k in ("p50_ms", "p90_ms", "p99_ms", "mean_ms")]
+            + [_marked(row.get("scaling_ratio"), row, targets.SCALING, ".2f")]
+        )
+    title = "Scaling: GetOrCreateSession on a stored key, c=1, Unix socket (ratio: largest / smallest scaling size)"
+    m = memory
+    lines = [
+        f"Memory: the daemon with {m['sessions']:,} sessions and {m['messages']:,} messages"
+        f" (messages populated in {m['populate_messages_s']:.1f} s, database {m['database_mb']:,.0f} MB),"
+        " after every scenario at c=8:",
+        f"  VmRSS {_marked(m['rss_mb'], m, targets.RSS, ',.1f')} ({targets.RSS} MB), peak {m['peak_rss_mb']:,.1f} MB;"
+        f" cold start with the messages {_marked(m['cold_start_s'], m, targets.COLD_START, '.2f')}"
+        f" ({targets.COLD_START} s)",
+    ]
+    return _table(title, headers, body) + "\n" + "\n".join(lines)
+
+
+def _reference(rows: list[dict[str, Any]]) -> str:
+    headers = ["sessions", "populate s", "calls", "reference ms/op", "sessiond ms/op", "reference/sessiond", "target"]
+    body = []
+    for row in rows:
+        check = row["checks"][0] if row["checks"] else None
+        ratio = f"{row['ratio']:,.0f}{_verdict(check)}"
+        body.append(
+            [f"{row['sessions']:,}", f"{row['populate_s']:.1f}", row["calls"]]
+            + [f"{row['reference_ms']:,.2f}", f"{row['sessiond_ms']:.2f}", ratio, check["bound"] if check else ""]
+        )
+    title = "Reference: the in-process store's get_or_create_session on a stored key (median) vs sessiond (p50, c=1)"
+    return _table(title, headers, body)
+
+
+def _summary(results: dict[str, Any]) -> str:
+    checks = [c for row in _all_rows(results) for c in row.get("checks", [])]
+    lines = ["Targets (issue 5): rows meeting each, and the worst row"]
+    for target in targets.ALL:
+        mine = [c for c in checks if c["target"] == target.key]
+        if not mine:
+            lines.append(f"  {target.what} {target}: not measured in this profile")
+            continue
+        worst = min(mine, key=lambda c: (c["ok"], c["value"] if target.op == ">=" else -c["value"]))
+        met = sum(c["ok"] for c in mine)
+        lines.append(
+            f"  {target.what} {target}: {met}/{len(mine)} pass; worst {_number(worst['value'])} ({worst['where']})"
+        )
+    return "\n".join(lines)
+
+
+def _number(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.1f}" if abs(value) >= 10 else f"{value:.2f}"
+
+
+def _all_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    return [*results["rpc"], *results["scaling"], results["memory"], *results["reference"]]
+
+
+def _table(title: str, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """Columns padded to their widest cell; text left-aligned, numbers right-aligned."""
+    cells = [[str(c) for c in headers], *([str(c) for c in row] for row in rows)]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+
+    def line(row: list[str]) -> str:
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+
+    return "\n".join([title, line(cells[0]), "  ".join("-" * w for w in widths), *map(line, cells[1:])])

@@ -1,0 +1,66 @@
+"""``python -m bench.run [--quick | --full]``: run every measurement, print the table, save the JSON.
+
+Run it from the project root (``make bench``, ``make bench-quick``): ``bench`` and the shared
+oracle helper ``tests.reference`` import from there. Everything it creates (databases, sockets)
+lives in one temporary directory, removed at the end; only ``bench/results/*.json`` stays.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from bench import reference_store, report, rpc_suite, scaling
+from bench.profiles import DEFAULT, FULL, QUICK, Profile
+
+
+def _arguments(argv: list[str] | None) -> Profile:
+    description = "Benchmark sessiond against an empty echo server and the reference store."
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=description)
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="reduced smoke run for CI (under two minutes)")
+    size.add_argument("--full", action="store_true", help="more calls, and the reference at 100k sessions")
+    args = parser.parse_args(argv)
+    return QUICK if args.quick else FULL if args.full else DEFAULT
+
+
+def measure(profile: Profile, workdir: Path) -> dict[str, Any]:
+    started = time.perf_counter()
+    results: dict[str, Any] = {
+        "profile": asdict(profile),
+        "started": datetime.now().astimezone().isoformat(timespec="seconds"),
+        "machine": report.machine(),
+        "phases_s": {},
+    }
+    report.progress("RPC scenarios against the echo server, both durability modes")
+    results["rpc"] = rpc_suite.run(workdir, profile)
+    results["phases_s"]["rpc"] = time.perf_counter() - started
+    report.progress(f"scaling over {', '.join(f'{n:,}' for n in scaling.sizes(profile))} sessions, then memory")
+    results["scaling"], results["memory"] = scaling.run(workdir, profile)
+    results["phases_s"]["scaling"] = time.perf_counter() - started - results["phases_s"]["rpc"]
+    report.progress(f"reference store at {', '.join(f'{n:,}' for n in profile.reference_sizes)} sessions")
+    sessiond_ms = {row["sessions"]: row["get_or_create"]["p50_ms"] for row in results["scaling"]}
+    results["reference"] = reference_store.run(workdir, profile, sessiond_ms)
+    results["total_s"] = time.perf_counter() - started
+    results["phases_s"]["reference"] = results["total_s"] - sum(results["phases_s"].values())
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    profile = _arguments(argv)
+    with tempfile.TemporaryDirectory(prefix="sessiond-bench-") as workdir:
+        results = measure(profile, Path(workdir))
+    sys.stdout.write(report.render(results))
+    path = report.save(results)
+    sys.stdout.write(f"\nresults: {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
