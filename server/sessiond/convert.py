@@ -19,7 +19,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from sessiond.errors import InvalidArgument
 from sessiond.model import ChatType, Context, Entry, EntryRef, HomeChannel, Lease, Message, ResetPolicy, Source, Usage
 from sessiond.platforms import Platforms
-from sessiond.storage import Cursor
+from sessiond.storage import Cursor, to_us
 from sessiond.v1 import session_pb2, session_store_pb2, source_pb2, transcript_pb2
 
 MAX_LEASE_SECONDS = 7 * 24 * 3600
@@ -117,9 +117,9 @@ def timestamp(message: Timestamp, path: str) -> datetime:
 
 
 def timestamp_to_proto(value: datetime) -> Timestamp:
-    message = Timestamp()
-    message.FromDatetime(value)
-    return message
+    """Built from integer microseconds: ``Timestamp.FromDatetime`` is slow pure Python."""
+    seconds, micros = divmod(to_us(value), 1_000_000)
+    return Timestamp(seconds=seconds, nanos=micros * 1000)
 
 
 def _set_time(message: Any, name: str, value: datetime | None) -> None:
@@ -270,11 +270,6 @@ def page_size(requested: int, default: int, maximum: int, path: str = "page_size
 
 # -- transcript messages ------------------------------------------------------------------
 
-MESSAGE_STRINGS = (
-    "role", "text", "json", "tool_calls_json", "tool_call_id", "tool_name", "reasoning", "reasoning_content",
-    "reasoning_details_json", "codex_reasoning_items_json", "codex_message_items_json", "finish_reason",
-    "message_id",
-)  # fmt: skip
 MESSAGE_JSON = (
     "json",
     "tool_calls_json",
@@ -289,7 +284,7 @@ def message(value: transcript_pb2.Message, max_bytes: int, path: str) -> Message
     """A domain message from the wire, checked: a role, valid JSON, a bounded size."""
     if not value.role:
         raise InvalidArgument(f"{path}.role", "required")
-    size = sum(len(getattr(value, name).encode("utf-8")) for name in MESSAGE_STRINGS)
+    size = value.ByteSize()
     if size > max_bytes:
         raise InvalidArgument(path, f"{size} bytes, more than the limit of {max_bytes}")
     for name in MESSAGE_JSON:

@@ -119,9 +119,13 @@ class Usage:
         return Usage(**{name: value + vars(other)[name] for name, value in vars(self).items()})
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Entry:
-    """The current session of a session key (the reference's ``SessionEntry``) plus a version."""
+    """The current session of a session key (the reference's ``SessionEntry``) plus a version.
+
+    Slotted and not frozen, as ``Message``: one is built per row read, and a frozen
+    dataclass's ``__init__`` costs several times more. Code changes them with ``replace``.
+    """
 
     session_key: str
     session_id: str
@@ -155,7 +159,7 @@ class Lease:
     expires_at: datetime
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Message:
     """One transcript message. Structured values are JSON text, kept exactly as sent."""
 

@@ -95,8 +95,9 @@ def rpc(handler: Handler[Request, Response]) -> Handler[Request, Response]:
             code = grpc.StatusCode.INTERNAL
             log.exception("rpc failed", extra={"method": method, "request_id": request_id})
             context.abort(code, f"internal error (request {request_id})")
-        finally:
-            log.info(
+        finally:  # successes at debug level: a line per call costs more than the call at info
+            log.log(
+                logging.DEBUG if code == grpc.StatusCode.OK else logging.INFO,
                 "rpc",
                 extra={
                     "method": method,
@@ -350,10 +351,11 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
         size = convert.page_size(request.page_size, *TRANSCRIPT_PAGE)
         after = convert.position_cursor(request.page_token)
         loaded = self.store.load(self._key(request, "session_id"), after, size + 1, request.raw)
-        response = pb.LoadTranscriptResponse()
+        response, page_bytes = pb.LoadTranscriptResponse(), 0
         for message in loaded[:size]:
             wire = convert.message_to_proto(message)
-            if response.messages and response.ByteSize() + wire.ByteSize() > TRANSCRIPT_PAGE_BYTES:
+            page_bytes += wire.ByteSize() + 8  # + the field's tag and length
+            if response.messages and page_bytes > TRANSCRIPT_PAGE_BYTES:
                 break
             response.messages.append(wire)
         if len(response.messages) < len(loaded):

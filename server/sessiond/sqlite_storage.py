@@ -122,6 +122,7 @@ PUT_ENTRY = f"INSERT OR REPLACE INTO entries ({ENTRY_COLUMNS}) VALUES ({', '.joi
 INSERT_MESSAGE = (
     f"INSERT INTO messages (session_id, {MESSAGE_COLUMNS}) VALUES ({', '.join('?' * 17)}) ON CONFLICT DO NOTHING"
 )
+NEXT_POSITION = "SELECT COALESCE(MAX(position), -1) + 1 FROM messages WHERE session_id = ?"
 NOT_LEASED = "NOT EXISTS (SELECT 1 FROM leases AS l WHERE l.session_key = e.session_key AND l.expires_at > :now)"
 LIST_ENTRIES = f"""
     {SELECT_ENTRY} AS e WHERE updated_at >= :since AND (updated_at, session_key) < (:after_us, :after_key)
@@ -308,11 +309,14 @@ class SqliteTransaction(Transaction):
         return None if row is None else row[0]
 
     def append_messages(self, session_id: str, messages: Sequence[Message], now: datetime) -> AppendResult:
+        """One statement for the batch; skipped duplicates leave gaps in positions, never reuse them."""
         count = self._message_count(session_id) or 0
-        appended = 0
-        for message in messages:
-            self.db.execute(INSERT_MESSAGE, _message_row(session_id, message, count + appended, now))
-            appended += self.db.changes()
+        start = self._one(NEXT_POSITION, (session_id,))[0]
+        before = self.db.total_changes()
+        self.db.executemany(
+            INSERT_MESSAGE, (_message_row(session_id, m, start + i, now) for i, m in enumerate(messages))
+        )
+        appended = self.db.total_changes() - before
         self.db.execute("UPDATE sessions SET message_count = ? WHERE id = ?", (count + appended, session_id))
         return AppendResult(appended, len(messages) - appended, count + appended)
 

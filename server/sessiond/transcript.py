@@ -32,12 +32,14 @@ def strip_memory_context(text: str) -> str:
 def as_replayed(message: Message) -> Message:
     """User and assistant text without memory blocks and surrounding whitespace."""
     if message.role in ("user", "assistant") and message.content is not None and not message.content_is_json:
-        return replace(message, content=strip_memory_context(message.content).strip())
+        replayed = strip_memory_context(message.content).strip()
+        if replayed != message.content:
+            return replace(message, content=replayed)
     return message
 
 
 def as_stored(message: Message) -> Message:
     """Reasoning is kept for assistant messages only, as the reference stores it."""
-    if message.role == "assistant":
+    if message.role == "assistant" or not any(getattr(message, name) for name in REASONING_FIELDS):
         return message
     return replace(message, **dict.fromkeys(REASONING_FIELDS))
