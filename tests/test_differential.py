@@ -7,7 +7,7 @@ decision, except where README documents a deliberate difference.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -100,7 +100,8 @@ def test_context_and_prompt_match(
     domain = cases.domain_source(source, config.platforms)
     ref = None
     if entry:
-        ref = EntryRef(entry["session_key"], entry["session_id"], entry["created_at"], entry["updated_at"])
+        created, updated = (entry[name].replace(tzinfo=UTC) for name in ("created_at", "updated_at"))
+        ref = EntryRef(entry["session_key"], entry["session_id"], created, updated)
     context = prompt.build_context(domain, config.key_options, config.connected_platforms, config.home_channels, ref)
     expected_cfg = cases.prompt_config(source, cfg)
     assert prompt.build_prompt(context, config.platforms, config.prompt, redact) == oracle.context_prompt(
