@@ -8,7 +8,6 @@ import logging
 import os
 import signal
 import sys
-import threading
 from pathlib import Path
 
 from sessiond import config as config_module
@@ -53,12 +52,14 @@ def serve(args: argparse.Namespace) -> int:
     except StorageError as exc:
         sys.stderr.write(f"sessiond: database error: {exc}\n")
         return 3
-    stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda received, _frame: stop.set())
+        signal.signal(signum, lambda received, _frame: daemon.stop_requested.set())
     daemon.start()
-    stop.wait()
+    daemon.stop_requested.wait()
     daemon.stop(config.grace_seconds)
+    if daemon.failure is not None:
+        sys.stderr.write(f"sessiond: database error: {daemon.failure}\n")
+        return 3
     return 0
 
 

@@ -6,8 +6,9 @@ import logging
 import os
 import socket
 import stat
+import threading
 from concurrent import futures
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
@@ -15,7 +16,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from sessiond.config import Config
-from sessiond.errors import ConfigError
+from sessiond.errors import ConfigError, StorageError
 from sessiond.service import SessionStoreService
 from sessiond.sqlite_storage import SqliteStorage
 from sessiond.store import Clock, SessionStore, utc_now
@@ -74,12 +75,25 @@ class Daemon:
     health: health.HealthServicer
     addresses: list[str]
     storage: SqliteStorage
+    stop_requested: threading.Event = field(default_factory=threading.Event)
+    failure: StorageError | None = None
 
     def start(self) -> None:
         self.server.start()
         for name in ("", SERVICE_NAME):
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info("serving", extra={"addresses": self.addresses})
+        threading.Thread(target=self._verify, name="verify", daemon=True).start()
+
+    def _verify(self) -> None:
+        """The full integrity check, after serving starts; a bad database stops the daemon."""
+        try:
+            self.storage.verify()
+        except StorageError as exc:
+            log.error("database failed its integrity check; stopping", extra={"error": str(exc)})
+            self.failure = exc
+            self.health.enter_graceful_shutdown()
+            self.stop_requested.set()
 
     def stop(self, grace: float) -> None:
         """Health goes NOT_SERVING first, then in-flight RPCs get ``grace`` seconds to finish."""

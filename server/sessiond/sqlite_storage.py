@@ -427,6 +427,19 @@ class SqliteStorage:
     def check(self) -> None:
         self.read(lambda tx: tx.has_two_sessions())
 
+    def verify(self) -> None:
+        """Read every page (``PRAGMA quick_check``); ``StorageError`` naming the file if any is bad.
+
+        O(size of the file): the daemon runs it in the background after it starts serving, so
+        a large database still starts in well under a second.
+        """
+        try:
+            result = self.read(lambda tx: tx.db.pragma("quick_check"))
+        except apsw.Error as exc:
+            result = str(exc)
+        if result != "ok":
+            raise StorageError(f"{self.path}: integrity check failed ({result}); {RECOVERY}")
+
     def close(self) -> None:
         with self._writer_lock:
             self._release()
@@ -475,9 +488,7 @@ def _open_schema(connection: apsw.Connection, path: Path) -> None:
                 f"{path}: schema version {version} is newer than this sessiond knows ({len(MIGRATIONS)});"
                 " upgrade sessiond"
             )
-        result = connection.pragma("quick_check")
-        if result != "ok":
-            raise StorageError(f"{path}: integrity check failed ({result}); {RECOVERY}")
+        _check_not_truncated(path)
         for step in range(version, len(MIGRATIONS)):
             with connection:
                 connection.execute(MIGRATIONS[step])
@@ -488,3 +499,21 @@ def _open_schema(connection: apsw.Connection, path: Path) -> None:
 
 
 RECOVERY = "restore a backup or move the file away; sessiond will not start on it"
+
+
+def _check_not_truncated(path: Path) -> None:
+    """A file shorter than its header says (a cut copy, a full disk) is refused at once.
+
+    The header's page count is valid when its "version valid for" equals the change counter.
+    """
+    with open(path, "rb") as file:
+        header = file.read(100)
+    if len(header) < 100:
+        return  # a new, empty database
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages, changes, valid_for = (int.from_bytes(header[i : i + 4], "big") for i in (28, 24, 92))
+    if changes == valid_for and path.stat().st_size < pages * page_size:
+        raise StorageError(
+            f"{path}: truncated ({path.stat().st_size} bytes, the header says {pages * page_size}); {RECOVERY}"
+        )
