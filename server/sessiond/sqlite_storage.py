@@ -408,13 +408,17 @@ class SqliteStorage:
         return job.result  # type: ignore[no-any-return]
 
     def _commit(self, batch: list[_Job], connection: apsw.Connection) -> None:
-        """Run each job in its own savepoint, then commit them all at once."""
+        """Run each job in its own savepoint, then commit them all at once.
+
+        A job alone needs no savepoint: the transaction is rolled back if it fails.
+        """
         transaction = SqliteTransaction(connection)
+        alone = len(batch) == 1
         try:
             connection.execute("BEGIN IMMEDIATE")
             for job in batch:
-                _run_in_savepoint(job, transaction)
-            connection.execute("COMMIT")
+                _run(job, transaction, savepoint=not alone)
+            connection.execute("ROLLBACK" if alone and batch[0].error else "COMMIT")
         except apsw.Error as exc:
             if not connection.get_autocommit():
                 connection.execute("ROLLBACK")
@@ -452,18 +456,22 @@ class SqliteStorage:
         self._lock_file.close()
 
 
-def _run_in_savepoint(job: _Job, transaction: SqliteTransaction) -> None:
+def _run(job: _Job, transaction: SqliteTransaction, savepoint: bool) -> None:
+    """Run one job; with ``savepoint``, a failure undoes exactly its own changes."""
     if job.deadline is not None and time.monotonic() > job.deadline:
         job.error = DeadlineExceeded("the deadline passed before the write started; nothing was written")
         return
     connection = transaction.db
-    connection.execute("SAVEPOINT job")
+    if savepoint:
+        connection.execute("SAVEPOINT job")
     try:
         job.result = job.work(transaction)
     except Exception as exc:
         job.error = _storage_error(exc)
-        connection.execute("ROLLBACK TO job")  # raises if SQLite already ended the transaction
-    connection.execute("RELEASE job")
+        if savepoint:
+            connection.execute("ROLLBACK TO job")  # raises if SQLite already ended the transaction
+    if savepoint:
+        connection.execute("RELEASE job")
 
 
 def _lock(path: Path) -> Any:
