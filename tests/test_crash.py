@@ -198,8 +198,15 @@ def integrity(db: Path) -> str:
 
 
 def stop(daemon: Daemon) -> None:
+    """SIGTERM, and a clean exit; killed if it does not come."""
     daemon.process.send_signal(signal.SIGTERM)
-    assert daemon.process.wait(timeout=START_TIMEOUT) == 0, daemon.log.read_text()[-2000:]
+    try:
+        code = daemon.process.wait(timeout=START_TIMEOUT)
+    finally:
+        if daemon.process.poll() is None:
+            daemon.process.kill()
+            daemon.process.wait()
+    assert code == 0, daemon.log.read_text()[-2000:]
 
 
 def test_kill_9_loses_no_acknowledged_append(tmp_path: Path) -> None:
