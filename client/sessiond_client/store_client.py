@@ -65,18 +65,8 @@ CHAT_TYPES: dict[str, source_pb2.ChatType] = {
 }
 # Read with .get(..., "dm"): unset means dm, as in the reference.
 CHAT_TYPE_NAMES = {number: name for name, number in CHAT_TYPES.items()}
-SOURCE_OPTIONAL = (
-    "chat_name",
-    "user_id",
-    "user_name",
-    "thread_id",
-    "chat_topic",
-    "user_id_alt",
-    "chat_id_alt",
-    "guild_id",
-    "parent_chat_id",
-    "message_id",
-)
+# The contract's optional source fields (proto3 ``optional``: they have presence).
+SOURCE_OPTIONAL = tuple(f.name for f in source_pb2.SessionSource.DESCRIPTOR.fields if f.has_presence)
 # Message dict keys stored as JSON text, only when truthy (as the reference's SessionDB).
 MESSAGE_JSON_FIELDS = ("tool_calls", "reasoning_details", "codex_reasoning_items", "codex_message_items")
 # Message dict keys copied as they are when present (not None).

@@ -33,18 +33,8 @@ CHAT_TYPES: dict[int, ChatType] = {
 }
 CHAT_TYPE_VALUES = {name: number for number, name in CHAT_TYPES.items() if number}
 
-SOURCE_OPTIONAL = (
-    "chat_name",
-    "user_id",
-    "user_name",
-    "thread_id",
-    "chat_topic",
-    "user_id_alt",
-    "chat_id_alt",
-    "guild_id",
-    "parent_chat_id",
-    "message_id",
-)
+# The contract's optional fields (proto3 ``optional``: they have presence), in declaration order.
+SOURCE_OPTIONAL = tuple(f.name for f in source_pb2.SessionSource.DESCRIPTOR.fields if f.has_presence)
 HOME_OPTIONAL = ("thread_id", "user_id", "scope_id")
 
 

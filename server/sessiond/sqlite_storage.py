@@ -364,6 +364,9 @@ class SqliteStorage:
         self._guard = threading.Lock()
         self._pending: list[_Job] = []
         self._writer_lock = threading.Lock()
+        self._verifying = threading.Condition()
+        self._verifier: apsw.Connection | None = None
+        self._closed = False
         try:
             writer = self._connect()
             _open_schema(writer, path)
@@ -437,14 +440,30 @@ class SqliteStorage:
         O(size of the file): the daemon runs it in the background after it starts serving, so
         a large database still starts in well under a second.
         """
+        with self._verifying:
+            if self._closed:
+                return
+            self._verifier = self._connect()
         try:
-            result = self.read(lambda tx: tx.db.pragma("quick_check"))
+            result = self._verifier.pragma("quick_check")
+        except apsw.InterruptError:
+            return  # close() cancelled the check
         except apsw.Error as exc:
             result = str(exc)
+        finally:
+            with self._verifying:
+                self._verifier = None
+                self._verifying.notify_all()
         if result != "ok":
             raise StorageError(f"{self.path}: integrity check failed ({result}); {RECOVERY}")
 
     def close(self) -> None:
+        """Cancel a running integrity check, wait for the writer, close every connection."""
+        with self._verifying:
+            self._closed = True
+            if self._verifier is not None:
+                self._verifier.interrupt()
+            self._verifying.wait_for(lambda: self._verifier is None)
         with self._writer_lock:
             self._release()
 
