@@ -36,6 +36,10 @@ class ResourceExhausted(SessiondError):
     """The disk is full or a configured limit is exceeded."""
 
 
+class DiskFull(ResourceExhausted):
+    """The database's file system is full: writes fail, reads go on."""
+
+
 class DeadlineExceeded(SessiondError):
     """The caller's deadline passed before the operation ran; nothing was written."""
 

@@ -25,6 +25,8 @@ from sessiond.v1 import session_store_pb2, session_store_pb2_grpc
 log = logging.getLogger("sessiond.server")
 
 SERVICE_NAME = session_store_pb2.DESCRIPTOR.services_by_name["SessionStore"].full_name
+# Health name that is NOT_SERVING while the database's disk is full (reads still work).
+WRITES_SERVICE_NAME = "sessiond.writes"
 
 
 def _prepare_socket(path: Path) -> None:
@@ -80,10 +82,15 @@ class Daemon:
 
     def start(self) -> None:
         self.server.start()
-        for name in ("", SERVICE_NAME):
+        for name in ("", SERVICE_NAME, WRITES_SERVICE_NAME):
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self.storage.on_writable = self._writable
         log.info("serving", extra={"addresses": self.addresses})
         threading.Thread(target=self._verify, name="verify", daemon=True).start()
+
+    def _writable(self, writable: bool) -> None:
+        status = health_pb2.HealthCheckResponse.SERVING if writable else health_pb2.HealthCheckResponse.NOT_SERVING
+        self.health.set(WRITES_SERVICE_NAME, status)
 
     def _verify(self) -> None:
         """The full integrity check, after serving starts; a bad database stops the daemon."""

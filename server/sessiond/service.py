@@ -22,6 +22,7 @@ from sessiond.config import Config
 from sessiond.errors import (
     Conflict,
     DeadlineExceeded,
+    DiskFull,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
@@ -46,6 +47,7 @@ STATUS = {
     Conflict: grpc.StatusCode.ABORTED,
     FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
     ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    DiskFull: grpc.StatusCode.RESOURCE_EXHAUSTED,
     DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
     StorageError: grpc.StatusCode.UNAVAILABLE,
 }

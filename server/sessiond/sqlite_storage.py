@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 import apsw
 
-from sessiond.errors import DeadlineExceeded, ResourceExhausted, StorageError
+from sessiond.errors import DeadlineExceeded, DiskFull, StorageError
 from sessiond.model import Entry, Lease, Message, Source, Usage
 from sessiond.storage import AppendResult, Cursor, ExpiryCutoffs, Transaction, from_us, to_us
 
@@ -348,7 +348,7 @@ class _Job:
 
 def _storage_error(exc: BaseException) -> BaseException:
     if isinstance(exc, apsw.FullError):
-        return ResourceExhausted("the database disk is full")
+        return DiskFull("the database's disk is full; writes resume once space is freed")
     return exc
 
 
@@ -367,6 +367,8 @@ class SqliteStorage:
         self._verifying = threading.Condition()
         self._verifier: apsw.Connection | None = None
         self._closed = False
+        self.writable = True
+        self.on_writable: Callable[[bool], None] | None = None
         try:
             writer = self._connect()
             _open_schema(writer, path)
@@ -422,14 +424,24 @@ class SqliteStorage:
             for job in batch:
                 _run(job, transaction, savepoint=not alone)
             connection.execute("ROLLBACK" if alone and batch[0].error else "COMMIT")
+            self._writable(not any(isinstance(job.error, DiskFull) for job in batch))
         except apsw.Error as exc:
             if not connection.get_autocommit():
                 connection.execute("ROLLBACK")
             log.error("commit failed", extra={"error": type(exc).__name__, "jobs": len(batch)})
             for job in batch:
                 job.error = job.error or _storage_error(exc)
+            self._writable(not isinstance(_storage_error(exc), DiskFull))
         for job in batch:
             job.done.set()
+
+    def _writable(self, writable: bool) -> None:
+        """Tell ``on_writable`` when writes start failing for want of space, or work again."""
+        if writable != self.writable:
+            self.writable = writable
+            log.log(logging.INFO if writable else logging.ERROR, "database writable" if writable else "disk full")
+            if self.on_writable is not None:
+                self.on_writable(writable)
 
     def check(self) -> None:
         self.read(lambda tx: tx.has_two_sessions())
@@ -525,7 +537,10 @@ def _open_schema(connection: apsw.Connection, path: Path) -> None:
         raise StorageError(f"{path}: not a usable sessiond database ({exc}); {RECOVERY}") from None
 
 
-RECOVERY = "restore a backup or move the file away; sessiond will not start on it"
+RECOVERY = (
+    "salvage it with `sqlite3 <file> .recover | sqlite3 <new file>`, restore a backup,"
+    " or move the file away; sessiond will not start on it"
+)
 
 
 def _check_not_truncated(path: Path) -> None:
