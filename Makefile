@@ -38,10 +38,13 @@ test: $(VENV)/bin/sessiond ## Run the test suite (needs ../shared beside the che
 	$(PY) -m pytest -q
 
 .PHONY: proto
-proto: $(VENV)/bin/sessiond ## Regenerate the Python stubs (and .pyi) from protos/
+proto: $(VENV)/bin/sessiond ## Regenerate the Python stubs and their typed .pyi (mypy-protobuf) from protos/
 	rm -f $(GEN_DIR)/sessiond/v1/*_pb2*.py $(GEN_DIR)/sessiond/v1/*_pb2*.pyi
-	$(PY) -m grpc_tools.protoc -I protos --python_out=$(GEN_DIR) --pyi_out=$(GEN_DIR) $(PROTOS)
-	$(PY) -m grpc_tools.protoc -I protos --grpc_python_out=$(GEN_DIR) protos/sessiond/v1/session_store.proto
+	$(PY) -m grpc_tools.protoc -I protos --python_out=$(GEN_DIR) \
+		--plugin=protoc-gen-mypy=$(VENV)/bin/protoc-gen-mypy --mypy_out=$(GEN_DIR) $(PROTOS)
+	$(PY) -m grpc_tools.protoc -I protos --grpc_python_out=$(GEN_DIR) \
+		--plugin=protoc-gen-mypy_grpc=$(VENV)/bin/protoc-gen-mypy_grpc --mypy_grpc_out=$(GEN_DIR) \
+		protos/sessiond/v1/session_store.proto
 
 .PHONY: proto-check
 proto-check: proto ## Fail when the committed stubs differ from freshly generated ones
@@ -55,6 +58,10 @@ lint: $(VENV)/bin/sessiond $(BUF) ## buf lint the contract, ruff the Python
 	$(BUF) lint protos
 	$(VENV)/bin/ruff check server client tests bench
 	$(VENV)/bin/ruff format --check server client tests bench
+
+.PHONY: typecheck
+typecheck: $(VENV)/bin/sessiond ## mypy --strict on the Python client (with the generated .pyi stubs)
+	$(VENV)/bin/mypy --strict client/sessiond_client
 
 .PHONY: bench
 bench: $(VENV)/bin/sessiond ## Benchmark against echo and the reference: table + bench/results/*.json (~15 min)

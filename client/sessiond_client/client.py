@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from types import TracebackType
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -30,7 +31,8 @@ class SessiondClient:
         self.channel = channel
         self.timeout = timeout
         self.stub = session_store_pb2_grpc.SessionStoreStub(channel)
-        self._health = health_pb2_grpc.HealthStub(channel)
+        # Typed Any: the typeshed stub of HealthStub declares no methods.
+        self._health: Any = health_pb2_grpc.HealthStub(channel)
 
     def wait_ready(self, timeout: float = 10.0) -> None:
         """Block until the channel connects (raises ``grpc.FutureTimeoutError``)."""
@@ -39,7 +41,7 @@ class SessiondClient:
     def is_serving(self) -> bool:
         request = health_pb2.HealthCheckRequest(service="sessiond.v1.SessionStore")
         response = self._health.Check(request, timeout=self.timeout)
-        return response.status == health_pb2.HealthCheckResponse.SERVING
+        return bool(response.status == health_pb2.HealthCheckResponse.SERVING)
 
     def build_session_key(self, source: SessionSource) -> pb.BuildSessionKeyResponse:
         return self.stub.BuildSessionKey(pb.BuildSessionKeyRequest(source=source), timeout=self.timeout)

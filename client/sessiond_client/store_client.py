@@ -18,10 +18,11 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeAlias, TypeVar
 
 import grpc
 from google.protobuf.message import Message as ProtoMessage
+from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from sessiond.v1 import session_pb2, source_pb2, transcript_pb2
@@ -57,7 +58,8 @@ PAGE_SIZE = 10_000
 # carry messages of megabytes, and the daemon accepts requests up to 16 MiB by default.
 RETRY_BUFFER_BYTES = 16 * 1024 * 1024
 
-CHAT_TYPES: dict[str, source_pb2.ChatType] = {
+ChatTypeValue: TypeAlias = source_pb2.ChatType.ValueType
+CHAT_TYPES: dict[str, ChatTypeValue] = {
     "dm": source_pb2.CHAT_TYPE_DM,
     "group": source_pb2.CHAT_TYPE_GROUP,
     "channel": source_pb2.CHAT_TYPE_CHANNEL,
@@ -119,7 +121,7 @@ def _source_field(source: object, name: str) -> Any:
     return getattr(source, name, None)
 
 
-def _chat_type(value: Any) -> source_pb2.ChatType:
+def _chat_type(value: Any) -> ChatTypeValue:
     """The ChatType for the reference's strings; missing means dm, as in ``from_dict``."""
     if value is None:
         return source_pb2.CHAT_TYPE_DM
@@ -154,7 +156,7 @@ def source_to_proto(source: object) -> source_pb2.SessionSource:
 
 def source_from_proto(message: source_pb2.SessionSource) -> types.SessionSource:
     """Unset optionals come back as None, as the reference's ``from_dict`` leaves missing keys."""
-    optional = {name: getattr(message, name) if message.HasField(name) else None for name in SOURCE_OPTIONAL}
+    optional = {name: _optional(message, name) for name in SOURCE_OPTIONAL}
     return types.SessionSource(
         platform=types.PlatformName(message.platform),
         chat_id=message.chat_id,
@@ -499,7 +501,8 @@ class SessionStoreClient:
 
     def acquire_lease(self, session_key: str, owner: str, ttl_seconds: float) -> types.Lease:
         """Takes or renews a lease; ``FailedPreconditionError`` while another owner holds one."""
-        ttl = timedelta(seconds=ttl_seconds)
+        ttl = Duration()
+        ttl.FromTimedelta(timedelta(seconds=ttl_seconds))
         request = pb.AcquireLeaseRequest(session_key=session_key, owner=owner, ttl=ttl)
         lease = self._call(self._stub.AcquireLease, request).lease
         expires_at = datetime_from_proto(lease.expires_at, self.aware_times)
