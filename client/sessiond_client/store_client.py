@@ -21,8 +21,8 @@ from types import TracebackType
 from typing import Any, Protocol, TypeAlias, TypeVar
 
 import grpc
-from google.protobuf.message import Message as ProtoMessage
 from google.protobuf.duration_pb2 import Duration
+from google.protobuf.message import Message as ProtoMessage
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from sessiond.v1 import session_pb2, source_pb2, transcript_pb2
