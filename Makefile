@@ -11,6 +11,7 @@ PROTOS := $(wildcard protos/sessiond/v1/*.proto)
 GEN_DIR := server
 # Extra arguments of `make bench`, e.g. BENCH_ARGS=--full (more calls, the reference at 100k sessions).
 BENCH_ARGS ?=
+BREAKING_AGAINST ?= HEAD~1
 
 .PHONY: help
 help: ## List the targets
@@ -52,6 +53,10 @@ proto-check: proto ## Fail when the committed stubs differ from freshly generate
 		|| { echo "generated stubs are stale: run 'make proto' and commit" >&2; exit 1; }
 	@test -z "$$(git status --porcelain -- $(GEN_DIR)/sessiond/v1)" \
 		|| { echo "generated stubs are not committed: run 'make proto' and commit" >&2; exit 1; }
+
+.PHONY: breaking
+breaking: $(BUF) ## buf breaking: the contract against the previous commit's (BREAKING_AGAINST=<git ref>)
+	$(BUF) breaking protos --against '.git#ref=$(BREAKING_AGAINST),subdir=protos'
 
 .PHONY: lint
 lint: $(VENV)/bin/sessiond $(BUF) ## buf lint the contract, ruff the Python

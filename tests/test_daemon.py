@@ -186,3 +186,20 @@ def test_serve_with_no_config_listens_privately_and_exits_zero_on_sigterm(tmp_pa
     finally:
         process.kill()
         process.wait()
+
+
+def probe(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sessiond.cli", "health", *args], capture_output=True, text=True, timeout=30
+    )
+
+
+def test_health_command_is_an_exec_probe(daemon: Running, tmp_path: Path) -> None:
+    serving = probe("--address", daemon.address)
+    assert serving.returncode == 0 and serving.stdout.strip().endswith("(daemon): SERVING")
+    writes = probe("--address", daemon.address, "--service", "sessiond.writes")
+    assert writes.returncode == 0 and "SERVING" in writes.stdout
+    unknown = probe("--address", daemon.address, "--service", "no.such.service")
+    assert unknown.returncode == 1 and "NOT_FOUND" in unknown.stdout
+    absent = probe("--address", f"unix:{tmp_path / 'absent.sock'}", "--timeout", "1")
+    assert absent.returncode == 1 and len(absent.stdout.strip().splitlines()) == 1

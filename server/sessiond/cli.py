@@ -1,22 +1,21 @@
-"""``sessiond`` command line: ``sessiond serve`` runs the daemon until SIGTERM or SIGINT."""
+"""``sessiond`` command line: ``serve`` runs the daemon until SIGTERM or SIGINT; ``health`` probes it."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import logging
 import os
 import signal
 import sys
 from pathlib import Path
 
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from sessiond import config as config_module
 from sessiond import logs
 from sessiond.errors import ConfigError, StorageError
 from sessiond.server import create_server
-
-log = logging.getLogger("sessiond")
-
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sessiond", description="Session store sidecar for chat-agent gateways.")
@@ -26,6 +25,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--socket", help="Unix socket path ('' disables it)")
     serve.add_argument("--tcp", help="TCP address to listen on, e.g. 127.0.0.1:50051 (off by default)")
     serve.add_argument("--db", help="database file (default: $XDG_STATE_HOME/sessiond/sessiond.db)")
+    health = commands.add_parser("health", help="exit 0 when the daemon is SERVING (an exec probe)")
+    health.add_argument("--address", help="unix:/path or host:port (default: the default socket)")
+    health.add_argument("--service", default="", help="'' (the daemon), sessiond.v1.SessionStore or sessiond.writes")
+    health.add_argument("--timeout", type=float, default=3.0, help="seconds before giving up (default 3)")
     return parser
 
 
@@ -63,9 +66,24 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def health(args: argparse.Namespace) -> int:
+    """One line and exit 0 when SERVING; 1 with the reason otherwise."""
+    address = args.address or f"unix:{config_module.default_socket_path()}"
+    with grpc.insecure_channel(address) as channel:
+        request = health_pb2.HealthCheckRequest(service=args.service)
+        try:
+            status = health_pb2_grpc.HealthStub(channel).Check(request, timeout=args.timeout).status
+        except grpc.RpcError as exc:
+            sys.stdout.write(f"{address}: {exc.code().name}: {exc.details()}\n")
+            return 1
+    name = health_pb2.HealthCheckResponse.ServingStatus.Name(status)
+    sys.stdout.write(f"{address} {args.service or '(daemon)'}: {name}\n")
+    return 0 if status == health_pb2.HealthCheckResponse.SERVING else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    return serve(args)
+    return serve(args) if args.command == "serve" else health(args)
 
 
 if __name__ == "__main__":
