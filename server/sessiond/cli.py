@@ -17,6 +17,7 @@ from sessiond import logs
 from sessiond.errors import ConfigError, StorageError
 from sessiond.server import create_server
 
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sessiond", description="Session store sidecar for chat-agent gateways.")
     commands = parser.add_subparsers(dest="command", required=True)
