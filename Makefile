@@ -38,6 +38,10 @@ run: $(VENV)/bin/sessiond ## Run the daemon (default configuration, or SESSIOND_
 test: $(VENV)/bin/sessiond ## Run the test suite (needs ../shared beside the checkout)
 	$(PY) -m pytest -q
 
+.PHONY: test-node
+test-node: $(VENV)/bin/sessiond ## The Node client's tests against the real daemon (npm ci in client/node)
+	cd client/node && npm ci --no-audit --no-fund && npm test
+
 .PHONY: proto
 proto: $(VENV)/bin/sessiond ## Regenerate the Python stubs and their typed .pyi (mypy-protobuf) from protos/
 	rm -f $(GEN_DIR)/sessiond/v1/*_pb2*.py $(GEN_DIR)/sessiond/v1/*_pb2*.pyi

@@ -1,0 +1,587 @@
+// SessionStoreClient: the Python client's operations (sessiond_client.SessionStoreClient) with
+// camelCase names, promises, a deadline on every call and typed errors.
+
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+import grpc from '@grpc/grpc-js';
+
+import { createCodec, secondsToDuration } from './convert.js';
+import {
+  DeadlineExceededError,
+  FailedPreconditionError,
+  NotFoundError,
+  SessiondError,
+  Status,
+  fromServiceError,
+} from './errors.js';
+import { SERVICE, loadContract } from './proto.js';
+
+/** @typedef {import('./convert.js').SessionSourceInput} SessionSourceInput */
+/** @typedef {import('./convert.js').SessionSource} SessionSource */
+/** @typedef {import('./convert.js').SessionEntry} SessionEntry */
+/** @typedef {import('./convert.js').EntryRef} EntryRef */
+/** @typedef {import('./convert.js').Lease} Lease */
+/** @typedef {import('./convert.js').TranscriptMessage} TranscriptMessage */
+
+/**
+ * Platforms and home channels the gateway knows at run time (replace the daemon's configured ones).
+ * @typedef {object} RuntimePlatforms
+ * @property {string[]} [connectedPlatforms]
+ * @property {{platform: string, chatId: string, name?: string, threadId?: string, userId?: string, scopeId?: string}[]} [homeChannels]
+ */
+
+/**
+ * @typedef {object} SessionContextResult
+ * @property {Record<string, any>} context  the structured `SessionContext` (source, connectedPlatforms, homeChannels, ...)
+ * @property {string} prompt  the "## Current Session Context" section of the system prompt
+ */
+
+/** @typedef {{appended: number, duplicates: number, messageCount: number}} AppendResult */
+
+/** Safe to send twice: reads, pure rules, and AppendMessages once every message has an id. */
+export const IDEMPOTENT_METHODS = Object.freeze([
+  'BuildSessionKey',
+  'BuildSessionContext',
+  'GetSession',
+  'ListSessions',
+  'HasAnySessions',
+  'ListExpiredSessions',
+  'LoadTranscript',
+  'AppendMessages',
+]);
+export const RETRY_POLICY = Object.freeze({
+  maxAttempts: 3,
+  initialBackoff: '0.05s',
+  maxBackoff: '0.5s',
+  backoffMultiplier: 2,
+  retryableStatusCodes: ['UNAVAILABLE'],
+});
+const MAX_RECEIVE_BYTES = 64 * 1024 * 1024;
+// Callers want whole listings: ask for big pages (the daemon caps them) to save round trips.
+const PAGE_SIZE = 10_000;
+// grpc gives up retrying a call whose request outgrew this buffer (default 256 KiB).
+const RETRY_BUFFER_BYTES = 16 * 1024 * 1024;
+const HEALTH_STATUSES = ['UNKNOWN', 'SERVING', 'NOT_SERVING', 'SERVICE_UNKNOWN'];
+
+/**
+ * Where a default daemon listens: `$SESSIOND_TARGET`, else its default Unix socket
+ * (`$XDG_RUNTIME_DIR/sessiond/sessiond.sock` or `/tmp/sessiond-<uid>/sessiond.sock`).
+ */
+export function defaultTarget() {
+  if (process.env.SESSIOND_TARGET) return process.env.SESSIOND_TARGET;
+  const runtime = process.env.XDG_RUNTIME_DIR;
+  const base = runtime ? `${runtime}/sessiond` : `/tmp/sessiond-${process.getuid?.() ?? 0}`;
+  return `unix:${base}/sessiond.sock`;
+}
+
+/**
+ * Channel arguments: large responses, and grpc's own retry policy for `retriedMethods`.
+ * @param {readonly string[]} retriedMethods
+ * @returns {grpc.ChannelOptions}
+ */
+export function channelOptions(retriedMethods) {
+  const names = retriedMethods.map((method) => ({ service: SERVICE, method }));
+  const config = names.length ? { methodConfig: [{ name: names, retryPolicy: RETRY_POLICY }] } : {};
+  return {
+    'grpc.max_receive_message_length': MAX_RECEIVE_BYTES,
+    'grpc.per_rpc_retry_buffer_size': RETRY_BUFFER_BYTES,
+    'grpc.enable_retries': names.length ? 1 : 0,
+    'grpc.service_config': JSON.stringify(config),
+  };
+}
+
+/**
+ * The reference `SessionStore`'s operations over one daemon connection.
+ *
+ * Where the reference answered None, False or [] for an unknown key, this client resolves to
+ * `null`, `false` or `[]`; every other failure rejects with a `SessiondError` subclass.
+ */
+export class SessionStoreClient {
+  /** @type {any} */ #stub;
+  /** @type {any} */ #singleAttemptStub;
+  /** @type {any} */ #health;
+  /** @type {import('./convert.js').Codec} */ #codec;
+
+  /**
+   * @param {string} [address]  `unix:/absolute/path` or `host:port` (default: `defaultTarget()`)
+   * @param {object} [options]
+   * @param {number} [options.timeoutMs=5000]  deadline of every call (each page of a listing has its own)
+   * @param {string} [options.protosDir]  where the contract's .proto files are (default: the repository's `protos/`)
+   * @param {grpc.ChannelOptions} [options.channelOptions]  extra grpc-js channel arguments
+   */
+  constructor(address, { timeoutMs = 5000, protosDir, channelOptions: extra = {} } = {}) {
+    if (!(Number.isFinite(timeoutMs) && timeoutMs > 0)) {
+      throw new TypeError(`timeoutMs must be a positive number of milliseconds, got ${timeoutMs}`);
+    }
+    this.address = address || defaultTarget();
+    this.timeoutMs = timeoutMs;
+    const contract = loadContract(protosDir);
+    this.#codec = createCodec(contract.definition);
+    const credentials = grpc.credentials.createInsecure();
+    this.#stub = new contract.SessionStore(this.address, credentials, {
+      ...channelOptions(IDEMPOTENT_METHODS),
+      ...extra,
+    });
+    // Appends with a message lacking an id would be stored twice by a retry: one attempt only.
+    this.#singleAttemptStub = new contract.SessionStore(this.address, credentials, {
+      ...channelOptions([]),
+      ...extra,
+    });
+    this.#health = new contract.Health(this.address, credentials, { channelOverride: this.#stub.getChannel() });
+  }
+
+  // -- plumbing
+
+  /**
+   * One RPC with the deadline; grpc errors become `SessiondError` subclasses.
+   * @param {any} stub
+   * @param {string} method
+   * @param {object} request
+   * @param {{timeoutMs?: number, waitForReady?: boolean}} [options]
+   * @returns {Promise<any>}
+   */
+  #call(stub, method, request, { timeoutMs = this.timeoutMs, waitForReady = false } = {}) {
+    return new Promise((resolve, reject) => {
+      const callOptions = { deadline: Date.now() + timeoutMs, waitForReady };
+      try {
+        stub[method](request, callOptions, (/** @type {unknown} */ error, /** @type {any} */ response) => {
+          if (error) reject(fromServiceError(error));
+          else resolve(response);
+        });
+      } catch (error) {
+        reject(fromServiceError(error));
+      }
+    });
+  }
+
+  /**
+   * Every page of a listing, following `nextPageToken` (each page has its own deadline).
+   * @param {string} method
+   * @param {Record<string, unknown>} request
+   * @param {string} field  the repeated field of the response
+   */
+  async #pages(method, request, field) {
+    const items = [];
+    let pageToken = '';
+    for (;;) {
+      const response = await this.#call(this.#stub, method, { ...request, pageToken });
+      items.push(...response[field]);
+      if (!response.nextPageToken) return items;
+      pageToken = response.nextPageToken;
+    }
+  }
+
+  /**
+   * @template T
+   * @param {Promise<T>} promise
+   * @param {T | null} fallback  the value for NOT_FOUND (the reference's None/False/[])
+   * @returns {Promise<T | null>}
+   */
+  static async #orOnNotFound(promise, fallback) {
+    try {
+      return await promise;
+    } catch (error) {
+      if (error instanceof NotFoundError) return fallback;
+      throw error;
+    }
+  }
+
+  /**
+   * @param {SessionSourceInput | Record<string, unknown>} source
+   * @param {{entry?: EntryRef | null, redactPii?: boolean, platforms?: RuntimePlatforms | null}} options
+   */
+  #contextRequest(source, { entry = null, redactPii = false, platforms = null }) {
+    return {
+      source: this.#codec.sourceToProto(source),
+      entry: entry ? this.#codec.entryRefToProto(entry) : null,
+      redactPii: Boolean(redactPii),
+      platforms: platforms ?? null,
+    };
+  }
+
+  // -- pure rules
+
+  /**
+   * The session key the daemon files the source under (its configured isolation rules).
+   * @param {SessionSourceInput | Record<string, unknown>} source
+   * @returns {Promise<string>}
+   */
+  async buildSessionKey(source) {
+    return (await this.buildSessionKeyDetails(source)).sessionKey;
+  }
+
+  /**
+   * The key with the sharing flag and the source's description ("DM with Alice").
+   * @param {SessionSourceInput | Record<string, unknown>} source
+   * @returns {Promise<{sessionKey: string, sharedMultiUserSession: boolean, description: string}>}
+   */
+  async buildSessionKeyDetails(source) {
+    const request = { source: this.#codec.sourceToProto(source) };
+    const { sessionKey, sharedMultiUserSession, description } = await this.#call(this.#stub, 'BuildSessionKey', request);
+    return { sessionKey, sharedMultiUserSession, description };
+  }
+
+  /**
+   * The session context and its prompt section, with the daemon's platforms and home channels
+   * (or `platforms`, when given); ids hashed with `redactPii` on PII-safe platforms.
+   * @param {SessionSourceInput | Record<string, unknown>} source
+   * @param {{entry?: EntryRef | null, redactPii?: boolean, platforms?: RuntimePlatforms | null}} [options]
+   * @returns {Promise<SessionContextResult>}
+   */
+  async buildSessionContext(source, options = {}) {
+    const response = await this.#call(this.#stub, 'BuildSessionContext', this.#contextRequest(source, options));
+    return {
+      context: this.#codec.fromProto('sessiond.v1.SessionContext', response.context ?? {}),
+      prompt: response.prompt,
+    };
+  }
+
+  /**
+   * The "## Current Session Context" prompt section only (the Python client's
+   * `build_session_context_prompt`).
+   * @param {SessionSourceInput | Record<string, unknown>} source
+   * @param {{entry?: EntryRef | null, redactPii?: boolean, platforms?: RuntimePlatforms | null}} [options]
+   * @returns {Promise<string>}
+   */
+  async buildSessionContextPrompt(source, options = {}) {
+    return (await this.buildSessionContext(source, options)).prompt;
+  }
+
+  // -- entries
+
+  /**
+   * The current session of the source's key; a new one when missing, stale, suspended or forced.
+   * @param {SessionSourceInput | Record<string, unknown>} source
+   * @param {{forceNew?: boolean}} [options]
+   * @returns {Promise<SessionEntry>}
+   */
+  async getOrCreateSession(source, { forceNew = false } = {}) {
+    const request = { source: this.#codec.sourceToProto(source), forceNew: Boolean(forceNew) };
+    return this.#codec.entryFromProto((await this.#call(this.#stub, 'GetOrCreateSession', request)).entry);
+  }
+
+  /**
+   * The key's current entry without touching it; null for an unknown key.
+   * @param {string} sessionKey
+   * @returns {Promise<SessionEntry | null>}
+   */
+  async getSession(sessionKey) {
+    const response = await SessionStoreClient.#orOnNotFound(
+      this.#call(this.#stub, 'GetSession', { sessionKey }),
+      null,
+    );
+    return response ? this.#codec.entryFromProto(response.entry) : null;
+  }
+
+  /**
+   * Records activity and adds the usage deltas; an unknown key is ignored (resolves to null),
+   * as the reference did. Resolves to the updated entry otherwise.
+   * @param {string} sessionKey
+   * @param {object} [options]
+   * @param {number | null} [options.lastPromptTokens]  left as is when null
+   * @param {number} [options.inputTokens]
+   * @param {number} [options.outputTokens]
+   * @param {number} [options.cacheReadTokens]
+   * @param {number} [options.cacheWriteTokens]
+   * @param {number} [options.totalTokens]
+   * @param {number} [options.estimatedCostUsd]
+   * @param {string | null} [options.costStatus]  left as is when null
+   * @param {number | null} [options.expectedVersion]  `ConflictError` when the entry's version moved on
+   * @returns {Promise<SessionEntry | null>}
+   */
+  async updateSession(sessionKey, options = {}) {
+    const {
+      lastPromptTokens = null,
+      inputTokens = 0,
+      outputTokens = 0,
+      cacheReadTokens = 0,
+      cacheWriteTokens = 0,
+      totalTokens = 0,
+      estimatedCostUsd = 0,
+      costStatus = null,
+      expectedVersion = null,
+    } = options;
+    const request = {
+      sessionKey,
+      lastPromptTokens,
+      usage: { inputTokens, outputTokens, cacheReadTokens, cacheWriteTokens, totalTokens, estimatedCostUsd },
+      costStatus,
+      expectedVersion,
+    };
+    const response = await SessionStoreClient.#orOnNotFound(this.#call(this.#stub, 'UpdateSession', request), null);
+    return response ? this.#codec.entryFromProto(response.entry) : null;
+  }
+
+  /**
+   * Makes the key's next access start a new session (/stop); false for an unknown key.
+   * @param {string} sessionKey
+   * @param {{expectedVersion?: number | null}} [options]
+   * @returns {Promise<boolean>}
+   */
+  async suspendSession(sessionKey, { expectedVersion = null } = {}) {
+    const request = { sessionKey, expectedVersion };
+    return (await SessionStoreClient.#orOnNotFound(this.#call(this.#stub, 'SuspendSession', request), null)) !== null;
+  }
+
+  /**
+   * Keeps the session id across a restart; false for an unknown or suspended key, as the reference.
+   * @param {string} sessionKey
+   * @param {{reason?: string, expectedVersion?: number | null}} [options]  reason defaults to "restart_timeout"
+   * @returns {Promise<boolean>}
+   */
+  async markResumePending(sessionKey, { reason = 'restart_timeout', expectedVersion = null } = {}) {
+    try {
+      await this.#call(this.#stub, 'MarkResumePending', { sessionKey, reason, expectedVersion });
+      return true;
+    } catch (error) {
+      if (error instanceof NotFoundError || error instanceof FailedPreconditionError) return false;
+      throw error;
+    }
+  }
+
+  /**
+   * True when a pending flag was cleared; false when none was set or the key is unknown.
+   * @param {string} sessionKey
+   * @param {{expectedVersion?: number | null}} [options]
+   * @returns {Promise<boolean>}
+   */
+  async clearResumePending(sessionKey, { expectedVersion = null } = {}) {
+    const request = { sessionKey, expectedVersion };
+    const response = await SessionStoreClient.#orOnNotFound(this.#call(this.#stub, 'ClearResumePending', request), null);
+    return response ? response.cleared : false;
+  }
+
+  /**
+   * Marks sessions active within `maxAgeSeconds` resume-pending (after a crash); their count.
+   * @param {number} [maxAgeSeconds=120]
+   * @returns {Promise<number>}
+   */
+  async suspendRecentlyActive(maxAgeSeconds = 120) {
+    return (await this.#call(this.#stub, 'SuspendRecentlyActive', { maxAgeSeconds })).count;
+  }
+
+  /**
+   * A new session id for the key (/new, /reset); null for an unknown key.
+   * @param {string} sessionKey
+   * @param {{expectedVersion?: number | null}} [options]
+   * @returns {Promise<SessionEntry | null>}
+   */
+  async resetSession(sessionKey, { expectedVersion = null } = {}) {
+    const request = { sessionKey, expectedVersion };
+    const response = await SessionStoreClient.#orOnNotFound(this.#call(this.#stub, 'ResetSession', request), null);
+    return response ? this.#codec.entryFromProto(response.entry) : null;
+  }
+
+  /**
+   * Points the key at an existing session id (/resume); null when the key or the id is unknown.
+   * @param {string} sessionKey
+   * @param {string} targetSessionId
+   * @param {{expectedVersion?: number | null}} [options]
+   * @returns {Promise<SessionEntry | null>}
+   */
+  async switchSession(sessionKey, targetSessionId, { expectedVersion = null } = {}) {
+    const request = { sessionKey, targetSessionId, expectedVersion };
+    const response = await SessionStoreClient.#orOnNotFound(this.#call(this.#stub, 'SwitchSession', request), null);
+    return response ? this.#codec.entryFromProto(response.entry) : null;
+  }
+
+  /**
+   * Forgets entries idle for `maxAgeDays` (<= 0: none; null/undefined: the daemon's configured
+   * age); transcripts stay. Resolves to the number removed.
+   * @param {number | null} [maxAgeDays]
+   * @returns {Promise<number>}
+   */
+  async pruneOldEntries(maxAgeDays = null) {
+    return (await this.#call(this.#stub, 'PruneOldEntries', { maxAgeDays })).count;
+  }
+
+  /**
+   * Every entry (active within `activeMinutes` when given), most recently active first; all pages.
+   * @param {{activeMinutes?: number | null}} [options]
+   * @returns {Promise<SessionEntry[]>}
+   */
+  async listSessions({ activeMinutes = null } = {}) {
+    const entries = await this.#pages('ListSessions', { activeMinutes, pageSize: PAGE_SIZE }, 'entries');
+    return entries.map(this.#codec.entryFromProto);
+  }
+
+  /**
+   * Whether more than one session was ever created (ended ones count).
+   * @returns {Promise<boolean>}
+   */
+  async hasAnySessions() {
+    return (await this.#call(this.#stub, 'HasAnySessions', {})).hasAnySessions;
+  }
+
+  /**
+   * Entries the policy says expired, not yet finalised nor leased (for the expiry watcher); all pages.
+   * @returns {Promise<SessionEntry[]>}
+   */
+  async listExpiredSessions() {
+    const entries = await this.#pages('ListExpiredSessions', { pageSize: PAGE_SIZE }, 'entries');
+    return entries.map(this.#codec.entryFromProto);
+  }
+
+  /**
+   * Records that `sessionId` was finalised; `ConflictError` if the key moved on, `NotFoundError`
+   * for an unknown key.
+   * @param {string} sessionKey
+   * @param {string} sessionId
+   * @returns {Promise<SessionEntry>}
+   */
+  async markExpiryFinalized(sessionKey, sessionId) {
+    const response = await this.#call(this.#stub, 'MarkExpiryFinalized', { sessionKey, sessionId });
+    return this.#codec.entryFromProto(response.entry);
+  }
+
+  /**
+   * Takes or renews a lease for `ttlSeconds`; `FailedPreconditionError` while another owner holds one.
+   * @param {string} sessionKey
+   * @param {string} owner
+   * @param {number} ttlSeconds
+   * @returns {Promise<Lease>}
+   */
+  async acquireLease(sessionKey, owner, ttlSeconds) {
+    const request = { sessionKey, owner, ttl: secondsToDuration(ttlSeconds, 'ttl') };
+    return this.#codec.leaseFromProto((await this.#call(this.#stub, 'AcquireLease', request)).lease);
+  }
+
+  /**
+   * True when `owner` held a live lease that is now released.
+   * @param {string} sessionKey
+   * @param {string} owner
+   * @returns {Promise<boolean>}
+   */
+  async releaseLease(sessionKey, owner) {
+    return (await this.#call(this.#stub, 'ReleaseLease', { sessionKey, owner })).released;
+  }
+
+  // -- transcripts
+
+  /**
+   * Appends messages in one transaction; those whose `message_id` is stored already are
+   * skipped. Retried on UNAVAILABLE only when every message has an id, since only then is a
+   * second attempt harmless. `NotFoundError` for an unknown session id.
+   * @param {string} sessionId
+   * @param {Iterable<TranscriptMessage>} messages
+   * @returns {Promise<AppendResult>}
+   */
+  async appendMessages(sessionId, messages) {
+    const protos = Array.from(messages, this.#codec.messageToProto);
+    const stub = protos.every((p) => p.messageId) ? this.#stub : this.#singleAttemptStub;
+    const { appended, duplicates, messageCount } = await this.#call(stub, 'AppendMessages', {
+      sessionId,
+      messages: protos,
+    });
+    return { appended, duplicates, messageCount };
+  }
+
+  /**
+   * Appends one message, under a fresh random `message_id` unless it brings one (so its
+   * retries never store it twice). `skipDb: true` sends nothing (the reference's "already
+   * written"), resolving to null.
+   * @param {string} sessionId
+   * @param {TranscriptMessage} message
+   * @param {{skipDb?: boolean}} [options]
+   * @returns {Promise<AppendResult | null>}
+   */
+  async appendToTranscript(sessionId, message, { skipDb = false } = {}) {
+    if (skipDb) return null;
+    const withId =
+      message.message_id === null || message.message_id === undefined
+        ? { ...message, message_id: randomUUID().replaceAll('-', '') }
+        : message;
+    return this.appendMessages(sessionId, [withId]);
+  }
+
+  /**
+   * Replaces the whole transcript atomically (/retry, /undo, /compress); resolves to its new
+   * length. `NotFoundError` for an unknown session id.
+   * @param {string} sessionId
+   * @param {Iterable<TranscriptMessage>} messages
+   * @returns {Promise<number>}
+   */
+  async rewriteTranscript(sessionId, messages) {
+    const request = { sessionId, messages: Array.from(messages, this.#codec.messageToProto) };
+    return (await this.#call(this.#stub, 'RewriteTranscript', request)).messageCount;
+  }
+
+  /**
+   * The transcript in the reference's replay shape (all pages); [] for an unknown session id.
+   * `raw: true` returns text as stored, without the daemon stripping memory-context blocks and
+   * surrounding whitespace as the reference did on replay.
+   * @param {string} sessionId
+   * @param {{raw?: boolean}} [options]
+   * @returns {Promise<TranscriptMessage[]>}
+   */
+  async loadTranscript(sessionId, { raw = false } = {}) {
+    const request = { sessionId, pageSize: PAGE_SIZE, raw: Boolean(raw) };
+    const messages = await SessionStoreClient.#orOnNotFound(this.#pages('LoadTranscript', request, 'messages'), []);
+    return (messages ?? []).map(this.#codec.messageFromProto);
+  }
+
+  // -- health and lifetime
+
+  /**
+   * The grpc.health.v1 status of `service` ("SERVING", "NOT_SERVING", ...). `waitForReady`
+   * makes the call wait (until its deadline) for the daemon to accept connections.
+   * @param {string} [service]  "sessiond.v1.SessionStore" (default), "sessiond.writes" or "" (the server)
+   * @param {{timeoutMs?: number, waitForReady?: boolean}} [options]
+   * @returns {Promise<string>}
+   */
+  async checkHealth(service = SERVICE, options = {}) {
+    const { status } = await this.#call(this.#health, 'Check', { service }, options);
+    return typeof status === 'number' ? HEALTH_STATUSES[status] ?? 'UNKNOWN' : status;
+  }
+
+  /**
+   * Whether the store service reports SERVING.
+   * @returns {Promise<boolean>}
+   */
+  async isServing() {
+    return (await this.checkHealth()) === 'SERVING';
+  }
+
+  /**
+   * Resolves once health says SERVING; retries until `timeoutMs` passed, then rejects with the
+   * last reason (`DeadlineExceededError`, or the last call's error). For gateways started
+   * alongside their daemon. `signal` (an AbortSignal) stops the waiting early.
+   * @param {{timeoutMs?: number, service?: string, signal?: AbortSignal}} [options]
+   * @returns {Promise<void>}
+   */
+  async waitUntilServing({ timeoutMs = 10_000, service = SERVICE, signal } = {}) {
+    const deadline = Date.now() + timeoutMs;
+    let pause = 25;
+    /** @type {unknown} */
+    let last = null;
+    for (;;) {
+      signal?.throwIfAborted();
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) break;
+      try {
+        const status = await this.checkHealth(service, {
+          timeoutMs: Math.min(remaining, this.timeoutMs),
+          waitForReady: true,
+        });
+        if (status === 'SERVING') return;
+        last = `health of ${JSON.stringify(service)} is ${status}`;
+      } catch (error) {
+        last = error;
+      }
+      signal?.throwIfAborted();
+      await sleep(Math.min(pause, Math.max(0, deadline - Date.now())), undefined, { signal });
+      pause = Math.min(pause * 2, 500);
+    }
+    if (last instanceof SessiondError && !(last instanceof DeadlineExceededError)) throw last;
+    const reason = last instanceof Error ? last.message : String(last ?? 'no answer');
+    throw new DeadlineExceededError(Status.DEADLINE_EXCEEDED, `not serving after ${timeoutMs} ms (${reason})`);
+  }
+
+  /** Closes the connections; pending calls fail with UNAVAILABLE or CANCELLED. */
+  close() {
+    this.#health.close();
+    this.#stub.close();
+    this.#singleAttemptStub.close();
+  }
+}

@@ -1,0 +1,19 @@
+// @sessiond/client: the Node.js client of sessiond. See README.md.
+
+export { SessionStoreClient, defaultTarget, channelOptions, IDEMPOTENT_METHODS, RETRY_POLICY } from './client.js';
+export {
+  SessiondError,
+  InvalidArgumentError,
+  NotFoundError,
+  ConflictError,
+  FailedPreconditionError,
+  ResourceExhaustedError,
+  UnavailableError,
+  DeadlineExceededError,
+  Status,
+  statusName,
+  errorClassFor,
+  fromServiceError,
+} from './errors.js';
+export { CHAT_TYPES, createCodec, timestampToDate, dateToTimestamp } from './convert.js';
+export { loadContract, PROTOS_DIR, LOADER_OPTIONS, SERVICE } from './proto.js';

@@ -1,0 +1,232 @@
+// Unit tests without a daemon: the error mapping, the conversions to and from the contract's
+// messages, and the defaults.
+
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+
+import grpc from '@grpc/grpc-js';
+
+import {
+  CHAT_TYPES,
+  ConflictError,
+  DeadlineExceededError,
+  FailedPreconditionError,
+  InvalidArgumentError,
+  NotFoundError,
+  ResourceExhaustedError,
+  SessionStoreClient,
+  SessiondError,
+  Status,
+  UnavailableError,
+  channelOptions,
+  createCodec,
+  dateToTimestamp,
+  defaultTarget,
+  fromServiceError,
+  loadContract,
+  timestampToDate,
+} from '../src/index.js';
+
+const codec = createCodec(loadContract().definition);
+
+describe('errors', () => {
+  /** @type {[number, typeof SessiondError][]} */
+  const cases = [
+    [Status.INVALID_ARGUMENT, InvalidArgumentError],
+    [Status.NOT_FOUND, NotFoundError],
+    [Status.ABORTED, ConflictError],
+    [Status.FAILED_PRECONDITION, FailedPreconditionError],
+    [Status.RESOURCE_EXHAUSTED, ResourceExhaustedError],
+    [Status.UNAVAILABLE, UnavailableError],
+    [Status.DEADLINE_EXCEEDED, DeadlineExceededError],
+    [Status.INTERNAL, SessiondError],
+    [Status.PERMISSION_DENIED, SessiondError],
+  ];
+  for (const [code, type] of cases) {
+    it(`status ${code} becomes ${type.name}`, () => {
+      const metadata = new grpc.Metadata();
+      const grpcError = Object.assign(new Error('x'), { code, details: 'some: thing', metadata });
+      const error = fromServiceError(grpcError);
+      assert.equal(error.constructor, type);
+      assert.ok(error instanceof SessiondError && error instanceof Error);
+      assert.equal(error.code, code);
+      assert.equal(error.details, 'some: thing');
+      assert.equal(error.metadata, metadata);
+      assert.equal(error.cause, grpcError);
+      assert.equal(error.name, type.name);
+      assert.equal(error.message, `${error.codeName}: some: thing`);
+    });
+  }
+
+  it('InvalidArgumentError.field is the part before ": " when it holds no space', () => {
+    const field = (/** @type {string} */ details) =>
+      /** @type {InvalidArgumentError} */ (fromServiceError({ code: Status.INVALID_ARGUMENT, details })).field;
+    assert.equal(field('source.platform: unknown platform'), 'source.platform');
+    assert.equal(field('messages[2].role: required'), 'messages[2].role');
+    assert.equal(field('a sentence: with a colon'), '');
+    assert.equal(field('no separator'), '');
+  });
+
+  it('anything without a status code is SessiondError UNKNOWN', () => {
+    const error = fromServiceError(new TypeError('boom'));
+    assert.equal(error.constructor, SessiondError);
+    assert.equal(error.code, Status.UNKNOWN);
+    assert.equal(error.codeName, 'UNKNOWN');
+    assert.equal(error.details, 'boom');
+  });
+});
+
+describe('sources', () => {
+  it('camelCase and snake_case keys give the same message; null optionals are not sent', () => {
+    const camel = codec.sourceToProto({ platform: 'telegram', chatId: 5, chatType: 'group', userIdAlt: 'u', threadId: null });
+    const snake = codec.sourceToProto({ platform: 'telegram', chat_id: 5, chat_type: 'group', user_id_alt: 'u', thread_id: null });
+    assert.deepEqual(camel, snake);
+    assert.deepEqual(camel, { platform: 'telegram', chatId: '5', chatType: CHAT_TYPES.group, userIdAlt: 'u', isBot: false });
+  });
+
+  it('a missing chat type is dm, an enum-like platform its value, "" stays sent', () => {
+    const message = codec.sourceToProto({ platform: { value: 'discord' }, chat_id: 'c', user_name: '' });
+    assert.equal(message.chatType, 'CHAT_TYPE_DM');
+    assert.equal(message.platform, 'discord');
+    assert.equal(message.userName, '');
+  });
+
+  it('an unknown chat type or no source is an InvalidArgumentError before anything is sent', () => {
+    assert.throws(() => codec.sourceToProto({ platform: 'x', chatType: /** @type {any} */ ('room') }), (error) => {
+      assert.ok(error instanceof InvalidArgumentError);
+      assert.equal(error.field, 'source.chat_type');
+      return true;
+    });
+    assert.throws(() => codec.sourceToProto(/** @type {any} */ (null)), InvalidArgumentError);
+  });
+
+  it('a decoded source has every field, unset optionals null, chat type as the reference string', () => {
+    const source = codec.sourceFromProto({ platform: 'slack', chatId: 'C1', chatType: 'CHAT_TYPE_THREAD', isBot: false, threadId: '' });
+    assert.equal(source.chatType, 'thread');
+    assert.equal(source.threadId, '');
+    assert.equal(source.userId, null);
+    assert.equal(codec.sourceFromProto({ platform: 'x', chatId: '', chatType: 'CHAT_TYPE_UNSPECIFIED' }).chatType, 'dm');
+  });
+});
+
+describe('times', () => {
+  it('Timestamp and Date convert both ways at millisecond precision', () => {
+    const date = new Date('2025-03-01T10:20:30.456Z');
+    const timestamp = dateToTimestamp(date, 'x');
+    assert.deepEqual(timestamp, { seconds: Math.floor(date.getTime() / 1000), nanos: 456_000_000 });
+    assert.equal(timestampToDate(timestamp)?.getTime(), date.getTime());
+    assert.equal(timestampToDate({ seconds: 1, nanos: 999_999 })?.getTime(), 1000);
+    assert.equal(timestampToDate(null), null);
+    const before1970 = new Date(-1500);
+    assert.equal(timestampToDate(dateToTimestamp(before1970, 'x'))?.getTime(), -1500);
+    assert.throws(() => dateToTimestamp('not a date', 'entry.created_at'), InvalidArgumentError);
+  });
+
+  it('an entry ref sends key, id and times', () => {
+    const ref = codec.entryRefToProto({
+      sessionKey: 'k',
+      sessionId: 'i',
+      createdAt: '2025-01-01T00:00:00Z',
+      updatedAt: new Date(0),
+    });
+    assert.deepEqual(ref, {
+      sessionKey: 'k',
+      sessionId: 'i',
+      createdAt: { seconds: 1735689600, nanos: 0 },
+      updatedAt: { seconds: 0, nanos: 0 },
+    });
+  });
+});
+
+describe('transcript messages', () => {
+  it('are stored as the reference did: text or JSON content, structured fields only when truthy', () => {
+    assert.deepEqual(codec.messageToProto({ role: 'user', content: 'hi', message_id: 7 }), {
+      role: 'user',
+      text: 'hi',
+      messageId: '7',
+    });
+    assert.deepEqual(
+      codec.messageToProto({
+        role: 'assistant',
+        content: null,
+        tool_calls: [],
+        reasoning_details: {},
+        codex_message_items: [{ a: 1 }],
+        reasoning_content: '',
+        token_count: 3,
+      }),
+      { role: 'assistant', codexMessageItemsJson: '[{"a":1}]', reasoningContent: '', tokenCount: 3 },
+    );
+    assert.deepEqual(codec.messageToProto({ role: '', content: [{ type: 'text', text: 'x' }] }), {
+      role: 'unknown',
+      json: '[{"type":"text","text":"x"}]',
+    });
+  });
+
+  it('come back in the reference replay shape; reasoning only on assistant messages', () => {
+    assert.deepEqual(
+      codec.messageFromProto({
+        role: 'assistant',
+        content: 'json',
+        json: '{"k":[1,2]}',
+        toolCallsJson: '[{"id":"c"}]',
+        finishReason: 'stop',
+        reasoning: 'why',
+        reasoningContent: '',
+        reasoningDetailsJson: '[1]',
+        tokenCount: 5,
+        messageId: 'm',
+      }),
+      {
+        role: 'assistant',
+        content: { k: [1, 2] },
+        tool_calls: [{ id: 'c' }],
+        finish_reason: 'stop',
+        reasoning: 'why',
+        reasoning_content: '',
+        reasoning_details: [1],
+      },
+    );
+    assert.deepEqual(codec.messageFromProto({ role: 'user', content: 'text', text: 'hi', reasoning: 'dropped' }), {
+      role: 'user',
+      content: 'hi',
+    });
+    assert.deepEqual(codec.messageFromProto({ role: 'assistant' }), { role: 'assistant', content: null });
+  });
+});
+
+describe('client set-up', () => {
+  it('defaultTarget follows SESSIOND_TARGET, then XDG_RUNTIME_DIR', () => {
+    const saved = { target: process.env.SESSIOND_TARGET, runtime: process.env.XDG_RUNTIME_DIR };
+    try {
+      process.env.SESSIOND_TARGET = '127.0.0.1:50051';
+      assert.equal(defaultTarget(), '127.0.0.1:50051');
+      delete process.env.SESSIOND_TARGET;
+      process.env.XDG_RUNTIME_DIR = '/run/user/1000';
+      assert.equal(defaultTarget(), 'unix:/run/user/1000/sessiond/sessiond.sock');
+      delete process.env.XDG_RUNTIME_DIR;
+      assert.match(defaultTarget(), /^unix:\/tmp\/sessiond-\d+\/sessiond\.sock$/);
+    } finally {
+      for (const [name, value] of Object.entries({ SESSIOND_TARGET: saved.target, XDG_RUNTIME_DIR: saved.runtime })) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
+    }
+  });
+
+  it('only idempotent methods get a retry policy', () => {
+    const retried = JSON.parse(String(channelOptions(['GetSession'])['grpc.service_config']));
+    assert.deepEqual(retried.methodConfig[0].name, [{ service: 'sessiond.v1.SessionStore', method: 'GetSession' }]);
+    assert.deepEqual(retried.methodConfig[0].retryPolicy.retryableStatusCodes, ['UNAVAILABLE']);
+    assert.equal(channelOptions([])['grpc.enable_retries'], 0);
+  });
+
+  it('accepts unix:/path and host:port addresses, and refuses a non-positive timeout', () => {
+    for (const address of ['unix:/tmp/sessiond-test.sock', '127.0.0.1:50051', 'localhost:50051']) {
+      const client = new SessionStoreClient(address, { timeoutMs: 1000 });
+      assert.equal(client.address, address);
+      client.close();
+    }
+    assert.throws(() => new SessionStoreClient('127.0.0.1:1', { timeoutMs: 0 }), TypeError);
+  });
+});
