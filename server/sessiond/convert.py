@@ -201,15 +201,21 @@ def usage(message: session_store_pb2.UsageDelta, path: str = "usage") -> Usage:
     return Usage(**values)
 
 
-def non_negative(value: int, path: str) -> int:
-    if value < 0:
-        raise InvalidArgument(path, f"must be >= 0, got {value}")
+def non_negative(value: int, path: str, maximum: int = 2**63 - 1) -> int:
+    if not 0 <= value <= maximum:
+        raise InvalidArgument(path, f"must be between 0 and {maximum}, got {value}")
     return value
 
 
+# Bounds of ages in requests: a century, far beyond any session, still a valid datetime.
+MAX_AGE_DAYS = 36_500
+MAX_AGE_MINUTES = MAX_AGE_DAYS * 24 * 60
+MAX_AGE_SECONDS = MAX_AGE_MINUTES * 60
+
+
 def duration(message: Duration, path: str) -> timedelta:
-    if message.seconds < 0 or message.nanos < 0 or (message.seconds == 0 and message.nanos == 0):
-        raise InvalidArgument(path, "must be positive")
+    if message.seconds < 0 or not 0 <= message.nanos <= 999_999_999 or (message.seconds == 0 and message.nanos == 0):
+        raise InvalidArgument(path, "must be positive, with nanos in 0..999999999")
     if message.seconds > MAX_LEASE_SECONDS:
         raise InvalidArgument(path, f"must be at most {MAX_LEASE_SECONDS} seconds")
     return message.ToTimedelta()
@@ -226,7 +232,7 @@ def entry_cursor(token: str, path: str = "page_token") -> Cursor | None:
     if not token:
         return None
     value = _decode_token(token, path)
-    if not (isinstance(value, list) and len(value) == 2 and _is_int64(value[0]) and isinstance(value[1], str)):
+    if not (isinstance(value, list) and len(value) == 2 and _is_int64(value[0]) and _is_utf8(value[1])):
         raise InvalidArgument(path, "not a token of this listing")
     return value[0], value[1]
 
@@ -241,6 +247,17 @@ def position_cursor(token: str, path: str = "page_token") -> int:
     return int(value)
 
 
+def _is_utf8(value: object) -> bool:
+    """A string SQLite can bind (JSON text may spell lone surrogates, which UTF-8 cannot)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _is_int64(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63
 
@@ -248,7 +265,7 @@ def _is_int64(value: object) -> bool:
 def _decode_token(token: str, path: str) -> Any:
     try:
         return json.loads(base64.urlsafe_b64decode(token.encode("ascii")))
-    except (ValueError, UnicodeError):
+    except (ValueError, UnicodeError, RecursionError):
         raise InvalidArgument(path, "malformed page token") from None
 
 
@@ -283,6 +300,8 @@ def message(value: transcript_pb2.Message, max_bytes: int, path: str) -> Message
                 json.loads(getattr(value, name))
             except ValueError:
                 raise InvalidArgument(f"{path}.{name}", "not valid JSON") from None
+            except RecursionError:
+                raise InvalidArgument(f"{path}.{name}", "JSON nested too deeply") from None
     kind = value.WhichOneof("content")
     return Message(
         role=value.role,

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 
+def shown(value: str, limit: int = 64) -> str:
+    """A value quoted for an error message, cut short: statuses travel in size-limited metadata."""
+    return repr(value) if len(value) <= limit else f"{value[:limit]!r}… ({len(value)} characters)"
+
+
 class SessiondError(Exception):
     """Base of the errors a caller can act on; the message is safe to send on the wire."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from sessiond.errors import InvalidArgument
+from sessiond.errors import InvalidArgument, shown
 
 BUILTIN = frozenset(
     {
@@ -60,7 +60,7 @@ class Platforms:
         folded = name.strip().lower()
         if folded and (folded in BUILTIN or folded in self.plugins):
             return folded
-        raise InvalidArgument(field_name, f"unknown platform {name!r} (not built in, not a configured plugin)")
+        raise InvalidArgument(field_name, f"unknown platform {shown(name)} (not built in, not a configured plugin)")
 
     def is_pii_safe(self, platform: str) -> bool:
         return platform in PII_SAFE_BUILTIN or bool(self.plugins.get(platform))

@@ -258,7 +258,8 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
         self, request: pb.SuspendRecentlyActiveRequest, context: grpc.ServicerContext
     ) -> pb.SuspendRecentlyActiveResponse:
         seconds = request.max_age_seconds if request.HasField("max_age_seconds") else 120
-        count = self.store.suspend_recently_active(convert.non_negative(seconds, "max_age_seconds"), _deadline(context))
+        seconds = convert.non_negative(seconds, "max_age_seconds", convert.MAX_AGE_SECONDS)
+        count = self.store.suspend_recently_active(seconds, _deadline(context))
         return pb.SuspendRecentlyActiveResponse(count=count)
 
     @rpc
@@ -279,6 +280,8 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
         self, request: pb.PruneOldEntriesRequest, context: grpc.ServicerContext
     ) -> pb.PruneOldEntriesResponse:
         days = request.max_age_days if request.HasField("max_age_days") else None
+        if days is not None and days > convert.MAX_AGE_DAYS:  # <= 0 disables pruning, as the reference
+            raise InvalidArgument("max_age_days", f"must be at most {convert.MAX_AGE_DAYS}")
         return pb.PruneOldEntriesResponse(count=self.store.prune(days, _deadline(context)))
 
     @rpc
@@ -286,7 +289,7 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
         size = convert.page_size(request.page_size, *LIST_PAGE)
         minutes = None
         if request.HasField("active_minutes"):
-            minutes = convert.non_negative(request.active_minutes, "active_minutes")
+            minutes = convert.non_negative(request.active_minutes, "active_minutes", convert.MAX_AGE_MINUTES)
         entries = self.store.list(minutes, size + 1, convert.entry_cursor(request.page_token))
         page, token = _entries_page(entries, size)
         return pb.ListSessionsResponse(entries=page, next_page_token=token)

@@ -14,7 +14,7 @@ from typing import Any
 
 from sessiond import keys, reset, transcript
 from sessiond.config import Config
-from sessiond.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
+from sessiond.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, shown
 from sessiond.lid_mapping import MappingDirectory
 from sessiond.model import Entry, Lease, Message, ResetPolicy, Source, Usage
 from sessiond.storage import AppendResult, Cursor, ExpiryCutoffs, Storage, Transaction
@@ -52,7 +52,7 @@ class SessionStore:
     def _current(tx: Transaction, session_key: str, expected_version: int | None = None) -> Entry:
         entry = tx.get_entry(session_key)
         if entry is None:
-            raise NotFound(f"session_key: no session for {session_key!r}")
+            raise NotFound(f"session_key: no session for {shown(session_key)}")
         if expected_version is not None and entry.version != expected_version:
             raise Conflict(f"expected_version: the entry is at version {entry.version}, not {expected_version}")
         return entry
@@ -126,11 +126,15 @@ class SessionStore:
 
         def work(tx: Transaction) -> Entry:
             entry = self._current(tx, session_key, expected_version)
+            total = entry.usage + usage
+            for name, value in vars(total).items():
+                if isinstance(value, int) and value >= 2**63:
+                    raise InvalidArgument(f"usage.{name}", "the counter would exceed 2^63 - 1")
             return self._save(
                 tx,
                 entry,
                 updated_at=self.clock(),
-                usage=entry.usage + usage,
+                usage=total,
                 last_prompt_tokens=entry.last_prompt_tokens if last_prompt_tokens is None else last_prompt_tokens,
                 cost_status=entry.cost_status if cost_status is None else cost_status,
             )
@@ -197,7 +201,7 @@ class SessionStore:
             if old.session_id == target_session_id:
                 return old, False
             if not tx.session_exists(target_session_id):
-                raise NotFound(f"target_session_id: no session {target_session_id!r}")
+                raise NotFound(f"target_session_id: no session {shown(target_session_id)}")
             now = self.clock()
             tx.end_session(old.session_id, "session_switch", now)
             tx.reopen_session(target_session_id)
@@ -244,7 +248,7 @@ class SessionStore:
         def work(tx: Transaction) -> Entry:
             entry = self._current(tx, session_key)
             if session_id != entry.session_id:
-                raise Conflict(f"session_id: the key moved on to session {entry.session_id!r}")
+                raise Conflict(f"session_id: the key moved on to session {shown(entry.session_id)}")
             return self._save(tx, entry, expiry_finalized=True)
 
         return self.storage.write(work, deadline)
@@ -271,7 +275,7 @@ class SessionStore:
     @staticmethod
     def _session(tx: Transaction, session_id: str) -> None:
         if not tx.session_exists(session_id):
-            raise NotFound(f"session_id: no session {session_id!r}")
+            raise NotFound(f"session_id: no session {shown(session_id)}")
 
     def append(self, session_id: str, messages: Sequence[Message], deadline: Deadline = None) -> AppendResult:
         """Append in order; a message id already stored for the session is skipped (retries)."""

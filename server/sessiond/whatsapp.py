@@ -11,6 +11,8 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from sessiond.errors import shown
+
 # Identifiers that may become part of a mapping file name (the path-traversal guard).
 # ``re.match`` with ``$`` on purpose: it is the reference's check, byte for byte.
 _SAFE_IDENTIFIER = re.compile(r"^[A-Za-z0-9@.+\-]+$")
@@ -54,7 +56,7 @@ def canonical(identifier: Any, mapped: MappedValues) -> str:
         return ""
     found = aliases(normalized, mapped)
     if not found:
-        raise UnsafeIdentifier(f"WhatsApp identifier {normalized!r} has characters outside [A-Za-z0-9@.+-]")
+        raise UnsafeIdentifier(f"WhatsApp identifier {shown(normalized)} has characters outside [A-Za-z0-9@.+-]")
     return min(found, key=lambda alias: (len(alias), alias))
 
 
