@@ -38,6 +38,11 @@ run: $(VENV)/bin/sessiond ## Run the daemon (default configuration, or SESSIOND_
 test: $(VENV)/bin/sessiond ## Run the test suite (needs ../shared beside the checkout)
 	$(PY) -m pytest -q
 
+.PHONY: reliability
+reliability: $(VENV)/bin/sessiond ## Crashes, races, fuzzing, limits, full disk, corruption, shutdown; 100 kill -9 rounds
+	SESSIOND_CRASH_ROUNDS=100 $(PY) -m pytest -q -s tests/test_crash.py tests/test_shutdown.py \
+		tests/test_store_races.py tests/test_fuzz.py tests/test_limits.py tests/test_disk_full.py tests/test_corruption.py
+
 .PHONY: test-node
 test-node: $(VENV)/bin/sessiond ## The Node client's tests against the real daemon (npm ci in client/node)
 	cd client/node && npm ci --no-audit --no-fund && npm test

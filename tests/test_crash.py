@@ -1,49 +1,83 @@
-"""kill -9 smoke test: nothing acknowledged is lost or stored twice, and the database stays sound.
+"""kill -9 harness: nothing acknowledged is lost, nothing is half-written, the database stays sound.
 
-The daemon runs as its own process (``python -m sessiond.cli serve``). Four client threads
-create sessions and append messages with message ids, recording every acknowledged append; once
-a fixed number of appends has been acknowledged (counted under a lock, an Event tells the main
-thread) the daemon gets SIGKILL. It is restarted on the same database and every acknowledged
-message must be there exactly once; the batches whose calls failed at the kill are sent again
-(a client's retry) and must end up stored exactly once too. The restarted daemon is stopped with
-SIGTERM and ``PRAGMA integrity_check`` must say "ok". Three rounds on one database, each also
-checking everything acknowledged in the rounds before. No sleeps: readiness is the health
-service's answer, waiting is on events, and every RPC has a deadline.
+The daemon runs as its own process (``python -m sessiond.cli serve``) on one database for the
+whole run. Each round, 8 client threads (each with its own channel and its own two session keys)
+do a seeded random mix of GetOrCreateSession (some ``force_new``), AppendMessages (batches of
+1-5 messages with message ids), ResetSession, SwitchSession (to an id seen before for that key)
+and UpdateSession (usage deltas), recording every acknowledged answer. The round's kill point,
+a number of acknowledged operations, is drawn from a seeded ``random.Random`` (the seed is
+printed; ``SESSIOND_CRASH_SEED`` replays the draws); the client thread whose acknowledgement
+reaches it sends SIGKILL at once, while the other threads' calls are in flight. Every client
+stops at its first failed call and remembers it: a failed batch is re-sent after the restart
+(a client's retry), a failed key mutation is resolved by looking.
+
+After each restart (readiness: channel_ready_future, then the health service's Watch and
+Check saying SERVING; no sleeps) everything is checked:
+
+- every acknowledged message is stored exactly once, in the session it was sent to
+  (LoadTranscript raw=True, by message id), no message id is stored twice, positions have no
+  holes, and nothing is stored that no client sent;
+- every failed batch is stored completely or not at all (one RPC, one transaction), and its
+  retry answers accordingly (all duplicates, or all appended);
+- each key holds the state of its last acknowledged mutation (session id, version, tokens),
+  or, when a mutation on it was in flight at the kill, that mutation's result (a reset's or a
+  forced get's session id never seen before); acknowledged usage deltas are all counted in the
+  totals of a session not reset since;
+- no key maps to two live sessions: GetSession answers one entry, the key appears once in
+  ListSessions with the same session id, and in the file the sessions not ended are exactly the
+  entries' current ones; every session's message_count matches its stored messages.
+
+At the end the daemon is stopped with SIGTERM (exit 0) and ``PRAGMA integrity_check`` on the
+file says "ok". ``SESSIOND_CRASH_ROUNDS`` raises the number of rounds (default 20).
+
+A SIGKILL during the daemon's WAL checkpoint once left a file shorter than its header says
+(page 1 written, the extending pages still only in the WAL), which the daemon refused as
+truncated; ``test_restart_after_a_kill_during_a_checkpoint`` reproduces that case exactly.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+import traceback
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import apsw
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from sessiond.v1 import session_pb2, source_pb2, transcript_pb2
 from sessiond.v1 import session_store_pb2 as pb
-from sessiond.v1 import source_pb2, transcript_pb2
 from sessiond.v1.session_store_pb2_grpc import SessionStoreStub
 
-ROUNDS = 3
-CLIENTS = 4
-KILL_AFTER = 300  # acknowledged appends per round before SIGKILL
-PER_SESSION = 20  # appends before a client moves on to a new session (force_new)
+ROUNDS = int(os.environ.get("SESSIOND_CRASH_ROUNDS", "20"))
+CLIENTS = 8
+KEYS_PER_CLIENT = 2
+KILL_AFTER = (1, 240)  # acknowledged operations per round before SIGKILL, drawn uniformly
+MAX_OPERATIONS = 20_000  # per client and round: a guard, never reached when the kill comes
 DEADLINE = 10.0  # seconds, on every RPC
 START_TIMEOUT = 30.0
 CHANNEL_OPTIONS = [  # reconnect quickly while the daemon starts or restarts
     ("grpc.initial_reconnect_backoff_ms", 50),
     ("grpc.min_reconnect_backoff_ms", 50),
-    ("grpc.max_reconnect_backoff_ms", 250),
+    ("grpc.max_reconnect_backoff_ms", 100),
 ]
 SERVICE = "sessiond.v1.SessionStore"
+# Operation mix of the clients (weights); an append goes to the key's current session.
+MIX = {"append": 50, "update": 14, "get": 10, "force": 4, "reset": 7, "switch": 15}
+
+
+# -- the daemon process ----------------------------------------------------------------------------
 
 
 @dataclass
@@ -51,28 +85,57 @@ class Daemon:
     process: subprocess.Popen[bytes]
     address: str
     log: Path
+    db: Path
+
+
+class DaemonExited(AssertionError):
+    """The daemon process ended before it served; ``code`` is its exit status, ``log`` what it wrote."""
+
+    def __init__(self, code: int | None, log: str):
+        super().__init__(f"the daemon did not start serving (exit status {code}):\n{log[-2000:]}")
+        self.code, self.log = code, log
 
 
 @contextmanager
-def channel_to(address: str) -> Iterator[grpc.Channel]:
+def channel_to(address: str, process: subprocess.Popen[bytes] | None = None) -> Iterator[grpc.Channel]:
+    """A connected channel; with ``process``, waiting stops as soon as that process ends."""
     channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
     try:
-        grpc.channel_ready_future(channel).result(timeout=START_TIMEOUT)
+        ready = grpc.channel_ready_future(channel)
+        if process is not None:
+
+            def cancel_when_gone() -> None:
+                process.wait()
+                ready.cancel()
+
+            threading.Thread(target=cancel_when_gone, name="exit-watch", daemon=True).start()
+        ready.result(timeout=START_TIMEOUT)
         yield channel
     finally:
         channel.close()
 
 
-def start(tmp_path: Path, log: IO[bytes]) -> Daemon:
-    """The daemon as a separate process, once its health service says SERVING."""
+def write_config(root: Path, grace_seconds: float = 10) -> Path:
+    """A configuration without policy resets (no daily boundary may fall inside a run)."""
+    path = root / "sessiond.toml"
+    path.write_text(f'[server]\ngrace_seconds = {grace_seconds}\n\n[reset.default]\nmode = "none"\n')
+    return path
+
+
+def start(root: Path, log: IO[bytes], config: Path | None = None) -> Daemon:
+    """The daemon as a separate process on ``root``'s socket and database, once health says SERVING."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SESSIOND_")}
-    env.update(XDG_RUNTIME_DIR=str(tmp_path / "run"), XDG_STATE_HOME=str(tmp_path / "state"))
-    socket, db = tmp_path / "run" / "sessiond.sock", tmp_path / "state" / "sessiond.db"
+    env.update(XDG_RUNTIME_DIR=str(root / "run"), XDG_STATE_HOME=str(root / "state"))
+    socket, db = root / "run" / "sessiond.sock", root / "state" / "sessiond.db"
     command = [sys.executable, "-m", "sessiond.cli", "serve", "--socket", str(socket), "--db", str(db)]
+    if config is not None:
+        command += ["--config", str(config)]
+    log.flush()
+    offset = os.fstat(log.fileno()).st_size  # this process's lines start here
     process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-    daemon = Daemon(process, f"unix:{socket}", Path(log.name))
+    daemon = Daemon(process, f"unix:{socket}", Path(log.name), db)
     try:
-        with channel_to(daemon.address) as channel:
+        with channel_to(daemon.address, process) as channel:
             request = health_pb2.HealthCheckRequest(service=SERVICE)
             health = health_pb2_grpc.HealthStub(channel)
             for answer in health.Watch(request, timeout=START_TIMEOUT):  # no polling: updates are pushed
@@ -80,113 +143,32 @@ def start(tmp_path: Path, log: IO[bytes]) -> Daemon:
                     break
             assert health.Check(request, timeout=DEADLINE).status == health_pb2.HealthCheckResponse.SERVING
     except Exception:
-        process.kill()
-        process.wait(timeout=START_TIMEOUT)
-        raise AssertionError(f"the daemon did not start serving:\n{daemon.log.read_text()[-2000:]}") from None
+        if process.poll() is None:
+            process.kill()
+        code = process.wait(timeout=START_TIMEOUT)
+        with open(daemon.log, "rb") as written:
+            written.seek(offset)
+            raise DaemonExited(code, written.read().decode(errors="replace")) from None
     return daemon
 
 
-@dataclass
-class Ledger:
-    """What the clients were told, shared by all client threads."""
-
-    acked: dict[str, tuple[str, str]] = field(default_factory=dict)  # message id -> (session id, text)
-    in_doubt: list[tuple[str, list[transcript_pb2.Message]]] = field(default_factory=list)  # failed batches
-    sessions: set[str] = field(default_factory=set)
-    heads: dict[str, str] = field(default_factory=dict)  # key -> session id it was last acknowledged at
-    appends: int = 0  # acknowledged AppendMessages calls of this round
-    messages: int = 0  # messages in them, all rounds
-    unexpected: list[str] = field(default_factory=list)  # failures before the kill
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    enough: threading.Event = field(default_factory=threading.Event)
-    killing: threading.Event = field(default_factory=threading.Event)
-
-    def failed(self, error: grpc.RpcError) -> None:
-        if not self.killing.is_set():
-            with self.lock:
-                self.unexpected.append(f"{error.code()}: {error.details()}")
+def stop(daemon: Daemon, timeout: float = START_TIMEOUT) -> int:
+    """SIGTERM, and a clean exit (asserted); killed if it does not come. The exit status."""
+    daemon.process.send_signal(signal.SIGTERM)
+    try:
+        code = daemon.process.wait(timeout=timeout)
+    finally:
+        if daemon.process.poll() is None:
+            daemon.process.kill()
+            daemon.process.wait()
+    assert code == 0, daemon.log.read_text()[-2000:]
+    return code
 
 
-def client(address: str, round_: int, number: int, ledger: Ledger) -> None:
-    """Create sessions and append 1-3 messages a call until the daemon stops answering."""
-    with grpc.insecure_channel(address, options=CHANNEL_OPTIONS) as channel:
-        stub = SessionStoreStub(channel)
-        source = source_pb2.SessionSource(platform="telegram", chat_id=f"crash-{round_}-{number}")
-        sent, key = 0, None
-        while True:
-            try:
-                request = pb.GetOrCreateSessionRequest(source=source, force_new=sent > 0)
-                entry = stub.GetOrCreateSession(request, timeout=DEADLINE).entry
-            except grpc.RpcError as error:
-                ledger.failed(error)
-                with ledger.lock:
-                    ledger.heads.pop(key or "", None)  # the key may or may not have moved on
-                return
-            key = entry.session_key
-            with ledger.lock:
-                ledger.sessions.add(entry.session_id)
-                ledger.heads[entry.session_key] = entry.session_id
-            for _ in range(PER_SESSION):
-                size = 1 + sent % 3
-                batch = [
-                    transcript_pb2.Message(
-                        role="user" if n % 2 else "assistant",
-                        text=f"round {round_} client {number} message {n}",
-                        message_id=f"r{round_}-c{number}-m{n}",
-                    )
-                    for n in range(sent, sent + size)
-                ]
-                sent += size
-                try:
-                    request = pb.AppendMessagesRequest(session_id=entry.session_id, messages=batch)
-                    stub.AppendMessages(request, timeout=DEADLINE)
-                except grpc.RpcError as error:
-                    ledger.failed(error)
-                    with ledger.lock:
-                        ledger.in_doubt.append((entry.session_id, batch))
-                    return
-                with ledger.lock:
-                    for message in batch:
-                        ledger.acked[message.message_id] = (entry.session_id, message.text)
-                    ledger.appends += 1
-                    ledger.messages += len(batch)
-                    if ledger.appends >= KILL_AFTER:
-                        ledger.enough.set()
-
-
-def transcripts(stub: SessionStoreStub, session_ids: set[str]) -> dict[str, list[transcript_pb2.Message]]:
-    stored = {}
-    for session_id in sorted(session_ids):
-        messages: list[transcript_pb2.Message] = []
-        request = pb.LoadTranscriptRequest(session_id=session_id, raw=True)
-        while True:
-            response = stub.LoadTranscript(request, timeout=DEADLINE)
-            messages.extend(response.messages)
-            if not response.next_page_token:
-                break
-            request.page_token = response.next_page_token
-        assert [m.position for m in messages] == list(range(len(messages))), f"{session_id}: positions have holes"
-        stored[session_id] = messages
-    return stored
-
-
-def check(stub: SessionStoreStub, ledger: Ledger) -> int:
-    """Every acknowledged message once, no message id twice; the number lost (asserted 0 by the caller)."""
-    stored = transcripts(stub, ledger.sessions)
-    where: dict[str, list[tuple[str, str]]] = {}
-    for session_id, messages in stored.items():
-        for message in messages:
-            where.setdefault(message.message_id, []).append((session_id, message.text))
-    duplicates = {mid: places for mid, places in where.items() if len(places) > 1}
-    assert not duplicates, f"stored more than once: {sorted(duplicates)[:10]}"
-    for _, batch in ledger.in_doubt:  # one call is one transaction: all of it or none
-        present = [m.message_id in where for m in batch]
-        assert all(present) or not any(present), f"half a batch stored: {[m.message_id for m in batch]}"
-    lost = [mid for mid, place in ledger.acked.items() if where.get(mid) != [place]]
-    for key, session_id in ledger.heads.items():
-        entry = stub.GetSession(pb.GetSessionRequest(session_key=key), timeout=DEADLINE).entry
-        assert entry.session_id == session_id, f"{key}: acknowledged session {session_id} is not current"
-    return len(lost)
+def kill(daemon: Daemon) -> None:
+    if daemon.process.poll() is None:
+        daemon.process.kill()
+        daemon.process.wait()
 
 
 def integrity(db: Path) -> str:
@@ -197,76 +179,658 @@ def integrity(db: Path) -> str:
         connection.close()
 
 
-def stop(daemon: Daemon) -> None:
-    """SIGTERM, and a clean exit; killed if it does not come."""
-    daemon.process.send_signal(signal.SIGTERM)
+def cut_checkpoint(db: Path) -> tuple[int, int]:
+    """Leave ``db`` as a SIGKILL during a checkpoint of its WAL does; (file size, size its header says).
+
+    A checkpoint copies the latest committed version of each page in the WAL to the main file in
+    ascending page order (page 1, holding the page count, first), then sets the file's size. It
+    is cut here after the pages that lie inside the file, before those that extend it.
+    """
+    wal = Path(f"{db}-wal").read_bytes()
+    page_size, salts = int.from_bytes(wal[8:12], "big"), wal[16:24]
+    frame, pages, committed = 24 + page_size, {}, {}
+    for offset in range(32, len(wal) - frame + 1, frame):
+        if wal[offset + 8 : offset + 16] != salts:
+            break  # a frame of an earlier generation of the WAL
+        pages[int.from_bytes(wal[offset : offset + 4], "big")] = wal[offset + 24 : offset + frame]
+        if int.from_bytes(wal[offset + 4 : offset + 8], "big"):  # a commit frame
+            committed = dict(pages)
+    size = db.stat().st_size
+    with open(db, "r+b") as file:
+        for number in sorted(committed):
+            if number * page_size > size:
+                break
+            file.seek((number - 1) * page_size)
+            file.write(committed[number])
+    header = db.read_bytes()[:100]
+    return db.stat().st_size, int.from_bytes(header[28:32], "big") * page_size
+
+
+def file_problems(db: Path) -> list[str]:
+    """What reading the file directly shows (read-only; the daemon may be running).
+
+    The sessions not ended must be exactly the entries' current ones (no key holds two live
+    sessions, none is orphaned open), no session is current for two keys, no message id is
+    stored twice, and each session's message_count matches its messages.
+    """
+    connection = apsw.Connection(str(db), flags=apsw.SQLITE_OPEN_READONLY)
     try:
-        code = daemon.process.wait(timeout=START_TIMEOUT)
+        connection.execute("BEGIN")
+        live = {row[0] for row in connection.execute("SELECT id FROM sessions WHERE ended_at IS NULL")}
+        current = [row[0] for row in connection.execute("SELECT session_id FROM entries")]
+        twice = connection.execute(
+            "SELECT message_id FROM messages WHERE message_id <> '' GROUP BY message_id HAVING COUNT(*) > 1"
+        ).fetchall()
+        miscounted = connection.execute(
+            "SELECT id FROM sessions AS s"
+            " WHERE message_count <> (SELECT COUNT(*) FROM messages AS m WHERE m.session_id = s.id)"
+        ).fetchall()
+        connection.execute("COMMIT")
     finally:
-        if daemon.process.poll() is None:
-            daemon.process.kill()
-            daemon.process.wait()
-    assert code == 0, daemon.log.read_text()[-2000:]
+        connection.close()
+    problems = []
+    if live - set(current):
+        problems.append(f"live sessions {sorted(live - set(current))[:5]} are no key's current one")
+    if set(current) - live:
+        problems.append(f"current sessions {sorted(set(current) - live)[:5]} are ended")
+    if len(set(current)) != len(current):
+        problems.append("one session is current for two keys")
+    if twice:
+        problems.append(f"message ids stored twice: {[row[0] for row in twice[:10]]}")
+    if miscounted:
+        problems.append(f"message_count wrong for {[row[0] for row in miscounted[:10]]}")
+    return problems
 
 
-def test_kill_9_loses_no_acknowledged_append(tmp_path: Path) -> None:
-    db = tmp_path / "state" / "sessiond.db"
-    ledger = Ledger()
-    appends = retried = losses = 0
-    with open(tmp_path / "sessiond.log", "ab") as log:
-        for round_ in range(ROUNDS):
-            daemon = start(tmp_path, log)
-            try:
-                with channel_to(daemon.address) as channel:
-                    assert check(SessionStoreStub(channel), ledger) == 0, "lost before this round began"
-                ledger.appends, ledger.in_doubt = 0, []
-                ledger.enough.clear()
-                ledger.killing.clear()
-                clients = [
-                    threading.Thread(target=client, args=(daemon.address, round_, n, ledger), name=f"client-{n}")
-                    for n in range(CLIENTS)
-                ]
-                for thread in clients:
-                    thread.start()
-                assert ledger.enough.wait(timeout=60), f"only {ledger.appends} appends acknowledged"
-                ledger.killing.set()
-                daemon.process.send_signal(signal.SIGKILL)
-                assert daemon.process.wait(timeout=START_TIMEOUT) == -signal.SIGKILL
-                for thread in clients:
-                    thread.join(timeout=2 * DEADLINE)
-                assert not any(thread.is_alive() for thread in clients), "a client hung after the kill"
-                assert not ledger.unexpected, f"calls failed before the kill: {ledger.unexpected}"
-            finally:
-                if daemon.process.poll() is None:
-                    daemon.process.kill()
-                    daemon.process.wait()
+def load_transcript(stub: SessionStoreStub, session_id: str) -> list[transcript_pb2.Message]:
+    messages: list[transcript_pb2.Message] = []
+    request = pb.LoadTranscriptRequest(session_id=session_id, raw=True, page_size=10_000)
+    while True:
+        response = stub.LoadTranscript(request, timeout=DEADLINE)
+        messages.extend(response.messages)
+        if not response.next_page_token:
+            return messages
+        request.page_token = response.next_page_token
 
-            daemon = start(tmp_path, log)  # on the same database; the killed daemon's socket is stale
-            try:
-                with channel_to(daemon.address) as channel:
-                    stub = SessionStoreStub(channel)
-                    lost = check(stub, ledger)
-                    for session_id, batch in ledger.in_doubt:  # what a client retries after reconnecting
-                        request = pb.AppendMessagesRequest(session_id=session_id, messages=batch)
-                        response = stub.AppendMessages(request, timeout=DEADLINE)
-                        assert response.appended + response.duplicates == len(batch)
-                        for message in batch:
-                            ledger.acked[message.message_id] = (session_id, message.text)
-                    lost += check(stub, ledger)
-            finally:
-                stop(daemon)
-            result = integrity(db)
-            print(
-                f"\nround {round_ + 1}: SIGKILL after {ledger.appends} acknowledged appends; "
-                f"{len(ledger.in_doubt)} failed batches retried after the restart; {lost} lost; "
-                f"integrity_check {result}; {len(ledger.acked)} messages stored so far"
+
+def stored_messages(
+    stub: SessionStoreStub, session_ids: set[str], missing: list[str] | None = None
+) -> dict[str, list[tuple[str, str]]]:
+    """message id -> every (session id, text) it is stored at, over ``session_ids`` (4 loads at a time).
+
+    A session the daemon does not know (NOT_FOUND) is added to ``missing``.
+    """
+
+    def load(session_id: str) -> list[transcript_pb2.Message] | None:
+        try:
+            return load_transcript(stub, session_id)
+        except grpc.RpcError as error:
+            if error.code() != grpc.StatusCode.NOT_FOUND or missing is None:
+                raise
+            missing.append(session_id)
+            return None
+
+    ordered = sorted(session_ids)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        loaded = dict(zip(ordered, pool.map(load, ordered), strict=True))
+    where: dict[str, list[tuple[str, str]]] = {}
+    for session_id, messages in loaded.items():
+        if messages is None:
+            continue
+        assert [m.position for m in messages] == list(range(len(messages))), f"{session_id}: positions have holes"
+        for message in messages:
+            where.setdefault(message.message_id, []).append((session_id, message.text))
+    return where
+
+
+def list_entries(stub: SessionStoreStub) -> list[session_pb2.SessionEntry]:
+    entries: list[session_pb2.SessionEntry] = []
+    request = pb.ListSessionsRequest(page_size=1000)
+    while True:
+        response = stub.ListSessions(request, timeout=DEADLINE)
+        entries.extend(response.entries)
+        if not response.next_page_token:
+            return entries
+        request.page_token = response.next_page_token
+
+
+# -- what the clients were told --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class State:
+    """What a key holds: its session id, entry version, and token totals (input, output, total)."""
+
+    session_id: str
+    version: int
+    tokens: tuple[int, int, int]
+
+
+NEW = "<a session id never seen before>"
+ZERO = (0, 0, 0)
+
+
+def state_of(entry: session_pb2.SessionEntry) -> State:
+    return State(entry.session_id, entry.version, (entry.input_tokens, entry.output_tokens, entry.total_tokens))
+
+
+@dataclass
+class Key:
+    source: source_pb2.SessionSource
+    name: str = ""  # the session key (BuildSessionKey)
+    last: State | None = None  # after the last acknowledged mutation; None: never created
+    sessions: list[str] = field(default_factory=list)  # every session id seen for this key
+    acked_tokens: int = 0  # acknowledged total_tokens deltas since the key's session last changed
+
+
+@dataclass
+class InFlight:
+    """A key mutation whose call failed at the kill: it happened or it did not."""
+
+    kind: str  # get | force | reset | switch | update
+    key: Key
+    target: str = ""  # switch
+    delta: tuple[int, int, int] = ZERO  # update
+
+    def outcomes(self) -> list[State | None]:
+        """Every state the key may hold now: the acknowledged one, or this call's result."""
+        last = self.key.last
+        if last is None:  # the key's first GetOrCreateSession
+            return [None, State(NEW, 1, ZERO)]
+        if self.kind == "switch" and self.target == last.session_id:
+            return [last]  # a switch to where the key is changes nothing
+        (given, taken, total), (d_given, d_taken, d_total) = last.tokens, self.delta
+        after = {
+            "get": State(last.session_id, last.version + 1, last.tokens),
+            "force": State(NEW, last.version + 1, ZERO),
+            "reset": State(NEW, last.version + 1, ZERO),
+            "switch": State(self.target, last.version + 1, ZERO),
+            "update": State(last.session_id, last.version + 1, (given + d_given, taken + d_taken, total + d_total)),
+        }[self.kind]
+        return [last, after]
+
+    def result(self) -> State:
+        """What the call does when it goes through."""
+        outcome = self.outcomes()[-1]
+        assert outcome is not None
+        return outcome
+
+
+@dataclass
+class Client:
+    number: int
+    keys: list[Key]
+    sent: int = 0  # messages made so far, all rounds (message ids are c<number>-m<n>)
+    in_flight: InFlight | None = None
+    failed: tuple[str, list[transcript_pb2.Message]] | None = None  # a batch whose call failed
+    failed_stored: bool = False  # what the check after the restart found for it
+
+
+@dataclass
+class Ledger:
+    """Everything acknowledged, shared by the client threads (under ``lock``)."""
+
+    acked: dict[str, tuple[str, str]] = field(default_factory=dict)  # message id -> (session id, text)
+    sessions: set[str] = field(default_factory=set)  # every session id seen
+    writes: Counter[str] = field(default_factory=Counter)  # acknowledged writes by kind, all rounds
+    messages: int = 0  # in acknowledged appends, all rounds (retries not counted)
+    operations: int = 0  # acknowledged this round
+    kill_after: int = 0
+    at_kill: Counter[str] = field(default_factory=Counter)  # status codes of calls failed by the kill
+    problems: list[str] = field(default_factory=list)  # acknowledged answers that contradict the ledger
+    unexpected: list[str] = field(default_factory=list)  # failures before the kill
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    killing: threading.Event = field(default_factory=threading.Event)
+
+    def ack(self, kind: str, kill: Callable[[], None]) -> None:
+        """Count one acknowledged write; the one that reaches the round's kill point kills the daemon."""
+        self.writes[kind] += 1
+        self.operations += 1
+        if self.operations >= self.kill_after and not self.killing.is_set():
+            self.killing.set()
+            kill()
+
+    def failed(self, error: grpc.RpcError) -> None:
+        with self.lock:
+            if self.killing.is_set():
+                self.at_kill[error.code().name] += 1
+            else:
+                self.unexpected.append(f"{error.code()}: {error.details()}")
+
+
+# -- a client thread -------------------------------------------------------------------------------
+
+
+def run_client(
+    client: Client, address: str, rng: random.Random, ledger: Ledger, kill: Callable[[], None], retry_only: bool
+) -> None:
+    """Re-send the failed batch, then a random mix until a call fails (the kill)."""
+    try:
+        with grpc.insecure_channel(address, options=CHANNEL_OPTIONS) as channel:
+            stub = SessionStoreStub(channel)
+            if client.failed is not None:
+                retry(stub, client, ledger, kill)
+            if retry_only:
+                return
+            kinds, weights = zip(*MIX.items(), strict=True)
+            for _ in range(MAX_OPERATIONS):
+                key = rng.choice(client.keys)
+                kind = "get" if key.last is None else rng.choices(kinds, weights)[0]
+                if kind == "switch" and len(key.sessions) < 2:
+                    kind = "force"
+                operation = OPERATIONS[kind]
+                operation(stub, client, key, rng, ledger, kill)
+    except grpc.RpcError as error:  # the first failure ends the client's round
+        ledger.failed(error)
+    except Exception:
+        with ledger.lock:
+            ledger.unexpected.append(traceback.format_exc())
+
+
+def retry(stub: SessionStoreStub, client: Client, ledger: Ledger, kill: Callable[[], None]) -> None:
+    assert client.failed is not None
+    session_id, batch = client.failed
+    request = pb.AppendMessagesRequest(session_id=session_id, messages=batch)
+    response = stub.AppendMessages(request, timeout=DEADLINE)
+    with ledger.lock:
+        expected = (0, len(batch)) if client.failed_stored else (len(batch), 0)
+        if (response.appended, response.duplicates) != expected:
+            ledger.problems.append(
+                f"retry of {batch[0].message_id}..: appended/duplicates {response.appended}/{response.duplicates},"
+                f" expected {expected[0]}/{expected[1]}"
             )
-            assert result == "ok"
-            assert lost == 0
-            appends += ledger.appends
-            retried += len(ledger.in_doubt)
-            losses += lost
+        for message in batch:
+            ledger.acked[message.message_id] = (session_id, message.text)
+        client.failed = None
+        ledger.ack("retried batch", kill)
+
+
+def append(
+    stub: SessionStoreStub, client: Client, key: Key, rng: random.Random, ledger: Ledger, kill: Callable[[], None]
+) -> None:
+    assert key.last is not None
+    size = rng.randint(1, 5)
+    batch = [
+        transcript_pb2.Message(
+            role="user" if n % 2 else "assistant",
+            text=f"client {client.number} message {n}",
+            message_id=f"c{client.number}-m{n}",
+        )
+        for n in range(client.sent, client.sent + size)
+    ]
+    client.sent += size
+    session_id = key.last.session_id
+    try:
+        response = stub.AppendMessages(
+            pb.AppendMessagesRequest(session_id=session_id, messages=batch), timeout=DEADLINE
+        )
+    except grpc.RpcError:
+        client.failed, client.failed_stored = (session_id, batch), False
+        raise
+    with ledger.lock:
+        if (response.appended, response.duplicates) != (size, 0):
+            ledger.problems.append(f"{batch[0].message_id}..: {response.appended} appended of {size} new messages")
+        for message in batch:
+            ledger.acked[message.message_id] = (session_id, message.text)
+        ledger.messages += size
+        ledger.ack("append", kill)
+
+
+def mutate(call: Callable[[], Any], in_flight: InFlight, client: Client) -> Any:
+    """Run a key mutation; a failure leaves it in flight (resolved after the restart)."""
+    try:
+        return call()
+    except grpc.RpcError:
+        client.in_flight = in_flight
+        raise
+
+
+def accept(key: Key, entry: session_pb2.SessionEntry, expected: State, ledger: Ledger, what: str) -> None:
+    """Record an acknowledged mutation's entry; it must be what the ledger predicts (NEW: an unseen id)."""
+    got = state_of(entry)
+    fresh = expected.session_id == NEW
+    if fresh:
+        expected = State(got.session_id, expected.version, expected.tokens)
+    if got != expected or (fresh and got.session_id in ledger.sessions) or entry.session_key != key.name:
+        ledger.problems.append(f"{what} on {key.name}: answered {got}, expected {expected} (fresh id: {fresh})")
+    if got.session_id != (key.last.session_id if key.last else None):
+        key.acked_tokens = 0
+    key.last = got
+    if got.session_id not in key.sessions:
+        key.sessions.append(got.session_id)
+    ledger.sessions.add(got.session_id)
+
+
+def get_or_create(
+    stub: SessionStoreStub, client: Client, key: Key, rng: random.Random, ledger: Ledger, kill: Callable[[], None]
+) -> None:
+    _get(stub, client, key, ledger, kill, False)
+
+
+def force_new(
+    stub: SessionStoreStub, client: Client, key: Key, rng: random.Random, ledger: Ledger, kill: Callable[[], None]
+) -> None:
+    _get(stub, client, key, ledger, kill, True)
+
+
+def _get(
+    stub: SessionStoreStub, client: Client, key: Key, ledger: Ledger, kill: Callable[[], None], force: bool
+) -> None:
+    request = pb.GetOrCreateSessionRequest(source=key.source, force_new=force)
+    kind = "force" if force else "get"
+    in_flight = InFlight(kind, key)
+    response = mutate(lambda: stub.GetOrCreateSession(request, timeout=DEADLINE), in_flight, client)
+    with ledger.lock:
+        expected = in_flight.result()
+        if response.created != (expected.session_id == NEW):
+            ledger.problems.append(f"{kind} on {key.name}: created={response.created}")
+        accept(key, response.entry, expected, ledger, kind)
+        ledger.ack("force_new" if force else "get_or_create", kill)
+
+
+def reset(
+    stub: SessionStoreStub, client: Client, key: Key, rng: random.Random, ledger: Ledger, kill: Callable[[], None]
+) -> None:
+    request = pb.ResetSessionRequest(session_key=key.name)
+    in_flight = InFlight("reset", key)
+    response = mutate(lambda: stub.ResetSession(request, timeout=DEADLINE), in_flight, client)
+    with ledger.lock:
+        accept(key, response.entry, in_flight.result(), ledger, "reset")
+        ledger.ack("reset", kill)
+
+
+def switch(
+    stub: SessionStoreStub, client: Client, key: Key, rng: random.Random, ledger: Ledger, kill: Callable[[], None]
+) -> None:
+    assert key.last is not None
+    others = [sid for sid in key.sessions if sid != key.last.session_id]
+    target = rng.choice(others) if rng.random() < 0.9 else key.last.session_id  # sometimes to where it is
+    request = pb.SwitchSessionRequest(session_key=key.name, target_session_id=target)
+    in_flight = InFlight("switch", key, target=target)
+    response = mutate(lambda: stub.SwitchSession(request, timeout=DEADLINE), in_flight, client)
+    with ledger.lock:
+        moves = target != key.last.session_id
+        if response.switched != moves:
+            ledger.problems.append(f"switch on {key.name} to {target}: switched={response.switched}")
+        accept(key, response.entry, in_flight.result(), ledger, "switch")
+        ledger.ack("switch", kill)
+
+
+def update(
+    stub: SessionStoreStub, client: Client, key: Key, rng: random.Random, ledger: Ledger, kill: Callable[[], None]
+) -> None:
+    given, taken = rng.randint(1, 5000), rng.randint(1, 2000)
+    usage = pb.UsageDelta(input_tokens=given, output_tokens=taken, total_tokens=given + taken)
+    request = pb.UpdateSessionRequest(session_key=key.name, usage=usage, last_prompt_tokens=given)
+    in_flight = InFlight("update", key, delta=(given, taken, given + taken))
+    response = mutate(lambda: stub.UpdateSession(request, timeout=DEADLINE), in_flight, client)
+    with ledger.lock:
+        accept(key, response.entry, in_flight.result(), ledger, "update")
+        key.acked_tokens += given + taken
+        ledger.ack("update", kill)
+
+
+OPERATIONS = {
+    "append": append,
+    "update": update,
+    "get": get_or_create,
+    "force": force_new,
+    "reset": reset,
+    "switch": switch,
+}
+
+
+# -- after each restart ----------------------------------------------------------------------------
+
+
+@dataclass
+class Findings:
+    lost: int = 0  # acknowledged writes not found as acknowledged (must be 0)
+    applied: int = 0  # in-flight key mutations found done
+    not_applied: int = 0  # ... and found not done
+    batches_stored: int = 0  # failed batches found stored whole
+    batches_absent: int = 0  # ... and found absent
+    problems: list[str] = field(default_factory=list)
+
+
+def check(stub: SessionStoreStub, clients: list[Client], ledger: Ledger, db: Path) -> Findings:
+    """Everything acknowledged is there once; whatever was in flight is there whole or not at all.
+
+    Resolves the in-flight mutations (the ledger adopts what the key holds, once checked).
+    """
+    found = Findings()
+    # Keys: the last acknowledged state, or the in-flight call's result.
+    for client in clients:
+        for key in client.keys:
+            try:
+                request = pb.GetSessionRequest(session_key=key.name)
+                now: State | None = state_of(stub.GetSession(request, timeout=DEADLINE).entry)
+            except grpc.RpcError as error:
+                if error.code() != grpc.StatusCode.NOT_FOUND:
+                    raise
+                now = None
+            in_flight = client.in_flight if client.in_flight and client.in_flight.key is key else None
+            allowed = in_flight.outcomes() if in_flight else [key.last]
+            matches = [
+                s
+                for s in allowed
+                if s == now
+                or (
+                    s is not None
+                    and now is not None
+                    and s.session_id == NEW
+                    and now.session_id not in ledger.sessions
+                    and (s.version, s.tokens) == (now.version, now.tokens)
+                )
+            ]
+            if not matches:
+                found.lost += 1
+                found.problems.append(f"{key.name} holds {now}; allowed: {allowed} ({in_flight})")
+                continue
+            if now is not None and key.last is not None and now.session_id == key.last.session_id:
+                if now.tokens[2] < key.acked_tokens:
+                    found.lost += 1
+                    found.problems.append(f"{key.name}: {now.tokens[2]} total tokens < {key.acked_tokens} acked")
+            if in_flight:
+                if now == key.last:
+                    found.not_applied += 1
+                else:
+                    found.applied += 1
+            if now is not None and now != key.last:  # the in-flight call went through: adopt its result
+                same_session = key.last is not None and now.session_id == key.last.session_id
+                key.acked_tokens = now.tokens[2] if same_session else 0
+                if now.session_id not in key.sessions:
+                    key.sessions.append(now.session_id)
+                ledger.sessions.add(now.session_id)
+            key.last = now
+        client.in_flight = None
+
+    # One entry per key: ListSessions agrees with GetSession.
+    names = {key.name: key for client in clients for key in client.keys}
+    entries = list_entries(stub)
+    listed = Counter(entry.session_key for entry in entries)
+    for entry in entries:
+        key = names.get(entry.session_key)
+        if key is None:
+            found.problems.append(f"an entry nobody created: {entry.session_key}")
+        elif key.last is None or entry.session_id != key.last.session_id:
+            found.problems.append(f"{entry.session_key}: listed at {entry.session_id}, GetSession said {key.last}")
+    for name, key in names.items():
+        if listed[name] != (0 if key.last is None else 1):
+            found.problems.append(f"{name} listed {listed[name]} times")
+
+    # Messages: acknowledged ones once where they were sent; failed batches whole or absent.
+    missing: list[str] = []
+    where = stored_messages(stub, ledger.sessions, missing)
+    if missing:
+        found.lost += len(missing)
+        found.problems.append(f"acknowledged sessions missing: {missing[:10]}")
+    duplicates = sorted(mid for mid, places in where.items() if len(places) > 1)
+    if duplicates:
+        found.problems.append(f"stored more than once: {duplicates[:10]}")
+    lost = sorted(mid for mid, place in ledger.acked.items() if where.get(mid) != [place])
+    found.lost += len(lost)
+    if lost:
+        found.problems.append(f"acknowledged messages lost or misplaced: {lost[:10]}")
+    in_doubt = set()
+    for client in clients:
+        if client.failed is None:
+            continue
+        session_id, batch = client.failed
+        present = [where.get(m.message_id) == [(session_id, m.text)] for m in batch]
+        if any(present) and not all(present):
+            found.problems.append(f"half a batch stored: {[m.message_id for m in batch]} -> {present}")
+        client.failed_stored = all(present)
+        found.batches_stored += client.failed_stored
+        found.batches_absent += not any(present)
+        in_doubt.update(m.message_id for m in batch)
+    unknown = sorted(set(where) - set(ledger.acked) - in_doubt)
+    if unknown:
+        found.problems.append(f"stored, yet never sent or still in doubt: {unknown[:10]}")
+    found.problems += file_problems(db)
+    return found
+
+
+# -- the test --------------------------------------------------------------------------------------
+
+
+def run_round(
+    daemon: Daemon, clients: list[Client], ledger: Ledger, seed: int, round_: int, kill_after: int | None
+) -> None:
+    """The clients until the kill at ``kill_after`` acknowledged operations (None: just their retries)."""
+    retry_only = kill_after is None
+    ledger.operations = 0
+    ledger.killing.clear()
+    ledger.kill_after = 1 << 62 if kill_after is None else kill_after
+
+    def sigkill() -> None:
+        daemon.process.send_signal(signal.SIGKILL)
+
+    threads = [
+        threading.Thread(
+            target=run_client,
+            args=(client, daemon.address, random.Random(f"{seed}/{round_}/{client.number}"), ledger, sigkill),
+            kwargs={"retry_only": retry_only},
+            name=f"client-{client.number}",
+        )
+        for client in clients
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads), "a client hung"
+    if not retry_only:
+        assert ledger.killing.is_set(), f"no kill: {ledger.unexpected}"
+        assert daemon.process.wait(timeout=START_TIMEOUT) == -signal.SIGKILL
+    assert not ledger.unexpected, f"calls failed before the kill (seed {seed}): {ledger.unexpected}"
+
+
+def test_kill_9_at_random_moments_loses_nothing_acknowledged(tmp_path: Path) -> None:
+    seed = int(os.environ.get("SESSIOND_CRASH_SEED") or random.SystemRandom().randrange(2**32))
+    print(f"\ncrash: seed {seed} (SESSIOND_CRASH_SEED={seed} replays the draws), {ROUNDS} rounds")
+    config = write_config(tmp_path)
+    clients = [
+        Client(
+            number,
+            [
+                Key(source_pb2.SessionSource(platform="telegram", chat_id=f"crash-{number}-{k}"))
+                for k in range(KEYS_PER_CLIENT)
+            ],
+        )
+        for number in range(CLIENTS)
+    ]
+    ledger = Ledger()
+    totals = Findings()
+    draws = random.Random(seed)  # the kill points
+    with open(tmp_path / "sessiond.log", "ab") as log:
+        daemon = start(tmp_path, log, config)
+        try:
+            with channel_to(daemon.address) as channel:
+                stub = SessionStoreStub(channel)
+                for client in clients:
+                    for key in client.keys:
+                        request = pb.BuildSessionKeyRequest(source=key.source)
+                        key.name = stub.BuildSessionKey(request, timeout=DEADLINE).session_key
+            for round_ in range(ROUNDS + 1):
+                final = round_ == ROUNDS
+                with channel_to(daemon.address) as channel:
+                    found = check(SessionStoreStub(channel), clients, ledger, daemon.db)
+                for name in ("lost", "applied", "not_applied", "batches_stored", "batches_absent"):
+                    setattr(totals, name, getattr(totals, name) + getattr(found, name))
+                if round_:
+                    print(
+                        f"round {round_}: SIGKILL at {ledger.operations} acknowledged operations"
+                        f" (drawn {ledger.kill_after}); calls failed by the kill {dict(ledger.at_kill)};"
+                        f" in-flight mutations {found.applied} applied, {found.not_applied} not;"
+                        f" failed batches {found.batches_stored} stored whole, {found.batches_absent} absent;"
+                        f" {found.lost} lost"
+                    )
+                problems = found.problems + ledger.problems
+                assert not problems, f"seed {seed}, after round {round_}: {problems}"
+                ledger.at_kill.clear()
+                run_round(daemon, clients, ledger, seed, round_, None if final else draws.randint(*KILL_AFTER))
+                if not final:
+                    daemon = start(tmp_path, log, config)  # same database; its socket is stale
+            with channel_to(daemon.address) as channel:
+                found = check(SessionStoreStub(channel), clients, ledger, daemon.db)
+            assert not found.problems + ledger.problems, f"seed {seed}, after the retries: {found.problems}"
+            assert all(client.failed is None for client in clients), "a retry did not go through"
+            stop(daemon)
+        finally:
+            kill(daemon)
+    result = integrity(daemon.db)
+    problems = file_problems(daemon.db)
+    kinds = ("get_or_create", "force_new", "append", "retried batch", "reset", "switch", "update")
+    writes = ", ".join(f"{kind} {ledger.writes[kind]}" for kind in kinds)
     print(
-        f"crash: {ROUNDS} rounds, {appends} acknowledged appends ({ledger.messages} messages), "
-        f"{retried} failed batches retried, {losses} losses"
+        f"crash: {ROUNDS} rounds (seed {seed}); {sum(ledger.writes.values())} acknowledged writes: {writes}"
+        f" ({ledger.messages} messages in acknowledged appends, {len(ledger.acked)} stored in all);"
+        f" {len(ledger.sessions)} sessions, {CLIENTS * KEYS_PER_CLIENT} keys; "
+        f"in-flight mutations {totals.applied} applied, {totals.not_applied} not; failed batches "
+        f"{totals.batches_stored} stored whole, {totals.batches_absent} absent, all retried; "
+        f"losses {totals.lost}; integrity_check {result}"
     )
+    assert totals.lost == 0
+    assert result == "ok"
+    assert not problems, problems
+
+
+def test_restart_after_a_kill_during_a_checkpoint(tmp_path: Path) -> None:
+    """A deterministic kill -9 during a checkpoint: the daemon must restart with everything acknowledged."""
+    config, db = write_config(tmp_path), tmp_path / "state" / "sessiond.db"
+    acked: list[str] = []
+    with open(tmp_path / "sessiond.log", "ab") as log:
+        stop(start(tmp_path, log, config))  # a clean stop checkpoints: the schema is in the main file
+        daemon = start(tmp_path, log, config)
+        try:
+            with channel_to(daemon.address) as channel:
+                stub = SessionStoreStub(channel)
+                source = source_pb2.SessionSource(platform="telegram", chat_id="checkpoint")
+                session_id = stub.GetOrCreateSession(pb.GetOrCreateSessionRequest(source=source)).entry.session_id
+                for n in range(0, 200, 5):  # the database grows by ~60 pages, in the WAL
+                    batch = [
+                        transcript_pb2.Message(role="user", text=f"{m:04d}" * 250, message_id=f"m{m}")
+                        for m in range(n, n + 5)
+                    ]
+                    stub.AppendMessages(pb.AppendMessagesRequest(session_id=session_id, messages=batch))
+                    acked += [m.message_id for m in batch]
+        finally:
+            kill(daemon)
+        size, says = cut_checkpoint(db)
+        assert size < says, "the cut did not leave the file shorter than its header (no test)"
+        sqlite = apsw.Connection(str(db), flags=apsw.SQLITE_OPEN_READONLY)  # SQLite itself: all there
+        try:
+            assert sqlite.pragma("quick_check") == "ok"
+            assert sqlite.execute("SELECT COUNT(*) FROM messages").fetchall()[0][0] == len(acked)
+        finally:
+            sqlite.close()
+        print(f"\ncheckpoint cut: file {size} bytes, header says {says}; SQLite reads all {len(acked)} messages")
+        daemon = start(tmp_path, log, config)  # once refused: exit 3, "truncated"
+        try:
+            with channel_to(daemon.address) as channel:
+                stored = [m.message_id for m in load_transcript(SessionStoreStub(channel), session_id)]
+            assert stored == acked
+        finally:
+            stop(daemon)
+    assert integrity(db) == "ok"

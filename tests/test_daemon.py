@@ -15,12 +15,10 @@ from pathlib import Path
 import grpc
 import pytest
 from google.protobuf import descriptor_pool
-from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
-from grpc_status import rpc_status
 
 from conftest import Running
 from sessiond import config as config_module
@@ -28,6 +26,7 @@ from sessiond.errors import ConfigError
 from sessiond.server import create_server
 from sessiond.v1 import session_store_pb2 as pb
 from sessiond.v1 import source_pb2
+from wire import invalid_field
 
 RPCS = {
     "BuildSessionKey",
@@ -75,22 +74,6 @@ def test_build_session_key_over_the_wire(daemon: Running) -> None:
     assert response.session_key == "agent:main:telegram:dm:12345"
     assert response.description == "DM with 12345"
     assert response.shared_multi_user_session is False
-
-
-def invalid_field(call: Callable[[], object]) -> str:
-    """The field named by an INVALID_ARGUMENT status, from its BadRequest detail."""
-    with pytest.raises(grpc.RpcError) as raised:
-        call()
-    error = raised.value
-    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "Traceback" not in error.details()
-    status = rpc_status.from_call(error)
-    assert status is not None
-    bad_request = error_details_pb2.BadRequest()
-    assert status.details[0].Unpack(bad_request)
-    field = bad_request.field_violations[0].field
-    assert error.details().startswith(f"{field}: ")
-    return field
 
 
 def key_request(**fields: object) -> pb.BuildSessionKeyRequest:

@@ -50,6 +50,7 @@ from hypothesis import strategies as st
 from conftest import Running
 from sessiond.v1 import session_pb2, session_store_pb2_grpc, source_pb2, transcript_pb2
 from sessiond.v1 import session_store_pb2 as pb
+from wire import load_transcript
 
 Start = Callable[..., Running]
 Code = grpc.StatusCode
@@ -482,22 +483,10 @@ def all_entries(stub: Any) -> list[session_pb2.SessionEntry]:
             return entries
 
 
-def transcript(stub: Any, session_id: str) -> list[transcript_pb2.Message]:
-    messages: list[transcript_pb2.Message] = []
-    token = ""
-    while True:
-        request = pb.LoadTranscriptRequest(session_id=session_id, raw=True, page_token=token)
-        page = stub.LoadTranscript(request, timeout=10)
-        messages.extend(page.messages)
-        token = page.next_page_token
-        if not token:
-            return messages
-
-
 def snapshot(stub: Any, session_ids: list[str]) -> Snapshot:
     return Snapshot(
         entries=all_entries(stub),
-        transcripts={sid: transcript(stub, sid) for sid in session_ids},
+        transcripts={sid: load_transcript(stub, sid, raw=True) for sid in session_ids},
         has_any_sessions=stub.HasAnySessions(pb.HasAnySessionsRequest(), timeout=10).has_any_sessions,
     )
 

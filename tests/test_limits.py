@@ -30,6 +30,7 @@ from grpc_status import rpc_status
 from conftest import Running
 from sessiond.v1 import session_pb2, session_store_pb2_grpc, source_pb2, transcript_pb2
 from sessiond.v1 import session_store_pb2 as pb
+from wire import load_transcript
 
 Start = Callable[..., Running]
 Code = grpc.StatusCode
@@ -67,18 +68,6 @@ def rewrite(stub: Any, session_id: str, *messages: transcript_pb2.Message) -> pb
     return stub.RewriteTranscript(pb.RewriteTranscriptRequest(session_id=session_id, messages=messages), timeout=5)
 
 
-def transcript(stub: Any, session_id: str) -> list[transcript_pb2.Message]:
-    messages: list[transcript_pb2.Message] = []
-    token = ""
-    while True:
-        request = pb.LoadTranscriptRequest(session_id=session_id, raw=True, page_token=token)
-        page = stub.LoadTranscript(request, timeout=10)
-        messages.extend(page.messages)
-        token = page.next_page_token
-        if not token:
-            return messages
-
-
 @dataclass
 class Snapshot:
     entries: list[session_pb2.SessionEntry]
@@ -97,7 +86,7 @@ def snapshot(stub: Any, *session_ids: str) -> Snapshot:
         if not token:
             break
     has_any = stub.HasAnySessions(pb.HasAnySessionsRequest(), timeout=10).has_any_sessions
-    return Snapshot(entries, {sid: transcript(stub, sid) for sid in session_ids}, has_any)
+    return Snapshot(entries, {sid: load_transcript(stub, sid, raw=True) for sid in session_ids}, has_any)
 
 
 def rejection(call: Callable[[], object]) -> grpc.RpcError:
@@ -162,7 +151,7 @@ def test_message_over_max_message_bytes_is_invalid_argument_naming_it(start_daem
     at_limit = message_of_size(limit)
     request = getattr(pb, f"{rpc}Request")(session_id=sid, messages=[at_limit])
     getattr(stub, rpc)(request, timeout=5)  # exactly the limit is accepted
-    assert transcript(stub, sid)[-1].text == at_limit.text
+    assert load_transcript(stub, sid, raw=True)[-1].text == at_limit.text
 
 
 # --------------------------------------------------------------------------- limits.max_transcript_messages

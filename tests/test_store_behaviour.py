@@ -20,8 +20,6 @@ import apsw
 import grpc
 import pytest
 from google.protobuf.duration_pb2 import Duration
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 from conftest import Running
 from sessiond import config as config_module
@@ -29,6 +27,8 @@ from sessiond.errors import StorageError
 from sessiond.server import create_server
 from sessiond.v1 import session_pb2, source_pb2, transcript_pb2
 from sessiond.v1 import session_store_pb2 as pb
+from wire import invalid_field
+from wire import load_transcript as load
 
 START = datetime(2026, 5, 4, 10, 0, tzinfo=UTC)
 SESSION_ID = re.compile(r"^\d{8}_\d{6}_[0-9a-f]{8}$")
@@ -105,19 +105,6 @@ def code_of(call: Callable[[], object]) -> grpc.StatusCode:
     return status_of(call).code()
 
 
-def invalid_field(call: Callable[[], object]) -> str:
-    """The field named by an INVALID_ARGUMENT status (its BadRequest detail and its message)."""
-    error = status_of(call)
-    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error.details()
-    status = rpc_status.from_call(error)
-    assert status is not None
-    bad_request = error_details_pb2.BadRequest()
-    assert status.details[0].Unpack(bad_request)
-    field = bad_request.field_violations[0].field
-    assert error.details().startswith(f"{field}: ")
-    return field
-
-
 def token(value: object) -> str:
     return base64.urlsafe_b64encode(json.dumps(value).encode()).decode()
 
@@ -144,19 +131,6 @@ def append(stub: Any, session_id: str, *messages: transcript_pb2.Message) -> pb.
 
 def rewrite(stub: Any, session_id: str, *messages: transcript_pb2.Message) -> pb.RewriteTranscriptResponse:
     return stub.RewriteTranscript(pb.RewriteTranscriptRequest(session_id=session_id, messages=messages), timeout=10)
-
-
-def load(stub: Any, session_id: str, raw: bool = False) -> list[transcript_pb2.Message]:
-    """The whole transcript, following page tokens."""
-    messages: list[transcript_pb2.Message] = []
-    page_token = ""
-    while True:
-        request = pb.LoadTranscriptRequest(session_id=session_id, raw=raw, page_token=page_token)
-        response = stub.LoadTranscript(request, timeout=10)
-        messages.extend(response.messages)
-        page_token = response.next_page_token
-        if not page_token:
-            return messages
 
 
 def texts(messages: list[transcript_pb2.Message]) -> list[str]:

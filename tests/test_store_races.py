@@ -22,6 +22,7 @@ from conftest import Running
 from sessiond.v1 import session_store_pb2 as pb
 from sessiond.v1 import source_pb2, transcript_pb2
 from sessiond.v1.session_store_pb2_grpc import SessionStoreStub
+from wire import load_transcript
 
 T = TypeVar("T")
 DEADLINE = 30.0  # seconds, on every RPC
@@ -83,17 +84,6 @@ def source(chat_id: str) -> source_pb2.SessionSource:
 def key_of(stub: SessionStoreStub, chat_id: str) -> str:
     request = pb.BuildSessionKeyRequest(source=source(chat_id))
     return str(stub.BuildSessionKey(request, timeout=DEADLINE).session_key)
-
-
-def load_all(stub: SessionStoreStub, session_id: str) -> list[transcript_pb2.Message]:
-    messages: list[transcript_pb2.Message] = []
-    request = pb.LoadTranscriptRequest(session_id=session_id, raw=True)
-    while True:
-        response = stub.LoadTranscript(request, timeout=DEADLINE)
-        messages.extend(response.messages)
-        if not response.next_page_token:
-            return messages
-        request.page_token = response.next_page_token
 
 
 # -- one new key, 64 callers -----------------------------------------------------------------------
@@ -288,7 +278,7 @@ def test_concurrent_appends_with_retries_store_each_message_once(running: Runnin
         results = together(threads, work)
         assert codes(results) == [grpc.StatusCode.OK] * threads
         assert max(results) == threads * per_thread  # type: ignore[type-var]
-        check_transcript(load_all(clients[0], session_id), threads, per_thread)
+        check_transcript(load_transcript(clients[0], session_id, raw=True), threads, per_thread)
     print(f"\nappends: {threads} threads x {per_thread} messages, every batch sent twice, stored once")
 
 
@@ -316,7 +306,7 @@ def test_a_retry_racing_its_original_is_stored_once(running: Running) -> None:
             for n, batch in enumerate(cut[pair]):
                 one, other = results[2 * pair][n], results[2 * pair + 1][n]  # type: ignore[index]
                 assert one[0] + other[0] == len(batch) and one[1] + other[1] == len(batch)
-        check_transcript(load_all(clients[0], session_id), pairs, per_thread)
+        check_transcript(load_transcript(clients[0], session_id, raw=True), pairs, per_thread)
     print(f"\nracing retries: {pairs} pairs x {per_thread} messages, stored once")
 
 
@@ -345,7 +335,7 @@ def test_rewrite_racing_appends_is_atomic_and_ordered(running: Running) -> None:
 
         results = together(appenders + 1, work)
         assert codes(results) == [grpc.StatusCode.OK] * (appenders + 1)
-        stored = load_all(clients[0], session_id)
+        stored = load_transcript(clients[0], session_id, raw=True)
 
     assert [m.position for m in stored] == list(range(len(stored)))
     assert [(m.message_id, m.text) for m in stored[:3]] == [(m.message_id, m.text) for m in rewritten]

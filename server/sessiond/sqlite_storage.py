@@ -546,8 +546,14 @@ RECOVERY = (
 def _check_not_truncated(path: Path) -> None:
     """A file shorter than its header says (a cut copy, a full disk) is refused at once.
 
-    The header's page count is valid when its "version valid for" equals the change counter.
+    The header's page count is valid when its "version valid for" equals the change counter,
+    and only without a WAL holding frames: a kill during a checkpoint leaves page 1 (with the
+    new count) written before the pages that extend the file, which the WAL still holds and
+    SQLite replays; the integrity check after start judges such a file.
     """
+    wal = Path(f"{path}-wal")
+    if wal.exists() and wal.stat().st_size > 0:
+        return
     with open(path, "rb") as file:
         header = file.read(100)
     if len(header) < 100:
