@@ -1,10 +1,8 @@
 """An empty gRPC server, the physical limit of one RPC on this machine: ``python -m bench.echo``.
 
-It is built like sessiond's server (``sessiond.server.create_server``): the same grpcio, the
-same server options and the same thread-pool size, so a scenario's ratio to it is what sessiond
-itself adds. Its one method returns the request bytes unchanged (no protobuf on either side).
-The option values live inside ``create_server`` (not at module level), so they are replicated
-here from the default configuration: keep the two lists in step.
+It is built by sessiond's own ``sessiond.server.grpc_server``: the same grpcio, the same server
+options and the same thread-pool size, so a scenario's ratio to it is what sessiond itself adds.
+Its one method returns the request bytes unchanged (no protobuf on either side).
 
 Like the daemon it logs one JSON line ``{"msg": "serving", "addresses": [...]}`` on stderr once
 bound, serves ``grpc.health.v1`` (the harness waits for SERVING), and exits 0 on SIGTERM.
@@ -17,12 +15,12 @@ import json
 import signal
 import sys
 import threading
-from concurrent import futures
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from sessiond import config as config_module
+from sessiond.server import grpc_server
 
 SERVICE = "bench.Echo"
 METHOD = f"/{SERVICE}/Echo"
@@ -34,14 +32,7 @@ def _echo(request: bytes, context: grpc.ServicerContext) -> bytes:
 
 def build(socket: str, tcp: str) -> tuple[grpc.Server, list[str]]:
     """A bound echo server with sessiond's default options and pool size (see the module doc)."""
-    config = config_module.parse({})
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="rpc"),
-        options=[
-            ("grpc.max_receive_message_length", config.limits.max_request_bytes),
-            ("grpc.so_reuseport", 0),
-        ],
-    )
+    server = grpc_server(config_module.parse({}))
     echo = grpc.unary_unary_rpc_method_handler(_echo)  # no (de)serializers: bytes in, bytes out
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, {"Echo": echo}),))
     health_servicer = health.HealthServicer(experimental_non_blocking=True)

@@ -111,17 +111,25 @@ class Daemon:
         log.info("stopped")
 
 
+def grpc_server(config: Config) -> grpc.Server:
+    """A grpcio server with sessiond's worker pool and options (the benchmark's echo uses it too)."""
+    return grpc.server(
+        futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="rpc"),
+        options=[
+            ("grpc.max_receive_message_length", config.limits.max_request_bytes),
+            ("grpc.so_reuseport", 0),
+            # The sync server holds a worker thread while a request body arrives: capping the
+            # streams of one connection keeps one stalled client from taking every worker.
+            ("grpc.max_concurrent_streams", max(1, config.max_workers // 2)),
+        ],
+    )
+
+
 def create_server(config: Config, clock: Clock = utc_now) -> Daemon:
     """Open the database, build and bind the daemon; tests pass port 0, temp paths and a clock."""
     storage = SqliteStorage(config.database, durable=config.durable)
     try:
-        server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="rpc"),
-            options=[
-                ("grpc.max_receive_message_length", config.limits.max_request_bytes),
-                ("grpc.so_reuseport", 0),
-            ],
-        )
+        server = grpc_server(config)
         service = SessionStoreService(config, SessionStore(storage, config, clock))
         session_store_pb2_grpc.add_SessionStoreServicer_to_server(service, server)
         health_servicer = health.HealthServicer(experimental_non_blocking=True)
