@@ -118,9 +118,6 @@ def grpc_server(config: Config) -> grpc.Server:
         options=[
             ("grpc.max_receive_message_length", config.limits.max_request_bytes),
             ("grpc.so_reuseport", 0),
-            # The sync server holds a worker thread while a request body arrives: capping the
-            # streams of one connection keeps one stalled client from taking every worker.
-            ("grpc.max_concurrent_streams", max(1, config.max_workers // 2)),
         ],
     )
 
