@@ -25,7 +25,7 @@ from sessiond import config as config_module
 from sessiond.errors import ConfigError
 from sessiond.server import create_server
 from sessiond.v1 import session_store_pb2 as pb
-from sessiond.v1 import source_pb2
+from sessiond.v1 import session_store_pb2_grpc, source_pb2
 from wire import invalid_field
 
 RPCS = {
@@ -186,3 +186,15 @@ def test_health_command_is_an_exec_probe(daemon: Running, tmp_path: Path) -> Non
     assert unknown.returncode == 1 and "NOT_FOUND" in unknown.stdout
     absent = probe("--address", f"unix:{tmp_path / 'absent.sock'}", "--timeout", "1")
     assert absent.returncode == 1 and len(absent.stdout.strip().splitlines()) == 1
+
+
+def test_health_only_tcp_listener_serves_probes_and_nothing_else(start_daemon: Callable[..., Running]) -> None:
+    running = start_daemon({"server": {"health_tcp": "127.0.0.1:0"}})
+    probe_address = next(a for a in running.daemon.addresses if a.startswith("health:")).removeprefix("health:")
+    with grpc.insecure_channel(probe_address) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        assert health.Check(health_pb2.HealthCheckRequest(), timeout=5).status == health_pb2.HealthCheckResponse.SERVING
+        stub = session_store_pb2_grpc.SessionStoreStub(channel)
+        with pytest.raises(grpc.RpcError) as raised:
+            stub.BuildSessionKey(pb.BuildSessionKeyRequest(source=TELEGRAM_DM), timeout=5)
+        assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED

@@ -27,6 +27,7 @@ RESET_MODES = ("daily", "idle", "both", "none")
 ENV_OVERRIDES: dict[str, tuple[tuple[str, ...], type]] = {
     "SESSIOND_SOCKET": (("server", "socket"), str),
     "SESSIOND_TCP": (("server", "tcp"), str),
+    "SESSIOND_HEALTH_TCP": (("server", "health_tcp"), str),
     "SESSIOND_DB": (("storage", "path"), str),
     "SESSIOND_DURABILITY": (("storage", "durability"), str),
     "SESSIOND_LOG_LEVEL": (("log", "level"), str),
@@ -82,6 +83,7 @@ class Config:
 
     socket: Path | None = field(default_factory=default_socket_path)
     tcp: str = ""
+    health_tcp: str = ""
     database: Path = field(default_factory=default_database_path)
     durable: bool = True
     grace_seconds: float = 10.0
@@ -270,6 +272,7 @@ def parse(data: dict[str, Any]) -> Config:
     config = Config(
         socket=Path(socket) if socket else None,
         tcp=server.get("tcp", str, ""),
+        health_tcp=server.get("health_tcp", str, ""),
         database=Path(database).expanduser(),
         durable=durability == "full",
         grace_seconds=float(server.get("grace_seconds", (int, float), 10.0)),

@@ -58,15 +58,29 @@ def _bind(server: grpc.Server, config: Config) -> list[str]:
         os.chmod(config.socket, 0o600)
         addresses.append(f"unix:{config.socket}")
     if config.tcp:
-        host, _, _ = config.tcp.rpartition(":")
-        try:
-            port = server.add_insecure_port(config.tcp)
-        except RuntimeError:
-            port = 0
-        if not port:
-            raise ConfigError(f"server.tcp: cannot listen on {config.tcp!r}")
-        addresses.append(f"{host}:{port}")
+        addresses.append(_bind_tcp(server, config.tcp, "server.tcp"))
     return addresses
+
+
+def _bind_tcp(server: grpc.Server, address: str, key: str) -> str:
+    """Bind ``host:port`` (port 0 picks one); the address actually bound."""
+    host, _, _ = address.rpartition(":")
+    try:
+        port = server.add_insecure_port(address)
+    except RuntimeError:
+        port = 0
+    if not port:
+        raise ConfigError(f"{key}: cannot listen on {address!r}")
+    return f"{host}:{port}"
+
+
+def _probe_server(config: Config, servicer: health.HealthServicer) -> tuple[grpc.Server | None, list[str]]:
+    """The optional health-only TCP listener for probes (Kubernetes' grpc probes need TCP): no data RPCs."""
+    if not config.health_tcp:
+        return None, []
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="probe"))
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    return server, [f"health:{_bind_tcp(server, config.health_tcp, 'server.health_tcp')}"]
 
 
 @dataclass
@@ -77,11 +91,14 @@ class Daemon:
     health: health.HealthServicer
     addresses: list[str]
     storage: SqliteStorage
+    probe_server: grpc.Server | None = None
     stop_requested: threading.Event = field(default_factory=threading.Event)
     failure: StorageError | None = None
 
     def start(self) -> None:
         self.server.start()
+        if self.probe_server is not None:
+            self.probe_server.start()
         for name in ("", SERVICE_NAME, WRITES_SERVICE_NAME):
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self.storage.on_writable = self._writable
@@ -107,6 +124,8 @@ class Daemon:
         self.health.enter_graceful_shutdown()
         log.info("draining", extra={"grace_seconds": grace})
         self.server.stop(grace).wait()
+        if self.probe_server is not None:
+            self.probe_server.stop(0).wait()
         self.storage.close()
         log.info("stopped")
 
@@ -132,7 +151,8 @@ def create_server(config: Config, clock: Clock = utc_now) -> Daemon:
         health_servicer = health.HealthServicer(experimental_non_blocking=True)
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
-        return Daemon(server, health_servicer, _bind(server, config), storage)
+        probe_server, probe_addresses = _probe_server(config, health_servicer)
+        return Daemon(server, health_servicer, _bind(server, config) + probe_addresses, storage, probe_server)
     except BaseException:
         storage.close()
         raise
