@@ -48,18 +48,8 @@ def add_sessions(db: Path, count: int) -> float:
         for index in range(count):
             origin = Source(**source(index))
             tx.create_session(session_id(index), origin.platform, origin.user_id, now)
-            tx.put_entry(
-                Entry(
-                    session_key=keys.build_session_key(origin, KeyOptions(), no_mapping),
-                    session_id=session_id(index),
-                    created_at=now,
-                    updated_at=now,
-                    origin=origin,
-                    display_name=origin.chat_name,
-                    platform=origin.platform,
-                    chat_type=origin.chat_type,
-                )
-            )
+            key = keys.build_session_key(origin, KeyOptions(), no_mapping)
+            tx.put_entry(Entry.started(key, session_id(index), origin, now))
 
     return _timed_write(db, work)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 ChatType = Literal["dm", "group", "channel", "thread"]
 ResetMode = Literal["daily", "idle", "both", "none"]
@@ -148,6 +148,21 @@ class Entry:
     resume_reason: str | None = None
     last_resume_marked_at: datetime | None = None
     version: int = 0
+
+    @classmethod
+    def started(cls, session_key: str, session_id: str, origin: Source, now: datetime, **fields: Any) -> Entry:
+        """A new session of a key, described by the source of the message that started it."""
+        return cls(
+            session_key=session_key,
+            session_id=session_id,
+            created_at=now,
+            updated_at=now,
+            origin=origin,
+            display_name=origin.chat_name,
+            platform=origin.platform,
+            chat_type=origin.chat_type,
+            **fields,
+        )
 
 
 @dataclass(frozen=True)

@@ -91,15 +91,11 @@ class SessionStore:
                     return self._save(tx, old, updated_at=now), False
             if old is not None:
                 tx.end_session(old.session_id, "session_reset", now)
-            entry = Entry(
-                session_key=key,
-                session_id=self._new_session_id(tx, now, source.platform, source.user_id),
-                created_at=now,
-                updated_at=now,
-                origin=source,
-                display_name=source.chat_name,
-                platform=source.platform,
-                chat_type=source.chat_type,
+            entry = Entry.started(
+                key,
+                self._new_session_id(tx, now, source.platform, source.user_id),
+                source,
+                now,
                 was_auto_reset=reason is not None,
                 auto_reset_reason=reason,
                 reset_had_activity=reason is not None and old is not None and old.usage.total_tokens > 0,
