@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from conftest import Running
 from sessiond import config as config_module
 from sessiond.errors import StorageError
 from sessiond.model import Source
@@ -64,3 +67,15 @@ def test_garbage_pages_stop_the_daemon_with_the_file_named(tmp_path: Path) -> No
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("sessiond: database error: ") and str(database) in last
     assert "restore a backup" in last and "Traceback" not in result.stderr
+
+
+def test_health_follows_the_database_file(start_daemon: Callable[..., Running], tmp_path: Path) -> None:
+    """A database removed under the running daemon turns health NOT_SERVING (writes would be lost)."""
+    database = tmp_path / "watched.db"
+    running = start_daemon({"storage": {"path": str(database), "check_seconds": 0.05}})
+    health = health_pb2_grpc.HealthStub(running.channel)
+    statuses = health.Watch(health_pb2.HealthCheckRequest(service=""), timeout=10)
+    assert next(statuses).status == health_pb2.HealthCheckResponse.SERVING
+    database.unlink()
+    assert next(statuses).status == health_pb2.HealthCheckResponse.NOT_SERVING
+    statuses.cancel()

@@ -86,6 +86,7 @@ class Config:
     health_tcp: str = ""
     database: Path = field(default_factory=default_database_path)
     durable: bool = True
+    check_seconds: float = 5.0
     grace_seconds: float = 10.0
     max_workers: int = 32
     log_level: str = "info"
@@ -275,6 +276,7 @@ def parse(data: dict[str, Any]) -> Config:
         health_tcp=server.get("health_tcp", str, ""),
         database=Path(database).expanduser(),
         durable=durability == "full",
+        check_seconds=float(storage.get("check_seconds", (int, float), 5.0)),
         grace_seconds=float(server.get("grace_seconds", (int, float), 10.0)),
         max_workers=server.get("max_workers", int, 32),
         log_level=log_level,
@@ -309,6 +311,7 @@ def parse(data: dict[str, Any]) -> Config:
         raise ConfigError("server.socket: no listener configured (set server.socket or server.tcp)")
     for key, value, least in (
         ("server.max_workers", config.max_workers, 1),
+        ("storage.check_seconds", config.check_seconds, 0.01),
         ("server.grace_seconds", config.grace_seconds, 0),
         ("limits.max_field_bytes", config.limits.max_field_bytes, 1),
         ("limits.max_request_bytes", config.limits.max_request_bytes, 1024),

@@ -83,6 +83,10 @@ def _probe_server(config: Config, servicer: health.HealthServicer) -> tuple[grpc
     return server, [f"health:{_bind_tcp(server, config.health_tcp, 'server.health_tcp')}"]
 
 
+def _serving(ok: bool) -> int:
+    return health_pb2.HealthCheckResponse.SERVING if ok else health_pb2.HealthCheckResponse.NOT_SERVING
+
+
 @dataclass
 class Daemon:
     """A bound, not yet started, sessiond server."""
@@ -92,6 +96,8 @@ class Daemon:
     addresses: list[str]
     storage: SqliteStorage
     probe_server: grpc.Server | None = None
+    check_seconds: float = 5.0
+    _checks: threading.Thread | None = None
     stop_requested: threading.Event = field(default_factory=threading.Event)
     failure: StorageError | None = None
 
@@ -104,10 +110,26 @@ class Daemon:
         self.storage.on_writable = self._writable
         log.info("serving", extra={"addresses": self.addresses})
         threading.Thread(target=self._verify, name="verify", daemon=True).start()
+        self._checks = threading.Thread(target=self._watch_database, args=(self.check_seconds,), name="db-check")
+        self._checks.start()
 
     def _writable(self, writable: bool) -> None:
-        status = health_pb2.HealthCheckResponse.SERVING if writable else health_pb2.HealthCheckResponse.NOT_SERVING
-        self.health.set(WRITES_SERVICE_NAME, status)
+        self.health.set(WRITES_SERVICE_NAME, _serving(writable))
+
+    def _watch_database(self, interval: float) -> None:
+        """Health follows the database: NOT_SERVING while a cheap check fails, SERVING once it passes."""
+        healthy = True
+        while not self.stop_requested.wait(interval):
+            try:
+                self.storage.check()
+                now_healthy, error = True, ""
+            except StorageError as exc:
+                now_healthy, error = False, str(exc)
+            if now_healthy != healthy:
+                healthy = now_healthy
+                log.log(logging.INFO if healthy else logging.ERROR, "database check", extra={"error": error})
+                for name in ("", SERVICE_NAME):
+                    self.health.set(name, _serving(healthy))
 
     def _verify(self) -> None:
         """The full integrity check, after serving starts; a bad database stops the daemon."""
@@ -121,9 +143,12 @@ class Daemon:
 
     def stop(self, grace: float) -> None:
         """Health goes NOT_SERVING first, then in-flight RPCs get ``grace`` seconds to finish."""
+        self.stop_requested.set()  # also ends the database checks
         self.health.enter_graceful_shutdown()
         log.info("draining", extra={"grace_seconds": grace})
         self.server.stop(grace).wait()
+        if self._checks is not None:
+            self._checks.join()  # before the storage closes the connection it may be reading on
         if self.probe_server is not None:
             self.probe_server.stop(0).wait()
         self.storage.close()
@@ -152,7 +177,8 @@ def create_server(config: Config, clock: Clock = utc_now) -> Daemon:
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
         probe_server, probe_addresses = _probe_server(config, health_servicer)
-        return Daemon(server, health_servicer, _bind(server, config) + probe_addresses, storage, probe_server)
+        addresses = _bind(server, config) + probe_addresses
+        return Daemon(server, health_servicer, addresses, storage, probe_server, config.check_seconds)
     except BaseException:
         storage.close()
         raise

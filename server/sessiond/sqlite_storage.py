@@ -376,6 +376,7 @@ class SqliteStorage:
             self._release()
             raise
         self._writer = writer
+        self._inode = path.stat().st_ino
 
     def _connect(self) -> apsw.Connection:
         try:
@@ -444,7 +445,17 @@ class SqliteStorage:
                 self.on_writable(writable)
 
     def check(self) -> None:
-        self.read(lambda tx: tx.has_two_sessions())
+        """The file is still the one opened (not removed or replaced under the daemon) and reads."""
+        try:
+            inode = self.path.stat().st_ino
+        except FileNotFoundError:
+            raise StorageError(f"{self.path}: removed while the daemon runs; restart it to reopen") from None
+        if inode != self._inode:
+            raise StorageError(f"{self.path}: replaced while the daemon runs; restart it to reopen")
+        try:
+            self.read(lambda tx: tx.has_two_sessions())
+        except apsw.Error as exc:
+            raise StorageError(f"{self.path}: cannot be read ({exc})") from None
 
     def verify(self) -> None:
         """Read every page (``PRAGMA quick_check``); ``StorageError`` naming the file if any is bad.
