@@ -48,9 +48,9 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from conftest import Running
-from sessiond.v1 import session_pb2, session_store_pb2_grpc, source_pb2, transcript_pb2
 from sessiond.v1 import session_store_pb2 as pb
-from wire import load_transcript
+from sessiond.v1 import session_store_pb2_grpc, source_pb2, transcript_pb2
+from wire import Snapshot, snapshot
 
 Start = Callable[..., Running]
 Code = grpc.StatusCode
@@ -463,34 +463,6 @@ DEEP_JSON = ("[" * 100_000, "[" * 1000 + "]" * 1000, '{"a":' * 2000 + "1" + "}" 
 # --------------------------------------------------------------------------- the daemon's state
 
 
-@dataclass
-class Snapshot:
-    """Everything a rejected request could have changed that the contract lets a client see."""
-
-    entries: list[session_pb2.SessionEntry]
-    transcripts: dict[str, list[transcript_pb2.Message]]
-    has_any_sessions: bool
-
-
-def all_entries(stub: Any) -> list[session_pb2.SessionEntry]:
-    entries: list[session_pb2.SessionEntry] = []
-    token = ""
-    while True:
-        page = stub.ListSessions(pb.ListSessionsRequest(page_size=1000, page_token=token), timeout=10)
-        entries.extend(page.entries)
-        token = page.next_page_token
-        if not token:
-            return entries
-
-
-def snapshot(stub: Any, session_ids: list[str]) -> Snapshot:
-    return Snapshot(
-        entries=all_entries(stub),
-        transcripts={sid: load_transcript(stub, sid, raw=True) for sid in session_ids},
-        has_any_sessions=stub.HasAnySessions(pb.HasAnySessionsRequest(), timeout=10).has_any_sessions,
-    )
-
-
 def health(channel: grpc.Channel, timeout: float = 5) -> int:
     stub = health_pb2_grpc.HealthStub(channel)
     request = health_pb2.HealthCheckRequest(service=SERVICE.full_name)
@@ -551,7 +523,7 @@ class Fuzzer:
     requests: int = 0
 
     def state(self) -> Snapshot:
-        return snapshot(self.running.stub, self.seeded_ids)
+        return snapshot(self.running.stub, *self.seeded_ids)
 
     def send(self, name: str, request: Message) -> None:
         stub = self.running.stub
@@ -809,11 +781,11 @@ def test_huge_ages_are_invalid_arguments(start_daemon: Start, name: str, request
     """``now - timedelta(...)`` overflows (store.py) for ages beyond year 1: the whole store, or a clear error."""
     running = start_daemon(clock=fixed_clock)
     seed(running.stub)
-    before = snapshot(running.stub, [])
+    before = snapshot(running.stub)
     code, details = status(lambda: getattr(running.stub, name)(request_message, timeout=5))
     assert code in (Code.OK, Code.INVALID_ARGUMENT), f"{code.name}: {details}"
     if code != Code.OK:
-        assert snapshot(running.stub, []) == before
+        assert snapshot(running.stub) == before
 
 
 def test_usage_counter_overflow_is_an_invalid_argument(start_daemon: Start) -> None:
@@ -821,10 +793,10 @@ def test_usage_counter_overflow_is_an_invalid_argument(start_daemon: Start) -> N
     keys, _ = seed(running.stub)
     request = pb.UpdateSessionRequest(session_key=keys[0], usage=pb.UsageDelta(input_tokens=INT64_MAX))
     assert running.stub.UpdateSession(request, timeout=5).entry.input_tokens == INT64_MAX
-    before = snapshot(running.stub, [])
+    before = snapshot(running.stub)
     code, details = status(lambda: running.stub.UpdateSession(request, timeout=5))
     assert code in (Code.INVALID_ARGUMENT, Code.RESOURCE_EXHAUSTED, Code.FAILED_PRECONDITION), f"{code.name}: {details}"
-    assert snapshot(running.stub, []) == before
+    assert snapshot(running.stub) == before
 
 
 @pytest.mark.parametrize(
@@ -856,14 +828,14 @@ def test_deeply_nested_json_is_an_invalid_argument(start_daemon: Start, name: st
     """convert.message catches ValueError only; json.loads raises RecursionError at depth ~1000."""
     running = start_daemon(clock=fixed_clock)
     _, ids = seed(running.stub)
-    before = snapshot(running.stub, ids)
+    before = snapshot(running.stub, *ids)
     message = transcript_pb2.Message(role="assistant", **{json_field: text})
     request = getattr(pb, f"{name}Request")(session_id=ids[0], messages=[message])
     code, details = status(lambda: getattr(running.stub, name)(request, timeout=5))
     assert code in (Code.OK, Code.INVALID_ARGUMENT), f"{code.name}: {details}"
     if code == Code.INVALID_ARGUMENT:
         assert details.startswith(f"messages[0].{json_field}: ")
-        assert snapshot(running.stub, ids) == before
+        assert snapshot(running.stub, *ids) == before
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,6 @@ import logging
 import socket
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,14 +22,12 @@ import grpc
 import pytest
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import Message
-from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_status import rpc_status
 
 from conftest import Running
-from sessiond.v1 import session_pb2, session_store_pb2_grpc, source_pb2, transcript_pb2
 from sessiond.v1 import session_store_pb2 as pb
-from wire import load_transcript
+from sessiond.v1 import session_store_pb2_grpc, source_pb2, transcript_pb2
+from wire import load_transcript, snapshot, violated_field
 
 Start = Callable[..., Running]
 Code = grpc.StatusCode
@@ -68,44 +65,11 @@ def rewrite(stub: Any, session_id: str, *messages: transcript_pb2.Message) -> pb
     return stub.RewriteTranscript(pb.RewriteTranscriptRequest(session_id=session_id, messages=messages), timeout=5)
 
 
-@dataclass
-class Snapshot:
-    entries: list[session_pb2.SessionEntry]
-    transcripts: dict[str, list[transcript_pb2.Message]]
-    has_any_sessions: bool
-
-
-def snapshot(stub: Any, *session_ids: str) -> Snapshot:
-    """What a client can see: every entry (all pages), the raw transcripts, HasAnySessions."""
-    entries: list[session_pb2.SessionEntry] = []
-    token = ""
-    while True:
-        page = stub.ListSessions(pb.ListSessionsRequest(page_size=1000, page_token=token), timeout=10)
-        entries.extend(page.entries)
-        token = page.next_page_token
-        if not token:
-            break
-    has_any = stub.HasAnySessions(pb.HasAnySessionsRequest(), timeout=10).has_any_sessions
-    return Snapshot(entries, {sid: load_transcript(stub, sid, raw=True) for sid in session_ids}, has_any)
-
-
 def rejection(call: Callable[[], object]) -> grpc.RpcError:
     with pytest.raises(grpc.RpcError) as raised:
         call()
     assert "Traceback" not in (raised.value.details() or "")
     return raised.value
-
-
-def invalid_field(error: grpc.RpcError) -> str:
-    """The field an INVALID_ARGUMENT names, in its BadRequest detail and its message alike."""
-    assert error.code() == Code.INVALID_ARGUMENT, (error.code(), error.details())
-    status = rpc_status.from_call(error)
-    assert status is not None
-    bad_request = error_details_pb2.BadRequest()
-    assert status.details[0].Unpack(bad_request)
-    name = bad_request.field_violations[0].field
-    assert error.details().startswith(f"{name}: ")
-    return name
 
 
 def serving(address: str, timeout: float = 5) -> bool:
@@ -138,14 +102,14 @@ def test_message_over_max_message_bytes_is_invalid_argument_naming_it(start_daem
     over = message_of_size(limit + 1)
     request = getattr(pb, f"{rpc}Request")(session_id=sid, messages=[msg("fine"), over, msg("after")])
     error = rejection(lambda: getattr(stub, rpc)(request, timeout=5))
-    assert invalid_field(error) == "messages[1]"
+    assert violated_field(error) == "messages[1]"
     assert f"{limit + 1} bytes, more than the limit of {limit}" in error.details()
     assert snapshot(stub, sid) == before  # not even messages[0]
 
     multibyte = message_of_size(limit + 1, "é")  # bytes are counted, not characters
     assert len(multibyte.text) < limit
     request = getattr(pb, f"{rpc}Request")(session_id=sid, messages=[multibyte])
-    assert invalid_field(rejection(lambda: getattr(stub, rpc)(request, timeout=5))) == "messages[0]"
+    assert violated_field(rejection(lambda: getattr(stub, rpc)(request, timeout=5))) == "messages[0]"
     assert snapshot(stub, sid) == before
 
     at_limit = message_of_size(limit)
@@ -179,7 +143,7 @@ def test_append_beyond_max_transcript_messages_is_resource_exhausted(start_daemo
     assert snapshot(stub, sid) == full
 
     # A rewrite longer than the limit is refused too (as INVALID_ARGUMENT naming "messages"), writing nothing.
-    assert invalid_field(rejection(lambda: rewrite(stub, sid, *[msg(str(i)) for i in range(6)]))) == "messages"
+    assert violated_field(rejection(lambda: rewrite(stub, sid, *[msg(str(i)) for i in range(6)]))) == "messages"
     assert snapshot(stub, sid) == full
     assert rewrite(stub, sid, *[msg(str(i)) for i in range(5)]).message_count == 5
 
@@ -192,7 +156,7 @@ def test_batch_over_max_batch_is_invalid_argument(start_daemon: Start) -> None:
     _, sid = seed(stub)
     before = snapshot(stub, sid)
     error = rejection(lambda: append(stub, sid, *[msg(str(i)) for i in range(4)]))
-    assert invalid_field(error) == "messages"
+    assert violated_field(error) == "messages"
     assert error.details() == "messages: 4 messages, more than the limit of 3"
     assert snapshot(stub, sid) == before
     assert append(stub, sid, *[msg(str(i)) for i in range(3)]).message_count == 4
@@ -262,7 +226,7 @@ def test_field_over_max_field_bytes_is_invalid_argument_naming_it(
     before = snapshot(stub, sid)
     for value in ("k" * (FIELD_LIMIT + 1), "é" * (FIELD_LIMIT // 2 + 1)):  # 65 bytes; 66 bytes in 33 characters
         error = rejection(lambda v=value: getattr(stub, rpc)(request(v), timeout=5))
-        assert invalid_field(error) == name
+        assert violated_field(error) == name
         assert error.details() == f"{name}: longer than {FIELD_LIMIT} bytes"
         assert snapshot(stub, sid) == before
     for value in ("k" * FIELD_LIMIT, "é" * (FIELD_LIMIT // 2)):  # exactly the limit passes the check
@@ -281,7 +245,7 @@ def test_source_field_over_max_field_bytes_is_invalid_argument(start_daemon: Sta
     fields = {"chat_id": "2002", name: "v" * (FIELD_LIMIT + 1)}
     request = getattr(pb, f"{rpc}Request")(source=source_pb2.SessionSource(platform="telegram", **fields))
     error = rejection(lambda: getattr(stub, rpc)(request, timeout=5))
-    assert invalid_field(error) == f"source.{name}"
+    assert violated_field(error) == f"source.{name}"
     assert snapshot(stub, sid) == before  # GetOrCreateSession created nothing
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -10,8 +11,8 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from sessiond.v1 import session_pb2, transcript_pb2
 from sessiond.v1 import session_store_pb2 as pb
-from sessiond.v1 import transcript_pb2
 
 
 def load_transcript(stub: Any, session_id: str, raw: bool = False) -> list[transcript_pb2.Message]:
@@ -27,10 +28,14 @@ def load_transcript(stub: Any, session_id: str, raw: bool = False) -> list[trans
 
 
 def invalid_field(call: Callable[[], object]) -> str:
-    """The field an INVALID_ARGUMENT status names, checked in its BadRequest detail and message."""
+    """The field the INVALID_ARGUMENT status of ``call`` names."""
     with pytest.raises(grpc.RpcError) as raised:
         call()
-    error = raised.value
+    return violated_field(raised.value)
+
+
+def violated_field(error: grpc.RpcError) -> str:
+    """The field an INVALID_ARGUMENT status names, checked in its BadRequest detail and message."""
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error.details()
     assert "Traceback" not in error.details()
     status = rpc_status.from_call(error)
@@ -40,3 +45,33 @@ def invalid_field(call: Callable[[], object]) -> str:
     field = bad_request.field_violations[0].field
     assert error.details().startswith(f"{field}: ")
     return field
+
+
+@dataclass
+class Snapshot:
+    """Everything a rejected request could have changed that the contract lets a client see."""
+
+    entries: list[session_pb2.SessionEntry]
+    transcripts: dict[str, list[transcript_pb2.Message]]
+    has_any_sessions: bool
+
+
+def all_entries(stub: Any) -> list[session_pb2.SessionEntry]:
+    """Every entry, following page tokens."""
+    entries: list[session_pb2.SessionEntry] = []
+    request = pb.ListSessionsRequest(page_size=1000)
+    while True:
+        page = stub.ListSessions(request, timeout=10)
+        entries.extend(page.entries)
+        if not page.next_page_token:
+            return entries
+        request.page_token = page.next_page_token
+
+
+def snapshot(stub: Any, *session_ids: str) -> Snapshot:
+    """Every entry (all pages), the raw transcripts of ``session_ids``, HasAnySessions."""
+    return Snapshot(
+        entries=all_entries(stub),
+        transcripts={sid: load_transcript(stub, sid, raw=True) for sid in session_ids},
+        has_any_sessions=stub.HasAnySessions(pb.HasAnySessionsRequest(), timeout=10).has_any_sessions,
+    )
