@@ -22,7 +22,6 @@ from sessiond.config import Config
 from sessiond.errors import (
     Conflict,
     DeadlineExceeded,
-    DiskFull,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
@@ -47,7 +46,6 @@ STATUS = {
     Conflict: grpc.StatusCode.ABORTED,
     FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
     ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    DiskFull: grpc.StatusCode.RESOURCE_EXHAUSTED,
     DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
     StorageError: grpc.StatusCode.UNAVAILABLE,
 }
@@ -88,7 +86,7 @@ def rpc(handler: Handler[Request, Response]) -> Handler[Request, Response]:
             code = grpc.StatusCode.INVALID_ARGUMENT
             context.abort_with_status(rpc_status.to_status(_invalid_argument(exc)))
         except SessiondError as exc:
-            code = STATUS.get(type(exc), grpc.StatusCode.INTERNAL)
+            code = next((STATUS[kind] for kind in type(exc).__mro__ if kind in STATUS), grpc.StatusCode.INTERNAL)
             context.abort(code, str(exc))
         except Exception:
             if context.code() is not None:  # aborted by the handler itself
