@@ -1,15 +1,24 @@
-"""The daemon: a grpcio server with the store service, health checks and reflection."""
+"""The daemon: a grpc.aio server with the store service, health checks and reflection.
+
+Why asyncio: a request is received on the event loop, and only a complete request takes one of
+the ``max_workers`` store threads. With grpcio's thread-per-call server, a client that sends
+headers and half a message held a worker until it finished or went away, so a few stalled
+clients starved everyone else. The event loop runs in a thread of its own, so the ``Daemon``
+API (start, stop, health) stays plain blocking calls for the command line and the tests.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
 import stat
 import threading
-from concurrent import futures
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -17,16 +26,18 @@ from grpc_reflection.v1alpha import reflection
 
 from sessiond.config import Config
 from sessiond.errors import ConfigError, StorageError
-from sessiond.service import SessionStoreService
+from sessiond.service import SessionStoreService, add_to_server
 from sessiond.sqlite_storage import SqliteStorage
 from sessiond.store import Clock, SessionStore, utc_now
-from sessiond.v1 import session_store_pb2, session_store_pb2_grpc
+from sessiond.v1 import session_store_pb2
 
 log = logging.getLogger("sessiond.server")
+T = TypeVar("T")
 
 SERVICE_NAME = session_store_pb2.DESCRIPTOR.services_by_name["SessionStore"].full_name
 # Health name that is NOT_SERVING while the database's disk is full (reads still work).
 WRITES_SERVICE_NAME = "sessiond.writes"
+DAEMON_HEALTH_NAMES = ("", SERVICE_NAME)
 
 
 def _prepare_socket(path: Path) -> None:
@@ -50,7 +61,7 @@ def _prepare_socket(path: Path) -> None:
     raise ConfigError(f"server.socket: another process is listening on {path}")
 
 
-def _bind(server: grpc.Server, config: Config) -> list[str]:
+def _bind(server: grpc.aio.Server, config: Config) -> list[str]:
     addresses = []
     if config.socket:
         _prepare_socket(config.socket)
@@ -62,7 +73,7 @@ def _bind(server: grpc.Server, config: Config) -> list[str]:
     return addresses
 
 
-def _bind_tcp(server: grpc.Server, address: str, key: str) -> str:
+def _bind_tcp(server: grpc.aio.Server, address: str, key: str) -> str:
     """Bind ``host:port`` (port 0 picks one); the address actually bound."""
     host, _, _ = address.rpartition(":")
     try:
@@ -74,11 +85,11 @@ def _bind_tcp(server: grpc.Server, address: str, key: str) -> str:
     return f"{host}:{port}"
 
 
-def _probe_server(config: Config, servicer: health.HealthServicer) -> tuple[grpc.Server | None, list[str]]:
+def _probe_server(config: Config, servicer: health.aio.HealthServicer) -> tuple[grpc.aio.Server | None, list[str]]:
     """The optional health-only TCP listener for probes (Kubernetes' grpc probes need TCP): no data RPCs."""
     if not config.health_tcp:
         return None, []
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="probe"))
+    server = grpc.aio.server()
     health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
     return server, [f"health:{_bind_tcp(server, config.health_tcp, 'server.health_tcp')}"]
 
@@ -87,34 +98,66 @@ def _serving(ok: bool) -> int:
     return health_pb2.HealthCheckResponse.SERVING if ok else health_pb2.HealthCheckResponse.NOT_SERVING
 
 
+class EventLoopThread:
+    """An asyncio loop running in a thread of its own; other threads hand it coroutines."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="grpc-loop", daemon=True)
+        self._thread.start()
+
+    def run(self, work: Coroutine[Any, Any, T]) -> T:
+        """Run ``work`` on the loop and wait for its result."""
+        return asyncio.run_coroutine_threadsafe(work, self.loop).result()
+
+    def post(self, work: Coroutine[Any, Any, Any]) -> None:
+        """Run ``work`` on the loop without waiting (posts run in order)."""
+        asyncio.run_coroutine_threadsafe(work, self.loop)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join()
+        self.loop.close()
+
+
 @dataclass
 class Daemon:
     """A bound, not yet started, sessiond server."""
 
-    server: grpc.Server
-    health: health.HealthServicer
+    loop: EventLoopThread
+    server: grpc.aio.Server
+    service: SessionStoreService
+    health: health.aio.HealthServicer
     addresses: list[str]
     storage: SqliteStorage
-    probe_server: grpc.Server | None = None
+    probe_server: grpc.aio.Server | None = None
     check_seconds: float = 5.0
     _checks: threading.Thread | None = None
     stop_requested: threading.Event = field(default_factory=threading.Event)
     failure: StorageError | None = None
+    _stop_lock: threading.Lock = field(default_factory=threading.Lock)
+    _stopped: bool = False
 
     def start(self) -> None:
-        self.server.start()
-        if self.probe_server is not None:
-            self.probe_server.start()
-        for name in ("", SERVICE_NAME, WRITES_SERVICE_NAME):
-            self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self.loop.run(self._start())
         self.storage.on_writable = self._writable
         log.info("serving", extra={"addresses": self.addresses})
         threading.Thread(target=self._verify, name="verify", daemon=True).start()
         self._checks = threading.Thread(target=self._watch_database, args=(self.check_seconds,), name="db-check")
         self._checks.start()
 
+    async def _start(self) -> None:
+        await self.server.start()
+        if self.probe_server is not None:
+            await self.probe_server.start()
+        await self._set_health((*DAEMON_HEALTH_NAMES, WRITES_SERVICE_NAME), True)
+
+    async def _set_health(self, names: Iterable[str], ok: bool) -> None:
+        for name in names:
+            await self.health.set(name, _serving(ok))
+
     def _writable(self, writable: bool) -> None:
-        self.health.set(WRITES_SERVICE_NAME, _serving(writable))
+        self.loop.post(self._set_health((WRITES_SERVICE_NAME,), writable))
 
     def _watch_database(self, interval: float) -> None:
         """Health follows the database: NOT_SERVING while a cheap check fails, SERVING once it passes."""
@@ -128,8 +171,7 @@ class Daemon:
             if now_healthy != healthy:
                 healthy = now_healthy
                 log.log(logging.INFO if healthy else logging.ERROR, "database check", extra={"error": error})
-                for name in ("", SERVICE_NAME):
-                    self.health.set(name, _serving(healthy))
+                self.loop.post(self._set_health(DAEMON_HEALTH_NAMES, healthy))
 
     def _verify(self) -> None:
         """The full integrity check, after serving starts; a bad database stops the daemon."""
@@ -138,27 +180,38 @@ class Daemon:
         except StorageError as exc:
             log.error("database failed its integrity check; stopping", extra={"error": str(exc)})
             self.failure = exc
-            self.health.enter_graceful_shutdown()
+            self.loop.post(self.health.enter_graceful_shutdown())
             self.stop_requested.set()
 
     def stop(self, grace: float) -> None:
-        """Health goes NOT_SERVING first, then in-flight RPCs get ``grace`` seconds to finish."""
-        self.stop_requested.set()  # also ends the database checks
-        self.health.enter_graceful_shutdown()
-        log.info("draining", extra={"grace_seconds": grace})
-        self.server.stop(grace).wait()
-        if self._checks is not None:
-            self._checks.join()  # before the storage closes the connection it may be reading on
+        """Health goes NOT_SERVING first, then in-flight RPCs get ``grace`` seconds to finish.
+
+        Stopping a stopped daemon does nothing.
+        """
+        with self._stop_lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            self.stop_requested.set()  # also ends the database checks
+            log.info("draining", extra={"grace_seconds": grace})
+            self.loop.run(self._stop(grace))
+            self.loop.close()
+            self.service.close()  # waits for store work that outlived a cancelled call
+            if self._checks is not None:
+                self._checks.join()  # before the storage closes the connection it may be reading on
+            self.storage.close()
+            log.info("stopped")
+
+    async def _stop(self, grace: float) -> None:
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
         if self.probe_server is not None:
-            self.probe_server.stop(0).wait()
-        self.storage.close()
-        log.info("stopped")
+            await self.probe_server.stop(0)
 
 
-def grpc_server(config: Config) -> grpc.Server:
-    """A grpcio server with sessiond's worker pool and options (the benchmark's echo uses it too)."""
-    return grpc.server(
-        futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="rpc"),
+def grpc_server(config: Config) -> grpc.aio.Server:
+    """A grpc.aio server with sessiond's options (the benchmark's echo uses it too); call it on the loop."""
+    return grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", config.limits.max_request_bytes),
             ("grpc.so_reuseport", 0),
@@ -166,19 +219,27 @@ def grpc_server(config: Config) -> grpc.Server:
     )
 
 
+async def _build(config: Config, storage: SqliteStorage, clock: Clock, loop: EventLoopThread) -> Daemon:
+    server = grpc_server(config)
+    service = SessionStoreService(config, SessionStore(storage, config, clock))
+    add_to_server(service, server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    probe_server, probe_addresses = _probe_server(config, health_servicer)
+    addresses = _bind(server, config) + probe_addresses
+    return Daemon(loop, server, service, health_servicer, addresses, storage, probe_server, config.check_seconds)
+
+
 def create_server(config: Config, clock: Clock = utc_now) -> Daemon:
     """Open the database, build and bind the daemon; tests pass port 0, temp paths and a clock."""
     storage = SqliteStorage(config.database, durable=config.durable)
+    loop = None
     try:
-        server = grpc_server(config)
-        service = SessionStoreService(config, SessionStore(storage, config, clock))
-        session_store_pb2_grpc.add_SessionStoreServicer_to_server(service, server)
-        health_servicer = health.HealthServicer(experimental_non_blocking=True)
-        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-        reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
-        probe_server, probe_addresses = _probe_server(config, health_servicer)
-        addresses = _bind(server, config) + probe_addresses
-        return Daemon(server, health_servicer, addresses, storage, probe_server, config.check_seconds)
+        loop = EventLoopThread()
+        return loop.run(_build(config, storage, clock, loop))
     except BaseException:
+        if loop is not None:
+            loop.close()
         storage.close()
         raise

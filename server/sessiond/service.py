@@ -5,15 +5,19 @@ RPCs not implemented here answer UNIMPLEMENTED (the generated base class does th
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from concurrent import futures
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import grpc
 from google.protobuf import any_pb2
+from google.protobuf.message import DecodeError, Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -39,7 +43,8 @@ log = logging.getLogger("sessiond.rpc")
 
 Request = TypeVar("Request")
 Response = TypeVar("Response")
-Handler = Callable[[Any, Request, grpc.ServicerContext], Response]
+Handler = Callable[[Any, Request, float | None], Response]
+AsyncHandler = Callable[[Any, Request, grpc.aio.ServicerContext], Awaitable[Response]]
 
 STATUS = {
     NotFound: grpc.StatusCode.NOT_FOUND,
@@ -54,7 +59,7 @@ TRANSCRIPT_PAGE = (1000, 10000)  # default and maximum messages per page
 TRANSCRIPT_PAGE_BYTES = 3 * 1024 * 1024  # under the 4 MiB a gRPC client accepts by default
 
 
-def _request_id(context: grpc.ServicerContext) -> str:
+def _request_id(context: grpc.aio.ServicerContext) -> str:
     for key, value in context.invocation_metadata():
         if key == "x-request-id" and isinstance(value, str) and 0 < len(value) <= 64:
             return value
@@ -68,33 +73,79 @@ def _invalid_argument(exc: InvalidArgument) -> status_pb2.Status:
     return status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message=str(exc), details=[detail])
 
 
-def rpc(handler: Handler[Request, Response]) -> Handler[Request, Response]:
-    """Log one structured line per call and turn domain errors into statuses.
+@dataclass(frozen=True)
+class Unparsable:
+    """Request bytes that are not the method's message; answered INVALID_ARGUMENT by ``rpc``.
 
-    Unexpected exceptions become INTERNAL with the request id, never a stack trace.
+    Parsing is ours, not grpcio's, so garbage gets the contract's status and a message naming
+    the request, instead of grpcio's UNKNOWN and a logged traceback.
+    """
+
+    type_name: str
+
+
+def _parser(message_class: type[Message]) -> Callable[[bytes], Message | Unparsable]:
+    def parse(raw: bytes) -> Message | Unparsable:
+        try:
+            return message_class.FromString(raw)
+        except DecodeError:
+            return Unparsable(message_class.DESCRIPTOR.full_name)
+
+    return parse
+
+
+def _status_of(exc: SessiondError) -> grpc.StatusCode:
+    return next((STATUS[kind] for kind in type(exc).__mro__ if kind in STATUS), grpc.StatusCode.INTERNAL)
+
+
+def _log_abandoned(method: str, request_id: str, work: asyncio.Future[Any]) -> None:
+    """How store work ended after its caller went away (cancelled, or its deadline passed)."""
+    error = work.exception()
+    code = grpc.StatusCode.OK if error is None else grpc.StatusCode.INTERNAL
+    if isinstance(error, InvalidArgument):
+        code = grpc.StatusCode.INVALID_ARGUMENT
+    elif isinstance(error, SessiondError):
+        code = _status_of(error)
+    log.info("abandoned rpc finished", extra={"method": method, "code": code.name, "request_id": request_id})
+
+
+def rpc(handler: Handler[Request, Response]) -> AsyncHandler[Request, Response]:
+    """Run a blocking handler on a store thread, log one structured line, turn errors into statuses.
+
+    The handler gets the request and the caller's deadline, never the gRPC context: everything
+    gRPC stays here. Unexpected exceptions become INTERNAL with the request id, never a stack trace.
     """
     method = handler.__name__
 
     @functools.wraps(handler)
-    def wrapper(self: Any, request: Request, context: grpc.ServicerContext) -> Response:
-        request_id = _request_id(context)
+    async def wrapper(self: SessionStoreService, request: Request, context: grpc.aio.ServicerContext) -> Response:
+        request_id, deadline = _request_id(context), _deadline(context)
         started = time.perf_counter()
         code = grpc.StatusCode.OK
         try:
-            return handler(self, request, context)
+            if isinstance(request, Unparsable):
+                raise InvalidArgument("request", f"not a valid {request.type_name} message")
+            work = asyncio.get_running_loop().run_in_executor(self.threads, handler, self, request, deadline)
+            try:  # shielded: a cancelled call's store work goes on, and its outcome is logged
+                return await asyncio.shield(work)
+            except asyncio.CancelledError:
+                work.add_done_callback(functools.partial(_log_abandoned, method, request_id))
+                raise
         except InvalidArgument as exc:
             code = grpc.StatusCode.INVALID_ARGUMENT
-            context.abort_with_status(rpc_status.to_status(_invalid_argument(exc)))
+            status = rpc_status.to_status(_invalid_argument(exc))
+            await context.abort(status.code, status.details, status.trailing_metadata)
         except SessiondError as exc:
-            code = next((STATUS[kind] for kind in type(exc).__mro__ if kind in STATUS), grpc.StatusCode.INTERNAL)
-            context.abort(code, str(exc))
+            code = _status_of(exc)
+            await context.abort(code, str(exc))
+        except asyncio.CancelledError:  # the store thread goes on, and writes nothing past the deadline
+            late = deadline is not None and time.monotonic() >= deadline
+            code = grpc.StatusCode.DEADLINE_EXCEEDED if late else grpc.StatusCode.CANCELLED
+            raise
         except Exception:
-            if context.code() is not None:  # aborted by the handler itself
-                code = context.code()
-                raise
             code = grpc.StatusCode.INTERNAL
             log.exception("rpc failed", extra={"method": method, "request_id": request_id})
-            context.abort(code, f"internal error (request {request_id})")
+            await context.abort(code, f"internal error (request {request_id})")
         finally:  # successes at debug level: a line per call costs more than the call at info
             log.log(
                 logging.DEBUG if code == grpc.StatusCode.OK else logging.INFO,
@@ -111,7 +162,7 @@ def rpc(handler: Handler[Request, Response]) -> Handler[Request, Response]:
     return wrapper
 
 
-def _deadline(context: grpc.ServicerContext) -> float | None:
+def _deadline(context: grpc.aio.ServicerContext) -> float | None:
     """The caller's deadline on the ``time.monotonic()`` clock, if it set one."""
     remaining = context.time_remaining()
     return None if remaining is None else time.monotonic() + remaining
@@ -133,6 +184,12 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
         self.store = store
         self.max_bytes = config.limits.max_field_bytes
         self.mapped = store.mapped
+        # Handlers block on the database, so they run here; the event loop only moves bytes.
+        self.threads = futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="rpc")
+
+    def close(self) -> None:
+        """Wait for handlers still running (their calls may have been cancelled) to finish."""
+        self.threads.shutdown(wait=True)
 
     def _source(self, request: Any) -> Any:
         if not request.HasField("source"):
@@ -168,9 +225,7 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
         return connected, {home.platform: home for home in homes}
 
     @rpc
-    def BuildSessionKey(
-        self, request: pb.BuildSessionKeyRequest, context: grpc.ServicerContext
-    ) -> pb.BuildSessionKeyResponse:
+    def BuildSessionKey(self, request: pb.BuildSessionKeyRequest, deadline: float | None) -> pb.BuildSessionKeyResponse:
         source = self._source(request)
         options = self.config.key_options
         return pb.BuildSessionKeyResponse(
@@ -181,7 +236,7 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
 
     @rpc
     def BuildSessionContext(
-        self, request: pb.BuildSessionContextRequest, context: grpc.ServicerContext
+        self, request: pb.BuildSessionContextRequest, deadline: float | None
     ) -> pb.BuildSessionContextResponse:
         source = self._source(request)
         entry = convert.entry_ref(request.entry, self.max_bytes) if request.HasField("entry") else None
@@ -197,23 +252,21 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
 
     @rpc
     def GetOrCreateSession(
-        self, request: pb.GetOrCreateSessionRequest, context: grpc.ServicerContext
+        self, request: pb.GetOrCreateSessionRequest, deadline: float | None
     ) -> pb.GetOrCreateSessionResponse:
         source = self._source(request)
-        entry, created = self.store.get_or_create(source, request.force_new, _deadline(context))
+        entry, created = self.store.get_or_create(source, request.force_new, deadline)
         policy = self.store.policy_for(source.platform, source.chat_type)
         return self._entry_response(
             pb.GetOrCreateSessionResponse, entry, created=created, policy=convert.policy_to_proto(policy)
         )
 
     @rpc
-    def GetSession(self, request: pb.GetSessionRequest, context: grpc.ServicerContext) -> pb.GetSessionResponse:
+    def GetSession(self, request: pb.GetSessionRequest, deadline: float | None) -> pb.GetSessionResponse:
         return self._entry_response(pb.GetSessionResponse, self.store.get(self._key(request)))
 
     @rpc
-    def UpdateSession(
-        self, request: pb.UpdateSessionRequest, context: grpc.ServicerContext
-    ) -> pb.UpdateSessionResponse:
+    def UpdateSession(self, request: pb.UpdateSessionRequest, deadline: float | None) -> pb.UpdateSessionResponse:
         last_prompt = None
         if request.HasField("last_prompt_tokens"):
             last_prompt = convert.non_negative(request.last_prompt_tokens, "last_prompt_tokens")
@@ -224,66 +277,60 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
             usage=convert.usage(request.usage),
             cost_status=request.cost_status if request.HasField("cost_status") else None,
             expected_version=self._version(request),
-            deadline=_deadline(context),
+            deadline=deadline,
         )
         return self._entry_response(pb.UpdateSessionResponse, entry)
 
     @rpc
-    def SuspendSession(
-        self, request: pb.SuspendSessionRequest, context: grpc.ServicerContext
-    ) -> pb.SuspendSessionResponse:
-        entry = self.store.suspend(self._key(request), self._version(request), _deadline(context))
+    def SuspendSession(self, request: pb.SuspendSessionRequest, deadline: float | None) -> pb.SuspendSessionResponse:
+        entry = self.store.suspend(self._key(request), self._version(request), deadline)
         return self._entry_response(pb.SuspendSessionResponse, entry)
 
     @rpc
     def MarkResumePending(
-        self, request: pb.MarkResumePendingRequest, context: grpc.ServicerContext
+        self, request: pb.MarkResumePendingRequest, deadline: float | None
     ) -> pb.MarkResumePendingResponse:
         convert.check_sizes(request, "", ("reason",), self.max_bytes)
         reason = request.reason if request.HasField("reason") else "restart_timeout"
-        entry = self.store.mark_resume_pending(self._key(request), reason, self._version(request), _deadline(context))
+        entry = self.store.mark_resume_pending(self._key(request), reason, self._version(request), deadline)
         return self._entry_response(pb.MarkResumePendingResponse, entry)
 
     @rpc
     def ClearResumePending(
-        self, request: pb.ClearResumePendingRequest, context: grpc.ServicerContext
+        self, request: pb.ClearResumePendingRequest, deadline: float | None
     ) -> pb.ClearResumePendingResponse:
-        cleared, entry = self.store.clear_resume_pending(self._key(request), self._version(request), _deadline(context))
+        cleared, entry = self.store.clear_resume_pending(self._key(request), self._version(request), deadline)
         return self._entry_response(pb.ClearResumePendingResponse, entry, cleared=cleared)
 
     @rpc
     def SuspendRecentlyActive(
-        self, request: pb.SuspendRecentlyActiveRequest, context: grpc.ServicerContext
+        self, request: pb.SuspendRecentlyActiveRequest, deadline: float | None
     ) -> pb.SuspendRecentlyActiveResponse:
         seconds = request.max_age_seconds if request.HasField("max_age_seconds") else 120
         seconds = convert.non_negative(seconds, "max_age_seconds", convert.MAX_AGE_SECONDS)
-        count = self.store.suspend_recently_active(seconds, _deadline(context))
+        count = self.store.suspend_recently_active(seconds, deadline)
         return pb.SuspendRecentlyActiveResponse(count=count)
 
     @rpc
-    def ResetSession(self, request: pb.ResetSessionRequest, context: grpc.ServicerContext) -> pb.ResetSessionResponse:
-        entry = self.store.reset(self._key(request), self._version(request), _deadline(context))
+    def ResetSession(self, request: pb.ResetSessionRequest, deadline: float | None) -> pb.ResetSessionResponse:
+        entry = self.store.reset(self._key(request), self._version(request), deadline)
         return self._entry_response(pb.ResetSessionResponse, entry)
 
     @rpc
-    def SwitchSession(
-        self, request: pb.SwitchSessionRequest, context: grpc.ServicerContext
-    ) -> pb.SwitchSessionResponse:
+    def SwitchSession(self, request: pb.SwitchSessionRequest, deadline: float | None) -> pb.SwitchSessionResponse:
         target = self._key(request, "target_session_id")
-        entry, switched = self.store.switch(self._key(request), target, self._version(request), _deadline(context))
+        entry, switched = self.store.switch(self._key(request), target, self._version(request), deadline)
         return self._entry_response(pb.SwitchSessionResponse, entry, switched=switched)
 
     @rpc
-    def PruneOldEntries(
-        self, request: pb.PruneOldEntriesRequest, context: grpc.ServicerContext
-    ) -> pb.PruneOldEntriesResponse:
+    def PruneOldEntries(self, request: pb.PruneOldEntriesRequest, deadline: float | None) -> pb.PruneOldEntriesResponse:
         days = request.max_age_days if request.HasField("max_age_days") else None
         if days is not None and days > convert.MAX_AGE_DAYS:  # <= 0 disables pruning, as the reference
             raise InvalidArgument("max_age_days", f"must be at most {convert.MAX_AGE_DAYS}")
-        return pb.PruneOldEntriesResponse(count=self.store.prune(days, _deadline(context)))
+        return pb.PruneOldEntriesResponse(count=self.store.prune(days, deadline))
 
     @rpc
-    def ListSessions(self, request: pb.ListSessionsRequest, context: grpc.ServicerContext) -> pb.ListSessionsResponse:
+    def ListSessions(self, request: pb.ListSessionsRequest, deadline: float | None) -> pb.ListSessionsResponse:
         size = convert.page_size(request.page_size, *LIST_PAGE)
         minutes = None
         if request.HasField("active_minutes"):
@@ -293,14 +340,12 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
         return pb.ListSessionsResponse(entries=page, next_page_token=token)
 
     @rpc
-    def HasAnySessions(
-        self, request: pb.HasAnySessionsRequest, context: grpc.ServicerContext
-    ) -> pb.HasAnySessionsResponse:
+    def HasAnySessions(self, request: pb.HasAnySessionsRequest, deadline: float | None) -> pb.HasAnySessionsResponse:
         return pb.HasAnySessionsResponse(has_any_sessions=self.store.has_any())
 
     @rpc
     def ListExpiredSessions(
-        self, request: pb.ListExpiredSessionsRequest, context: grpc.ServicerContext
+        self, request: pb.ListExpiredSessionsRequest, deadline: float | None
     ) -> pb.ListExpiredSessionsResponse:
         size = convert.page_size(request.page_size, *LIST_PAGE)
         entries = self.store.list_expired(size + 1, convert.entry_cursor(request.page_token))
@@ -309,48 +354,42 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
 
     @rpc
     def MarkExpiryFinalized(
-        self, request: pb.MarkExpiryFinalizedRequest, context: grpc.ServicerContext
+        self, request: pb.MarkExpiryFinalizedRequest, deadline: float | None
     ) -> pb.MarkExpiryFinalizedResponse:
-        entry = self.store.mark_expiry_finalized(
-            self._key(request), self._key(request, "session_id"), _deadline(context)
-        )
+        entry = self.store.mark_expiry_finalized(self._key(request), self._key(request, "session_id"), deadline)
         return self._entry_response(pb.MarkExpiryFinalizedResponse, entry)
 
     @rpc
-    def AcquireLease(self, request: pb.AcquireLeaseRequest, context: grpc.ServicerContext) -> pb.AcquireLeaseResponse:
+    def AcquireLease(self, request: pb.AcquireLeaseRequest, deadline: float | None) -> pb.AcquireLeaseResponse:
         ttl = convert.duration(request.ttl, "ttl")
-        lease = self.store.acquire_lease(self._key(request), self._key(request, "owner"), ttl, _deadline(context))
+        lease = self.store.acquire_lease(self._key(request), self._key(request, "owner"), ttl, deadline)
         return pb.AcquireLeaseResponse(lease=convert.lease_to_proto(lease))
 
     @rpc
-    def ReleaseLease(self, request: pb.ReleaseLeaseRequest, context: grpc.ServicerContext) -> pb.ReleaseLeaseResponse:
-        released = self.store.release_lease(self._key(request), self._key(request, "owner"), _deadline(context))
+    def ReleaseLease(self, request: pb.ReleaseLeaseRequest, deadline: float | None) -> pb.ReleaseLeaseResponse:
+        released = self.store.release_lease(self._key(request), self._key(request, "owner"), deadline)
         return pb.ReleaseLeaseResponse(released=released)
 
     @rpc
-    def AppendMessages(
-        self, request: pb.AppendMessagesRequest, context: grpc.ServicerContext
-    ) -> pb.AppendMessagesResponse:
+    def AppendMessages(self, request: pb.AppendMessagesRequest, deadline: float | None) -> pb.AppendMessagesResponse:
         limits = self.config.limits
         messages = convert.messages(request.messages, limits.max_batch, limits.max_message_bytes)
-        result = self.store.append(self._key(request, "session_id"), messages, _deadline(context))
+        result = self.store.append(self._key(request, "session_id"), messages, deadline)
         return pb.AppendMessagesResponse(
             appended=result.appended, duplicates=result.duplicates, message_count=result.message_count
         )
 
     @rpc
     def RewriteTranscript(
-        self, request: pb.RewriteTranscriptRequest, context: grpc.ServicerContext
+        self, request: pb.RewriteTranscriptRequest, deadline: float | None
     ) -> pb.RewriteTranscriptResponse:
         limits = self.config.limits
         messages = convert.messages(request.messages, limits.max_transcript_messages, limits.max_message_bytes)
-        count = self.store.rewrite(self._key(request, "session_id"), messages, _deadline(context))
+        count = self.store.rewrite(self._key(request, "session_id"), messages, deadline)
         return pb.RewriteTranscriptResponse(message_count=count)
 
     @rpc
-    def LoadTranscript(
-        self, request: pb.LoadTranscriptRequest, context: grpc.ServicerContext
-    ) -> pb.LoadTranscriptResponse:
+    def LoadTranscript(self, request: pb.LoadTranscriptRequest, deadline: float | None) -> pb.LoadTranscriptResponse:
         size = convert.page_size(request.page_size, *TRANSCRIPT_PAGE)
         after = convert.position_cursor(request.page_token)
         loaded = self.store.load(self._key(request, "session_id"), after, size + 1, request.raw)
@@ -364,3 +403,17 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
         if len(response.messages) < len(loaded):
             response.next_page_token = convert.page_token(response.messages[-1].position)
         return response
+
+
+def add_to_server(service: SessionStoreService, server: grpc.aio.Server) -> None:
+    """Register every method of the contract, parsing requests with ``_parser``."""
+    descriptor = pb.DESCRIPTOR.services_by_name["SessionStore"]
+    handlers = {
+        method.name: grpc.unary_unary_rpc_method_handler(
+            getattr(service, method.name),
+            request_deserializer=_parser(getattr(pb, method.input_type.name)),
+            response_serializer=getattr(pb, method.output_type.name).SerializeToString,
+        )
+        for method in descriptor.methods
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(descriptor.full_name, handlers),))
