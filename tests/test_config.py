@@ -130,9 +130,9 @@ def test_load_without_a_file_is_the_defaults(monkeypatch: pytest.MonkeyPatch) ->
 def test_full_document(tmp_path: Path) -> None:
     socket, mapping_dir = tmp_path / "run" / "s.sock", tmp_path / "wa"
     path = write(tmp_path, FULL_TOML.format(socket=socket, mapping_dir=mapping_dir))
-    got = config.load(path, environ={})
+    got = config.load(path, environ={"SESSIOND_TOKEN": "secret"})
 
-    assert got.socket == socket and got.tcp == "127.0.0.1:0"
+    assert got.socket == socket and got.tcp == "127.0.0.1:0" and got.security.token == "secret"
     assert got.grace_seconds == 2.5 and got.max_workers == 4
     assert got.log_level == "debug"
     assert got.key_options == KeyOptions(group_sessions_per_user=False, thread_sessions_per_user=True)
@@ -171,8 +171,36 @@ def test_full_document(tmp_path: Path) -> None:
 
 def test_empty_socket_with_tcp_only(tmp_path: Path) -> None:
     path = write(tmp_path, '[server]\nsocket = ""\ntcp = "127.0.0.1:0"\n')
-    got = config.load(path, environ={})
+    got = config.load(path, environ={"SESSIOND_TOKEN": "secret"})
     assert got.socket is None and got.tcp == "127.0.0.1:0"
+
+
+def test_tcp_without_tls_or_token_is_an_error(tmp_path: Path) -> None:
+    path = write(tmp_path, '[server]\ntcp = "127.0.0.1:0"\n')
+    with pytest.raises(ConfigError, match=r"^server\.tcp: TCP needs TLS"):
+        config.load(path, environ={})
+
+
+def test_token_file_is_read_and_never_shown(tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text("s3cret-token\n")
+    path = write(tmp_path, f'[server]\ntcp = "127.0.0.1:0"\n[security]\ntoken_file = "{token}"\n')
+    got = config.load(path, environ={"SESSIOND_TOKEN": "ignored"})
+    assert got.security.token == "s3cret-token" and "s3cret" not in repr(got)
+
+
+@pytest.mark.parametrize(
+    "security, message",
+    [
+        ('tls_cert = "/c.pem"', r"^security\.tls_cert: tls_cert and tls_key go together"),
+        ('tls_client_ca = "/ca.pem"', r"^security\.tls_client_ca: needs tls_cert"),
+        ('token_file = "/nonexistent/token"', r"^security\.token_file: cannot read"),
+    ],
+)
+def test_bad_security_settings_name_the_key(tmp_path: Path, security: str, message: str) -> None:
+    path = write(tmp_path, f"[security]\n{security}\n")
+    with pytest.raises(ConfigError, match=message):
+        config.load(path, environ={})
 
 
 def test_no_listener_at_all_is_an_error(tmp_path: Path) -> None:
@@ -270,6 +298,7 @@ def test_env_overrides(tmp_path: Path) -> None:
         "SESSIOND_SOCKET": str(tmp_path / "env.sock"),
         "SESSIOND_TCP": "127.0.0.1:0",
         "SESSIOND_LOG_LEVEL": "warning",
+        "SESSIOND_TOKEN": "secret",
     }
     got = config.load(None, environ=environ)
     default = got.policies.default

@@ -110,8 +110,10 @@ def test_socket_is_private(daemon: Running) -> None:
     assert stat.S_ISSOCK(path.stat().st_mode)
 
 
-def test_tcp_listener_binds_port_zero(start_daemon: Callable[..., Running]) -> None:
-    running = start_daemon({"server": {"socket": "", "tcp": "127.0.0.1:0"}})
+def test_tcp_listener_binds_port_zero(start_daemon: Callable[..., Running], tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text("tcp-token")
+    running = start_daemon({"server": {"socket": "", "tcp": "127.0.0.1:0"}, "security": {"token_file": str(token)}})
     host, port = running.address.rsplit(":", 1)
     assert host == "127.0.0.1" and int(port) > 0
     response = running.stub.BuildSessionKey(pb.BuildSessionKeyRequest(source=TELEGRAM_DM), timeout=5)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, tzinfo
 from pathlib import Path
 from typing import Any, TypeVar
@@ -31,6 +31,8 @@ ENV_OVERRIDES: dict[str, tuple[tuple[str, ...], type]] = {
     "SESSIOND_DB": (("storage", "path"), str),
     "SESSIOND_DURABILITY": (("storage", "durability"), str),
     "SESSIOND_LOG_LEVEL": (("log", "level"), str),
+    "SESSIOND_TOKEN_FILE": (("security", "token_file"), str),
+    "SESSIOND_METRICS": (("metrics", "address"), str),
     "SESSIOND_IDLE_MINUTES": (("reset", "default", "idle_minutes"), int),
     "SESSIOND_RESET_HOUR": (("reset", "default", "at_hour"), int),
     "SESSIOND_TIME_ZONE": (("reset", "default", "time_zone"), str),
@@ -78,6 +80,32 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class Security:
+    """Who may call over TCP (the Unix socket is guarded by its file permissions).
+
+    TCP needs TLS (``tls_cert`` + ``tls_key``; mutual when ``tls_client_ca`` is set) or a bearer
+    token: the contents of ``token_file``, or the ``SESSIOND_TOKEN`` environment variable.
+    """
+
+    token_file: Path | None = None
+    token: str = field(default="", repr=False)  # never printed or logged
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    health_without_auth: bool = True
+
+
+@dataclass(frozen=True)
+class Maintenance:
+    """Background work inside the daemon; an interval of 0 turns that job off."""
+
+    prune_seconds: float = 3600.0  # prune entries older than sessions.max_age_days
+    lease_sweep_seconds: float = 60.0  # delete expired leases (and announce them)
+    checkpoint_seconds: float = 300.0  # WAL checkpoint
+    event_retention_days: int = 7  # how long WatchSessionEvents can resume from
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything the daemon reads from its configuration, checked."""
 
@@ -100,6 +128,9 @@ class Config:
     whatsapp_mapping_dir: Path | None = None
     prompt: PromptOptions = field(default_factory=PromptOptions)
     limits: Limits = field(default_factory=Limits)
+    security: Security = field(default_factory=Security)
+    metrics_address: str = ""
+    maintenance: Maintenance = field(default_factory=Maintenance)
 
     def zone(self, policy: ResetPolicy) -> tzinfo:
         """The time zone of a policy's daily reset (the host's when the policy names none)."""
@@ -245,7 +276,44 @@ def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
         table[path[-1]] = value
 
 
-def parse(data: dict[str, Any]) -> Config:
+def _optional_path(table: _Table, name: str) -> Path | None:
+    value = table.get(name, str, "")
+    return Path(value).expanduser() if value else None
+
+
+def _security(table: _Table, environ: Mapping[str, str]) -> Security:
+    security = Security(
+        token_file=_optional_path(table, "token_file"),
+        tls_cert=_optional_path(table, "tls_cert"),
+        tls_key=_optional_path(table, "tls_key"),
+        tls_client_ca=_optional_path(table, "tls_client_ca"),
+        health_without_auth=table.get("health_without_auth", bool, True),
+    )
+    if (security.tls_cert is None) != (security.tls_key is None):
+        raise ConfigError(f"{table.key('tls_cert')}: tls_cert and tls_key go together")
+    if security.tls_client_ca is not None and security.tls_cert is None:
+        raise ConfigError(f"{table.key('tls_client_ca')}: needs tls_cert and tls_key")
+    token = environ.get("SESSIOND_TOKEN", "")
+    if security.token_file is not None:
+        try:
+            token = security.token_file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{table.key('token_file')}: cannot read {security.token_file} ({exc})") from None
+        if not token:
+            raise ConfigError(f"{table.key('token_file')}: {security.token_file} is empty")
+    return replace(security, token=token)
+
+
+def _maintenance(table: _Table) -> Maintenance:
+    return Maintenance(
+        prune_seconds=float(table.get("prune_seconds", (int, float), Maintenance.prune_seconds)),
+        lease_sweep_seconds=float(table.get("lease_sweep_seconds", (int, float), Maintenance.lease_sweep_seconds)),
+        checkpoint_seconds=float(table.get("checkpoint_seconds", (int, float), Maintenance.checkpoint_seconds)),
+        event_retention_days=table.get("event_retention_days", int, Maintenance.event_retention_days),
+    )
+
+
+def parse(data: dict[str, Any], environ: Mapping[str, str] = os.environ) -> Config:
     """A checked ``Config`` from a TOML document's data."""
     root = _Table(data, "")
     server, log, sessions = root.table("server"), root.table("log"), root.table("sessions")
@@ -259,6 +327,7 @@ def parse(data: dict[str, Any]) -> Config:
         home_channels[platform] = _home_channel(platform, homes.table(name))
     policies, zones = _policies(root.table("reset"), platforms)
     whatsapp, prompt, storage = root.table("whatsapp"), root.table("prompt"), root.table("storage")
+    security, metrics, maintenance = root.table("security"), root.table("metrics"), root.table("maintenance")
     durability = storage.get("durability", str, "full")
     if durability not in DURABILITY:
         raise ConfigError(f"storage.durability: expected one of {', '.join(DURABILITY)}, got {durability!r}")
@@ -304,11 +373,20 @@ def parse(data: dict[str, Any]) -> Config:
             max_batch=limits_table.get("max_batch", int, Limits.max_batch),
             max_transcript_messages=limits_table.get("max_transcript_messages", int, Limits.max_transcript_messages),
         ),
+        security=_security(security, environ),
+        metrics_address=metrics.get("address", str, ""),
+        maintenance=_maintenance(maintenance),
     )
-    for table in (server, log, sessions, platforms_table, homes, limits_table, whatsapp, prompt, storage, root):
+    tables = (server, log, sessions, platforms_table, homes, limits_table, whatsapp, prompt, storage)
+    for table in (*tables, security, metrics, maintenance, root):
         table.done()
     if not config.socket and not config.tcp:
         raise ConfigError("server.socket: no listener configured (set server.socket or server.tcp)")
+    if config.tcp and not (config.security.token or config.security.tls_cert):
+        raise ConfigError(
+            "server.tcp: TCP needs TLS (security.tls_cert, security.tls_key) or a token"
+            " (security.token_file or SESSIOND_TOKEN)"
+        )
     for key, value, least in (
         ("server.max_workers", config.max_workers, 1),
         ("storage.check_seconds", config.check_seconds, 0.01),
@@ -318,6 +396,10 @@ def parse(data: dict[str, Any]) -> Config:
         ("limits.max_message_bytes", config.limits.max_message_bytes, 1),
         ("limits.max_batch", config.limits.max_batch, 1),
         ("limits.max_transcript_messages", config.limits.max_transcript_messages, 1),
+        ("maintenance.prune_seconds", config.maintenance.prune_seconds, 0),
+        ("maintenance.lease_sweep_seconds", config.maintenance.lease_sweep_seconds, 0),
+        ("maintenance.checkpoint_seconds", config.maintenance.checkpoint_seconds, 0),
+        ("maintenance.event_retention_days", config.maintenance.event_retention_days, 1),
     ):
         if value < least:
             raise ConfigError(f"{key}: expected at least {least}, got {value}")
@@ -335,4 +417,4 @@ def load(path: Path | None, environ: Mapping[str, str] = os.environ) -> Config:
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: not valid TOML ({exc})") from None
     _apply_env(data, environ)
-    return parse(data)
+    return parse(data, environ)
