@@ -54,7 +54,7 @@ proto: $(VENV)/bin/sessiond ## Regenerate the Python stubs and their typed .pyi 
 		--plugin=protoc-gen-mypy=$(VENV)/bin/protoc-gen-mypy --mypy_out=$(GEN_DIR) $(PROTOS)
 	$(PY) -m grpc_tools.protoc -I protos --grpc_python_out=$(GEN_DIR) \
 		--plugin=protoc-gen-mypy_grpc=$(VENV)/bin/protoc-gen-mypy_grpc --mypy_grpc_out=$(GEN_DIR) \
-		protos/sessiond/v1/session_store.proto
+		protos/sessiond/v1/session_store.proto protos/sessiond/v1/admin.proto
 
 .PHONY: proto-check
 proto-check: proto ## Fail when the committed stubs differ from freshly generated ones

@@ -35,8 +35,15 @@ class Stats:
     p99_ms: float
 
 
-def drive(target: str, method: str, requests: Sequence[Sequence[bytes]], warmup: int) -> Stats:
-    """Run ``requests[t]`` on thread ``t`` in order; the first ``warmup`` of each are not timed."""
+def drive(
+    target: str,
+    method: str,
+    requests: Sequence[Sequence[bytes]],
+    warmup: int,
+    metadata: Sequence[tuple[str, str]] = (),
+) -> Stats:
+    """Run ``requests[t]`` on thread ``t`` in order, each call with ``metadata``; the first ``warmup``
+    of each are not timed."""
     concurrency = len(requests)
     latencies: list[list[float]] = [[] for _ in requests]
     bounds: list[float] = []
@@ -49,12 +56,12 @@ def drive(target: str, method: str, requests: Sequence[Sequence[bytes]], warmup:
                 call = channel.unary_unary(method)
                 mine = requests[index]
                 for request in mine[:warmup]:
-                    call(request, timeout=CALL_TIMEOUT)
+                    call(request, timeout=CALL_TIMEOUT, metadata=metadata)
                 barrier.wait()
                 timings = latencies[index]
                 for request in mine[warmup:]:
                     started = time.perf_counter()
-                    call(request, timeout=CALL_TIMEOUT)
+                    call(request, timeout=CALL_TIMEOUT, metadata=metadata)
                     timings.append(time.perf_counter() - started)
                 bounds.append(time.perf_counter())
         except BaseException as exc:  # reported by the caller, after the other threads finish

@@ -85,7 +85,8 @@ def _header(results: dict[str, Any]) -> str:
             f"runs: closed loop, {p['calls']:,} timed calls per run ({p['heavy_calls']:,} for heavy scenarios),"
             f" {p['warmup']} warm-up calls per thread excluded; latencies in ms",
             "client: this process, one thread and one channel per caller, sharing the cores with the server;"
-            " requests and responses as bytes, so the client's work is the same for sessiond and echo",
+            " requests and responses as bytes, so the client's work is the same for sessiond and echo;"
+            " every call carries a bearer token (sessiond checks it on TCP)",
         ]
     )
 

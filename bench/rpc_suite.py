@@ -66,10 +66,12 @@ def _measure(
     calls = profile.heavy_calls if scenario.heavy else profile.calls
     requests = scenario.requests(concurrency, profile.warmup + calls // concurrency)
     key = (scenario.name, transport, concurrency)
+    # The token goes to both servers on both transports, so each gets the same bytes (only TCP checks it).
+    token = servers.AUTHORIZATION
     if key not in baseline:
-        baseline[key] = load.drive(echo_server.target(transport), echo.METHOD, requests, profile.warmup)
+        baseline[key] = load.drive(echo_server.target(transport), echo.METHOD, requests, profile.warmup, token)
     limit = baseline[key]
-    stats = load.drive(daemon.target(transport), scenario.method, requests, profile.warmup)
+    stats = load.drive(daemon.target(transport), scenario.method, requests, profile.warmup, token)
     row: dict[str, Any] = {
         "scenario": scenario.name,
         "transport": transport,

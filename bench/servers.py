@@ -12,6 +12,7 @@ import collections
 import json
 import os
 import queue
+import secrets
 import signal
 import subprocess
 import sys
@@ -25,6 +26,9 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 START_TIMEOUT = 300.0  # seconds; a start on a large database checks the whole file first
+# The daemon's TCP port needs a bearer token: a fresh one per run, given as SESSIOND_TOKEN.
+TOKEN = secrets.token_urlsafe(32)
+AUTHORIZATION = (("authorization", f"Bearer {TOKEN}"),)
 
 
 @dataclass
@@ -61,10 +65,11 @@ class Server:
 
 
 def start_sessiond(workdir: Path, db: Path, durability: str = "full") -> Server:
-    """``sessiond serve`` on a temp Unix socket and loopback TCP port 0, default configuration."""
+    """``sessiond serve`` on a temp Unix socket and loopback TCP port 0 (with ``TOKEN``), default configuration."""
     # The default configuration, whatever SESSIOND_* variables the caller's shell holds.
     env = {name: value for name, value in os.environ.items() if not name.startswith("SESSIOND_")}
     env["SESSIOND_DURABILITY"] = durability
+    env["SESSIOND_TOKEN"] = TOKEN
     argv = ["-m", "sessiond.cli", "serve", "--socket", str(workdir / "sessiond.sock"), "--tcp", "127.0.0.1:0"]
     return _start("sessiond", [sys.executable, *argv, "--db", str(db)], env)
 

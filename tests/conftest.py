@@ -1,4 +1,9 @@
-"""Shared fixtures: the reference oracle on sys.path, and real daemons on temp sockets."""
+"""Shared fixtures: the reference oracle on sys.path, and real daemons on temp sockets.
+
+``--backend=postgres`` (or ``SESSIOND_TEST_BACKEND=postgres``) runs the daemons on a throwaway
+PostgreSQL server (``tests/postgres.py``) instead of SQLite files, so the same suites check
+both backends; tests marked ``sqlite_only`` (they look at the file) are skipped then.
+"""
 
 from __future__ import annotations
 
@@ -15,10 +20,72 @@ import reference  # noqa: F401 - the project's one path trick: puts the referenc
 # Nothing a test starts may write to the user's real state directory.
 os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="sessiond-tests-state-")
 
+from postgres import PostgresServer, Unavailable  # noqa: E402
 from sessiond import config as config_module  # noqa: E402
 from sessiond.server import Daemon, create_server  # noqa: E402
 from sessiond.store import Clock, utc_now  # noqa: E402
 from sessiond.v1 import session_store_pb2_grpc  # noqa: E402
+
+BACKENDS = ("sqlite", "postgres")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--backend",
+        choices=BACKENDS,
+        default=os.environ.get("SESSIOND_TEST_BACKEND", "sqlite"),
+        help="storage backend of the daemons the tests start (default: $SESSIOND_TEST_BACKEND, else sqlite)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "sqlite_only: checks the SQLite file itself; skipped with --backend=postgres")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("backend") == "postgres":
+        skip = pytest.mark.skip(reason="SQLite only: it checks the database file")
+        for item in items:
+            if "sqlite_only" in item.keywords:
+                item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the whole run; skips, saying what to install, where there is none."""
+    try:
+        server = PostgresServer()
+    except Unavailable as exc:
+        pytest.skip(str(exc))
+    yield server
+    server.close()
+
+
+class Databases:
+    """The ``[storage]`` config data of the daemons a test starts, on the run's backend.
+
+    Each call without a path is a new, empty database; the same path again is the same database
+    (a restart), as SQLite files are: on PostgreSQL each path stands for a schema of its own.
+    """
+
+    def __init__(self, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+        self.request, self.tmp_path_factory = request, tmp_path_factory
+        self.backend: str = request.config.getoption("backend")
+        self._dsns: dict[str, str] = {}
+
+    def data(self, path: str | None = None) -> dict[str, Any]:
+        path = path or str(self.tmp_path_factory.mktemp("db") / "sessiond.db")
+        if self.backend == "sqlite":
+            return {"path": path}
+        if path not in self._dsns:
+            server: PostgresServer = self.request.getfixturevalue("postgres_server")
+            self._dsns[path] = server.fresh_dsn()
+        return {"backend": "postgres", "dsn": self._dsns[path]}
+
+
+@pytest.fixture
+def databases(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Databases:
+    return Databases(request, tmp_path_factory)
 
 
 class Running:
@@ -31,15 +98,17 @@ class Running:
 
 
 @pytest.fixture
-def start_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Running]]:
-    """Start a daemon from TOML-shaped config data on a fresh temp Unix socket."""
+def start_daemon(tmp_path_factory: pytest.TempPathFactory, databases: Databases) -> Iterator[Callable[..., Running]]:
+    """Start a daemon from TOML-shaped config data on a fresh temp Unix socket and database."""
     started: list[Running] = []
 
     def start(data: dict[str, Any] | None = None, clock: Clock = utc_now) -> Running:
         data = {**(data or {})}
         server = dict(data.get("server", {}))
         server.setdefault("socket", str(tmp_path_factory.mktemp("sock") / "sessiond.sock"))
-        storage = {"path": str(tmp_path_factory.mktemp("db") / "sessiond.db"), **data.get("storage", {})}
+        storage = dict(data.get("storage", {}))
+        if "backend" not in storage:  # else the test chose its database itself
+            storage.update(databases.data(storage.pop("path", None)))
         daemon = create_server(config_module.parse({**data, "server": server, "storage": storage}), clock=clock)
         daemon.start()
         channel = grpc.insecure_channel(daemon.addresses[0])

@@ -25,7 +25,10 @@ Check saying SERVING; no sleeps) everything is checked:
   totals of a session not reset since;
 - no key maps to two live sessions: GetSession answers one entry, the key appears once in
   ListSessions with the same session id, and in the file the sessions not ended are exactly the
-  entries' current ones; every session's message_count matches its stored messages.
+  entries' current ones; every session's message_count matches its stored messages;
+- the event log agrees (each event is written in its change's transaction): every session has
+  the event that created it, no event names a session that does not exist, each key's latest
+  session-changing event names its current session, and the sequences have no gap.
 
 At the end the daemon is stopped with SIGTERM (exit 0) and ``PRAGMA integrity_check`` on the
 file says "ok". ``SESSIOND_CRASH_ROUNDS`` raises the number of rounds (default 20).
@@ -206,12 +209,27 @@ def cut_checkpoint(db: Path) -> tuple[int, int]:
     return db.stat().st_size, int.from_bytes(header[28:32], "big") * page_size
 
 
+EVENT_PROBLEMS = {  # each query finds what breaks "an event exists exactly when its change committed"
+    "sessions without their creating event": "SELECT id FROM sessions WHERE id NOT IN"
+    " (SELECT session_id FROM events WHERE kind IN ('created', 'reset', 'auto_reset'))",
+    "events naming a session that does not exist": "SELECT sequence FROM events"
+    " WHERE session_id <> '' AND session_id NOT IN (SELECT id FROM sessions)",
+    "keys whose latest event is not their current session": "SELECT session_key FROM entries AS e"
+    " WHERE session_id IS NOT (SELECT v.session_id FROM events AS v WHERE v.session_key = e.session_key"
+    " AND v.kind IN ('created', 'reset', 'auto_reset', 'switched') ORDER BY v.sequence DESC LIMIT 1)",
+    "events after a gap in the sequence": "SELECT sequence FROM events AS v"
+    " WHERE sequence > (SELECT MIN(sequence) FROM events)"
+    " AND NOT EXISTS (SELECT 1 FROM events AS w WHERE w.sequence = v.sequence - 1)",
+}
+
+
 def file_problems(db: Path) -> list[str]:
     """What reading the file directly shows (read-only; the daemon may be running).
 
     The sessions not ended must be exactly the entries' current ones (no key holds two live
     sessions, none is orphaned open), no session is current for two keys, no message id is
-    stored twice, and each session's message_count matches its messages.
+    stored twice, each session's message_count matches its messages, and the event log
+    agrees with the rest (``EVENT_PROBLEMS``).
     """
     connection = apsw.Connection(str(db), flags=apsw.SQLITE_OPEN_READONLY)
     try:
@@ -225,6 +243,7 @@ def file_problems(db: Path) -> list[str]:
             "SELECT id FROM sessions AS s"
             " WHERE message_count <> (SELECT COUNT(*) FROM messages AS m WHERE m.session_id = s.id)"
         ).fetchall()
+        events = {problem: connection.execute(sql).fetchall() for problem, sql in EVENT_PROBLEMS.items()}
         connection.execute("COMMIT")
     finally:
         connection.close()
@@ -239,6 +258,7 @@ def file_problems(db: Path) -> list[str]:
         problems.append(f"message ids stored twice: {[row[0] for row in twice[:10]]}")
     if miscounted:
         problems.append(f"message_count wrong for {[row[0] for row in miscounted[:10]]}")
+    problems += [f"{problem}: {[row[0] for row in rows[:10]]}" for problem, rows in events.items() if rows]
     return problems
 
 

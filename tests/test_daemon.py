@@ -9,6 +9,7 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -116,7 +117,8 @@ def test_tcp_listener_binds_port_zero(start_daemon: Callable[..., Running], tmp_
     running = start_daemon({"server": {"socket": "", "tcp": "127.0.0.1:0"}, "security": {"token_file": str(token)}})
     host, port = running.address.rsplit(":", 1)
     assert host == "127.0.0.1" and int(port) > 0
-    response = running.stub.BuildSessionKey(pb.BuildSessionKeyRequest(source=TELEGRAM_DM), timeout=5)
+    request = pb.BuildSessionKeyRequest(source=TELEGRAM_DM)
+    response = running.stub.BuildSessionKey(request, timeout=5, metadata=[("authorization", "Bearer tcp-token")])
     assert response.session_key == "agent:main:telegram:dm:12345"
 
 
@@ -145,6 +147,17 @@ def test_shutdown_turns_health_not_serving_before_draining(start_daemon: Callabl
     statuses.cancel()
     stopper.join(timeout=10)
     assert not stopper.is_alive()
+
+
+def test_an_open_health_watch_does_not_hold_shutdown(start_daemon: Callable[..., Running]) -> None:
+    """A Watch never ends by itself; stopping ends it (after NOT_SERVING) instead of waiting the grace."""
+    running = start_daemon()
+    statuses = health_pb2_grpc.HealthStub(running.channel).Watch(health_pb2.HealthCheckRequest(), timeout=30)
+    assert next(statuses).status == health_pb2.HealthCheckResponse.SERVING
+    started = time.monotonic()
+    running.daemon.stop(10)
+    assert time.monotonic() - started < 2
+    assert [s.status for s in statuses] == [health_pb2.HealthCheckResponse.NOT_SERVING]  # then a clean end
 
 
 def test_serve_with_no_config_listens_privately_and_exits_zero_on_sigterm(tmp_path: Path) -> None:

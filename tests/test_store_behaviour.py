@@ -1077,6 +1077,7 @@ def _config(tmp_path_factory: pytest.TempPathFactory, database: Path) -> Any:
     return config_module.parse({"server": {"socket": str(socket)}, "storage": {"path": str(database)}})
 
 
+@pytest.mark.sqlite_only
 def test_newer_schema_is_refused(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
     database = tmp_path / "newer.db"
     connection = apsw.Connection(str(database))
@@ -1087,6 +1088,7 @@ def test_newer_schema_is_refused(tmp_path: Path, tmp_path_factory: pytest.TempPa
     assert "99" in str(raised.value)
 
 
+@pytest.mark.sqlite_only
 def test_garbage_file_is_refused(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
     database = tmp_path / "garbage.db"
     database.write_bytes(bytes(range(256)) * 64)
@@ -1095,6 +1097,7 @@ def test_garbage_file_is_refused(tmp_path: Path, tmp_path_factory: pytest.TempPa
     assert database.read_bytes() == bytes(range(256)) * 64  # left as it was, for recovery
 
 
+@pytest.mark.sqlite_only
 def test_second_daemon_on_the_same_database_is_refused(
     start_daemon: Start, clock: Clock, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
@@ -1106,6 +1109,7 @@ def test_second_daemon_on_the_same_database_is_refused(
     assert get(running.stub, key).session_key == key  # the first one is unharmed
 
 
+@pytest.mark.sqlite_only
 def test_a_refused_database_does_not_keep_the_lock(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
     database = tmp_path / "retry.db"
     database.write_bytes(b"garbage" * 1000)

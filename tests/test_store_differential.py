@@ -34,7 +34,7 @@ import os
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,6 +45,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import cases
+from conftest import Databases
 from sessiond import config as config_module
 from sessiond.server import create_server
 from sessiond_client.store_client import SessionStoreClient
@@ -432,14 +433,16 @@ class Pair:
         self.op_has_any()
 
 
+# Starts sessiond for one sequence: (config data, clock, scratch directory) -> a drop-in client.
+Connect = Callable[[dict[str, Any], Callable[[], datetime], Path], AbstractContextManager[Any]]
+
+
 @contextmanager
-def daemon_client(data: dict[str, Any], clock: Callable[[], datetime], directory: Path) -> Iterator[SessionStoreClient]:
-    """A daemon of its own for one sequence (fresh database), and a drop-in client to it."""
-    data = {
-        **data,
-        "server": {"socket": str(directory / "sessiond.sock")},
-        "storage": {"path": str(directory / "sessiond.db")},
-    }
+def daemon_client(
+    data: dict[str, Any], clock: Callable[[], datetime], directory: Path, storage: dict[str, Any]
+) -> Iterator[SessionStoreClient]:
+    """A daemon of its own for one sequence (``storage``: a fresh database), and a drop-in client to it."""
+    data = {**data, "server": {"socket": str(directory / "sessiond.sock")}, "storage": storage}
     daemon = create_server(config_module.parse(data), clock=clock)
     daemon.start()
     client = SessionStoreClient(daemon.addresses[0], timeout=10, aware_times=True)
@@ -463,7 +466,7 @@ def sessiond_data(oracle_config: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_sequence(
-    oracle_config: dict[str, Any], start: datetime, ops: list[tuple[Any, ...]], stats: Counter[str]
+    oracle_config: dict[str, Any], start: datetime, ops: list[tuple[Any, ...]], stats: Counter[str], connect: Connect
 ) -> None:
     options = {k: oracle_config[k] for k in ("group_sessions_per_user",) if k in oracle_config}
     keys = [oracle.session_key(s, config=oracle_config, **options) for s in SOURCES] + [UNKNOWN_KEY]
@@ -471,7 +474,7 @@ def run_sequence(
         directory = Path(tmp)
         reference = oracle.make_store(directory / "oracle", oracle_config)
         try:
-            with daemon_client(sessiond_data(oracle_config), lambda: clock.now.replace(tzinfo=UTC), directory) as ours:
+            with connect(sessiond_data(oracle_config), lambda: clock.now.replace(tzinfo=UTC), directory) as ours:
                 pair = Pair(reference, ours, clock, keys, stats)
                 pair.ref_sources = [oracle.make_source(s, oracle_config) for s in SOURCES]
                 for op in ops:
@@ -483,14 +486,17 @@ def run_sequence(
     stats["sequences"] += 1
 
 
-def test_random_operation_sequences_match_the_reference() -> None:
+def test_random_operation_sequences_match_the_reference(databases: Databases) -> None:
     stats: Counter[str] = Counter()
+
+    def connect(data: dict[str, Any], clock: Callable[[], datetime], directory: Path) -> Any:
+        return daemon_client(data, clock, directory, databases.data(str(directory / "sessiond.db")))
 
     @settings(max_examples=SEQUENCES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(data=st.data(), per_user=st.booleans(), start=starts, ops=sequences)
     def check(data: st.DataObject, per_user: bool, start: datetime, ops: list[tuple[Any, ...]]) -> None:
         reset = data.draw(reset_configs(start.hour), label="reset")
-        run_sequence({"reset": reset, "group_sessions_per_user": per_user}, start, ops, stats)
+        run_sequence({"reset": reset, "group_sessions_per_user": per_user}, start, ops, stats, connect)
 
     check()
     print(f"\nstore differential: {stats['sequences']} sequences, {stats['operations']} operations")

@@ -13,6 +13,7 @@ from sessiond.v1 import session_store_pb2 as pb
 from sessiond.v1 import session_store_pb2_grpc
 from sessiond.v1.session_pb2 import SessionEntry
 from sessiond.v1.source_pb2 import SessionSource
+from sessiond_client.channel import TLS, open_channel
 
 
 def default_target() -> str:
@@ -66,6 +67,11 @@ class SessiondClient:
         self.close()
 
 
-def connect(target: str | None = None, timeout: float = 5.0) -> SessiondClient:
-    """A client for ``target`` (``unix:/path`` or ``host:port``; default: ``default_target()``)."""
-    return SessiondClient(grpc.insecure_channel(target or default_target()), timeout)
+def connect(
+    target: str | None = None, timeout: float = 5.0, *, token: str | None = None, tls: TLS | None = None
+) -> SessiondClient:
+    """A client for ``target`` (``unix:/path`` or ``host:port``; default: ``default_target()``).
+
+    A TCP target needs what the daemon's ``[security]`` asks for: ``tls``, the bearer ``token``, or both.
+    """
+    return SessiondClient(open_channel(target or default_target(), token=token, tls=tls), timeout)

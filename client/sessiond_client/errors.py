@@ -47,6 +47,10 @@ class ResourceExhaustedError(SessiondError):
     """The daemon's disk is full or a configured limit was exceeded."""
 
 
+class OutOfRangeError(SessiondError):
+    """An event cursor the daemon no longer covers (events after it were deleted): resync the state."""
+
+
 class UnavailableError(SessiondError):
     """The daemon could not be reached (after the retries that were safe)."""
 
@@ -61,6 +65,7 @@ _BY_CODE: dict[grpc.StatusCode, type[SessiondError]] = {
     grpc.StatusCode.ABORTED: ConflictError,
     grpc.StatusCode.FAILED_PRECONDITION: FailedPreconditionError,
     grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhaustedError,
+    grpc.StatusCode.OUT_OF_RANGE: OutOfRangeError,
     grpc.StatusCode.UNAVAILABLE: UnavailableError,
     grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceededError,
 }

@@ -25,10 +25,11 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import Message as ProtoMessage
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from sessiond.v1 import session_pb2, source_pb2, transcript_pb2
+from sessiond.v1 import events_pb2, session_pb2, source_pb2, transcript_pb2
 from sessiond.v1 import session_store_pb2 as pb
 from sessiond.v1.session_store_pb2_grpc import SessionStoreStub
 from sessiond_client import errors, types
+from sessiond_client.channel import TLS, open_channel
 from sessiond_client.client import default_target
 
 SERVICE = "sessiond.v1.SessionStore"
@@ -88,6 +89,14 @@ class PageRequest(Protocol):
 
 
 PageT = TypeVar("PageT", bound=Page)
+
+
+class ResponseStream(Protocol):
+    """A server-streaming call: its responses, and a way to end it."""
+
+    def __iter__(self) -> Iterator[pb.WatchSessionEventsResponse]: ...
+
+    def cancel(self) -> bool: ...
 
 
 class EntryLike(Protocol):
@@ -229,6 +238,73 @@ def entry_ref_to_proto(entry: EntryLike) -> session_pb2.SessionEntry:
     )
 
 
+# -- events ------------------------------------------------------------------------------------
+
+EVENT_KIND_PREFIX = "EVENT_KIND_"
+
+
+def event_kind_to_proto(kind: str) -> events_pb2.EventKind.ValueType:
+    """The enum value of a kind's name ("expired": EVENT_KIND_EXPIRED); ``InvalidArgumentError`` if unknown."""
+    name = EVENT_KIND_PREFIX + kind.upper()
+    if kind != kind.lower() or name not in events_pb2.EventKind.keys() or name == "EVENT_KIND_UNSPECIFIED":
+        raise errors.InvalidArgumentError(grpc.StatusCode.INVALID_ARGUMENT, f"kinds: unknown event kind {kind!r}")
+    return events_pb2.EventKind.Value(name)
+
+
+def event_from_proto(message: events_pb2.SessionEvent, aware: bool) -> types.SessionEvent:
+    return types.SessionEvent(
+        sequence=message.sequence,
+        kind=events_pb2.EventKind.Name(message.kind).removeprefix(EVENT_KIND_PREFIX).lower(),
+        session_key=message.session_key,
+        session_id=message.session_id,
+        entry_version=message.entry_version,
+        time=datetime_from_proto(message.time, aware),
+        previous_session_id=_optional(message, "previous_session_id"),
+        reason=_optional(message, "reason"),
+        lease_owner=_optional(message, "lease_owner"),
+    )
+
+
+class EventWatch:
+    """One ``WatchSessionEvents`` stream: iterate for the events, in sequence order, as they commit.
+
+    ``cursor`` is where the next watch resumes after this one ends (``after_sequence=watch.cursor``):
+    while the loop body handles an event it is that event's sequence, and it also moves past
+    events the ``kinds`` filter skipped, so persist it rather than the last event's sequence.
+    The iteration ends with a ``SessiondError``: ``UnavailableError`` when the daemon stops or
+    cannot be reached (watch again from the cursor), ``OutOfRangeError`` when the events after
+    the cursor are no longer retained (resync with ``list_sessions``). ``close()``, from any
+    thread, ends it without an error.
+    """
+
+    def __init__(self, call: ResponseStream, after_sequence: int, aware: bool) -> None:
+        self.cursor = after_sequence
+        self._call, self._aware, self._closed = call, aware, False
+
+    def __iter__(self) -> Iterator[types.SessionEvent]:
+        try:
+            for response in self._call:
+                for event in response.events:
+                    self.cursor = event.sequence
+                    yield event_from_proto(event, self._aware)
+                self.cursor = response.cursor
+        except grpc.RpcError as error:
+            if not self._closed:
+                raise errors.from_rpc_error(error) from error
+
+    def close(self) -> None:
+        self._closed = True
+        self._call.cancel()
+
+    def __enter__(self) -> EventWatch:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.close()
+
+
 # -- messages ----------------------------------------------------------------------------------
 
 
@@ -295,18 +371,27 @@ def _assistant_fields(proto: transcript_pb2.Message) -> dict[str, Any]:
 class SessionStoreClient:
     """The reference ``SessionStore``'s methods over one daemon connection; thread safe.
 
-    ``address`` is ``unix:/path`` or ``host:port`` (default: ``default_target()``); every call
+    ``address`` is ``unix:/path`` or ``host:port`` (default: ``default_target()``; a TCP address
+    needs what the daemon's ``[security]`` asks for: ``tls``, the bearer ``token``, or both); every call
     has a deadline of ``timeout`` seconds. Entry times are naive local datetimes like the
     reference's, or aware UTC ones with ``aware_times=True``.
     """
 
-    def __init__(self, address: str | None = None, *, timeout: float = 5.0, aware_times: bool = False) -> None:
+    def __init__(
+        self,
+        address: str | None = None,
+        *,
+        timeout: float = 5.0,
+        aware_times: bool = False,
+        token: str | None = None,
+        tls: TLS | None = None,
+    ) -> None:
         target = address or default_target()
         self.timeout = timeout
         self.aware_times = aware_times
-        self._channel = grpc.insecure_channel(target, options=channel_options(IDEMPOTENT_METHODS))
+        self._channel = open_channel(target, channel_options(IDEMPOTENT_METHODS), token=token, tls=tls)
         # Appends with a message lacking an id would be stored twice by a retry: one attempt only.
-        self._single_attempt_channel = grpc.insecure_channel(target, options=channel_options(()))
+        self._single_attempt_channel = open_channel(target, channel_options(()), token=token, tls=tls)
         self._stub = SessionStoreStub(self._channel)
         self._single_attempt_stub = SessionStoreStub(self._single_attempt_channel)
 
@@ -512,6 +597,19 @@ class SessionStoreClient:
         """True when ``owner`` held a live lease that is now released."""
         request = pb.ReleaseLeaseRequest(session_key=session_key, owner=owner)
         return self._call(self._stub.ReleaseLease, request).released
+
+    def watch_events(self, after_sequence: int = 0, *, kinds: Iterable[str] = (), from_now: bool = False) -> EventWatch:
+        """The changes of session keys after ``after_sequence`` (0: the oldest retained; ``from_now``:
+        only new ones), then as they commit; only ``kinds`` ("expired", ...) when given.
+
+        The stream has no deadline: it lasts until the daemon stops or ``close()``. An expiry
+        watcher is ``for event in client.watch_events(cursor, kinds=["expired"]): finalise, then
+        mark_expiry_finalized(event.session_key, event.session_id)``.
+        """
+        request = pb.WatchSessionEventsRequest(
+            after_sequence=after_sequence, from_now=from_now, kinds=[event_kind_to_proto(kind) for kind in kinds]
+        )
+        return EventWatch(self._stub.WatchSessionEvents(request), after_sequence, self.aware_times)
 
     def build_session_key(self, source: object) -> str:
         """The session key the daemon files the source under (its configured isolation rules)."""

@@ -147,3 +147,23 @@ class Lease:
     session_key: str
     owner: str
     expires_at: datetime
+
+
+@dataclass
+class SessionEvent:
+    """A change of a session key, from ``SessionStoreClient.watch_events``.
+
+    ``kind`` is the contract's ``EventKind`` in lower case without its prefix: "created",
+    "auto_reset", "reset", "switched", "suspended", "resume_pending", "expired", "pruned" or
+    "lease_expired". Strings unset on the wire are None.
+    """
+
+    sequence: int
+    kind: str
+    session_key: str
+    session_id: str
+    entry_version: int
+    time: datetime
+    previous_session_id: str | None = None
+    reason: str | None = None
+    lease_owner: str | None = None

@@ -12,10 +12,11 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from sessiond import admin, logs
 from sessiond import config as config_module
-from sessiond import logs
 from sessiond.errors import ConfigError, StorageError
 from sessiond.server import create_server
+from sessiond_client.channel import TLS, open_channel
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,12 +31,22 @@ def _parser() -> argparse.ArgumentParser:
     health.add_argument("--address", help="unix:/path or host:port (default: the default socket)")
     health.add_argument("--service", default="", help="'' (the daemon), sessiond.v1.SessionStore or sessiond.writes")
     health.add_argument("--timeout", type=float, default=3.0, help="seconds before giving up (default 3)")
+    health.add_argument("--tls-ca", type=_read, help="CA certificate (PEM) of a TLS address")
+    token_help = "file holding the bearer token, where health needs one (default: $SESSIOND_TOKEN)"
+    health.add_argument("--token-file", type=_read, help=token_help)
+    admin.add_parser(commands)
     return parser
 
 
+def _read(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"cannot read {path} ({exc.strerror})") from None
+
+
 def _load(args: argparse.Namespace) -> config_module.Config:
-    path = args.config or (Path(os.environ["SESSIOND_CONFIG"]) if os.environ.get("SESSIOND_CONFIG") else None)
-    config = config_module.load(path)
+    config = config_module.load(args.config or config_module.path_from_environment())
     if args.socket is not None:
         config = dataclasses.replace(config, socket=Path(args.socket) if args.socket else None)
     if args.tcp is not None:
@@ -70,7 +81,9 @@ def serve(args: argparse.Namespace) -> int:
 def health(args: argparse.Namespace) -> int:
     """One line and exit 0 when SERVING; 1 with the reason otherwise."""
     address = args.address or f"unix:{config_module.default_socket_path()}"
-    with grpc.insecure_channel(address) as channel:
+    token = args.token_file.decode().strip() if args.token_file else os.environ.get("SESSIOND_TOKEN")
+    tls = TLS(root_certificates=args.tls_ca) if args.tls_ca else None
+    with open_channel(address, token=token, tls=tls) as channel:
         request = health_pb2.HealthCheckRequest(service=args.service)
         try:
             status = health_pb2_grpc.HealthStub(channel).Check(request, timeout=args.timeout).status
@@ -84,7 +97,7 @@ def health(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    return serve(args) if args.command == "serve" else health(args)
+    return {"serve": serve, "health": health, "admin": admin.run}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from psycopg import ProgrammingError
+from psycopg.conninfo import conninfo_to_dict
+
 from sessiond.errors import ConfigError, InvalidArgument
 from sessiond.model import HomeChannel, KeyOptions, ResetPolicies, ResetPolicy
 from sessiond.platforms import BUILTIN, Platforms
@@ -30,6 +33,7 @@ ENV_OVERRIDES: dict[str, tuple[tuple[str, ...], type]] = {
     "SESSIOND_HEALTH_TCP": (("server", "health_tcp"), str),
     "SESSIOND_DB": (("storage", "path"), str),
     "SESSIOND_DURABILITY": (("storage", "durability"), str),
+    "SESSIOND_PG_DSN": (("storage", "dsn"), str),
     "SESSIOND_LOG_LEVEL": (("log", "level"), str),
     "SESSIOND_TOKEN_FILE": (("security", "token_file"), str),
     "SESSIOND_METRICS": (("metrics", "address"), str),
@@ -39,6 +43,7 @@ ENV_OVERRIDES: dict[str, tuple[tuple[str, ...], type]] = {
 }
 LOG_LEVELS = ("debug", "info", "warning", "error")
 DURABILITY = ("full", "relaxed")
+BACKENDS = ("sqlite", "postgres")
 
 T = TypeVar("T")
 
@@ -114,6 +119,9 @@ class Config:
     health_tcp: str = ""
     database: Path = field(default_factory=default_database_path)
     durable: bool = True
+    backend: str = "sqlite"  # or "postgres": ``dsn`` names the database, ``pool_size`` bounds its connections
+    dsn: str = field(default="", repr=False)  # may hold a password: never printed or logged
+    pool_size: int = 32
     check_seconds: float = 5.0
     grace_seconds: float = 10.0
     max_workers: int = 32
@@ -313,6 +321,28 @@ def _maintenance(table: _Table) -> Maintenance:
     )
 
 
+def _backend(table: _Table, max_workers: int) -> tuple[str, str, int]:
+    """``storage.backend``, ``dsn`` and ``pool_size`` (one connection per store thread by default).
+
+    A DSN is checked here, so that a typo stops the daemon at start; the error never quotes it,
+    since it may hold a password.
+    """
+    backend = table.get("backend", str, "sqlite")
+    if backend not in BACKENDS:
+        raise ConfigError(f"storage.backend: expected one of {', '.join(BACKENDS)}, got {backend!r}")
+    dsn = table.get("dsn", str, "")
+    if backend == "postgres":
+        if not dsn:
+            raise ConfigError('storage.dsn: required when storage.backend is "postgres" (or set SESSIOND_PG_DSN)')
+        try:
+            conninfo_to_dict(dsn)
+        except ProgrammingError:
+            raise ConfigError(
+                "storage.dsn: not a PostgreSQL connection string (key=value pairs or a postgresql:// URI)"
+            ) from None
+    return backend, dsn, table.get("pool_size", int, max_workers)
+
+
 def parse(data: dict[str, Any], environ: Mapping[str, str] = os.environ) -> Config:
     """A checked ``Config`` from a TOML document's data."""
     root = _Table(data, "")
@@ -331,6 +361,7 @@ def parse(data: dict[str, Any], environ: Mapping[str, str] = os.environ) -> Conf
     durability = storage.get("durability", str, "full")
     if durability not in DURABILITY:
         raise ConfigError(f"storage.durability: expected one of {', '.join(DURABILITY)}, got {durability!r}")
+    backend, dsn, pool_size = _backend(storage, server.get("max_workers", int, 32))
     database = storage.get("path", str, str(default_database_path()))
     if not database:
         raise ConfigError("storage.path: required")
@@ -345,6 +376,9 @@ def parse(data: dict[str, Any], environ: Mapping[str, str] = os.environ) -> Conf
         health_tcp=server.get("health_tcp", str, ""),
         database=Path(database).expanduser(),
         durable=durability == "full",
+        backend=backend,
+        dsn=dsn,
+        pool_size=pool_size,
         check_seconds=float(storage.get("check_seconds", (int, float), 5.0)),
         grace_seconds=float(server.get("grace_seconds", (int, float), 10.0)),
         max_workers=server.get("max_workers", int, 32),
@@ -389,6 +423,7 @@ def parse(data: dict[str, Any], environ: Mapping[str, str] = os.environ) -> Conf
         )
     for key, value, least in (
         ("server.max_workers", config.max_workers, 1),
+        ("storage.pool_size", config.pool_size, 1),
         ("storage.check_seconds", config.check_seconds, 0.01),
         ("server.grace_seconds", config.grace_seconds, 0),
         ("limits.max_field_bytes", config.limits.max_field_bytes, 1),
@@ -404,6 +439,12 @@ def parse(data: dict[str, Any], environ: Mapping[str, str] = os.environ) -> Conf
         if value < least:
             raise ConfigError(f"{key}: expected at least {least}, got {value}")
     return config
+
+
+def path_from_environment(environ: Mapping[str, str] = os.environ) -> Path | None:
+    """The configuration file named by ``SESSIOND_CONFIG``, if any."""
+    value = environ.get("SESSIOND_CONFIG", "")
+    return Path(value) if value else None
 
 
 def load(path: Path | None, environ: Mapping[str, str] = os.environ) -> Config:

@@ -17,10 +17,23 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from sessiond.errors import InvalidArgument
-from sessiond.model import ChatType, Context, Entry, EntryRef, HomeChannel, Lease, Message, ResetPolicy, Source, Usage
+from sessiond.model import (
+    ChatType,
+    Context,
+    Entry,
+    EntryRef,
+    Event,
+    EventKind,
+    HomeChannel,
+    Lease,
+    Message,
+    ResetPolicy,
+    Source,
+    Usage,
+)
 from sessiond.platforms import Platforms
 from sessiond.storage import Cursor, to_us
-from sessiond.v1 import session_pb2, session_store_pb2, source_pb2, transcript_pb2
+from sessiond.v1 import events_pb2, session_pb2, session_store_pb2, source_pb2, transcript_pb2
 
 MAX_LEASE_SECONDS = 7 * 24 * 3600
 
@@ -190,6 +203,43 @@ def lease_to_proto(lease: Lease) -> session_pb2.Lease:
     return session_pb2.Lease(
         session_key=lease.session_key, owner=lease.owner, expires_at=timestamp_to_proto(lease.expires_at)
     )
+
+
+# -- events ----------------------------------------------------------------------------------
+
+# "created" <-> EVENT_KIND_CREATED, ...: the stored names are the enum's, lower case.
+EVENT_KINDS: dict[int, EventKind] = {
+    number: name.removeprefix("EVENT_KIND_").lower()  # type: ignore[misc]
+    for name, number in events_pb2.EventKind.items()
+    if number != events_pb2.EVENT_KIND_UNSPECIFIED
+}
+EVENT_KIND_VALUES = {name: number for number, name in EVENT_KINDS.items()}
+EVENT_OPTIONAL = ("previous_session_id", "reason", "lease_owner")
+
+
+def event_kinds(numbers: Iterable[int], path: str = "kinds") -> frozenset[EventKind]:
+    """The kinds a watch asks for; unknown numbers and UNSPECIFIED are rejected, naming the item."""
+    kinds = set()
+    for index, number in enumerate(numbers):
+        if number not in EVENT_KINDS:
+            raise InvalidArgument(f"{path}[{index}]", f"not an event kind: {number}")
+        kinds.add(EVENT_KINDS[number])
+    return frozenset(kinds)
+
+
+def event_to_proto(event: Event) -> events_pb2.SessionEvent:
+    message = events_pb2.SessionEvent(
+        sequence=event.sequence,
+        kind=EVENT_KIND_VALUES[event.kind],
+        session_key=event.session_key,
+        session_id=event.session_id,
+        entry_version=event.version,
+    )
+    for name in EVENT_OPTIONAL:
+        if getattr(event, name) is not None:
+            setattr(message, name, getattr(event, name))
+    _set_time(message, "time", event.at)
+    return message
 
 
 def usage(message: session_store_pb2.UsageDelta, path: str = "usage") -> Usage:

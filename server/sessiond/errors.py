@@ -33,6 +33,10 @@ class Conflict(SessiondError):
     """The entry changed since the caller read it (``expected_version``), or moved on."""
 
 
+class AlreadyExists(SessiondError):
+    """A file the operation would create exists already (it is never overwritten)."""
+
+
 class FailedPrecondition(SessiondError):
     """The entry's state forbids the change (a suspended entry, a lease held by another owner)."""
 
@@ -47,6 +51,14 @@ class DiskFull(ResourceExhausted):
 
 class DeadlineExceeded(SessiondError):
     """The caller's deadline passed before the operation ran; nothing was written."""
+
+
+class OutOfRange(SessiondError):
+    """An event cursor outside the log: the events after it were deleted, or it is ahead of the newest."""
+
+
+class ShuttingDown(SessiondError):
+    """The daemon is stopping; the caller reconnects (a stream with its last cursor)."""
 
 
 class StorageError(SessiondError):

@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from sessiond.logs import hashed
+
 log = logging.getLogger(__name__)
 
 
@@ -31,4 +33,5 @@ class MappingDirectory:
             except FileNotFoundError:
                 continue
             except (OSError, ValueError) as exc:  # the reference crashed on some of these
-                log.warning("unreadable WhatsApp mapping file", extra={"path": str(path), "error": type(exc).__name__})
+                extra = {"directory": str(self.directory), "id": hashed(identifier), "error": type(exc).__name__}
+                log.warning("unreadable WhatsApp mapping file", extra=extra)

@@ -13,6 +13,9 @@ from typing import Any, Literal
 
 ChatType = Literal["dm", "group", "channel", "thread"]
 ResetMode = Literal["daily", "idle", "both", "none"]
+EventKind = Literal[
+    "created", "auto_reset", "reset", "switched", "suspended", "resume_pending", "expired", "pruned", "lease_expired"
+]
 
 
 @dataclass(frozen=True)
@@ -163,6 +166,25 @@ class Entry:
             chat_type=origin.chat_type,
             **fields,
         )
+
+
+@dataclass(frozen=True)
+class Event:
+    """A change of a session key, stored with the change itself (``sessiond.v1.SessionEvent``).
+
+    ``version`` is the entry's version after the change; ``sequence`` and ``at`` are the
+    log's, set when it is stored.
+    """
+
+    kind: EventKind
+    session_key: str
+    session_id: str
+    version: int
+    previous_session_id: str | None = None
+    reason: str | None = None
+    lease_owner: str | None = None
+    sequence: int = 0
+    at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import os
 import socket
 import stat
 import threading
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,17 +24,24 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from sessiond import auth
+from sessiond.admin_service import AdminService
 from sessiond.config import Config
 from sessiond.errors import ConfigError, StorageError
+from sessiond.maintenance import Maintenance
+from sessiond.metrics import Metrics, MetricsEndpoint
+from sessiond.postgres_storage import PostgresStorage
 from sessiond.service import SessionStoreService, add_to_server
 from sessiond.sqlite_storage import SqliteStorage
+from sessiond.storage import DaemonStorage
 from sessiond.store import Clock, SessionStore, utc_now
-from sessiond.v1 import session_store_pb2
+from sessiond.v1 import admin_pb2
+from sessiond.v1 import session_store_pb2 as pb
 
 log = logging.getLogger("sessiond.server")
 T = TypeVar("T")
 
-SERVICE_NAME = session_store_pb2.DESCRIPTOR.services_by_name["SessionStore"].full_name
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["SessionStore"].full_name
 # Health name that is NOT_SERVING while the database's disk is full (reads still work).
 WRITES_SERVICE_NAME = "sessiond.writes"
 DAEMON_HEALTH_NAMES = ("", SERVICE_NAME)
@@ -62,27 +69,40 @@ def _prepare_socket(path: Path) -> None:
 
 
 def _bind(server: grpc.aio.Server, config: Config) -> list[str]:
-    addresses = []
-    if config.socket:
-        _prepare_socket(config.socket)
-        server.add_insecure_port(f"unix:{config.socket}")
-        os.chmod(config.socket, 0o600)
-        addresses.append(f"unix:{config.socket}")
-    if config.tcp:
-        addresses.append(_bind_tcp(server, config.tcp, "server.tcp"))
-    return addresses
+    """Bind the Unix socket, if configured (TCP has a server of its own: ``_tcp_server``)."""
+    if not config.socket:
+        return []
+    _prepare_socket(config.socket)
+    server.add_insecure_port(f"unix:{config.socket}")
+    os.chmod(config.socket, 0o600)
+    return [f"unix:{config.socket}"]
 
 
-def _bind_tcp(server: grpc.aio.Server, address: str, key: str) -> str:
-    """Bind ``host:port`` (port 0 picks one); the address actually bound."""
+def _bind_tcp(server: grpc.aio.Server, address: str, key: str, tls: grpc.ServerCredentials | None = None) -> str:
+    """Bind ``host:port`` (port 0 picks one), with TLS when given; the address actually bound."""
     host, _, _ = address.rpartition(":")
     try:
-        port = server.add_insecure_port(address)
+        port = server.add_secure_port(address, tls) if tls else server.add_insecure_port(address)
     except RuntimeError:
         port = 0
     if not port:
-        raise ConfigError(f"{key}: cannot listen on {address!r}")
+        hint = " (or security.tls_cert and tls_key are not a PEM certificate and its key)" if tls else ""
+        raise ConfigError(f"{key}: cannot listen on {address!r}{hint}")
     return f"{host}:{port}"
+
+
+def _tcp_server(
+    config: Config, with_services: Callable[[grpc.aio.Server], grpc.aio.Server]
+) -> tuple[grpc.aio.Server | None, list[str]]:
+    """The optional TCP listener: every service, behind TLS and/or the bearer token (``auth``).
+
+    A server of its own, so that callers on the Unix socket, which its file permissions already
+    vouch for, need no token.
+    """
+    if not config.tcp:
+        return None, []
+    server = with_services(grpc_server(config, auth.interceptors(config.security)))
+    return server, [_bind_tcp(server, config.tcp, "server.tcp", auth.server_credentials(config.security))]
 
 
 def _probe_server(config: Config, servicer: health.aio.HealthServicer) -> tuple[grpc.aio.Server | None, list[str]]:
@@ -94,8 +114,64 @@ def _probe_server(config: Config, servicer: health.aio.HealthServicer) -> tuple[
     return server, [f"health:{_bind_tcp(server, config.health_tcp, 'server.health_tcp')}"]
 
 
+def _metrics_endpoint(config: Config, metrics: Metrics) -> tuple[MetricsEndpoint | None, list[str]]:
+    """The optional Prometheus endpoint. It serves at once: open it after every bind that may fail."""
+    if not config.metrics_address:
+        return None, []
+    endpoint = MetricsEndpoint(config.metrics_address, metrics.registry)
+    return endpoint, [f"metrics:{endpoint.url}"]
+
+
 def _serving(ok: bool) -> int:
     return health_pb2.HealthCheckResponse.SERVING if ok else health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+NOT_SERVING = health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.NOT_SERVING)
+
+
+class _LastSent:
+    """The context a stock Watch writes through, remembering the last status delivered."""
+
+    def __init__(self, context: grpc.aio.ServicerContext):
+        self.context, self.status = context, None
+
+    async def write(self, response: health_pb2.HealthCheckResponse) -> None:
+        await self.context.write(response)
+        self.status = response.status
+
+
+class HealthServicer(health.aio.HealthServicer):
+    """The stock health servicer, whose Watch streams the daemon ends when it stops.
+
+    A Watch never finishes by itself, so an open one (a load balancer's, a gRPC client's health
+    checking) would hold every shutdown for the whole grace period. ``end_watches`` ends each
+    with an OK status once it has delivered NOT_SERVING.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._watches: set[asyncio.Future[None]] = set()
+        self._ending = False
+
+    async def Watch(self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext) -> None:
+        sent = _LastSent(context)
+        watch = asyncio.ensure_future(super().Watch(request, sent))
+        self._watches.add(watch)
+        try:
+            await watch
+        except asyncio.CancelledError:
+            if not self._ending:  # the caller went away
+                raise
+            if sent.status != NOT_SERVING.status:
+                await context.write(NOT_SERVING)
+        finally:
+            self._watches.discard(watch)
+
+    def end_watches(self) -> None:
+        """Call after ``enter_graceful_shutdown``."""
+        self._ending = True
+        for watch in self._watches:
+            watch.cancel()
 
 
 class EventLoopThread:
@@ -125,13 +201,16 @@ class Daemon:
     """A bound, not yet started, sessiond server."""
 
     loop: EventLoopThread
-    server: grpc.aio.Server
+    server: grpc.aio.Server  # the Unix socket's (with no port when server.socket is off)
     service: SessionStoreService
     health: health.aio.HealthServicer
     addresses: list[str]
-    storage: SqliteStorage
+    storage: DaemonStorage
     probe_server: grpc.aio.Server | None = None
     check_seconds: float = 5.0
+    tcp_server: grpc.aio.Server | None = None
+    metrics_endpoint: MetricsEndpoint | None = None
+    maintenance: Maintenance | None = None
     _checks: threading.Thread | None = None
     stop_requested: threading.Event = field(default_factory=threading.Event)
     failure: StorageError | None = None
@@ -141,15 +220,18 @@ class Daemon:
     def start(self) -> None:
         self.loop.run(self._start())
         self.storage.on_writable = self._writable
+        self.storage.on_events = self.service.events.notify
         log.info("serving", extra={"addresses": self.addresses})
+        if self.maintenance is not None:
+            self.maintenance.start(self.stop_requested)
         threading.Thread(target=self._verify, name="verify", daemon=True).start()
         self._checks = threading.Thread(target=self._watch_database, args=(self.check_seconds,), name="db-check")
         self._checks.start()
 
     async def _start(self) -> None:
-        await self.server.start()
-        if self.probe_server is not None:
-            await self.probe_server.start()
+        for server in (self.server, self.tcp_server, self.probe_server):
+            if server is not None:
+                await server.start()
         await self._set_health((*DAEMON_HEALTH_NAMES, WRITES_SERVICE_NAME), True)
 
     async def _set_health(self, names: Iterable[str], ok: bool) -> None:
@@ -199,19 +281,26 @@ class Daemon:
             self.service.close()  # waits for store work that outlived a cancelled call
             if self._checks is not None:
                 self._checks.join()  # before the storage closes the connection it may be reading on
+            if self.maintenance is not None:
+                self.maintenance.join()  # likewise
+            if self.metrics_endpoint is not None:
+                self.metrics_endpoint.close()
             self.storage.close()
             log.info("stopped")
 
     async def _stop(self, grace: float) -> None:
         await self.health.enter_graceful_shutdown()
-        await self.server.stop(grace)
+        self.health.end_watches()  # they have just been told NOT_SERVING; waiting the grace on them helps no one
+        self.service.events.close()  # event streams never finish by themselves: end them, not the grace
+        await asyncio.gather(*(server.stop(grace) for server in (self.server, self.tcp_server) if server is not None))
         if self.probe_server is not None:
             await self.probe_server.stop(0)
 
 
-def grpc_server(config: Config) -> grpc.aio.Server:
+def grpc_server(config: Config, interceptors: Sequence[grpc.aio.ServerInterceptor] = ()) -> grpc.aio.Server:
     """A grpc.aio server with sessiond's options (the benchmark's echo uses it too); call it on the loop."""
     return grpc.aio.server(
+        interceptors=interceptors,
         options=[
             ("grpc.max_receive_message_length", config.limits.max_request_bytes),
             ("grpc.so_reuseport", 0),
@@ -219,21 +308,50 @@ def grpc_server(config: Config) -> grpc.aio.Server:
     )
 
 
-async def _build(config: Config, storage: SqliteStorage, clock: Clock, loop: EventLoopThread) -> Daemon:
-    server = grpc_server(config)
-    service = SessionStoreService(config, SessionStore(storage, config, clock))
-    add_to_server(service, server)
-    health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+async def _build(config: Config, storage: DaemonStorage, clock: Clock, loop: EventLoopThread) -> Daemon:
+    metrics = Metrics(lambda: storage.stats(clock()))
+    service = SessionStoreService(config, SessionStore(storage, config, clock), metrics)
+    admin = AdminService(storage, service)
+    health_servicer = HealthServicer()
+
+    def with_services(server: grpc.aio.Server) -> grpc.aio.Server:
+        """Every service on ``server``; the socket's and the TCP servers share these servicers."""
+        names = (add_to_server(service, pb, server), add_to_server(admin, admin_pb2, server))
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        reflection.enable_server_reflection((*names, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+        return server
+
+    server = with_services(grpc_server(config))
+    tcp_server, tcp_addresses = _tcp_server(config, with_services)
     probe_server, probe_addresses = _probe_server(config, health_servicer)
-    addresses = _bind(server, config) + probe_addresses
-    return Daemon(loop, server, service, health_servicer, addresses, storage, probe_server, config.check_seconds)
+    addresses = _bind(server, config) + tcp_addresses + probe_addresses
+    metrics_endpoint, metrics_addresses = _metrics_endpoint(config, metrics)
+    return Daemon(
+        loop,
+        server,
+        service,
+        health_servicer,
+        addresses + metrics_addresses,
+        storage,
+        probe_server,
+        config.check_seconds,
+        tcp_server,
+        metrics_endpoint,
+        Maintenance(service.store, storage.checkpoint, config),
+    )
+
+
+def open_storage(config: Config) -> DaemonStorage:
+    """The configured backend: the embedded SQLite file (the default), or a PostgreSQL database
+    that daemons on several hosts share."""
+    if config.backend == "postgres":
+        return PostgresStorage(config.dsn, config.pool_size)
+    return SqliteStorage(config.database, durable=config.durable)
 
 
 def create_server(config: Config, clock: Clock = utc_now) -> Daemon:
     """Open the database, build and bind the daemon; tests pass port 0, temp paths and a clock."""
-    storage = SqliteStorage(config.database, durable=config.durable)
+    storage = open_storage(config)
     loop = None
     try:
         loop = EventLoopThread()

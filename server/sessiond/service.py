@@ -6,14 +6,16 @@ RPCs not implemented here answer UNIMPLEMENTED (the generated base class does th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent import futures
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from types import ModuleType
+from typing import Any, NamedTuple, NoReturn, TypeVar
 
 import grpc
 from google.protobuf import any_pb2
@@ -24,20 +26,25 @@ from grpc_status import rpc_status
 from sessiond import convert, keys, prompt
 from sessiond.config import Config
 from sessiond.errors import (
+    AlreadyExists,
     Conflict,
     DeadlineExceeded,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
+    OutOfRange,
     ResourceExhausted,
     SessiondError,
+    ShuttingDown,
     StorageError,
 )
+from sessiond.metrics import Metrics
 from sessiond.model import Entry, HomeChannel
 from sessiond.storage import cursor_of
 from sessiond.store import SessionStore
 from sessiond.v1 import session_store_pb2 as pb
 from sessiond.v1 import session_store_pb2_grpc
+from sessiond.watch import EventFeed
 
 log = logging.getLogger("sessiond.rpc")
 
@@ -45,14 +52,20 @@ Request = TypeVar("Request")
 Response = TypeVar("Response")
 Handler = Callable[[Any, Request, float | None], Response]
 AsyncHandler = Callable[[Any, Request, grpc.aio.ServicerContext], Awaitable[Response]]
+StreamHandler = Callable[[Any, Request, float | None], AsyncIterator[Response]]
+AsyncStreamHandler = Callable[[Any, Request, grpc.aio.ServicerContext], AsyncIterator[Response]]
 
 STATUS = {
+    InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
     NotFound: grpc.StatusCode.NOT_FOUND,
+    AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
     Conflict: grpc.StatusCode.ABORTED,
     FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
     ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
     DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
     StorageError: grpc.StatusCode.UNAVAILABLE,
+    OutOfRange: grpc.StatusCode.OUT_OF_RANGE,
+    ShuttingDown: grpc.StatusCode.UNAVAILABLE,
 }
 LIST_PAGE = (100, 1000)  # default and maximum entries per page
 TRANSCRIPT_PAGE = (1000, 10000)  # default and maximum messages per page
@@ -98,66 +111,99 @@ def _status_of(exc: SessiondError) -> grpc.StatusCode:
     return next((STATUS[kind] for kind in type(exc).__mro__ if kind in STATUS), grpc.StatusCode.INTERNAL)
 
 
+async def abort_for(context: grpc.aio.ServicerContext, exc: SessiondError) -> NoReturn:
+    """End the call with the error's status; INVALID_ARGUMENT carries the field as a BadRequest detail."""
+    if isinstance(exc, InvalidArgument):
+        status = rpc_status.to_status(_invalid_argument(exc))
+        await context.abort(status.code, status.details, status.trailing_metadata)
+    await context.abort(_status_of(exc), str(exc))
+    raise AssertionError("unreachable")  # pragma: no cover - abort always raises
+
+
 def _log_abandoned(method: str, request_id: str, work: asyncio.Future[Any]) -> None:
     """How store work ended after its caller went away (cancelled, or its deadline passed)."""
     error = work.exception()
     code = grpc.StatusCode.OK if error is None else grpc.StatusCode.INTERNAL
-    if isinstance(error, InvalidArgument):
-        code = grpc.StatusCode.INVALID_ARGUMENT
-    elif isinstance(error, SessiondError):
+    if isinstance(error, SessiondError):
         code = _status_of(error)
     log.info("abandoned rpc finished", extra={"method": method, "code": code.name, "request_id": request_id})
 
 
+class _Call(NamedTuple):
+    request_id: str
+    deadline: float | None  # on the ``time.monotonic()`` clock
+
+
+@contextlib.asynccontextmanager
+async def _handled(
+    servicer: Any, method: str, request: object, context: grpc.aio.ServicerContext
+) -> AsyncIterator[_Call]:
+    """Around every call, unary or streaming: errors become statuses, one log line, the metrics.
+
+    Unexpected exceptions become INTERNAL with the request id, never a stack trace.
+    """
+    call = _Call(_request_id(context), _deadline(context))
+    started = time.perf_counter()
+    code = grpc.StatusCode.OK
+    try:
+        if isinstance(request, Unparsable):
+            raise InvalidArgument("request", f"not a valid {request.type_name} message")
+        yield call
+    except SessiondError as exc:
+        code = _status_of(exc)
+        await abort_for(context, exc)
+    except (asyncio.CancelledError, GeneratorExit):  # GeneratorExit: a stream closed while it waited to send
+        late = call.deadline is not None and time.monotonic() >= call.deadline
+        code = grpc.StatusCode.DEADLINE_EXCEEDED if late else grpc.StatusCode.CANCELLED
+        raise
+    except Exception:
+        code = grpc.StatusCode.INTERNAL
+        log.exception("rpc failed", extra={"method": method, "request_id": call.request_id})
+        await context.abort(code, f"internal error (request {call.request_id})")
+    finally:  # successes at debug level: a line per call costs more than the call at info
+        seconds = time.perf_counter() - started
+        servicer.metrics.observe(method, code.name, seconds)
+        log.log(
+            logging.DEBUG if code == grpc.StatusCode.OK else logging.INFO,
+            "rpc",
+            extra={"method": method, "code": code.name, "request_id": call.request_id, "ms": round(seconds * 1000, 3)},
+        )
+
+
 def rpc(handler: Handler[Request, Response]) -> AsyncHandler[Request, Response]:
-    """Run a blocking handler on a store thread, log one structured line, turn errors into statuses.
+    """Run a blocking handler on a store thread, inside ``_handled``.
 
     The handler gets the request and the caller's deadline, never the gRPC context: everything
-    gRPC stays here. Unexpected exceptions become INTERNAL with the request id, never a stack trace.
+    gRPC stays here.
     """
     method = handler.__name__
 
     @functools.wraps(handler)
     async def wrapper(self: SessionStoreService, request: Request, context: grpc.aio.ServicerContext) -> Response:
-        request_id, deadline = _request_id(context), _deadline(context)
-        started = time.perf_counter()
-        code = grpc.StatusCode.OK
-        try:
-            if isinstance(request, Unparsable):
-                raise InvalidArgument("request", f"not a valid {request.type_name} message")
-            work = asyncio.get_running_loop().run_in_executor(self.threads, handler, self, request, deadline)
+        async with _handled(self, method, request, context) as call:
+            work = asyncio.get_running_loop().run_in_executor(self.threads, handler, self, request, call.deadline)
             try:  # shielded: a cancelled call's store work goes on, and its outcome is logged
                 return await asyncio.shield(work)
-            except asyncio.CancelledError:
-                work.add_done_callback(functools.partial(_log_abandoned, method, request_id))
+            except asyncio.CancelledError:  # the store thread goes on, and writes nothing past the deadline
+                work.add_done_callback(functools.partial(_log_abandoned, method, call.request_id))
                 raise
-        except InvalidArgument as exc:
-            code = grpc.StatusCode.INVALID_ARGUMENT
-            status = rpc_status.to_status(_invalid_argument(exc))
-            await context.abort(status.code, status.details, status.trailing_metadata)
-        except SessiondError as exc:
-            code = _status_of(exc)
-            await context.abort(code, str(exc))
-        except asyncio.CancelledError:  # the store thread goes on, and writes nothing past the deadline
-            late = deadline is not None and time.monotonic() >= deadline
-            code = grpc.StatusCode.DEADLINE_EXCEEDED if late else grpc.StatusCode.CANCELLED
-            raise
-        except Exception:
-            code = grpc.StatusCode.INTERNAL
-            log.exception("rpc failed", extra={"method": method, "request_id": request_id})
-            await context.abort(code, f"internal error (request {request_id})")
-        finally:  # successes at debug level: a line per call costs more than the call at info
-            log.log(
-                logging.DEBUG if code == grpc.StatusCode.OK else logging.INFO,
-                "rpc",
-                extra={
-                    "method": method,
-                    "code": code.name,
-                    "request_id": request_id,
-                    "ms": round((time.perf_counter() - started) * 1000, 3),
-                },
-            )
         raise AssertionError("unreachable")  # pragma: no cover - abort always raises
+
+    return wrapper
+
+
+def stream(handler: StreamHandler[Request, Response]) -> AsyncStreamHandler[Request, Response]:
+    """``rpc`` for a server-streaming method: the handler is an async generator of the request and
+    the deadline, running on the event loop (it hands blocking work to the store threads itself)."""
+    method = handler.__name__
+
+    @functools.wraps(handler)
+    async def wrapper(
+        self: SessionStoreService, request: Request, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[Response]:
+        async with _handled(self, method, request, context) as call:
+            async for response in handler(self, request, call.deadline):
+                yield response
 
     return wrapper
 
@@ -179,13 +225,15 @@ def _entries_page(entries: list[Entry], size: int) -> tuple[list[Any], str]:
 class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
     """sessiond.v1.SessionStore: protobuf to domain calls and back."""
 
-    def __init__(self, config: Config, store: SessionStore):
+    def __init__(self, config: Config, store: SessionStore, metrics: Metrics):
         self.config = config
         self.store = store
+        self.metrics = metrics
         self.max_bytes = config.limits.max_field_bytes
         self.mapped = store.mapped
         # Handlers block on the database, so they run here; the event loop only moves bytes.
         self.threads = futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="rpc")
+        self.events = EventFeed(store, self.threads)
 
     def close(self) -> None:
         """Wait for handlers still running (their calls may have been cancelled) to finish."""
@@ -404,16 +452,30 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
             response.next_page_token = convert.page_token(response.messages[-1].position)
         return response
 
+    @stream
+    async def WatchSessionEvents(
+        self, request: pb.WatchSessionEventsRequest, deadline: float | None
+    ) -> AsyncIterator[pb.WatchSessionEventsResponse]:
+        after = convert.non_negative(request.after_sequence, "after_sequence")
+        if request.from_now and after:
+            raise InvalidArgument("from_now", "cannot be combined with an after_sequence")
+        kinds = convert.event_kinds(request.kinds)
+        async for page in self.events.follow(after, kinds, request.from_now):
+            events = [convert.event_to_proto(event) for event in page.events]
+            yield pb.WatchSessionEventsResponse(events=events, cursor=page.cursor)
 
-def add_to_server(service: SessionStoreService, server: grpc.aio.Server) -> None:
-    """Register every method of the contract, parsing requests with ``_parser``."""
-    descriptor = pb.DESCRIPTOR.services_by_name["SessionStore"]
-    handlers = {
-        method.name: grpc.unary_unary_rpc_method_handler(
-            getattr(service, method.name),
-            request_deserializer=_parser(getattr(pb, method.input_type.name)),
-            response_serializer=getattr(pb, method.output_type.name).SerializeToString,
+
+def add_to_server(servicer: Any, module: ModuleType, server: grpc.aio.Server) -> str:
+    """Register every method of the servicer's contract (its ``_pb2`` module), parsing requests
+    with ``_parser``; unary and server-streaming methods. The service's full name."""
+    (descriptor,) = module.DESCRIPTOR.services_by_name.values()
+    handlers = {}
+    for method in descriptor.methods:
+        make = grpc.unary_stream_rpc_method_handler if method.server_streaming else grpc.unary_unary_rpc_method_handler
+        handlers[method.name] = make(
+            getattr(servicer, method.name),
+            request_deserializer=_parser(getattr(module, method.input_type.name)),
+            response_serializer=getattr(module, method.output_type.name).SerializeToString,
         )
-        for method in descriptor.methods
-    }
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(descriptor.full_name, handlers),))
+    return str(descriptor.full_name)

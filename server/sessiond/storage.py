@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Protocol, TypeVar
 
-from sessiond.model import Entry, Lease, Message
+from sessiond.model import Entry, Event, EventKind, Lease, Message
 
 T = TypeVar("T")
 Cursor = tuple[int, str]  # (updated_at in microseconds, session_key): the keyset of entry listings
@@ -45,16 +46,44 @@ class ExpiryCutoffs:
 
 
 @dataclass(frozen=True)
+class EventPage:
+    """Events after a cursor, oldest first, and the cursor to go on from.
+
+    ``cursor`` is past every event examined, delivered or filtered out: the last event's
+    sequence for a full page, else the newest sequence in the log.
+    """
+
+    events: list[Event]
+    cursor: int
+
+
+@dataclass(frozen=True)
 class AppendResult:
     appended: int
     duplicates: int
     message_count: int
 
 
+@dataclass(frozen=True)
+class StorageStats:
+    """What the database holds and how big its files are: for metrics and ``admin verify``."""
+
+    entries: int  # session keys with a current session
+    sessions: int  # session records, ended ones included
+    messages: int
+    live_leases: int
+    database_bytes: int
+    wal_bytes: int  # 0 when there is no write-ahead log file
+
+
 class Transaction(Protocol):
     """The reads and writes one unit of work may do."""
 
     def get_entry(self, session_key: str) -> Entry | None: ...
+
+    def entry_by_session_id(self, session_id: str) -> Entry | None:
+        """The entry whose current session is ``session_id`` (operators' look-up; may scan)."""
+        ...
 
     def put_entry(self, entry: Entry) -> None: ...
 
@@ -78,20 +107,46 @@ class Transaction(Protocol):
 
     def delete_lease(self, session_key: str, owner: str, now: datetime) -> bool: ...
 
-    def prune_entries(self, cutoff: datetime, now: datetime) -> int:
-        """Delete entries last active before ``cutoff``, except suspended and leased ones."""
+    def expire_leases(self, now: datetime, session_key: str | None = None) -> list[Lease]:
+        """Delete the leases lapsed by ``now`` (of one key, or all), returning them."""
         ...
 
-    def mark_recently_active(self, since: datetime, now: datetime, reason: str) -> int:
-        """Mark resume-pending the entries active since ``since`` (not pending, not suspended)."""
+    def prune_entries(self, cutoff: datetime, now: datetime, limit: int | None = None) -> list[Entry]:
+        """Delete entries last active before ``cutoff``, except suspended and leased ones (at most
+        ``limit``); the deleted."""
+        ...
+
+    def mark_recently_active(self, since: datetime, now: datetime, reason: str) -> list[Entry]:
+        """Mark resume-pending the entries active since ``since`` (not pending, not suspended); the marked."""
         ...
 
     def list_entries(self, since: datetime | None, after: Cursor | None, limit: int) -> list[Entry]:
         """Entries most recently active first, from after ``after``."""
         ...
 
-    def expired_entries(self, cutoffs: ExpiryCutoffs, now: datetime, after: Cursor | None, limit: int) -> list[Entry]:
-        """Expired, unfinalised, unleased entries, least recently active first."""
+    def expired_entries(
+        self, cutoffs: ExpiryCutoffs, now: datetime, after: Cursor | None, limit: int, unannounced: bool = False
+    ) -> list[Entry]:
+        """Expired, unfinalised, unleased entries, least recently active first.
+
+        ``unannounced``: only those without an "expired" event for their current version.
+        """
+        ...
+
+    def add_event(self, event: Event, at: datetime) -> None:
+        """Append an event to the log, in this transaction (it commits with the change it describes)."""
+        ...
+
+    def events_after(self, after: int, limit: int, kinds: frozenset[EventKind]) -> EventPage:
+        """Up to ``limit`` events with a sequence above ``after`` (of ``kinds``; all when empty)."""
+        ...
+
+    def event_bounds(self) -> tuple[int, int]:
+        """(deleted through, newest): sequences up to the first are gone; the second was issued last."""
+        ...
+
+    def delete_events(self, before: datetime) -> int:
+        """Delete the oldest events, through the newest one stored before ``before``; how many."""
         ...
 
     def append_messages(self, session_id: str, messages: Sequence[Message], now: datetime) -> AppendResult: ...
@@ -118,4 +173,30 @@ class Storage(Protocol):
         """Raise ``StorageError`` when the database cannot serve (for health checks)."""
         ...
 
+    def stats(self, now: datetime | None = None) -> StorageStats:
+        """Row counts (leases live at ``now``, by default the wall clock) and file sizes.
+
+        The counts scan indexes, O(rows); callers that poll it cache the answer.
+        """
+        ...
+
     def close(self) -> None: ...
+
+
+class DaemonStorage(Storage, Protocol):
+    """What the daemon, its maintenance and its admin service use beyond the store's interface."""
+
+    on_writable: Callable[[bool], None] | None  # told when writes start failing for want of space, and recover
+    on_events: Callable[[], None] | None  # after a commit that added events; must not raise
+
+    def verify(self) -> None:
+        """Raise ``StorageError`` when the database is damaged (run once, in the background, after start)."""
+        ...
+
+    def checkpoint(self) -> tuple[bool, int]:
+        """Fold the write-ahead log into the database, where the backend keeps one: (done, its bytes)."""
+        ...
+
+    def integrity_problems(self) -> list[str]: ...
+
+    def backup(self, target: Path, progress: Callable[[int, int], None] | None = None) -> int: ...

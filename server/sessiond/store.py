@@ -6,6 +6,7 @@ unknown key this raises ``NotFound``. Leases stand in for its ``has_active_proce
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -14,15 +15,26 @@ from typing import Any
 
 from sessiond import keys, reset, transcript
 from sessiond.config import Config
-from sessiond.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, shown
+from sessiond.errors import (
+    Conflict,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    OutOfRange,
+    ResourceExhausted,
+    shown,
+)
 from sessiond.lid_mapping import MappingDirectory
-from sessiond.model import Entry, Lease, Message, ResetPolicy, Source, Usage
-from sessiond.storage import AppendResult, Cursor, ExpiryCutoffs, Storage, Transaction
+from sessiond.model import Entry, Event, EventKind, Lease, Message, ResetPolicy, Source, Usage
+from sessiond.storage import AppendResult, Cursor, EventPage, ExpiryCutoffs, Storage, Transaction, cursor_of
 from sessiond.whatsapp import MappedValues, no_mapping
 
 Clock = Callable[[], datetime]
 NO_USAGE = Usage()
 Deadline = float | None
+EXPIRY_BATCH = 500  # expired entries announced per transaction
+PRUNE_BATCH = 1000  # entries a scheduled prune removes per transaction
+RESYNC = "resync with ListSessions (watch from_now first, then list, so that nothing falls in between)"
 
 
 def utc_now() -> datetime:
@@ -74,6 +86,11 @@ class SessionStore:
     def policy_for(self, platform: str | None, chat_type: str | None) -> ResetPolicy:
         return self.config.policies.for_session(platform, chat_type)
 
+    @staticmethod
+    def _event(tx: Transaction, now: datetime, kind: EventKind, entry: Entry, **fields: Any) -> None:
+        """Log what happened to ``entry``, in the transaction that made it happen."""
+        tx.add_event(Event(kind, entry.session_key, entry.session_id, entry.version, **fields), now)
+
     # -- entries --------------------------------------------------------------------------
 
     def get_or_create(self, source: Source, force_new: bool = False, deadline: Deadline = None) -> tuple[Entry, bool]:
@@ -102,6 +119,11 @@ class SessionStore:
                 version=old.version + 1 if old else 1,
             )
             tx.put_entry(entry)
+            if old is None:
+                self._event(tx, now, "created", entry)
+            else:
+                kind, why = ("reset", "force_new") if reason is None else ("auto_reset", reason)
+                self._event(tx, now, kind, entry, previous_session_id=old.session_id, reason=why)
             return entry, True
 
         return self.storage.write(work, deadline)
@@ -139,7 +161,9 @@ class SessionStore:
 
     def suspend(self, session_key: str, expected_version: int | None = None, deadline: Deadline = None) -> Entry:
         def work(tx: Transaction) -> Entry:
-            return self._save(tx, self._current(tx, session_key, expected_version), suspended=True)
+            entry = self._save(tx, self._current(tx, session_key, expected_version), suspended=True)
+            self._event(tx, self.clock(), "suspended", entry)
+            return entry
 
         return self.storage.write(work, deadline)
 
@@ -150,7 +174,10 @@ class SessionStore:
             entry = self._current(tx, session_key, expected_version)
             if entry.suspended:
                 raise FailedPrecondition("session_key: the session is suspended; it will start over instead")
-            return self._save(tx, entry, resume_pending=True, resume_reason=reason, last_resume_marked_at=self.clock())
+            now = self.clock()
+            entry = self._save(tx, entry, resume_pending=True, resume_reason=reason, last_resume_marked_at=now)
+            self._event(tx, now, "resume_pending", entry, reason=reason)
+            return entry
 
         return self.storage.write(work, deadline)
 
@@ -168,7 +195,10 @@ class SessionStore:
     def suspend_recently_active(self, max_age_seconds: int, deadline: Deadline = None) -> int:
         def work(tx: Transaction) -> int:
             now = self.clock()
-            return tx.mark_recently_active(now - timedelta(seconds=max_age_seconds), now, "restart_interrupted")
+            marked = tx.mark_recently_active(now - timedelta(seconds=max_age_seconds), now, "restart_interrupted")
+            for entry in marked:
+                self._event(tx, now, "resume_pending", entry, reason=entry.resume_reason)
+            return len(marked)
 
         return self.storage.write(work, deadline)
 
@@ -183,6 +213,7 @@ class SessionStore:
             entry = _successor(old, self._new_session_id(tx, now, old.platform or "unknown", user_id), now)
             entry = replace(entry, is_fresh_reset=True)
             tx.put_entry(entry)
+            self._event(tx, now, "reset", entry, previous_session_id=old.session_id, reason="reset")
             return entry
 
         return self.storage.write(work, deadline)
@@ -203,20 +234,33 @@ class SessionStore:
             tx.reopen_session(target_session_id)
             entry = _successor(old, target_session_id, now)
             tx.put_entry(entry)
+            self._event(tx, now, "switched", entry, previous_session_id=old.session_id)
             return entry, True
 
         return self.storage.write(work, deadline)
 
-    def prune(self, max_age_days: int | None = None, deadline: Deadline = None) -> int:
+    def prune(self, max_age_days: int | None = None, deadline: Deadline = None, limit: int | None = None) -> int:
+        """Forget entries idle for ``max_age_days`` (the configured age by default), at most ``limit``."""
         days = self.config.max_age_days if max_age_days is None else max_age_days
         if days <= 0:
             return 0
 
         def work(tx: Transaction) -> int:
             now = self.clock()
-            return tx.prune_entries(now - timedelta(days=days), now)
+            removed = tx.prune_entries(now - timedelta(days=days), now, limit)
+            for entry in removed:
+                self._event(tx, now, "pruned", entry)
+            return len(removed)
 
         return self.storage.write(work, deadline)
+
+    def prune_in_batches(self) -> int:
+        """The daemon's scheduled prune: ``prune`` in transactions of ``PRUNE_BATCH`` entries, so that
+        a first prune of a large, long unpruned store never holds the writer for seconds."""
+        pruned = 0
+        while (count := self.prune(limit=PRUNE_BATCH)) == PRUNE_BATCH:
+            pruned += count
+        return pruned + count
 
     def list(self, active_minutes: int | None, limit: int, after: Cursor | None) -> list[Entry]:
         since = None if active_minutes is None else self.clock() - timedelta(minutes=active_minutes)
@@ -225,20 +269,57 @@ class SessionStore:
     def has_any(self) -> bool:
         return self.storage.read(lambda tx: tx.has_two_sessions())
 
-    def list_expired(self, limit: int, after: Cursor | None) -> list[Entry]:
-        """What the reference's expiry watcher finds, minus finalised and leased entries."""
-        now = self.clock()
+    def _expiry_cutoffs(self, now: datetime) -> ExpiryCutoffs:
         policies = self.config.policies
 
         def cutoff(policy: ResetPolicy) -> datetime | None:
             return reset.expiry_cutoff(policy, self.config.zone(policy), now)
 
-        cutoffs = ExpiryCutoffs(
+        return ExpiryCutoffs(
             default=cutoff(policies.default),
             platforms={name: cutoff(p) for name, p in policies.platforms.items()},
             chat_types={name: cutoff(p) for name, p in policies.chat_types.items()},
         )
+
+    def list_expired(self, limit: int, after: Cursor | None) -> list[Entry]:
+        """What the reference's expiry watcher finds, minus finalised and leased entries."""
+        now = self.clock()
+        cutoffs = self._expiry_cutoffs(now)
         return self.storage.read(lambda tx: tx.expired_entries(cutoffs, now, after, limit))
+
+    def announce_expired(self) -> int:
+        """The daemon's expiry scan: an "expired" event for each entry ``list_expired`` would show,
+        once per session id and entry version (a later change, if it stays expired, is announced anew).
+
+        The search reads without the writer lock (it walks every expired, unfinalised entry, even
+        when all were announced); each batch it finds is then written in a short transaction.
+        One scan at a time: the daemon's maintenance thread is its only caller.
+        """
+        now = self.clock()
+        cutoffs = self._expiry_cutoffs(now)
+        announced, after = 0, None
+        while True:
+            found = self._unannounced(cutoffs, now, after)
+            if found:
+                announced += self.storage.write(functools.partial(self._announce_expired, found=found, now=now))
+            if len(found) < EXPIRY_BATCH:
+                return announced
+            after = cursor_of(found[-1])
+
+    def _unannounced(self, cutoffs: ExpiryCutoffs, now: datetime, after: Cursor | None) -> list[Entry]:
+        return self.storage.read(lambda tx: tx.expired_entries(cutoffs, now, after, EXPIRY_BATCH, unannounced=True))
+
+    def _announce_expired(self, tx: Transaction, found: list[Entry], now: datetime) -> int:
+        """Announce the entries the search found that are still as found (unchanged, not leased since)."""
+        count = 0
+        for entry in found:
+            if tx.get_entry(entry.session_key) != entry or tx.live_lease(entry.session_key, now):
+                continue
+            policy = self.policy_for(entry.platform, entry.chat_type)
+            reason = reset.reset_reason(policy, self.config.zone(policy), entry.updated_at, now)
+            self._event(tx, now, "expired", entry, reason=reason)
+            count += 1
+        return count
 
     def mark_expiry_finalized(self, session_key: str, session_id: str, deadline: Deadline = None) -> Entry:
         def work(tx: Transaction) -> Entry:
@@ -251,9 +332,24 @@ class SessionStore:
 
     # -- leases -------------------------------------------------------------------------
 
+    def _expire_leases(self, tx: Transaction, now: datetime, session_key: str | None = None) -> int:
+        """Delete lapsed leases, each with a "lease_expired" event naming the key's current session."""
+        lapsed = tx.expire_leases(now, session_key)
+        for lease in lapsed:
+            entry = tx.get_entry(lease.session_key)
+            session_id, version = (entry.session_id, entry.version) if entry else ("", 0)
+            event = Event("lease_expired", lease.session_key, session_id, version, lease_owner=lease.owner)
+            tx.add_event(event, now)
+        return len(lapsed)
+
+    def expire_leases(self) -> int:
+        """The daemon's lease sweep: every lapsed lease, announced once."""
+        return self.storage.write(lambda tx: self._expire_leases(tx, self.clock()))
+
     def acquire_lease(self, session_key: str, owner: str, ttl: timedelta, deadline: Deadline = None) -> Lease:
         def work(tx: Transaction) -> Lease:
             now = self.clock()
+            self._expire_leases(tx, now, session_key)  # a lapse the sweep has not seen is announced first
             held = tx.live_lease(session_key, now)
             if held is not None and held.owner != owner:
                 raise FailedPrecondition(f"session_key: leased by another owner until {held.expires_at.isoformat()}")
@@ -265,6 +361,35 @@ class SessionStore:
 
     def release_lease(self, session_key: str, owner: str, deadline: Deadline = None) -> bool:
         return self.storage.write(lambda tx: tx.delete_lease(session_key, owner, self.clock()), deadline)
+
+    # -- events -----------------------------------------------------------------------
+
+    def events_after(self, after: int, limit: int, kinds: frozenset[EventKind] = frozenset()) -> EventPage:
+        """The next page of the event log after the cursor ``after`` (0: the oldest retained event).
+
+        ``OutOfRange`` rather than a silent gap when events after the cursor were deleted, or when
+        the cursor is ahead of the log (it comes from another database, e.g. before a restore).
+        """
+
+        def work(tx: Transaction) -> EventPage:
+            deleted_through, newest = tx.event_bounds()
+            if after > newest:
+                raise OutOfRange(f"after_sequence: {after} is ahead of the newest event ({newest}); {RESYNC}")
+            if 0 < after < deleted_through:
+                raise OutOfRange(
+                    f"after_sequence: the events after {after} up to {deleted_through} are no longer retained; {RESYNC}"
+                )
+            return tx.events_after(after, limit, kinds)
+
+        return self.storage.read(work)
+
+    def newest_event(self) -> int:
+        """The sequence of the newest event (0 before the first): where a watch "from now" starts."""
+        return self.storage.read(lambda tx: tx.event_bounds()[1])
+
+    def delete_events(self, retention_days: int) -> int:
+        """Forget events older than ``retention_days``; a cursor before them gets ``OutOfRange``."""
+        return self.storage.write(lambda tx: tx.delete_events(self.clock() - timedelta(days=retention_days)))
 
     # -- transcripts --------------------------------------------------------------------
 

@@ -102,6 +102,7 @@ export class SessionStoreClient {
   /** @type {any} */ #singleAttemptStub;
   /** @type {any} */ #health;
   /** @type {import('./convert.js').Codec} */ #codec;
+  /** @type {grpc.Metadata} */ #metadata;
 
   /**
    * @param {string} [address]  `unix:/absolute/path` or `host:port` (default: `defaultTarget()`)
@@ -109,8 +110,11 @@ export class SessionStoreClient {
    * @param {number} [options.timeoutMs=5000]  deadline of every call (each page of a listing has its own)
    * @param {string} [options.protosDir]  where the contract's .proto files are (default: the repository's `protos/`)
    * @param {grpc.ChannelOptions} [options.channelOptions]  extra grpc-js channel arguments
+   * @param {string} [options.token]  bearer token, sent with every call (a daemon's TCP port may require it)
+   * @param {{rootCerts?: Buffer, privateKey?: Buffer, certChain?: Buffer}} [options.tls]  TLS to a TCP port:
+   *   the CA to trust (default: the system's), and this client's key and certificate for mutual TLS
    */
-  constructor(address, { timeoutMs = 5000, protosDir, channelOptions: extra = {} } = {}) {
+  constructor(address, { timeoutMs = 5000, protosDir, channelOptions: extra = {}, token, tls } = {}) {
     if (!(Number.isFinite(timeoutMs) && timeoutMs > 0)) {
       throw new TypeError(`timeoutMs must be a positive number of milliseconds, got ${timeoutMs}`);
     }
@@ -118,7 +122,12 @@ export class SessionStoreClient {
     this.timeoutMs = timeoutMs;
     const contract = loadContract(protosDir);
     this.#codec = createCodec(contract.definition);
-    const credentials = grpc.credentials.createInsecure();
+    const credentials = tls
+      ? grpc.credentials.createSsl(tls.rootCerts ?? null, tls.privateKey ?? null, tls.certChain ?? null)
+      : grpc.credentials.createInsecure();
+    // Metadata, not call credentials: grpc-js sends those over TLS only, and a token may go over plaintext TCP.
+    this.#metadata = new grpc.Metadata();
+    if (token) this.#metadata.set('authorization', `Bearer ${token}`);
     this.#stub = new contract.SessionStore(this.address, credentials, {
       ...channelOptions(IDEMPOTENT_METHODS),
       ...extra,
@@ -145,7 +154,8 @@ export class SessionStoreClient {
     return new Promise((resolve, reject) => {
       const callOptions = { deadline: Date.now() + timeoutMs, waitForReady };
       try {
-        stub[method](request, callOptions, (/** @type {unknown} */ error, /** @type {any} */ response) => {
+        const metadata = this.#metadata.clone();
+        stub[method](request, metadata, callOptions, (/** @type {unknown} */ error, /** @type {any} */ response) => {
           if (error) reject(fromServiceError(error));
           else resolve(response);
         });

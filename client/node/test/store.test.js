@@ -450,6 +450,28 @@ describe('errors arrive typed', () => {
   });
 });
 
+describe('a TCP port with a bearer token', () => {
+  it('answers calls with the token, UNAUTHENTICATED without it; health needs none', async () => {
+    const free = createServer();
+    await new Promise((done) => free.listen(0, '127.0.0.1', () => done(undefined)));
+    const address = `127.0.0.1:${/** @type {import('node:net').AddressInfo} */ (free.address()).port}`;
+    await new Promise((done) => free.close(() => done(undefined)));
+    const token = randomUUID();
+    const tcp = await startDaemon({ args: ['--tcp', address], env: { SESSIOND_TOKEN: token } });
+    const withToken = new SessionStoreClient(address, { token });
+    const withoutToken = new SessionStoreClient(address);
+    try {
+      assert.equal(await withToken.buildSessionKey(freshSource({ chatId: '-1001' })), 'agent:main:telegram:group:-1001:42');
+      await rejectsWith(withoutToken.getSession('agent:main:telegram:dm:1'), SessiondError, Status.UNAUTHENTICATED);
+      assert.equal(await withoutToken.checkHealth(), 'SERVING');
+    } finally {
+      withToken.close();
+      withoutToken.close();
+      await tcp.stop();
+    }
+  });
+});
+
 describe('health and the example', () => {
   it('health reports SERVING for the store and the server', async () => {
     assert.equal(await store.checkHealth(), 'SERVING');

@@ -8,6 +8,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
+from sessiond.v1 import events_pb2 as _events_pb2
 from sessiond.v1 import session_pb2 as _session_pb2
 from sessiond.v1 import source_pb2 as _source_pb2
 from sessiond.v1 import transcript_pb2 as _transcript_pb2
@@ -1261,3 +1262,71 @@ class LoadTranscriptResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___LoadTranscriptResponse: _TypeAlias = LoadTranscriptResponse  # noqa: Y015
+
+@_typing.final
+class WatchSessionEventsRequest(_message.Message):
+    """Request of WatchSessionEvents. To start without a gap against a snapshot:
+    watch with from_now, take the first response's cursor, then ListSessions.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AFTER_SEQUENCE_FIELD_NUMBER: _builtins.int
+    FROM_NOW_FIELD_NUMBER: _builtins.int
+    KINDS_FIELD_NUMBER: _builtins.int
+    after_sequence: _builtins.int
+    """Deliver events with a sequence greater than this: the cursor of the last
+    response received. 0 starts at the oldest retained event.
+    """
+    from_now: _builtins.bool
+    """Start after the newest event instead (after_sequence must be 0)."""
+    @_builtins.property
+    def kinds(self) -> _containers.RepeatedScalarFieldContainer[_events_pb2.EventKind.ValueType]:
+        """Deliver only these kinds; every kind when empty."""
+
+    def __init__(
+        self,
+        *,
+        after_sequence: _builtins.int = ...,
+        from_now: _builtins.bool = ...,
+        kinds: _abc.Iterable[_events_pb2.EventKind.ValueType] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_sequence", b"after_sequence", "from_now", b"from_now", "kinds", b"kinds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchSessionEventsRequest: _TypeAlias = WatchSessionEventsRequest  # noqa: Y015
+
+@_typing.final
+class WatchSessionEventsResponse(_message.Message):
+    """Response of WatchSessionEvents: a batch of events in sequence order."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENTS_FIELD_NUMBER: _builtins.int
+    CURSOR_FIELD_NUMBER: _builtins.int
+    cursor: _builtins.int
+    """Resume here (as after_sequence): every event up to this sequence has
+    been delivered or filtered out.
+    """
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[_events_pb2.SessionEvent]:
+        """The events, oldest first (none in the first response when there is
+        nothing to catch up, or when only filtered-out events passed).
+        """
+
+    def __init__(
+        self,
+        *,
+        events: _abc.Iterable[_events_pb2.SessionEvent] | None = ...,
+        cursor: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cursor", b"cursor", "events", b"events"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchSessionEventsResponse: _TypeAlias = WatchSessionEventsResponse  # noqa: Y015

@@ -144,6 +144,11 @@ class SessionStoreStub:
                 request_serializer=sessiond_dot_v1_dot_session__store__pb2.LoadTranscriptRequest.SerializeToString,
                 response_deserializer=sessiond_dot_v1_dot_session__store__pb2.LoadTranscriptResponse.FromString,
                 _registered_method=True)
+        self.WatchSessionEvents = channel.unary_stream(
+                '/sessiond.v1.SessionStore/WatchSessionEvents',
+                request_serializer=sessiond_dot_v1_dot_session__store__pb2.WatchSessionEventsRequest.SerializeToString,
+                response_deserializer=sessiond_dot_v1_dot_session__store__pb2.WatchSessionEventsResponse.FromString,
+                _registered_method=True)
 
 
 class SessionStoreServicer:
@@ -305,6 +310,19 @@ class SessionStoreServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchSessionEvents(self, request, context):
+        """Streams the changes of session keys in commit order, from a cursor, and
+        then as they commit. The first response comes at once (it may hold no
+        events) and every response carries the cursor to resume from, so a
+        client that reconnects with it misses nothing. OUT_OF_RANGE when events
+        after the cursor are no longer retained (or the cursor is ahead of the
+        log, as after a restore): resync with ListSessions. The stream ends
+        UNAVAILABLE when the daemon stops; reconnect with the last cursor.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SessionStoreServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -412,6 +430,11 @@ def add_SessionStoreServicer_to_server(servicer, server):
                     servicer.LoadTranscript,
                     request_deserializer=sessiond_dot_v1_dot_session__store__pb2.LoadTranscriptRequest.FromString,
                     response_serializer=sessiond_dot_v1_dot_session__store__pb2.LoadTranscriptResponse.SerializeToString,
+            ),
+            'WatchSessionEvents': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchSessionEvents,
+                    request_deserializer=sessiond_dot_v1_dot_session__store__pb2.WatchSessionEventsRequest.FromString,
+                    response_serializer=sessiond_dot_v1_dot_session__store__pb2.WatchSessionEventsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -986,6 +1009,33 @@ class SessionStore:
             '/sessiond.v1.SessionStore/LoadTranscript',
             sessiond_dot_v1_dot_session__store__pb2.LoadTranscriptRequest.SerializeToString,
             sessiond_dot_v1_dot_session__store__pb2.LoadTranscriptResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchSessionEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/sessiond.v1.SessionStore/WatchSessionEvents',
+            sessiond_dot_v1_dot_session__store__pb2.WatchSessionEventsRequest.SerializeToString,
+            sessiond_dot_v1_dot_session__store__pb2.WatchSessionEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -88,6 +88,15 @@ class SessionStoreStub:
     """Replaces a whole transcript atomically (/retry, /undo, /compress)."""
     LoadTranscript: _grpc.UnaryUnaryMultiCallable[_session_store_pb2.LoadTranscriptRequest, _session_store_pb2.LoadTranscriptResponse]
     """Reads a transcript in order, one page at a time."""
+    WatchSessionEvents: _grpc.UnaryStreamMultiCallable[_session_store_pb2.WatchSessionEventsRequest, _session_store_pb2.WatchSessionEventsResponse]
+    """Streams the changes of session keys in commit order, from a cursor, and
+    then as they commit. The first response comes at once (it may hold no
+    events) and every response carries the cursor to resume from, so a
+    client that reconnects with it misses nothing. OUT_OF_RANGE when events
+    after the cursor are no longer retained (or the cursor is ahead of the
+    log, as after a restore): resync with ListSessions. The stream ends
+    UNAVAILABLE when the daemon stops; reconnect with the last cursor.
+    """
 
 @_typing.type_check_only
 class SessionStoreAsyncStub(SessionStoreStub):
@@ -149,6 +158,15 @@ class SessionStoreAsyncStub(SessionStoreStub):
     """Replaces a whole transcript atomically (/retry, /undo, /compress)."""
     LoadTranscript: _aio.UnaryUnaryMultiCallable[_session_store_pb2.LoadTranscriptRequest, _session_store_pb2.LoadTranscriptResponse]  # type: ignore[assignment]
     """Reads a transcript in order, one page at a time."""
+    WatchSessionEvents: _aio.UnaryStreamMultiCallable[_session_store_pb2.WatchSessionEventsRequest, _session_store_pb2.WatchSessionEventsResponse]  # type: ignore[assignment]
+    """Streams the changes of session keys in commit order, from a cursor, and
+    then as they commit. The first response comes at once (it may hold no
+    events) and every response carries the cursor to resume from, so a
+    client that reconnects with it misses nothing. OUT_OF_RANGE when events
+    after the cursor are no longer retained (or the cursor is ahead of the
+    log, as after a restore): resync with ListSessions. The stream ends
+    UNAVAILABLE when the daemon stops; reconnect with the last cursor.
+    """
 
 class SessionStoreServicer(metaclass=_abc_1.ABCMeta):
     """The session store of a chat-agent gateway. Every RPC is one transaction
@@ -333,5 +351,20 @@ class SessionStoreServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_session_store_pb2.LoadTranscriptResponse, _abc.Awaitable[_session_store_pb2.LoadTranscriptResponse]]:
         """Reads a transcript in order, one page at a time."""
+
+    @_abc_1.abstractmethod
+    def WatchSessionEvents(
+        self,
+        request: _session_store_pb2.WatchSessionEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_session_store_pb2.WatchSessionEventsResponse], _abc.AsyncIterator[_session_store_pb2.WatchSessionEventsResponse]]:
+        """Streams the changes of session keys in commit order, from a cursor, and
+        then as they commit. The first response comes at once (it may hold no
+        events) and every response carries the cursor to resume from, so a
+        client that reconnects with it misses nothing. OUT_OF_RANGE when events
+        after the cursor are no longer retained (or the cursor is ahead of the
+        log, as after a restore): resync with ListSessions. The stream ends
+        UNAVAILABLE when the daemon stops; reconnect with the last cursor.
+        """
 
 def add_SessionStoreServicer_to_server(servicer: SessionStoreServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -66,17 +66,18 @@ export function runPython(args, input = '') {
 /**
  * Starts `python -m sessiond.cli serve` on a temporary socket and database and waits until its
  * health check answers SERVING (retrying until `readyTimeoutMs`; fails early if it exits).
- * @param {{readyTimeoutMs?: number}} [options]
+ * `args` are more arguments of `serve`, `env` more environment variables.
+ * @param {{readyTimeoutMs?: number, args?: string[], env?: NodeJS.ProcessEnv}} [options]
  * @returns {Promise<Daemon>}
  */
-export async function startDaemon({ readyTimeoutMs = 30_000 } = {}) {
+export async function startDaemon({ readyTimeoutMs = 30_000, args = [], env = {} } = {}) {
   const dir = await mkdtemp(join(tmpdir(), 'sessiond-node-'));
   const socket = join(dir, 'sessiond.sock');
   const database = join(dir, 'sessiond.db');
   const python = pythonPath();
-  const child = spawn(python, ['-m', 'sessiond.cli', 'serve', '--socket', socket, '--db', database], {
+  const child = spawn(python, ['-m', 'sessiond.cli', 'serve', '--socket', socket, '--db', database, ...args], {
     cwd: dir,
-    env: childEnv(),
+    env: { ...childEnv(), ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';

@@ -1,0 +1,92 @@
+"""Background maintenance inside the daemon, each job at its ``[maintenance]`` interval (0 = off).
+
+- ``prune``: entries idle for ``sessions.max_age_days`` (``PruneOldEntries``'s rule and events,
+  1000 entries per transaction);
+- ``event_retention``: events older than ``event_retention_days``, at the prune interval;
+- ``lease_sweep``: lapsed leases, each announced once;
+- ``expiry_scan``: an "expired" event for each newly expired session, after the lease sweep at
+  the same interval (a lapsed lease can make a session reportable);
+- ``checkpoint``: the WAL copied into the database file and truncated.
+
+One thread runs them all, one after another: each is one or a few short transactions, and one
+at a time they never compete with each other for the writer. Each job first runs one interval
+after start. A job logs one line when it changed something; one that fails is logged and runs
+again at its next interval: nothing here stops the daemon.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sessiond.config import Config
+from sessiond.store import SessionStore
+
+log = logging.getLogger("sessiond.maintenance")
+
+Facts = dict[str, int]  # what a run did; logged when any is non-zero
+
+
+@dataclass
+class Job:
+    name: str
+    interval: float
+    run: Callable[[], Facts]
+    due: float = 0.0  # on the time.monotonic() clock
+
+
+class Maintenance:
+    """The daemon's scheduled jobs over its store; ``checkpoint`` is the storage's (done, WAL bytes)."""
+
+    def __init__(self, store: SessionStore, checkpoint: Callable[[], tuple[bool, int]], config: Config):
+        every = config.maintenance
+        retention_days = every.event_retention_days
+
+        def checkpointed() -> Facts:
+            done, wal_bytes = checkpoint()
+            return {"wal_bytes": wal_bytes, "busy": int(not done)}
+
+        jobs = (
+            Job("prune", every.prune_seconds, lambda: {"pruned": store.prune_in_batches()}),
+            Job("event_retention", every.prune_seconds, lambda: {"deleted": store.delete_events(retention_days)}),
+            Job("lease_sweep", every.lease_sweep_seconds, lambda: {"expired": store.expire_leases()}),
+            Job("expiry_scan", every.lease_sweep_seconds, lambda: {"announced": store.announce_expired()}),
+            Job("checkpoint", every.checkpoint_seconds, checkpointed),
+        )
+        self.jobs = [job for job in jobs if job.interval > 0]
+        self._thread: threading.Thread | None = None
+
+    def start(self, stop: threading.Event) -> None:
+        """Run the jobs on a thread of their own until ``stop`` is set."""
+        if self.jobs:
+            self._thread = threading.Thread(target=self._run, args=(stop,), name="maintenance")
+            self._thread.start()
+
+    def join(self) -> None:
+        """Wait for the thread to end (after ``stop`` was set): at most the job running then."""
+        if self._thread is not None:
+            self._thread.join()
+
+    def _run(self, stop: threading.Event) -> None:
+        started = time.monotonic()
+        for job in self.jobs:
+            job.due = started + job.interval
+        while True:
+            job = min(self.jobs, key=lambda j: j.due)  # ties: in the order above
+            if stop.wait(max(0.0, job.due - time.monotonic())):
+                return
+            _run_once(job)
+            job.due = time.monotonic() + job.interval
+
+
+def _run_once(job: Job) -> None:
+    try:
+        facts = job.run()
+    except Exception:
+        log.exception("maintenance job failed", extra={"job": job.name})
+        return
+    if any(facts.values()):
+        log.info("maintenance", extra={"job": job.name, **facts})

@@ -1,0 +1,704 @@
+"""PostgreSQL storage: several daemons, one per gateway host, in front of one shared database.
+
+Every guarantee the store relies on comes from the database, never from an in-process lock,
+because the daemon next to it is another process on another host:
+
+- One transaction per unit of work, from a psycopg pool. Writes run READ COMMITTED and lock what
+  they read-decide-write: ``get_entry`` is ``SELECT … FOR UPDATE``, so changes of one key queue on
+  its row and each sees the one before it (``expected_version`` works across daemons).
+- A key's first entry, or a free lease, has no row to lock. Their writes are guarded instead: an
+  entry is written only if that moves its version forward, a lease only over its own owner's. A
+  guarded write that finds another transaction's row there (``INSERT … ON CONFLICT`` waits for
+  that transaction) raises ``Retry``: the transaction is rolled back and the unit of work runs
+  again, now seeing, and locking, that row. 64 callers on a new key: one creates the session, the
+  others run twice and refresh it. Serialization failures and deadlocks are retried the same way.
+  Why not SERIALIZABLE: under it every contended key retries, and 64 callers make O(n²) attempts.
+- Transcript positions: an append locks its session's row before it reads ``MAX(position)``, so
+  concurrent appends to one session take turns and positions stay contiguous; retries are
+  skipped by the unique (session, message id) index with ``ON CONFLICT DO NOTHING``.
+- Event sequences: handed out at commit under the lock of the log's single head row, so events
+  commit in sequence order and a stream never sees 11 before 10 (a SEQUENCE gives no such
+  order). The commit also NOTIFYs, which wakes the other daemons' event streams.
+- Leases are rows compared with the ``now`` the store passes (its clock, injectable in tests): a
+  lease is valid across daemons as far as their hosts' clocks agree (NTP).
+- Timestamps are BIGINT microseconds, as in SQLite: exact equality, and the listing cursors
+  (microseconds, key) compare directly in SQL. Keys are ``COLLATE "C"`` so that their order, and
+  so the cursors, are SQLite's byte order whatever the database's locale.
+- The schema climbs a forward-only ladder (``MIGRATIONS``) recorded in ``schema_version``, in one
+  transaction under an advisory lock, so daemons starting together migrate once.
+
+The tables go in the first schema of the connection's ``search_path`` (``options=-c
+search_path=…`` in the DSN puts several installations in one database).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg import errors, sql
+from psycopg.abc import Buffer
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.types.json import Jsonb
+from psycopg.types.string import StrDumperUnknown, TextLoader
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from sessiond.errors import DeadlineExceeded, DiskFull, FailedPrecondition, StorageError
+from sessiond.model import Entry, Event, EventKind, Lease, Message
+from sessiond.sqlite_storage import (
+    ENTRY_COLUMNS,
+    EVENT_COLUMNS,
+    MESSAGE_COLUMNS,
+    NEVER,
+    _cursor,
+    _entry,
+    _entry_row,
+    _event,
+    _message,
+    _message_row,
+)
+from sessiond.storage import AppendResult, Cursor, EventPage, ExpiryCutoffs, StorageStats, Transaction, from_us, to_us
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# The schema ladder: entry i brings schema_version from i to i + 1. Forward only; a released step
+# is never edited, a change is a new step.
+MIGRATIONS = (
+    """
+    CREATE TABLE entries (
+        session_key TEXT COLLATE "C" PRIMARY KEY,
+        session_id TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        origin TEXT,
+        display_name TEXT,
+        platform TEXT,
+        chat_type TEXT NOT NULL,
+        input_tokens BIGINT NOT NULL,
+        output_tokens BIGINT NOT NULL,
+        cache_read_tokens BIGINT NOT NULL,
+        cache_write_tokens BIGINT NOT NULL,
+        total_tokens BIGINT NOT NULL,
+        estimated_cost_usd DOUBLE PRECISION NOT NULL,
+        cost_status TEXT NOT NULL,
+        last_prompt_tokens BIGINT NOT NULL,
+        was_auto_reset BOOLEAN NOT NULL,
+        auto_reset_reason TEXT,
+        reset_had_activity BOOLEAN NOT NULL,
+        is_fresh_reset BOOLEAN NOT NULL,
+        expiry_finalized BOOLEAN NOT NULL,
+        suspended BOOLEAN NOT NULL,
+        resume_pending BOOLEAN NOT NULL,
+        resume_reason TEXT,
+        last_resume_marked_at BIGINT,
+        version BIGINT NOT NULL
+    );
+    CREATE INDEX entries_by_activity ON entries (updated_at, session_key);
+    CREATE INDEX entries_unfinalized ON entries (updated_at, session_key) WHERE NOT expiry_finalized;
+    CREATE TABLE sessions (
+        id TEXT PRIMARY KEY,
+        platform TEXT NOT NULL,
+        user_id TEXT,
+        started_at BIGINT NOT NULL,
+        ended_at BIGINT,
+        end_reason TEXT,
+        message_count BIGINT NOT NULL DEFAULT 0
+    );
+    CREATE TABLE messages (
+        session_id TEXT NOT NULL REFERENCES sessions (id),
+        position BIGINT NOT NULL,
+        message_id TEXT NOT NULL,
+        role TEXT NOT NULL,
+        content TEXT,
+        content_is_json BOOLEAN NOT NULL,
+        tool_calls TEXT,
+        tool_call_id TEXT,
+        tool_name TEXT,
+        reasoning TEXT,
+        reasoning_content TEXT,
+        reasoning_details TEXT,
+        codex_reasoning_items TEXT,
+        codex_message_items TEXT,
+        timestamp BIGINT NOT NULL,
+        token_count BIGINT,
+        finish_reason TEXT,
+        PRIMARY KEY (session_id, position)
+    );
+    CREATE UNIQUE INDEX messages_by_message_id ON messages (session_id, message_id) WHERE message_id <> '';
+    CREATE TABLE leases (
+        session_key TEXT COLLATE "C" PRIMARY KEY,
+        owner TEXT NOT NULL,
+        expires_at BIGINT NOT NULL
+    );
+    CREATE TABLE events (
+        sequence BIGINT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        session_key TEXT NOT NULL,
+        session_id TEXT NOT NULL,
+        version BIGINT NOT NULL,
+        previous_session_id TEXT,
+        reason TEXT,
+        lease_owner TEXT,
+        at BIGINT NOT NULL
+    );
+    CREATE UNIQUE INDEX events_expired ON events (session_key, version, session_id) WHERE kind = 'expired';
+    CREATE TABLE event_log (
+        one BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (one),
+        newest BIGINT NOT NULL,
+        deleted_through BIGINT NOT NULL
+    );
+    INSERT INTO event_log (newest, deleted_through) VALUES (0, 0);
+    """,
+)
+MIGRATION_LOCK = 0x5E55_10D  # advisory lock class of the migrations; the schema's name hash is the key
+ATTEMPTS = 8  # runs of one unit of work that lost races before it gives up (two suffice for a new key)
+CONNECT_SECONDS = 5.0  # the longest a unit of work waits for a connection when none is given a deadline
+CHECK_SECONDS = 2.0  # the health check's budget
+LISTEN_SECONDS = 1.0  # how often the NOTIFY listener looks up from its socket (it also wakes on close)
+
+SELECT_ENTRY = f"SELECT {ENTRY_COLUMNS} FROM entries"
+_ENTRY_NAMES = ENTRY_COLUMNS.split(", ")
+PUT_ENTRY = f"""
+    INSERT INTO entries ({ENTRY_COLUMNS}) VALUES ({", ".join(["%s"] * len(_ENTRY_NAMES))})
+    ON CONFLICT (session_key) DO UPDATE SET ({ENTRY_COLUMNS}) = ({", ".join(f"EXCLUDED.{n}" for n in _ENTRY_NAMES)})
+    WHERE entries.version < EXCLUDED.version
+"""
+PUT_LEASE = """
+    INSERT INTO leases (session_key, owner, expires_at) VALUES (%s, %s, %s)
+    ON CONFLICT (session_key) DO UPDATE SET expires_at = EXCLUDED.expires_at WHERE leases.owner = EXCLUDED.owner
+"""
+INSERT_MESSAGE = f"INSERT INTO messages (session_id, {MESSAGE_COLUMNS}) VALUES ({', '.join(['%s'] * 17)})"
+INSERT_MESSAGE += " ON CONFLICT DO NOTHING"
+LOAD_MESSAGES = (
+    f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_id = %s AND position > %s ORDER BY position LIMIT %s"
+)
+NEXT_POSITION = "SELECT COALESCE(MAX(position), -1) + 1 FROM messages WHERE session_id = %s"
+NOT_LEASED = "NOT EXISTS (SELECT 1 FROM leases AS l WHERE l.session_key = e.session_key AND l.expires_at > %(now)s)"
+LIST_ENTRIES = f"""
+    {SELECT_ENTRY} AS e WHERE updated_at >= %(since)s AND (updated_at, session_key) < (%(after_us)s, %(after_key)s)
+    ORDER BY updated_at DESC, session_key DESC LIMIT %(limit)s
+"""
+EXPIRED_ENTRIES = f"""
+    {SELECT_ENTRY} AS e
+    WHERE NOT e.expiry_finalized AND e.updated_at < %(latest)s
+      AND (e.updated_at, e.session_key) > (%(after_us)s, %(after_key)s)
+      AND e.updated_at < COALESCE(
+          (%(platforms)s ->> e.platform)::BIGINT, (%(chat_types)s ->> e.chat_type)::BIGINT, %(default)s)
+      AND {NOT_LEASED}
+      AND (%(announced)s OR NOT EXISTS (
+          SELECT 1 FROM events AS v
+          WHERE v.kind = 'expired' AND v.session_key = e.session_key AND v.version = e.version
+            AND v.session_id = e.session_id))
+    ORDER BY e.updated_at, e.session_key LIMIT %(limit)s
+"""
+PRUNABLE = f"e.updated_at < %(cutoff)s AND NOT e.suspended AND {NOT_LEASED}"
+# The conditions twice: a row changed while the DELETE waited for its lock is checked again
+# (READ COMMITTED re-evaluates the outer WHERE, not the subquery), so a just-refreshed entry stays.
+PRUNE = f"""
+    DELETE FROM entries AS e
+    WHERE e.session_key IN (SELECT session_key FROM entries AS e WHERE {PRUNABLE} LIMIT %(limit)s) AND {PRUNABLE}
+    RETURNING {ENTRY_COLUMNS}
+"""
+ANNOUNCED = "SELECT 1 FROM events WHERE kind = 'expired' AND session_key = %s AND version = %s AND session_id = %s"
+INSERT_EVENT = f"INSERT INTO events ({EVENT_COLUMNS}) VALUES ({', '.join(['%s'] * 9)})"
+EVENTS_AFTER = f"""
+    SELECT {EVENT_COLUMNS} FROM events
+    WHERE sequence > %(after)s AND (%(every)s OR kind = ANY(%(kinds)s))
+    ORDER BY sequence LIMIT %(limit)s
+"""
+TIME_LIMIT = "SELECT set_config('statement_timeout', %s, true), set_config('lock_timeout', %s, true)"
+COUNTS = """
+    SELECT (SELECT count(*) FROM entries), (SELECT count(*) FROM sessions), (SELECT count(*) FROM messages),
+           (SELECT count(*) FROM leases WHERE expires_at > %s),
+           (SELECT COALESCE(sum(pg_total_relation_size(oid)), 0)::BIGINT FROM pg_class
+            WHERE relnamespace = current_schema()::regnamespace AND relkind = 'r')
+"""
+
+
+# PostgreSQL text cannot hold U+0000, which sessiond's strings may (a transcript is stored exactly).
+# Every string is escaped on its way in and out: U+0000 as U+E000 "0", U+E000 itself as U+E000 "E".
+# U+E000 (private use) is rare, and strings without either character pass unchanged.
+ESCAPE = "\ue000"
+_ESCAPED = re.compile("\ue000(.)", re.DOTALL)
+
+
+class NulSafeDumper(StrDumperUnknown):
+    def dump(self, obj: str) -> Buffer | None:
+        if "\x00" in obj or ESCAPE in obj:
+            obj = obj.replace(ESCAPE, ESCAPE + "E").replace("\x00", ESCAPE + "0")
+        return super().dump(obj)
+
+
+class NulSafeLoader(TextLoader):
+    def load(self, data: Buffer) -> str:
+        value = super().load(data)
+        if ESCAPE not in value:
+            return value
+        return _ESCAPED.sub(lambda m: "\x00" if m[1] == "0" else ESCAPE, value)
+
+
+def _nul_safe(connection: psycopg.Connection[Any]) -> None:
+    """Configure a pooled connection: strings travel NUL-safe."""
+    connection.adapters.register_dumper(str, NulSafeDumper)
+    connection.adapters.register_loader("text", NulSafeLoader)
+
+
+class Retry(Exception):
+    """The unit of work lost a race its reads could not see; roll back and run it again."""
+
+
+def describe(dsn: str) -> str:
+    """``postgres host:port/dbname``: where the database is, for messages; never the password."""
+    parts = conninfo_to_dict(dsn)
+    return f"postgres {parts.get('host') or 'localhost'}:{parts.get('port') or 5432}/{parts.get('dbname') or '-'}"
+
+
+class PostgresTransaction(Transaction):
+    """The Transaction interface over one connection inside an open transaction.
+
+    ``writing``: entries read are locked (``FOR UPDATE``) until the commit. Events are kept until
+    the commit (``flush_events``), so the log's head row is the last lock a transaction takes.
+    """
+
+    def __init__(self, connection: psycopg.Connection[Any], writing: bool, channel: str):
+        self.db, self.channel = connection, channel
+        self.lock = " FOR UPDATE" if writing else ""
+        self.pending: list[Event] = []
+        self.events_added = 0
+
+    def _one(self, query: str, params: Any = ()) -> Any:
+        return self.db.execute(query, params).fetchone()
+
+    def _rows(self, query: str, params: Any = ()) -> list[Any]:
+        return self.db.execute(query, params).fetchall()
+
+    def get_entry(self, session_key: str) -> Entry | None:
+        row = self._one(f"{SELECT_ENTRY} WHERE session_key = %s{self.lock}", (session_key,))
+        return None if row is None else _entry(row)
+
+    def entry_by_session_id(self, session_id: str) -> Entry | None:
+        """A scan (no index on session_id): for operators' look-ups, not for the hot path."""
+        row = self._one(f"{SELECT_ENTRY} WHERE session_id = %s ORDER BY updated_at DESC LIMIT 1", (session_id,))
+        return None if row is None else _entry(row)
+
+    def put_entry(self, entry: Entry) -> None:
+        """Insert, or overwrite an older version; a same or newer one is another transaction's: ``Retry``."""
+        if self.db.execute(PUT_ENTRY, _entry_row(entry)).rowcount == 0:
+            raise Retry(f"entry {entry.session_key!r} was written meanwhile")
+
+    def create_session(self, session_id: str, platform: str, user_id: str | None, started_at: datetime) -> bool:
+        cursor = self.db.execute(
+            "INSERT INTO sessions (id, platform, user_id, started_at) VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            (session_id, platform, user_id, to_us(started_at)),
+        )
+        return cursor.rowcount == 1
+
+    def end_session(self, session_id: str, reason: str, at: datetime) -> None:
+        self.db.execute(
+            "UPDATE sessions SET ended_at = %s, end_reason = %s WHERE id = %s AND ended_at IS NULL",
+            (to_us(at), reason, session_id),
+        )
+
+    def reopen_session(self, session_id: str) -> None:
+        self.db.execute("UPDATE sessions SET ended_at = NULL, end_reason = NULL WHERE id = %s", (session_id,))
+
+    def session_exists(self, session_id: str) -> bool:
+        return self._one("SELECT 1 FROM sessions WHERE id = %s", (session_id,)) is not None
+
+    def has_two_sessions(self) -> bool:
+        return self._one("SELECT 1 FROM sessions LIMIT 1 OFFSET 1") is not None
+
+    def live_lease(self, session_key: str, now: datetime) -> Lease | None:
+        row = self._one(
+            "SELECT owner, expires_at FROM leases WHERE session_key = %s AND expires_at > %s",
+            (session_key, to_us(now)),
+        )
+        return None if row is None else Lease(session_key, row[0], from_us(row[1]))
+
+    def put_lease(self, lease: Lease) -> None:
+        """Take a free key or renew one's own lease; another owner's lease taken meanwhile: ``Retry``."""
+        cursor = self.db.execute(PUT_LEASE, (lease.session_key, lease.owner, to_us(lease.expires_at)))
+        if cursor.rowcount == 0:
+            raise Retry(f"lease of {lease.session_key!r} was taken meanwhile")
+
+    def delete_lease(self, session_key: str, owner: str, now: datetime) -> bool:
+        cursor = self.db.execute(
+            "DELETE FROM leases WHERE session_key = %s AND owner = %s AND expires_at > %s",
+            (session_key, owner, to_us(now)),
+        )
+        return cursor.rowcount == 1
+
+    def expire_leases(self, now: datetime, session_key: str | None = None) -> list[Lease]:
+        query, params = "DELETE FROM leases WHERE expires_at <= %s", [to_us(now)]
+        if session_key is not None:
+            query, params = f"{query} AND session_key = %s", [*params, session_key]
+        rows = self._rows(f"{query} RETURNING session_key, owner, expires_at", params)
+        return [Lease(key, owner, from_us(expires_at)) for key, owner, expires_at in rows]
+
+    def prune_entries(self, cutoff: datetime, now: datetime, limit: int | None = None) -> list[Entry]:
+        params = {"cutoff": to_us(cutoff), "now": to_us(now), "limit": limit}  # LIMIT NULL: no limit
+        return [_entry(row) for row in self._rows(PRUNE, params)]
+
+    def mark_recently_active(self, since: datetime, now: datetime, reason: str) -> list[Entry]:
+        rows = self._rows(
+            "UPDATE entries SET resume_pending = TRUE, resume_reason = %s, last_resume_marked_at = %s,"
+            " version = version + 1 WHERE updated_at >= %s AND NOT resume_pending AND NOT suspended"
+            f" RETURNING {ENTRY_COLUMNS}",
+            (reason, to_us(now), to_us(since)),
+        )
+        return [_entry(row) for row in rows]
+
+    def list_entries(self, since: datetime | None, after: Cursor | None, limit: int) -> list[Entry]:
+        params = {"since": NEVER if since is None else to_us(since), "limit": limit}
+        params.update(_cursor(after, (2**63 - 1, "")))
+        return [_entry(row) for row in self._rows(LIST_ENTRIES, params)]
+
+    def expired_entries(
+        self, cutoffs: ExpiryCutoffs, now: datetime, after: Cursor | None, limit: int, unannounced: bool = False
+    ) -> list[Entry]:
+        def us(value: datetime | None) -> int:
+            return NEVER if value is None else to_us(value)
+
+        every = [cutoffs.default, *cutoffs.platforms.values(), *cutoffs.chat_types.values()]
+        params = {
+            "latest": max(map(us, every)),
+            "platforms": Jsonb({k: us(v) for k, v in cutoffs.platforms.items()}),
+            "chat_types": Jsonb({k: us(v) for k, v in cutoffs.chat_types.items()}),
+            "default": us(cutoffs.default),
+            "now": to_us(now),
+            "limit": limit,
+            "announced": not unannounced,
+        }
+        params.update(_cursor(after, (NEVER, "")))
+        return [_entry(row) for row in self._rows(EXPIRED_ENTRIES, params)]
+
+    # -- the event log ------------------------------------------------------------------
+
+    def add_event(self, event: Event, at: datetime) -> None:
+        self.pending.append(dataclasses.replace(event, at=at))
+
+    def flush_events(self) -> None:
+        """Number and store the events kept so far, and NOTIFY the other daemons (at commit).
+
+        Under the log's head row lock, held until the commit: sequences commit in order, and an
+        "expired" event whose session version is in the log already is dropped. Each daemon's
+        expiry scan searches before it writes, so two daemons may find the same session; the
+        second to commit announces it no more (the unique index ``events_expired`` insists).
+        """
+        if any(event.kind == "expired" for event in self.pending):
+            self._lock_log()
+            self.pending = [e for e in self.pending if e.kind != "expired" or not self._announced(e)]
+        if not self.pending:
+            return
+        (newest,) = self._one("UPDATE event_log SET newest = newest + %s RETURNING newest", (len(self.pending),))
+        first = newest - len(self.pending) + 1
+        rows = [
+            (first + i, e.kind, e.session_key, e.session_id, e.version, e.previous_session_id, e.reason,
+             e.lease_owner, to_us(e.at or datetime.now(UTC)))
+            for i, e in enumerate(self.pending)
+        ]  # fmt: skip
+        self.db.cursor().executemany(INSERT_EVENT, rows)
+        self.db.execute("SELECT pg_notify(%s, '')", (self.channel,))
+        self.events_added += len(self.pending)
+        self.pending.clear()
+
+    def _lock_log(self) -> tuple[int, int]:
+        """Lock the log's head row: (deleted through, newest)."""
+        return self._one("SELECT deleted_through, newest FROM event_log FOR UPDATE")  # type: ignore[no-any-return]
+
+    def _announced(self, event: Event) -> bool:
+        return self._one(ANNOUNCED, (event.session_key, event.version, event.session_id)) is not None
+
+    def events_after(self, after: int, limit: int, kinds: frozenset[EventKind]) -> EventPage:
+        self.flush_events()
+        params = {"after": after, "limit": limit, "every": not kinds, "kinds": sorted(kinds)}
+        events = [_event(row) for row in self._rows(EVENTS_AFTER, params)]
+        if len(events) == limit:
+            return EventPage(events, events[-1].sequence)
+        return EventPage(events, max(after, self.event_bounds()[1]))
+
+    def event_bounds(self) -> tuple[int, int]:
+        self.flush_events()
+        return self._one("SELECT deleted_through, newest FROM event_log")  # type: ignore[no-any-return]
+
+    def delete_events(self, before: datetime) -> int:
+        """A prefix of the log, under the head's lock, so that "deleted through" stays exact."""
+        self.flush_events()
+        _, newest = self._lock_log()
+        kept = self._one("SELECT sequence FROM events WHERE at >= %s ORDER BY sequence LIMIT 1", (to_us(before),))
+        through = newest if kept is None else kept[0] - 1
+        deleted = self.db.execute("DELETE FROM events WHERE sequence <= %s", (through,)).rowcount
+        self.db.execute("UPDATE event_log SET deleted_through = %s WHERE deleted_through < %s", (through, through))
+        return deleted
+
+    # -- transcripts --------------------------------------------------------------------
+
+    def _lock_session(self, session_id: str) -> int:
+        """Lock the session's row (appends and rewrites of one transcript take turns): its message count."""
+        row = self._one("SELECT message_count FROM sessions WHERE id = %s FOR UPDATE", (session_id,))
+        return 0 if row is None else int(row[0])
+
+    def _insert_messages(self, rows: list[tuple[Any, ...]]) -> int:
+        cursor = self.db.cursor()
+        cursor.executemany(INSERT_MESSAGE, rows)
+        return cursor.rowcount if rows else 0
+
+    def append_messages(self, session_id: str, messages: Sequence[Message], now: datetime) -> AppendResult:
+        """Skipped duplicates leave gaps in positions, never reuse them (as in SQLite)."""
+        count = self._lock_session(session_id)
+        start = self._one(NEXT_POSITION, (session_id,))[0]
+        appended = self._insert_messages([_message_row(session_id, m, start + i, now) for i, m in enumerate(messages)])
+        self.db.execute("UPDATE sessions SET message_count = %s WHERE id = %s", (count + appended, session_id))
+        return AppendResult(appended, len(messages) - appended, count + appended)
+
+    def replace_messages(self, session_id: str, messages: Sequence[Message], now: datetime) -> int:
+        self._lock_session(session_id)
+        self.db.execute("DELETE FROM messages WHERE session_id = %s", (session_id,))
+        self._insert_messages([_message_row(session_id, m, i, now) for i, m in enumerate(messages)])
+        self.db.execute("UPDATE sessions SET message_count = %s WHERE id = %s", (len(messages), session_id))
+        return len(messages)
+
+    def load_messages(self, session_id: str, after_position: int, limit: int) -> list[Message]:
+        rows = self._rows(LOAD_MESSAGES, (session_id, after_position, limit))
+        return [_message(row) for row in rows]
+
+
+def _migrate(connection: psycopg.Connection[Any], where: str) -> str:
+    """Bring the schema up the ladder (in one transaction, under the advisory lock); the schema's name."""
+    with connection.transaction():
+        schema = connection.execute("SELECT current_schema()").fetchone()[0]  # type: ignore[index]
+        if schema is None:
+            raise StorageError(f"{where}: no schema to create tables in (check search_path and the schema exist)")
+        connection.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (MIGRATION_LOCK, schema))
+        connection.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        row = connection.execute("SELECT version FROM schema_version").fetchone()
+        version = 0 if row is None else row[0]
+        if version > len(MIGRATIONS):
+            raise StorageError(
+                f"{where}: schema version {version} is newer than this sessiond knows ({len(MIGRATIONS)});"
+                " upgrade sessiond"
+            )
+        for step in range(version, len(MIGRATIONS)):
+            connection.execute(MIGRATIONS[step].encode())  # bytes: several statements, no parameters
+            log.info("schema migrated", extra={"database": where, "schema_version": step + 1})
+        if row is None:
+            connection.execute("INSERT INTO schema_version (version) VALUES (%s)", (len(MIGRATIONS),))
+        elif version < len(MIGRATIONS):
+            connection.execute("UPDATE schema_version SET version = %s", (len(MIGRATIONS),))
+    return str(schema)
+
+
+class PostgresStorage:
+    """The ``Storage`` interface over a PostgreSQL database shared by any number of daemons.
+
+    ``pool_size``: connections at most (the daemon's store threads each need one at a time).
+    """
+
+    def __init__(self, dsn: str, pool_size: int):
+        self.dsn, self.where = dsn, describe(dsn)
+        self.writable = True
+        self.on_writable: Callable[[bool], None] | None = None
+        self.on_events: Callable[[], None] | None = None  # after a commit that added events; must not raise
+        try:
+            with psycopg.connect(dsn, connect_timeout=int(CONNECT_SECONDS), autocommit=True) as connection:
+                schema = _migrate(connection, self.where)
+        except psycopg.Error as exc:
+            raise StorageError(f"{self.where}: cannot open the database ({_reason(exc)})") from None
+        self.channel = f"sessiond_events.{schema}"  # NOTIFY channel of this schema's event log
+        self._pool = ConnectionPool(
+            dsn,
+            min_size=1,
+            max_size=pool_size,
+            kwargs={"autocommit": True, "connect_timeout": int(CONNECT_SECONDS)},
+            configure=_nul_safe,
+            name="sessiond",
+            open=True,
+        )
+        self._closing = threading.Event()
+        self._listener = threading.Thread(target=self._listen, name="pg-listen", daemon=True)
+        self._listener.start()
+
+    # -- units of work ------------------------------------------------------------------
+
+    def read(self, work: Callable[[Transaction], T]) -> T:
+        """One snapshot for the whole unit (REPEATABLE READ, READ ONLY: it never waits or fails to serialize)."""
+        return self._attempts(lambda: self._read_once(work), None)
+
+    def write(self, work: Callable[[Transaction], T], deadline: float | None = None) -> T:
+        """Run ``work`` in one READ COMMITTED transaction, again when it lost a race (``Retry``).
+
+        A connection found broken before the commit was sent (the server restarted since it was
+        pooled) is retried too; one that breaks during the commit leaves the outcome unknown.
+        """
+        return self._attempts(lambda: self._write_once(work, deadline), deadline)
+
+    def _attempts(self, attempt: Callable[[], T], deadline: float | None) -> T:
+        """``attempt()`` until it does not raise ``Retry``: at most ``ATTEMPTS`` times, within the deadline."""
+        for number in range(1, ATTEMPTS + 1):
+            if deadline is not None and time.monotonic() > deadline:
+                raise DeadlineExceeded("the deadline passed before the write started; nothing was written")
+            try:
+                return attempt()
+            except Retry as lost:
+                if number == ATTEMPTS:
+                    raise StorageError(f"{self.where}: gave up after {ATTEMPTS} attempts ({lost})") from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _read_once(self, work: Callable[[Transaction], T]) -> T:
+        try:
+            with self._pool.connection(timeout=CONNECT_SECONDS) as connection:
+                connection.isolation_level, connection.read_only = psycopg.IsolationLevel.REPEATABLE_READ, True
+                with connection.transaction():
+                    return work(PostgresTransaction(connection, writing=False, channel=self.channel))
+        except psycopg.Error as exc:
+            raise self._error(exc) from None
+
+    def _write_once(self, work: Callable[[Transaction], T], deadline: float | None) -> T:
+        committing = False
+        try:
+            with self._pool.connection(timeout=_remaining(deadline, CONNECT_SECONDS)) as connection:
+                connection.isolation_level, connection.read_only = psycopg.IsolationLevel.READ_COMMITTED, False
+                transaction = PostgresTransaction(connection, writing=True, channel=self.channel)
+                with connection.transaction():
+                    if deadline is not None:
+                        _time_limit(connection, deadline)
+                    result = work(transaction)
+                    transaction.flush_events()
+                    committing = True
+        except psycopg.Error as exc:
+            error = self._error(exc, deadline, committing)
+            self._writable(not isinstance(error, DiskFull))
+            raise error from None
+        self._writable(True)
+        if transaction.events_added and self.on_events is not None:
+            self.on_events()
+        return result
+
+    def _error(self, exc: psycopg.Error, deadline: float | None = None, committing: bool = False) -> BaseException:
+        """The domain error of a database error (``Retry`` for the ones worth another run)."""
+        if isinstance(exc, errors.SerializationFailure | errors.DeadlockDetected):
+            return Retry(type(exc).__name__)
+        if isinstance(exc, errors.DiskFull):
+            return DiskFull("the database's disk is full; writes resume once space is freed")
+        if isinstance(exc, errors.QueryCanceled | errors.LockNotAvailable) and deadline is not None:
+            return DeadlineExceeded("the deadline passed while the write waited; nothing was written")
+        if _disconnected(exc) and not committing and not isinstance(exc, PoolTimeout):
+            self._pool.check()  # drop the other connections the server closed, too
+            return Retry(f"connection lost ({_reason(exc)})")
+        if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+            outcome = "; the commit's outcome is unknown" if committing else ""
+            return StorageError(f"{self.where}: unavailable ({_reason(exc)}){outcome}")
+        return exc
+
+    def _writable(self, writable: bool) -> None:
+        """Tell ``on_writable`` when writes start failing for want of space, or work again."""
+        if writable != self.writable:
+            self.writable = writable
+            log.log(logging.INFO if writable else logging.ERROR, "database writable" if writable else "disk full")
+            if self.on_writable is not None:
+                self.on_writable(writable)
+
+    # -- other daemons' events ----------------------------------------------------------
+
+    def _listen(self) -> None:
+        """Wake this daemon's event streams when any daemon commits events (LISTEN/NOTIFY).
+
+        Its own connection, outside the pool; reconnects after an outage, waking the streams
+        then, since events may have been committed while it was away.
+        """
+        while not self._closing.is_set():
+            try:
+                with psycopg.connect(self.dsn, autocommit=True, connect_timeout=int(CONNECT_SECONDS)) as connection:
+                    connection.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
+                    self._wake()
+                    while not self._closing.is_set():
+                        for _ in connection.notifies(timeout=LISTEN_SECONDS):
+                            if self._closing.is_set():
+                                break
+                            self._wake()
+            except psycopg.Error:
+                self._closing.wait(LISTEN_SECONDS)
+
+    def _wake(self) -> None:
+        if self.on_events is not None:
+            self.on_events()
+
+    # -- the daemon's other needs ---------------------------------------------------------
+
+    def check(self) -> None:
+        """A ``SELECT 1`` on a pooled connection, given within ``CHECK_SECONDS`` (a broken one is dropped)."""
+        try:
+            with self._pool.connection(timeout=CHECK_SECONDS) as connection:
+                connection.execute("SELECT 1")
+        except psycopg.Error as exc:
+            raise StorageError(f"{self.where}: cannot be read ({_reason(exc)})") from None
+
+    def stats(self, now: datetime | None = None) -> StorageStats:
+        """Row counts from one statement (one snapshot) and the size of sessiond's tables.
+
+        PostgreSQL's WAL is the server's, shared by every database in it: ``wal_bytes`` is 0.
+        """
+        try:
+            with self._pool.connection(timeout=CONNECT_SECONDS) as connection:
+                counts = connection.execute(COUNTS, (to_us(now or datetime.now(UTC)),)).fetchone()
+        except psycopg.Error as exc:
+            raise StorageError(f"{self.where}: cannot be read ({_reason(exc)})") from None
+        return StorageStats(*counts, wal_bytes=0)  # type: ignore[misc]
+
+    def checkpoint(self) -> tuple[bool, int]:
+        """Nothing to do: PostgreSQL checkpoints its WAL itself. (done, bytes) as SQLite's."""
+        return True, 0
+
+    def verify(self) -> None:
+        """PostgreSQL checks its own pages (data checksums, amcheck); this checks that it answers."""
+        self.check()
+
+    def integrity_problems(self) -> list[str]:
+        self.check()
+        return []
+
+    def backup(self, target: Path, progress: Callable[[int, int], None] | None = None) -> int:
+        raise FailedPrecondition("backup: the postgres backend is backed up with pg_dump or the database's own backups")
+
+    def close(self) -> None:
+        """Stop the listener and close every connection.
+
+        The listener is woken by a notification on its own channel, so that closing does not
+        wait out its ``LISTEN_SECONDS`` (the other daemons on the channel get one spare wake-up).
+        """
+        self._closing.set()
+        with contextlib.suppress(psycopg.Error), self._pool.connection(timeout=CHECK_SECONDS) as connection:
+            connection.execute("SELECT pg_notify(%s, 'closing')", (self.channel,))
+        self._pool.close()
+        self._listener.join()
+
+
+def _remaining(deadline: float | None, default: float) -> float:
+    return default if deadline is None else max(0.001, deadline - time.monotonic())
+
+
+def _time_limit(connection: psycopg.Connection[Any], deadline: float) -> None:
+    """No statement or lock wait of this transaction outlives the caller's deadline."""
+    limit = f"{max(1, int(_remaining(deadline, 0) * 1000))}ms"
+    connection.execute(TIME_LIMIT, (limit, limit))
+
+
+def _disconnected(exc: psycopg.Error) -> bool:
+    """The connection is gone (server restart, network), as opposed to a statement's own failure."""
+    state = exc.sqlstate or ""
+    return isinstance(exc, psycopg.OperationalError) and (not state or state.startswith(("08", "57P")))
+
+
+def _reason(exc: psycopg.Error) -> str:
+    """The first line of a database error: libpq's messages name hosts and users, never passwords."""
+    return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else 'no detail'}"
