@@ -7,8 +7,11 @@ both backends; tests marked ``sqlite_only`` (they look at the file) are skipped 
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -22,6 +25,7 @@ os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="sessiond-tests-state-")
 
 from postgres import PostgresServer, Unavailable  # noqa: E402
 from sessiond import config as config_module  # noqa: E402
+from sessiond.logs import JsonFormatter  # noqa: E402
 from sessiond.server import Daemon, create_server  # noqa: E402
 from sessiond.store import Clock, utc_now  # noqa: E402
 from sessiond.v1 import session_store_pb2_grpc  # noqa: E402
@@ -127,3 +131,45 @@ def start_daemon(tmp_path_factory: pytest.TempPathFactory, databases: Databases)
 def daemon(start_daemon: Callable[..., Running]) -> Running:
     """A daemon with the default configuration."""
     return start_daemon()
+
+
+class JsonLines(logging.Handler):
+    """The daemon's RPC log lines as the JSON objects it writes (it runs in this process)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(JsonFormatter())
+        self.lines: list[dict[str, Any]] = []
+        self.written = threading.Condition()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with self.written:
+            self.lines.append(json.loads(self.format(record)))
+            self.written.notify_all()
+
+    def answered(self, method: str, code: str, messages: tuple[str, ...] = ("rpc",)) -> dict[str, Any]:
+        """The ``rpc`` line of a call, once written: an error's line (and its metric) comes just after
+        the status reaches the caller, a success's just before. ``messages``: the lines that count
+        (a call its caller gave up on also ends in an "abandoned rpc finished" line)."""
+
+        def line() -> dict[str, Any] | None:
+            return next(
+                (x for x in self.lines if x["msg"] in messages and (x.get("method"), x.get("code")) == (method, code)),
+                None,
+            )
+
+        with self.written:
+            found = self.written.wait_for(line, timeout=10)
+        assert found is not None, f"no log line for {method} {code}"
+        return found
+
+
+@pytest.fixture
+def rpc_log() -> Iterator[JsonLines]:
+    logger = logging.getLogger("sessiond.rpc")
+    handler, level = JsonLines(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    yield handler
+    logger.removeHandler(handler)
+    logger.setLevel(level)

@@ -10,10 +10,8 @@ deadlines, events and socket reads.
 
 from __future__ import annotations
 
-import logging
 import socket
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,7 +22,7 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from conftest import Running
+from conftest import JsonLines, Running
 from sessiond.v1 import session_store_pb2 as pb
 from sessiond.v1 import session_store_pb2_grpc, source_pb2, transcript_pb2
 from wire import load_transcript, snapshot, violated_field
@@ -252,38 +250,6 @@ def test_source_field_over_max_field_bytes_is_invalid_argument(start_daemon: Sta
 # --------------------------------------------------------------------------- deadlines
 
 
-class RpcLog(logging.Handler):
-    """The daemon's per-RPC log records (the daemon runs in this process), and a way to wait for one."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.records: list[logging.LogRecord] = []
-        self.arrived = threading.Condition()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        with self.arrived:
-            self.records.append(record)
-            self.arrived.notify_all()
-
-    def wait_for(self, method: str, code: str, timeout: float = 10) -> bool:
-        def seen() -> bool:
-            return any(getattr(r, "method", "") == method and getattr(r, "code", "") == code for r in self.records)
-
-        with self.arrived:
-            return self.arrived.wait_for(seen, timeout=timeout)
-
-
-@pytest.fixture
-def rpc_log() -> Iterator[RpcLog]:
-    logger = logging.getLogger("sessiond.rpc")
-    handler, level = RpcLog(), logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    yield handler
-    logger.removeHandler(handler)
-    logger.setLevel(level)
-
-
 WRITES: list[tuple[str, Callable[[str, str], Message]]] = [
     ("GetOrCreateSession", lambda key, sid: pb.GetOrCreateSessionRequest(source=source("new-chat"))),
     ("AppendMessages", lambda key, sid: pb.AppendMessagesRequest(session_id=sid, messages=[msg("late")])),
@@ -295,7 +261,7 @@ WRITES: list[tuple[str, Callable[[str, str], Message]]] = [
 
 @pytest.mark.parametrize("rpc, build", WRITES, ids=[rpc for rpc, _ in WRITES])
 def test_a_write_whose_deadline_passed_before_it_ran_writes_nothing(
-    start_daemon: Start, rpc_log: RpcLog, rpc: str, build: Callable[[str, str], Message]
+    start_daemon: Start, rpc_log: JsonLines, rpc: str, build: Callable[[str, str], Message]
 ) -> None:
     """The database is held by another connection (``BEGIN IMMEDIATE``) until the caller's deadline
     has passed; then the write gets its turn, finds its deadline gone, and does nothing.
@@ -313,7 +279,7 @@ def test_a_write_whose_deadline_passed_before_it_ran_writes_nothing(
         error = rejection(lambda: getattr(stub, rpc)(build(key, sid), timeout=1.0))
         assert error.code() == Code.DEADLINE_EXCEEDED
         blocker.execute("ROLLBACK")
-        assert rpc_log.wait_for(rpc, "DEADLINE_EXCEEDED"), "the daemon never answered the late call"
+        rpc_log.answered(rpc, "DEADLINE_EXCEEDED", ("rpc", "abandoned rpc finished"))  # the daemon answered it
     finally:
         blocker.close()
     assert snapshot(stub, sid) == before

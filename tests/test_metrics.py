@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import logging
 import socket
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,10 +16,9 @@ from google.protobuf.duration_pb2 import Duration
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import Running
+from conftest import JsonLines, Running
 from sessiond import config as config_module
 from sessiond.errors import ConfigError, StorageError
-from sessiond.logs import JsonFormatter
 from sessiond.metrics import Metrics
 from sessiond.server import create_server
 from sessiond.storage import StorageStats
@@ -69,46 +66,6 @@ def gauges(text: str) -> dict[str, float]:
 def endpoint_threads() -> list[threading.Thread]:
     """prometheus_client's HTTP server threads (named after their target)."""
     return [thread for thread in threading.enumerate() if "serve_forever" in thread.name]
-
-
-class JsonLines(logging.Handler):
-    """The daemon's RPC log lines as the JSON objects it writes (it runs in this process)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.setFormatter(JsonFormatter())
-        self.lines: list[dict[str, Any]] = []
-        self.written = threading.Condition()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        with self.written:
-            self.lines.append(json.loads(self.format(record)))
-            self.written.notify_all()
-
-    def answered(self, method: str, code: str) -> dict[str, Any]:
-        """The ``rpc`` line of a call, once written: an error's line (and its metric) comes just after
-        the status reaches the caller, a success's just before."""
-
-        def line() -> dict[str, Any] | None:
-            return next(
-                (x for x in self.lines if (x["msg"], x.get("method"), x.get("code")) == ("rpc", method, code)), None
-            )
-
-        with self.written:
-            found = self.written.wait_for(line, timeout=10)
-        assert found is not None, f"no log line for {method} {code}"
-        return found
-
-
-@pytest.fixture
-def rpc_log() -> Iterator[JsonLines]:
-    logger = logging.getLogger("sessiond.rpc")
-    handler, level = JsonLines(), logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    yield handler
-    logger.removeHandler(handler)
-    logger.setLevel(level)
 
 
 # --------------------------------------------------------------------------- the endpoint of a daemon
