@@ -38,6 +38,15 @@ run: $(VENV)/bin/sessiond ## Run the daemon (default configuration, or SESSIOND_
 test: $(VENV)/bin/sessiond ## Run the test suite (needs ../shared beside the checkout)
 	$(PY) -m pytest -q
 
+# The suites that take a storage backend, on a throwaway PostgreSQL server (tests/postgres.py); they skip where
+# PostgreSQL is missing. The two-daemon tests (tests/test_postgres.py) always use PostgreSQL: `make test` runs them.
+PG_SUITES := tests/test_store_behaviour.py tests/test_store_differential.py tests/test_store_races.py \
+	tests/test_events.py tests/test_fuzz.py
+
+.PHONY: test-postgres
+test-postgres: $(VENV)/bin/sessiond ## The store suites against PostgreSQL (initdb/pg_ctl in a temp dir; ~4 min)
+	$(PY) -m pytest -q --backend=postgres $(PG_SUITES)
+
 .PHONY: reliability
 reliability: $(VENV)/bin/sessiond ## Crashes, races, fuzzing, limits, full disk, corruption, shutdown; 100 kill -9 rounds
 	SESSIOND_CRASH_ROUNDS=100 $(PY) -m pytest -q -s tests/test_crash.py tests/test_shutdown.py \

@@ -36,14 +36,14 @@ class Stats:
 
 
 def drive(
-    target: str,
+    target: str | Sequence[str],
     method: str,
     requests: Sequence[Sequence[bytes]],
     warmup: int,
     metadata: Sequence[tuple[str, str]] = (),
 ) -> Stats:
     """Run ``requests[t]`` on thread ``t`` in order, each call with ``metadata``; the first ``warmup``
-    of each are not timed."""
+    of each are not timed. Several targets (daemons sharing a database) take the threads in turn."""
     concurrency = len(requests)
     latencies: list[list[float]] = [[] for _ in requests]
     bounds: list[float] = []
@@ -52,7 +52,8 @@ def drive(
 
     def worker(index: int) -> None:
         try:
-            with grpc.insecure_channel(target, options=CHANNEL_OPTIONS) as channel:
+            address = target if isinstance(target, str) else target[index % len(target)]
+            with grpc.insecure_channel(address, options=CHANNEL_OPTIONS) as channel:
                 call = channel.unary_unary(method)
                 mine = requests[index]
                 for request in mine[:warmup]:

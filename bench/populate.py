@@ -16,8 +16,9 @@ from typing import Any
 
 from sessiond import keys
 from sessiond.model import Entry, KeyOptions, Message, Source
+from sessiond.postgres_storage import PostgresStorage
 from sessiond.sqlite_storage import SqliteStorage
-from sessiond.storage import Transaction
+from sessiond.storage import Storage, Transaction
 from sessiond.whatsapp import no_mapping
 
 MESSAGE_TEXT = "Could you summarise what we decided about the deployment window yesterday? " * 2
@@ -40,8 +41,11 @@ def source(index: int) -> dict[str, Any]:
     }
 
 
-def add_sessions(db: Path, count: int) -> float:
-    """Store ``count`` sessions with their entries (keys ``source(0..count-1)``); the seconds it took."""
+def add_sessions(db: Path, count: int, dsn: str = "") -> float:
+    """Store ``count`` sessions with their entries (keys ``source(0..count-1)``); the seconds it took.
+
+    With ``dsn``, into that PostgreSQL database instead of the file ``db``.
+    """
     now = datetime.now(UTC)
 
     def work(tx: Transaction) -> None:
@@ -51,7 +55,7 @@ def add_sessions(db: Path, count: int) -> float:
             key = keys.build_session_key(origin, KeyOptions(), no_mapping)
             tx.put_entry(Entry.started(key, session_id(index), origin, now))
 
-    return _timed_write(db, work)
+    return _timed_write(db, work, dsn)
 
 
 def add_messages(db: Path, sessions: int, per_session: int) -> float:
@@ -69,10 +73,11 @@ def add_messages(db: Path, sessions: int, per_session: int) -> float:
     return _timed_write(db, work)
 
 
-def _timed_write(db: Path, work: Any) -> float:
-    """Run one write job on a relaxed (unsynced) storage; the time includes the final commit."""
+def _timed_write(db: Path, work: Any, dsn: str = "") -> float:
+    """Run one write job on a relaxed (unsynced) SQLite storage, or on PostgreSQL (one transaction);
+    the time includes the final commit."""
     started = time.perf_counter()
-    storage = SqliteStorage(db, durable=False)
+    storage: Storage = PostgresStorage(dsn, pool_size=1) if dsn else SqliteStorage(db, durable=False)
     try:
         storage.write(work)
     finally:

@@ -62,14 +62,18 @@ def save(results: dict[str, Any]) -> Path:
 
 
 def render(results: dict[str, Any]) -> str:
-    sections = [
-        _header(results),
-        _rpc(results["rpc"]),
-        _durability(results["rpc"]),
-        _scaling(results["scaling"], results["memory"]),
-        _reference(results["reference"]),
-        _summary(results),
-    ]
+    """Every section the run measured (``--postgres-only`` runs have the PostgreSQL one only)."""
+    sections = [_header(results)]
+    if "rpc" in results:
+        sections += [
+            _rpc(results["rpc"]),
+            _durability(results["rpc"]),
+            _scaling(results["scaling"], results["memory"]),
+            _reference(results["reference"]),
+        ]
+    if "postgres" in results:
+        sections.append(_postgres(results["postgres"]))
+    sections.append(_summary(results))
     return "\n\n".join(sections) + "\n"
 
 
@@ -183,6 +187,25 @@ def _reference(rows: list[dict[str, Any]]) -> str:
     return _table(title, headers, body)
 
 
+def _postgres(postgres: dict[str, Any]) -> str:
+    """One line per scenario and concurrency: SQLite, PostgreSQL with one daemon, with two."""
+    title = "PostgreSQL: the scenarios on the Unix socket, SQLite (full) vs one and two daemons sharing one PostgreSQL"
+    if "skipped" in postgres:
+        return f"{title}\n  skipped: {postgres['skipped']}"
+    setups = (("sqlite", 1, "SQLite"), ("postgres", 1, "PG x1"), ("postgres", 2, "PG x2"))
+    headers = ["scenario", "c"] + [f"{name} {what}" for *_, name in setups for what in ("rps", "p50", "p99")]
+    cells = {(r["backend"], r["daemons"], r["scenario"], r["concurrency"]): r["sessiond"] for r in postgres["rows"]}
+    body = []
+    for scenario, concurrency in dict.fromkeys((r["scenario"], r["concurrency"]) for r in postgres["rows"]):
+        line: list[Any] = [scenario, concurrency]
+        for backend, daemons, _ in setups:
+            s = cells.get((backend, daemons, scenario, concurrency))
+            line += [f"{s['rps']:,.0f}", f"{s['p50_ms']:.2f}", f"{s['p99_ms']:.2f}"] if s else ["", "", ""]
+        body.append(line)
+    note = f"{postgres['server']}, fsync on, reached over loopback TCP; x2: the callers take turns between two daemons"
+    return _table(title, headers, body) + "\n" + note
+
+
 def _summary(results: dict[str, Any]) -> str:
     checks = [c for row in _all_rows(results) for c in row.get("checks", [])]
     lines = ["Targets (issue 5): rows meeting each, and the worst row"]
@@ -204,6 +227,8 @@ def _number(value: float) -> str:
 
 
 def _all_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    if "rpc" not in results:
+        return []
     return [*results["rpc"], *results["scaling"], results["memory"], *results["reference"]]
 
 

@@ -1,4 +1,4 @@
-"""``python -m bench.run [--quick | --full]``: run every measurement, print the table, save the JSON.
+"""``python -m bench.run [--quick | --full] [--postgres-only]``: run every measurement, print the table, save the JSON.
 
 Run it from the project root (``make bench``, ``make bench-quick``): ``bench`` and the shared
 oracle helper ``tests.reference`` import from there. Everything it creates (databases, sockets)
@@ -16,21 +16,30 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench import reference_store, report, rpc_suite, scaling
+from bench import postgres_suite, reference_store, report, rpc_suite, scaling
 from bench.profiles import DEFAULT, FULL, QUICK, Profile
 
 
-def _arguments(argv: list[str] | None) -> Profile:
+def _arguments(argv: list[str] | None) -> tuple[Profile, bool]:
     description = "Benchmark sessiond against an empty echo server and the reference store."
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=description)
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="reduced smoke run for CI (under two minutes)")
     size.add_argument("--full", action="store_true", help="more calls, and the reference at 100k sessions")
+    parser.add_argument("--postgres-only", action="store_true", help="only the PostgreSQL rows (and SQLite's beside)")
     args = parser.parse_args(argv)
-    return QUICK if args.quick else FULL if args.full else DEFAULT
+    return QUICK if args.quick else FULL if args.full else DEFAULT, args.postgres_only
 
 
-def measure(profile: Profile, workdir: Path) -> dict[str, Any]:
+def measure_postgres(profile: Profile, workdir: Path, results: dict[str, Any]) -> None:
+    """The scenarios on SQLite and on one and two daemons sharing a PostgreSQL (``postgres_suite``)."""
+    started = time.perf_counter()
+    report.progress("RPC scenarios on SQLite, then on one and on two daemons sharing one PostgreSQL")
+    results["postgres"] = postgres_suite.run(workdir, profile)
+    results["phases_s"]["postgres"] = time.perf_counter() - started
+
+
+def measure(profile: Profile, workdir: Path, postgres_only: bool = False) -> dict[str, Any]:
     started = time.perf_counter()
     results: dict[str, Any] = {
         "profile": asdict(profile),
@@ -38,6 +47,10 @@ def measure(profile: Profile, workdir: Path) -> dict[str, Any]:
         "machine": report.machine(),
         "phases_s": {},
     }
+    if postgres_only:
+        measure_postgres(profile, workdir, results)
+        results["total_s"] = time.perf_counter() - started
+        return results
     report.progress("RPC scenarios against the echo server, both durability modes")
     results["rpc"] = rpc_suite.run(workdir, profile)
     results["phases_s"]["rpc"] = time.perf_counter() - started
@@ -47,15 +60,16 @@ def measure(profile: Profile, workdir: Path) -> dict[str, Any]:
     report.progress(f"reference store at {', '.join(f'{n:,}' for n in profile.reference_sizes)} sessions")
     sessiond_ms = {row["sessions"]: row["get_or_create"]["p50_ms"] for row in results["scaling"]}
     results["reference"] = reference_store.run(workdir, profile, sessiond_ms)
+    results["phases_s"]["reference"] = time.perf_counter() - started - sum(results["phases_s"].values())
+    measure_postgres(profile, workdir, results)
     results["total_s"] = time.perf_counter() - started
-    results["phases_s"]["reference"] = results["total_s"] - sum(results["phases_s"].values())
     return results
 
 
 def main(argv: list[str] | None = None) -> int:
-    profile = _arguments(argv)
+    profile, postgres_only = _arguments(argv)
     with tempfile.TemporaryDirectory(prefix="sessiond-bench-") as workdir:
-        results = measure(profile, Path(workdir))
+        results = measure(profile, Path(workdir), postgres_only)
     sys.stdout.write(report.render(results))
     path = report.save(results)
     sys.stdout.write(f"\nresults: {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}\n")

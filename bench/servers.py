@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -64,12 +65,16 @@ class Server:
             raise RuntimeError(f"{self.name} exited {code}:\n" + "".join(self.tail))
 
 
-def start_sessiond(workdir: Path, db: Path, durability: str = "full") -> Server:
-    """``sessiond serve`` on a temp Unix socket and loopback TCP port 0 (with ``TOKEN``), default configuration."""
+def start_sessiond(
+    workdir: Path, db: Path, durability: str = "full", environment: Mapping[str, str] | None = None
+) -> Server:
+    """``sessiond serve`` on a temp Unix socket and loopback TCP port 0 (with ``TOKEN``), default configuration
+    but for ``environment`` (``SESSIOND_*`` overrides, e.g. the PostgreSQL backend)."""
     # The default configuration, whatever SESSIOND_* variables the caller's shell holds.
     env = {name: value for name, value in os.environ.items() if not name.startswith("SESSIOND_")}
     env["SESSIOND_DURABILITY"] = durability
     env["SESSIOND_TOKEN"] = TOKEN
+    env.update(environment or {})
     argv = ["-m", "sessiond.cli", "serve", "--socket", str(workdir / "sessiond.sock"), "--tcp", "127.0.0.1:0"]
     return _start("sessiond", [sys.executable, *argv, "--db", str(db)], env)
 

@@ -134,12 +134,16 @@ class PostgresServer:
     def connect(self, dbname: str = DATABASE) -> psycopg.Connection[tuple[object, ...]]:
         return psycopg.connect(self.dsn(dbname=dbname), autocommit=True)
 
-    def fresh_dsn(self, prefix: str = "t") -> str:
+    def fresh_dsn(self, tcp: bool = False) -> str:
         """The DSN of a new, empty schema: a database of its own for one daemon (or several sharing it)."""
-        schema = f"{prefix}{next(self._schemas)}"
+        schema = f"t{next(self._schemas)}"
         with self.connect() as admin:
             admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-        return self.dsn(schema)
+        return self.dsn(schema, tcp=tcp)
+
+    def version(self) -> str:
+        with self.connect() as admin:
+            return str(admin.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
 
 
 @contextlib.contextmanager

@@ -299,6 +299,7 @@ def test_the_dsn_password_shows_nowhere() -> None:
     closed = f"host=127.0.0.1 port=1 dbname=sessions user=sessiond password={secret}"
     config = config_module.load(None, {"SESSIOND_PG_DSN": closed})
     assert config.dsn == closed and config.backend == "sqlite"  # the DSN alone does not switch backends
+    assert config_module.load(None, {"SESSIOND_PG_DSN": closed, "SESSIOND_BACKEND": "postgres"}).backend == "postgres"
     config = config_module.parse({"storage": {"backend": "postgres", "dsn": closed}}, {})
     assert secret not in repr(config)
     with pytest.raises(StorageError) as unreachable:

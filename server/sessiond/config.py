@@ -33,6 +33,7 @@ ENV_OVERRIDES: dict[str, tuple[tuple[str, ...], type]] = {
     "SESSIOND_HEALTH_TCP": (("server", "health_tcp"), str),
     "SESSIOND_DB": (("storage", "path"), str),
     "SESSIOND_DURABILITY": (("storage", "durability"), str),
+    "SESSIOND_BACKEND": (("storage", "backend"), str),
     "SESSIOND_PG_DSN": (("storage", "dsn"), str),
     "SESSIOND_LOG_LEVEL": (("log", "level"), str),
     "SESSIOND_TOKEN_FILE": (("security", "token_file"), str),

@@ -14,8 +14,9 @@ because the daemon next to it is another process on another host:
   others run twice and refresh it. Serialization failures and deadlocks are retried the same way.
   Why not SERIALIZABLE: under it every contended key retries, and 64 callers make O(n²) attempts.
 - Transcript positions: an append locks its session's row before it reads ``MAX(position)``, so
-  concurrent appends to one session take turns and positions stay contiguous; retries are
-  skipped by the unique (session, message id) index with ``ON CONFLICT DO NOTHING``.
+  concurrent appends to one session take turns and leave no gaps between them (a duplicate
+  skipped inside a batch leaves its position unused, as in SQLite); retries are skipped by the
+  unique (session, message id) index with ``ON CONFLICT DO NOTHING``.
 - Event sequences: handed out at commit under the lock of the log's single head row, so events
   commit in sequence order and a stream never sees 11 before 10 (a SEQUENCE gives no such
   order). The commit also NOTIFYs, which wakes the other daemons' event streams.
@@ -34,7 +35,6 @@ search_path=…`` in the DSN puts several installations in one database).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import re
 import threading
@@ -177,8 +177,12 @@ PUT_LEASE = """
     INSERT INTO leases (session_key, owner, expires_at) VALUES (%s, %s, %s)
     ON CONFLICT (session_key) DO UPDATE SET expires_at = EXCLUDED.expires_at WHERE leases.owner = EXCLUDED.owner
 """
-INSERT_MESSAGE = f"INSERT INTO messages (session_id, {MESSAGE_COLUMNS}) VALUES ({', '.join(['%s'] * 17)})"
-INSERT_MESSAGE += " ON CONFLICT DO NOTHING"
+# A batch in one statement (a column of values each): an append of 100 costs one statement, not 100.
+MESSAGE_TYPES = ("text", "text", "text", "boolean", *("text",) * 8, "bigint", "bigint", "text", "text", "bigint")
+INSERT_MESSAGES = (
+    f"INSERT INTO messages (session_id, {MESSAGE_COLUMNS})"
+    f" SELECT * FROM unnest({', '.join(f'%s::{kind}[]' for kind in MESSAGE_TYPES)}) ON CONFLICT DO NOTHING"
+)
 LOAD_MESSAGES = (
     f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_id = %s AND position > %s ORDER BY position LIMIT %s"
 )
@@ -240,11 +244,11 @@ class NulSafeDumper(StrDumperUnknown):
 
 
 class NulSafeLoader(TextLoader):
-    def load(self, data: Buffer) -> str:
-        value = super().load(data)
-        if ESCAPE not in value:
-            return value
-        return _ESCAPED.sub(lambda m: "\x00" if m[1] == "0" else ESCAPE, value)
+    def load(self, data: Buffer) -> str | bytes:
+        value = super().load(data)  # bytes only from a SQL_ASCII database
+        if isinstance(value, str) and ESCAPE in value:
+            return _ESCAPED.sub(lambda m: "\x00" if m[1] == "0" else ESCAPE, value)
+        return value
 
 
 def _nul_safe(connection: psycopg.Connection[Any]) -> None:
@@ -267,13 +271,14 @@ class PostgresTransaction(Transaction):
     """The Transaction interface over one connection inside an open transaction.
 
     ``writing``: entries read are locked (``FOR UPDATE``) until the commit. Events are kept until
-    the commit (``flush_events``), so the log's head row is the last lock a transaction takes.
+    the commit (``flush_events``), so the log's head row is the last lock a transaction takes;
+    a read of the log in the same transaction stores them first.
     """
 
     def __init__(self, connection: psycopg.Connection[Any], writing: bool, channel: str):
         self.db, self.channel = connection, channel
         self.lock = " FOR UPDATE" if writing else ""
-        self.pending: list[Event] = []
+        self.pending: list[tuple[Event, datetime]] = []
         self.events_added = 0
 
     def _one(self, query: str, params: Any = ()) -> Any:
@@ -339,9 +344,9 @@ class PostgresTransaction(Transaction):
         return cursor.rowcount == 1
 
     def expire_leases(self, now: datetime, session_key: str | None = None) -> list[Lease]:
-        query, params = "DELETE FROM leases WHERE expires_at <= %s", [to_us(now)]
+        query, params = "DELETE FROM leases WHERE expires_at <= %(now)s", {"now": to_us(now), "key": session_key}
         if session_key is not None:
-            query, params = f"{query} AND session_key = %s", [*params, session_key]
+            query += " AND session_key = %(key)s"
         rows = self._rows(f"{query} RETURNING session_key, owner, expires_at", params)
         return [Lease(key, owner, from_us(expires_at)) for key, owner, expires_at in rows]
 
@@ -385,7 +390,7 @@ class PostgresTransaction(Transaction):
     # -- the event log ------------------------------------------------------------------
 
     def add_event(self, event: Event, at: datetime) -> None:
-        self.pending.append(dataclasses.replace(event, at=at))
+        self.pending.append((event, at))
 
     def flush_events(self) -> None:
         """Number and store the events kept so far, and NOTIFY the other daemons (at commit).
@@ -395,17 +400,17 @@ class PostgresTransaction(Transaction):
         expiry scan searches before it writes, so two daemons may find the same session; the
         second to commit announces it no more (the unique index ``events_expired`` insists).
         """
-        if any(event.kind == "expired" for event in self.pending):
+        if any(event.kind == "expired" for event, _ in self.pending):
             self._lock_log()
-            self.pending = [e for e in self.pending if e.kind != "expired" or not self._announced(e)]
+            self.pending = [(e, at) for e, at in self.pending if e.kind != "expired" or not self._announced(e)]
         if not self.pending:
             return
         (newest,) = self._one("UPDATE event_log SET newest = newest + %s RETURNING newest", (len(self.pending),))
         first = newest - len(self.pending) + 1
         rows = [
             (first + i, e.kind, e.session_key, e.session_id, e.version, e.previous_session_id, e.reason,
-             e.lease_owner, to_us(e.at or datetime.now(UTC)))
-            for i, e in enumerate(self.pending)
+             e.lease_owner, to_us(at))
+            for i, (e, at) in enumerate(self.pending)
         ]  # fmt: skip
         self.db.cursor().executemany(INSERT_EVENT, rows)
         self.db.execute("SELECT pg_notify(%s, '')", (self.channel,))
@@ -449,9 +454,10 @@ class PostgresTransaction(Transaction):
         return 0 if row is None else int(row[0])
 
     def _insert_messages(self, rows: list[tuple[Any, ...]]) -> int:
-        cursor = self.db.cursor()
-        cursor.executemany(INSERT_MESSAGE, rows)
-        return cursor.rowcount if rows else 0
+        """Insert the rows, skipping message ids stored already; how many were inserted."""
+        if not rows:
+            return 0
+        return self.db.execute(INSERT_MESSAGES, [list(column) for column in zip(*rows, strict=True)]).rowcount
 
     def append_messages(self, session_id: str, messages: Sequence[Message], now: datetime) -> AppendResult:
         """Skipped duplicates leave gaps in positions, never reuse them (as in SQLite)."""
