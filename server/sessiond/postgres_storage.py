@@ -54,17 +54,17 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from sessiond.errors import DeadlineExceeded, DiskFull, FailedPrecondition, StorageError
 from sessiond.model import Entry, Event, EventKind, Lease, Message
-from sessiond.sqlite_storage import (
+from sessiond.rows import (
     ENTRY_COLUMNS,
     EVENT_COLUMNS,
     MESSAGE_COLUMNS,
     NEVER,
-    _cursor,
-    _entry,
-    _entry_row,
-    _event,
-    _message,
-    _message_row,
+    cursor_params,
+    entry_from_row,
+    entry_row,
+    event_from_row,
+    message_from_row,
+    message_row,
 )
 from sessiond.storage import AppendResult, Cursor, EventPage, ExpiryCutoffs, StorageStats, Transaction, from_us, to_us
 
@@ -289,16 +289,16 @@ class PostgresTransaction(Transaction):
 
     def get_entry(self, session_key: str) -> Entry | None:
         row = self._one(f"{SELECT_ENTRY} WHERE session_key = %s{self.lock}", (session_key,))
-        return None if row is None else _entry(row)
+        return None if row is None else entry_from_row(row)
 
     def entry_by_session_id(self, session_id: str) -> Entry | None:
         """A scan (no index on session_id): for operators' look-ups, not for the hot path."""
         row = self._one(f"{SELECT_ENTRY} WHERE session_id = %s ORDER BY updated_at DESC LIMIT 1", (session_id,))
-        return None if row is None else _entry(row)
+        return None if row is None else entry_from_row(row)
 
     def put_entry(self, entry: Entry) -> None:
         """Insert, or overwrite an older version; a same or newer one is another transaction's: ``Retry``."""
-        if self.db.execute(PUT_ENTRY, _entry_row(entry)).rowcount == 0:
+        if self.db.execute(PUT_ENTRY, entry_row(entry)).rowcount == 0:
             raise Retry(f"entry {entry.session_key!r} was written meanwhile")
 
     def create_session(self, session_id: str, platform: str, user_id: str | None, started_at: datetime) -> bool:
@@ -352,7 +352,7 @@ class PostgresTransaction(Transaction):
 
     def prune_entries(self, cutoff: datetime, now: datetime, limit: int | None = None) -> list[Entry]:
         params = {"cutoff": to_us(cutoff), "now": to_us(now), "limit": limit}  # LIMIT NULL: no limit
-        return [_entry(row) for row in self._rows(PRUNE, params)]
+        return [entry_from_row(row) for row in self._rows(PRUNE, params)]
 
     def mark_recently_active(self, since: datetime, now: datetime, reason: str) -> list[Entry]:
         rows = self._rows(
@@ -361,12 +361,12 @@ class PostgresTransaction(Transaction):
             f" RETURNING {ENTRY_COLUMNS}",
             (reason, to_us(now), to_us(since)),
         )
-        return [_entry(row) for row in rows]
+        return [entry_from_row(row) for row in rows]
 
     def list_entries(self, since: datetime | None, after: Cursor | None, limit: int) -> list[Entry]:
         params = {"since": NEVER if since is None else to_us(since), "limit": limit}
-        params.update(_cursor(after, (2**63 - 1, "")))
-        return [_entry(row) for row in self._rows(LIST_ENTRIES, params)]
+        params.update(cursor_params(after, (2**63 - 1, "")))
+        return [entry_from_row(row) for row in self._rows(LIST_ENTRIES, params)]
 
     def expired_entries(
         self, cutoffs: ExpiryCutoffs, now: datetime, after: Cursor | None, limit: int, unannounced: bool = False
@@ -384,8 +384,8 @@ class PostgresTransaction(Transaction):
             "limit": limit,
             "announced": not unannounced,
         }
-        params.update(_cursor(after, (NEVER, "")))
-        return [_entry(row) for row in self._rows(EXPIRED_ENTRIES, params)]
+        params.update(cursor_params(after, (NEVER, "")))
+        return [entry_from_row(row) for row in self._rows(EXPIRED_ENTRIES, params)]
 
     # -- the event log ------------------------------------------------------------------
 
@@ -427,7 +427,7 @@ class PostgresTransaction(Transaction):
     def events_after(self, after: int, limit: int, kinds: frozenset[EventKind]) -> EventPage:
         self.flush_events()
         params = {"after": after, "limit": limit, "every": not kinds, "kinds": sorted(kinds)}
-        events = [_event(row) for row in self._rows(EVENTS_AFTER, params)]
+        events = [event_from_row(row) for row in self._rows(EVENTS_AFTER, params)]
         if len(events) == limit:
             return EventPage(events, events[-1].sequence)
         return EventPage(events, max(after, self.event_bounds()[1]))
@@ -463,20 +463,20 @@ class PostgresTransaction(Transaction):
         """Skipped duplicates leave gaps in positions, never reuse them (as in SQLite)."""
         count = self._lock_session(session_id)
         start = self._one(NEXT_POSITION, (session_id,))[0]
-        appended = self._insert_messages([_message_row(session_id, m, start + i, now) for i, m in enumerate(messages)])
+        appended = self._insert_messages([message_row(session_id, m, start + i, now) for i, m in enumerate(messages)])
         self.db.execute("UPDATE sessions SET message_count = %s WHERE id = %s", (count + appended, session_id))
         return AppendResult(appended, len(messages) - appended, count + appended)
 
     def replace_messages(self, session_id: str, messages: Sequence[Message], now: datetime) -> int:
         self._lock_session(session_id)
         self.db.execute("DELETE FROM messages WHERE session_id = %s", (session_id,))
-        self._insert_messages([_message_row(session_id, m, i, now) for i, m in enumerate(messages)])
+        self._insert_messages([message_row(session_id, m, i, now) for i, m in enumerate(messages)])
         self.db.execute("UPDATE sessions SET message_count = %s WHERE id = %s", (len(messages), session_id))
         return len(messages)
 
     def load_messages(self, session_id: str, after_position: int, limit: int) -> list[Message]:
         rows = self._rows(LOAD_MESSAGES, (session_id, after_position, limit))
-        return [_message(row) for row in rows]
+        return [message_from_row(row) for row in rows]
 
 
 def _migrate(connection: psycopg.Connection[Any], where: str) -> str:

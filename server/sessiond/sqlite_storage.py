@@ -28,13 +28,24 @@ from typing import Any, TypeVar
 import apsw
 
 from sessiond.errors import AlreadyExists, DeadlineExceeded, DiskFull, StorageError
-from sessiond.model import Entry, Event, EventKind, Lease, Message, Source, Usage
+from sessiond.model import Entry, Event, EventKind, Lease, Message
+from sessiond.rows import (
+    ENTRY_COLUMNS,
+    EVENT_COLUMNS,
+    MESSAGE_COLUMNS,
+    NEVER,
+    cursor_params,
+    entry_from_row,
+    entry_row,
+    event_from_row,
+    message_from_row,
+    message_row,
+)
 from sessiond.storage import AppendResult, Cursor, EventPage, ExpiryCutoffs, StorageStats, Transaction, from_us, to_us
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-NEVER = -(2**63)  # a cutoff no timestamp is below
 BACKUP_PAGES = 1024  # pages copied between progress reports (4 MiB at the default page size)
 
 # The schema ladder: entry i brings the database from user_version i to i + 1. Forward only;
@@ -130,17 +141,6 @@ MIGRATIONS = (
 BUSY_TIMEOUT_MS = 5000
 CHECKPOINT_WAIT_MS = 200  # how long a checkpoint waits for readers before leaving the rest for next time
 
-ENTRY_COLUMNS = (
-    "session_key, session_id, created_at, updated_at, origin, display_name, platform, chat_type, "
-    "input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, total_tokens, estimated_cost_usd, "
-    "cost_status, last_prompt_tokens, was_auto_reset, auto_reset_reason, reset_had_activity, is_fresh_reset, "
-    "expiry_finalized, suspended, resume_pending, resume_reason, last_resume_marked_at, version"
-)
-MESSAGE_COLUMNS = (
-    "role, content, content_is_json, tool_calls, tool_call_id, tool_name, reasoning, reasoning_content, "
-    "reasoning_details, codex_reasoning_items, codex_message_items, timestamp, token_count, finish_reason, "
-    "message_id, position"
-)
 SELECT_ENTRY = f"SELECT {ENTRY_COLUMNS} FROM entries"
 PUT_ENTRY = f"INSERT OR REPLACE INTO entries ({ENTRY_COLUMNS}) VALUES ({', '.join('?' * 26)})"
 INSERT_MESSAGE = (
@@ -172,7 +172,6 @@ PRUNE = f"""
         LIMIT :limit)
     RETURNING {ENTRY_COLUMNS}
 """
-EVENT_COLUMNS = "sequence, kind, session_key, session_id, version, previous_session_id, reason, lease_owner, at"
 EVENTS_AFTER = f"""
     SELECT {EVENT_COLUMNS} FROM events
     WHERE sequence > :after AND (:every OR kind IN (SELECT value FROM json_each(:kinds)))
@@ -183,80 +182,6 @@ COUNTS = """
     SELECT (SELECT count(*) FROM entries), (SELECT count(*) FROM sessions), (SELECT count(*) FROM messages),
            (SELECT count(*) FROM leases WHERE expires_at > :now)
 """
-
-
-def _optional_us(value: datetime | None) -> int | None:
-    return None if value is None else to_us(value)
-
-
-def _entry_row(entry: Entry) -> tuple[Any, ...]:
-    usage = entry.usage
-    return (
-        entry.session_key, entry.session_id, to_us(entry.created_at), to_us(entry.updated_at),
-        json.dumps(vars(entry.origin), ensure_ascii=False) if entry.origin else None,
-        entry.display_name, entry.platform, entry.chat_type,
-        usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, usage.cache_write_tokens,
-        usage.total_tokens, usage.estimated_cost_usd, entry.cost_status, entry.last_prompt_tokens,
-        entry.was_auto_reset, entry.auto_reset_reason, entry.reset_had_activity, entry.is_fresh_reset,
-        entry.expiry_finalized, entry.suspended, entry.resume_pending, entry.resume_reason,
-        _optional_us(entry.last_resume_marked_at), entry.version,
-    )  # fmt: skip
-
-
-def _entry(row: Sequence[Any]) -> Entry:
-    (key, session_id, created, updated, origin, display_name, platform, chat_type, *counters) = row[:14]
-    return Entry(
-        session_key=key,
-        session_id=session_id,
-        created_at=from_us(created),
-        updated_at=from_us(updated),
-        origin=Source(**json.loads(origin)) if origin else None,
-        display_name=display_name,
-        platform=platform,
-        chat_type=chat_type,
-        usage=Usage(*counters),
-        cost_status=row[14],
-        last_prompt_tokens=row[15],
-        was_auto_reset=bool(row[16]),
-        auto_reset_reason=row[17],
-        reset_had_activity=bool(row[18]),
-        is_fresh_reset=bool(row[19]),
-        expiry_finalized=bool(row[20]),
-        suspended=bool(row[21]),
-        resume_pending=bool(row[22]),
-        resume_reason=row[23],
-        last_resume_marked_at=None if row[24] is None else from_us(row[24]),
-        version=row[25],
-    )
-
-
-def _message_row(session_id: str, message: Message, position: int, now: datetime) -> tuple[Any, ...]:
-    return (
-        session_id, message.role, message.content, message.content_is_json, message.tool_calls,
-        message.tool_call_id, message.tool_name, message.reasoning, message.reasoning_content,
-        message.reasoning_details, message.codex_reasoning_items, message.codex_message_items,
-        to_us(message.timestamp or now), message.token_count, message.finish_reason, message.message_id, position,
-    )  # fmt: skip
-
-
-def _message(row: Sequence[Any]) -> Message:
-    return Message(
-        *row[:2],
-        bool(row[2]),
-        *row[3:11],
-        from_us(row[11]),
-        *row[12:],  # type: ignore[misc]
-    )
-
-
-def _event(row: Sequence[Any]) -> Event:
-    sequence, kind, key, session_id, version, previous, reason, owner, at = row
-    return Event(kind, key, session_id, version, previous, reason, owner, sequence, from_us(at))
-
-
-def _cursor(after: Cursor | None, first: Cursor) -> dict[str, Any]:
-    after_us, after_key = after or first
-    return {"after_us": after_us, "after_key": after_key}
 
 
 class SqliteTransaction(Transaction):
@@ -272,15 +197,15 @@ class SqliteTransaction(Transaction):
 
     def get_entry(self, session_key: str) -> Entry | None:
         row = self._one(f"{SELECT_ENTRY} WHERE session_key = ?", (session_key,))
-        return None if row is None else _entry(row)
+        return None if row is None else entry_from_row(row)
 
     def entry_by_session_id(self, session_id: str) -> Entry | None:
         """A scan (no index on session_id): for operators' look-ups, not for the hot path."""
         row = self._one(f"{SELECT_ENTRY} WHERE session_id = ? ORDER BY updated_at DESC LIMIT 1", (session_id,))
-        return None if row is None else _entry(row)
+        return None if row is None else entry_from_row(row)
 
     def put_entry(self, entry: Entry) -> None:
-        self.db.execute(PUT_ENTRY, _entry_row(entry))
+        self.db.execute(PUT_ENTRY, entry_row(entry))
 
     def create_session(self, session_id: str, platform: str, user_id: str | None, started_at: datetime) -> bool:
         self.db.execute(
@@ -333,7 +258,7 @@ class SqliteTransaction(Transaction):
 
     def prune_entries(self, cutoff: datetime, now: datetime, limit: int | None = None) -> list[Entry]:
         params = {"cutoff": to_us(cutoff), "now": to_us(now), "limit": -1 if limit is None else limit}
-        return [_entry(row) for row in self.db.execute(PRUNE, params)]
+        return [entry_from_row(row) for row in self.db.execute(PRUNE, params)]
 
     def mark_recently_active(self, since: datetime, now: datetime, reason: str) -> list[Entry]:
         rows = self.db.execute(
@@ -342,12 +267,12 @@ class SqliteTransaction(Transaction):
             f" RETURNING {ENTRY_COLUMNS}",
             (reason, to_us(now), to_us(since)),
         )
-        return [_entry(row) for row in rows]
+        return [entry_from_row(row) for row in rows]
 
     def list_entries(self, since: datetime | None, after: Cursor | None, limit: int) -> list[Entry]:
         params = {"since": NEVER if since is None else to_us(since), "limit": limit}
-        params.update(_cursor(after, (2**63 - 1, "")))
-        return [_entry(row) for row in self.db.execute(LIST_ENTRIES, params)]
+        params.update(cursor_params(after, (2**63 - 1, "")))
+        return [entry_from_row(row) for row in self.db.execute(LIST_ENTRIES, params)]
 
     def expired_entries(
         self, cutoffs: ExpiryCutoffs, now: datetime, after: Cursor | None, limit: int, unannounced: bool = False
@@ -365,8 +290,8 @@ class SqliteTransaction(Transaction):
             "limit": limit,
             "announced": not unannounced,
         }
-        params.update(_cursor(after, (NEVER, "")))
-        return [_entry(row) for row in self.db.execute(EXPIRED_ENTRIES, params)]
+        params.update(cursor_params(after, (NEVER, "")))
+        return [entry_from_row(row) for row in self.db.execute(EXPIRED_ENTRIES, params)]
 
     def add_event(self, event: Event, at: datetime) -> None:
         self.db.execute(
@@ -381,7 +306,7 @@ class SqliteTransaction(Transaction):
 
     def events_after(self, after: int, limit: int, kinds: frozenset[EventKind]) -> EventPage:
         params = {"after": after, "limit": limit, "every": not kinds, "kinds": json.dumps(sorted(kinds))}
-        events = [_event(row) for row in self.db.execute(EVENTS_AFTER, params)]
+        events = [event_from_row(row) for row in self.db.execute(EVENTS_AFTER, params)]
         if len(events) == limit:
             return EventPage(events, events[-1].sequence)
         return EventPage(events, max(after, self.event_bounds()[1]))
@@ -410,7 +335,7 @@ class SqliteTransaction(Transaction):
         start = self._one(NEXT_POSITION, (session_id,))[0]
         before = self.db.total_changes()
         self.db.executemany(
-            INSERT_MESSAGE, (_message_row(session_id, m, start + i, now) for i, m in enumerate(messages))
+            INSERT_MESSAGE, (message_row(session_id, m, start + i, now) for i, m in enumerate(messages))
         )
         appended = self.db.total_changes() - before
         self.db.execute("UPDATE sessions SET message_count = ? WHERE id = ?", (count + appended, session_id))
@@ -418,7 +343,7 @@ class SqliteTransaction(Transaction):
 
     def replace_messages(self, session_id: str, messages: Sequence[Message], now: datetime) -> int:
         self.db.execute("DELETE FROM messages WHERE session_id = ?", (session_id,))
-        rows = (_message_row(session_id, m, i, now) for i, m in enumerate(messages))
+        rows = (message_row(session_id, m, i, now) for i, m in enumerate(messages))
         self.db.executemany(INSERT_MESSAGE, rows)
         self.db.execute("UPDATE sessions SET message_count = ? WHERE id = ?", (len(messages), session_id))
         return len(messages)
@@ -428,7 +353,7 @@ class SqliteTransaction(Transaction):
             f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_id = ? AND position > ? ORDER BY position LIMIT ?",
             (session_id, after_position, limit),
         )
-        return [_message(row) for row in rows]
+        return [message_from_row(row) for row in rows]
 
 
 @dataclass
