@@ -87,7 +87,7 @@ typecheck: $(VENV)/bin/sessiond ## mypy --strict on the Python client (with the 
 	$(VENV)/bin/mypy --strict client/sessiond_client
 
 .PHONY: bench
-bench: $(VENV)/bin/sessiond ## Benchmark against echo and the reference: table + bench/results/*.json (~15 min)
+bench: $(VENV)/bin/sessiond ## Benchmark against echo and the reference: table + bench/results/*.json (~8 min)
 	$(PY) -m bench.run $(BENCH_ARGS)
 
 .PHONY: bench-quick
