@@ -12,11 +12,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import grpc
-
 from sessiond import convert
-from sessiond.errors import InvalidArgument, NotFound, SessiondError
-from sessiond.service import SessionStoreService, abort_for, rpc
+from sessiond.errors import InvalidArgument, NotFound
+from sessiond.service import SessionStoreService, rpc, stream
 from sessiond.storage import DaemonStorage
 from sessiond.v1 import admin_pb2 as pb
 from sessiond.v1 import admin_pb2_grpc
@@ -68,21 +66,19 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             raise NotFound(f"no session key points at session id {request.session_id!r}")
         return pb.FindSessionResponse(entry=convert.entry_to_proto(entry))
 
-    async def Backup(self, request: pb.BackupRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+    @stream
+    async def Backup(self, request: pb.BackupRequest, deadline: float | None) -> AsyncIterator[pb.BackupResponse]:
         """Progress as the copy goes; the copy runs on a store thread and reports through a queue."""
+        target = backup_target(request.path)
         loop, progress = asyncio.get_running_loop(), asyncio.Queue[Any]()
-        try:
-            target = backup_target(request.path)
 
-            def report(done: int, total: int) -> None:
-                loop.call_soon_threadsafe(progress.put_nowait, (done, total))
+        def report(done: int, total: int) -> None:
+            loop.call_soon_threadsafe(progress.put_nowait, (done, total))
 
-            work = loop.run_in_executor(self.threads, self.storage.backup, target, report)
-            work.add_done_callback(lambda _: progress.put_nowait(DONE))
-            while (item := await progress.get()) is not DONE:
-                yield pb.BackupResponse(pages_done=item[0], pages_total=item[1])
-            size = await work
-        except SessiondError as exc:
-            await abort_for(context, exc)
+        work = loop.run_in_executor(self.threads, self.storage.backup, target, report)
+        work.add_done_callback(lambda _: progress.put_nowait(DONE))
+        while (item := await progress.get()) is not DONE:
+            yield pb.BackupResponse(pages_done=item[0], pages_total=item[1])
+        size = await work
         self.metrics.backup_finished(datetime.now(UTC))
         yield pb.BackupResponse(done=True, bytes=size)

@@ -111,7 +111,7 @@ def _status_of(exc: SessiondError) -> grpc.StatusCode:
     return next((STATUS[kind] for kind in type(exc).__mro__ if kind in STATUS), grpc.StatusCode.INTERNAL)
 
 
-async def abort_for(context: grpc.aio.ServicerContext, exc: SessiondError) -> NoReturn:
+async def _abort_for(context: grpc.aio.ServicerContext, exc: SessiondError) -> NoReturn:
     """End the call with the error's status; INVALID_ARGUMENT carries the field as a BadRequest detail."""
     if isinstance(exc, InvalidArgument):
         status = rpc_status.to_status(_invalid_argument(exc))
@@ -151,7 +151,7 @@ async def _handled(
         yield call
     except SessiondError as exc:
         code = _status_of(exc)
-        await abort_for(context, exc)
+        await _abort_for(context, exc)
     except (asyncio.CancelledError, GeneratorExit):  # GeneratorExit: a stream closed while it waited to send
         late = call.deadline is not None and time.monotonic() >= call.deadline
         code = grpc.StatusCode.DEADLINE_EXCEEDED if late else grpc.StatusCode.CANCELLED
