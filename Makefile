@@ -8,7 +8,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BUF := node_modules/.bin/buf
 PROTOS := $(wildcard protos/sessiond/v1/*.proto)
-GEN_DIR := server
+# Generated from protos/: the Python stubs inside the client distribution, and the copy of the
+# contract that travels inside the Node package.
+GEN_DIR := client/python/sessiond_client/v1
+NODE_PROTOS := client/node/protos/sessiond/v1
 # Extra arguments of `make bench`, e.g. BENCH_ARGS=--full (more calls, the reference at 100k sessions).
 BENCH_ARGS ?=
 BREAKING_AGAINST ?= HEAD~1
@@ -17,10 +20,10 @@ BREAKING_AGAINST ?= HEAD~1
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-$(VENV)/bin/sessiond: pyproject.toml
+$(VENV)/bin/sessiond: pyproject.toml client/python/pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e ./client/python -e '.[dev]'
 	touch $@
 
 $(BUF): package-lock.json
@@ -56,21 +59,28 @@ reliability: $(VENV)/bin/sessiond ## Crashes, races, fuzzing, limits, full disk,
 test-node: $(VENV)/bin/sessiond ## The Node client's tests against the real daemon (npm ci in client/node)
 	cd client/node && npm ci --no-audit --no-fund && npm test
 
+# protoc names the modules after the proto package (sessiond.v1); the client ships them as
+# sessiond_client.v1, so the generated imports are pointed there (only the import lines: the
+# serialized descriptors keep the contract's names).
 .PHONY: proto
-proto: $(VENV)/bin/sessiond ## Regenerate the Python stubs and their typed .pyi (mypy-protobuf) from protos/
-	rm -f $(GEN_DIR)/sessiond/v1/*_pb2*.py $(GEN_DIR)/sessiond/v1/*_pb2*.pyi
-	$(PY) -m grpc_tools.protoc -I protos --python_out=$(GEN_DIR) \
-		--plugin=protoc-gen-mypy=$(VENV)/bin/protoc-gen-mypy --mypy_out=$(GEN_DIR) $(PROTOS)
-	$(PY) -m grpc_tools.protoc -I protos --grpc_python_out=$(GEN_DIR) \
-		--plugin=protoc-gen-mypy_grpc=$(VENV)/bin/protoc-gen-mypy_grpc --mypy_grpc_out=$(GEN_DIR) \
+proto: $(VENV)/bin/sessiond ## Regenerate the client's Python stubs + typed .pyi, and the Node package's protos
+	rm -rf build/proto && mkdir -p build/proto
+	$(PY) -m grpc_tools.protoc -I protos --python_out=build/proto \
+		--plugin=protoc-gen-mypy=$(VENV)/bin/protoc-gen-mypy --mypy_out=build/proto $(PROTOS)
+	$(PY) -m grpc_tools.protoc -I protos --grpc_python_out=build/proto \
+		--plugin=protoc-gen-mypy_grpc=$(VENV)/bin/protoc-gen-mypy_grpc --mypy_grpc_out=build/proto \
 		protos/sessiond/v1/session_store.proto protos/sessiond/v1/admin.proto
+	sed -i -E 's/^from sessiond\.v1 import /from sessiond_client.v1 import /' build/proto/sessiond/v1/*
+	rm -f $(GEN_DIR)/*_pb2*.py $(GEN_DIR)/*_pb2*.pyi
+	cp build/proto/sessiond/v1/* $(GEN_DIR)/
+	rm -f $(NODE_PROTOS)/*.proto && mkdir -p $(NODE_PROTOS) && cp $(PROTOS) $(NODE_PROTOS)/
 
 .PHONY: proto-check
-proto-check: proto ## Fail when the committed stubs differ from freshly generated ones
-	@git diff --exit-code --stat -- $(GEN_DIR)/sessiond/v1 \
-		|| { echo "generated stubs are stale: run 'make proto' and commit" >&2; exit 1; }
-	@test -z "$$(git status --porcelain -- $(GEN_DIR)/sessiond/v1)" \
-		|| { echo "generated stubs are not committed: run 'make proto' and commit" >&2; exit 1; }
+proto-check: proto ## Fail when the committed stubs or the Node package's protos differ from freshly generated ones
+	@git diff --exit-code --stat -- $(GEN_DIR) $(NODE_PROTOS) \
+		|| { echo "generated code is stale: run 'make proto' and commit" >&2; exit 1; }
+	@test -z "$$(git status --porcelain -- $(GEN_DIR) $(NODE_PROTOS))" \
+		|| { echo "generated code is not committed: run 'make proto' and commit" >&2; exit 1; }
 
 .PHONY: breaking
 breaking: $(BUF) ## buf breaking: the contract against the previous commit's (BREAKING_AGAINST=<git ref>)
@@ -84,7 +94,7 @@ lint: $(VENV)/bin/sessiond $(BUF) ## buf lint the contract, ruff the Python
 
 .PHONY: typecheck
 typecheck: $(VENV)/bin/sessiond ## mypy --strict on the Python client (with the generated .pyi stubs)
-	$(VENV)/bin/mypy --strict client/sessiond_client
+	$(VENV)/bin/mypy --strict client/python/sessiond_client
 
 .PHONY: bench
 bench: $(VENV)/bin/sessiond ## Benchmark against echo and the reference: table + bench/results/*.json (~8 min)

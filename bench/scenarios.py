@@ -16,8 +16,8 @@ import grpc
 from bench.populate import MESSAGE_TEXT, source
 from sessiond import convert
 from sessiond.model import Source
-from sessiond.v1 import session_store_pb2 as pb
-from sessiond.v1 import session_store_pb2_grpc, source_pb2, transcript_pb2
+from sessiond_client.v1 import session_store_pb2 as pb
+from sessiond_client.v1 import session_store_pb2_grpc, source_pb2, transcript_pb2
 
 METHOD = "/sessiond.v1.SessionStore/{}"
 MAX_THREADS = 8  # sessions are prepared for this many threads

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from sessiond import convert
 from sessiond.model import Source
 from sessiond.platforms import BUILTIN
-from sessiond.v1 import session_pb2, session_store_pb2, source_pb2
+from sessiond_client.v1 import session_pb2, session_store_pb2, source_pb2
 
 PLUGINS = {"irc": {"pii_safe": True}, "teams": {"pii_safe": False}}
 PHONE, LID = "15551234567", "999999999999999"

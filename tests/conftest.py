@@ -28,7 +28,7 @@ from sessiond import config as config_module  # noqa: E402
 from sessiond.logs import JsonFormatter  # noqa: E402
 from sessiond.server import Daemon, create_server  # noqa: E402
 from sessiond.store import Clock, utc_now  # noqa: E402
-from sessiond.v1 import session_store_pb2_grpc  # noqa: E402
+from sessiond_client.v1 import session_store_pb2_grpc  # noqa: E402
 
 BACKENDS = ("sqlite", "postgres")
 

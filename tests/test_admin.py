@@ -25,8 +25,8 @@ from test_metrics import metrics_url, scrape
 
 from conftest import Running
 from sessiond.cli import main
-from sessiond.v1 import admin_pb2, admin_pb2_grpc, source_pb2, transcript_pb2
-from sessiond.v1 import session_store_pb2 as pb
+from sessiond_client.v1 import admin_pb2, admin_pb2_grpc, source_pb2, transcript_pb2
+from sessiond_client.v1 import session_store_pb2 as pb
 from wire import all_entries, load_transcript
 
 Start = Callable[..., Running]

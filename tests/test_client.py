@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from conftest import Running
-from sessiond.v1.session_store_pb2 import RuntimePlatforms
-from sessiond.v1.source_pb2 import CHAT_TYPE_GROUP, HomeChannel, SessionSource
 from sessiond_client import connect
+from sessiond_client.v1.session_store_pb2 import RuntimePlatforms
+from sessiond_client.v1.source_pb2 import CHAT_TYPE_GROUP, HomeChannel, SessionSource
 
 
 def test_client_builds_keys_and_contexts(daemon: Running) -> None:

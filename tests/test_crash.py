@@ -59,9 +59,9 @@ import apsw
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from sessiond.v1 import session_pb2, source_pb2, transcript_pb2
-from sessiond.v1 import session_store_pb2 as pb
-from sessiond.v1.session_store_pb2_grpc import SessionStoreStub
+from sessiond_client.v1 import session_pb2, source_pb2, transcript_pb2
+from sessiond_client.v1 import session_store_pb2 as pb
+from sessiond_client.v1.session_store_pb2_grpc import SessionStoreStub
 
 ROUNDS = int(os.environ.get("SESSIOND_CRASH_ROUNDS", "20"))
 CLIENTS = 8

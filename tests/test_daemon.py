@@ -25,8 +25,8 @@ from conftest import Running
 from sessiond import config as config_module
 from sessiond.errors import ConfigError
 from sessiond.server import create_server
-from sessiond.v1 import session_store_pb2 as pb
-from sessiond.v1 import session_store_pb2_grpc, source_pb2
+from sessiond_client.v1 import session_store_pb2 as pb
+from sessiond_client.v1 import session_store_pb2_grpc, source_pb2
 from wire import invalid_field
 
 RPCS = {

@@ -12,8 +12,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from conftest import Running
-from sessiond.v1 import session_store_pb2 as pb
-from sessiond.v1 import source_pb2, transcript_pb2
+from sessiond_client.v1 import session_store_pb2 as pb
+from sessiond_client.v1 import source_pb2, transcript_pb2
 
 SOURCE = source_pb2.SessionSource(platform="telegram", chat_id="42")
 CHUNK = "x" * 100_000

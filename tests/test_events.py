@@ -42,10 +42,10 @@ from sessiond.maintenance import Maintenance
 from sessiond.model import Entry, Source
 from sessiond.sqlite_storage import MIGRATIONS, SqliteStorage
 from sessiond.store import EXPIRY_BATCH, PRUNE_BATCH, SessionStore
-from sessiond.v1 import events_pb2
-from sessiond.v1 import session_store_pb2 as pb
 from sessiond_client import SessionStoreClient
 from sessiond_client.errors import InvalidArgumentError, OutOfRangeError, UnavailableError
+from sessiond_client.v1 import events_pb2
+from sessiond_client.v1 import session_store_pb2 as pb
 from wire import invalid_field
 
 Start = Callable[..., Running]

@@ -48,8 +48,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from conftest import Running
-from sessiond.v1 import session_store_pb2 as pb
-from sessiond.v1 import session_store_pb2_grpc, source_pb2, transcript_pb2
+from sessiond_client.v1 import session_store_pb2 as pb
+from sessiond_client.v1 import session_store_pb2_grpc, source_pb2, transcript_pb2
 from wire import Snapshot, snapshot
 
 Start = Callable[..., Running]

@@ -311,7 +311,7 @@ def test_jsonl_times_and_index_times_are_read_in_the_configured_zone(
 INVALID: dict[str, dict[str, Any]] = {
     "unknown platform": {"origin": {"platform": "irc", "chat_id": "#x"}},
     "invalid WhatsApp id": {"origin": {"platform": "whatsapp", "chat_id": "no such/../id", "chat_type": "dm"}},
-    "invalid source": {"origin": {"platform": "telegram", "chat_id": "1", "chat_type": "forum"}},
+    "invalid source": {"origin": {"platform": "telegram", "chat_id": "1", "chat_type": ["not", "text"]}},
     "malformed": {"created_at": "yesterday"},
 }
 

@@ -23,8 +23,8 @@ from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from conftest import JsonLines, Running
-from sessiond.v1 import session_store_pb2 as pb
-from sessiond.v1 import session_store_pb2_grpc, source_pb2, transcript_pb2
+from sessiond_client.v1 import session_store_pb2 as pb
+from sessiond_client.v1 import session_store_pb2_grpc, source_pb2, transcript_pb2
 from wire import load_transcript, snapshot, violated_field
 
 Start = Callable[..., Running]

@@ -22,8 +22,8 @@ from sessiond.errors import ConfigError, StorageError
 from sessiond.metrics import Metrics
 from sessiond.server import create_server
 from sessiond.storage import StorageStats
-from sessiond.v1 import session_pb2, source_pb2, transcript_pb2
-from sessiond.v1 import session_store_pb2 as pb
+from sessiond_client.v1 import session_pb2, source_pb2, transcript_pb2
+from sessiond_client.v1 import session_store_pb2 as pb
 from wire import invalid_field
 
 Start = Callable[..., Running]

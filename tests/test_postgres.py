@@ -42,9 +42,9 @@ from sessiond.model import Source
 from sessiond.postgres_storage import MIGRATIONS, PostgresStorage
 from sessiond.server import create_server
 from sessiond.store import SessionStore
-from sessiond.v1 import admin_pb2, admin_pb2_grpc
-from sessiond.v1 import session_store_pb2 as pb
 from sessiond.watch import RECHECK_SECONDS
+from sessiond_client.v1 import admin_pb2, admin_pb2_grpc
+from sessiond_client.v1 import session_store_pb2 as pb
 from wire import load_transcript
 
 Start = Callable[..., Running]

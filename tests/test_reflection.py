@@ -22,8 +22,8 @@ from google.protobuf.message_factory import GetMessageClass
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
 from conftest import Running
-from sessiond.v1.session_store_pb2 import BuildSessionKeyRequest
-from sessiond.v1.source_pb2 import CHAT_TYPE_GROUP, SessionSource
+from sessiond_client.v1.session_store_pb2 import BuildSessionKeyRequest
+from sessiond_client.v1.source_pb2 import CHAT_TYPE_GROUP, SessionSource
 
 SCRIPT = Path(__file__).resolve().parents[1] / "client" / "examples" / "grpc_reflect.py"
 SERVICES = {"sessiond.v1.SessionStore", "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"}
@@ -80,7 +80,7 @@ def test_describes_request_type_from_reflection_alone(client: ReflectionClient) 
     request = client.method("sessiond.v1.SessionStore/GetOrCreateSession").input_type
     assert request.full_name == "sessiond.v1.GetOrCreateSessionRequest"
     fields = {field.name: field for field in request.fields}
-    assert set(fields) == {"source", "force_new"}
+    assert {"source", "force_new", "config"} <= set(fields)
     source = fields["source"].message_type
     assert source is not None and source.full_name == "sessiond.v1.SessionSource"
     assert fields["force_new"].type == descriptor.FieldDescriptor.TYPE_BOOL

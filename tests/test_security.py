@@ -33,11 +33,11 @@ from sessiond import logs
 from sessiond.auth import REJECTED
 from sessiond.errors import ConfigError
 from sessiond.server import create_server
-from sessiond.v1 import session_store_pb2 as pb
-from sessiond.v1 import session_store_pb2_grpc, source_pb2
 from sessiond_client import TLS, SessionStoreClient, connect
 from sessiond_client.channel import open_channel
 from sessiond_client.errors import SessiondError
+from sessiond_client.v1 import session_store_pb2 as pb
+from sessiond_client.v1 import session_store_pb2_grpc, source_pb2
 from wire import all_entries
 
 TOKEN = "token-3b6a41f0c9"

@@ -50,9 +50,9 @@ from test_crash import (
 )
 
 from conftest import Running
-from sessiond.v1 import session_store_pb2 as pb
-from sessiond.v1 import source_pb2, transcript_pb2
-from sessiond.v1.session_store_pb2_grpc import SessionStoreStub
+from sessiond_client.v1 import session_store_pb2 as pb
+from sessiond_client.v1 import source_pb2, transcript_pb2
+from sessiond_client.v1.session_store_pb2_grpc import SessionStoreStub
 
 GRACE = 5.0  # server.grace_seconds of the daemon under test
 MARGIN = 10.0  # what exiting may take beyond the grace (interpreter teardown on a busy machine)

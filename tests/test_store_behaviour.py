@@ -25,8 +25,8 @@ from conftest import Running
 from sessiond import config as config_module
 from sessiond.errors import StorageError
 from sessiond.server import create_server
-from sessiond.v1 import session_pb2, source_pb2, transcript_pb2
-from sessiond.v1 import session_store_pb2 as pb
+from sessiond_client.v1 import session_pb2, source_pb2, transcript_pb2
+from sessiond_client.v1 import session_store_pb2 as pb
 from wire import invalid_field
 from wire import load_transcript as load
 

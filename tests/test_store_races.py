@@ -19,9 +19,9 @@ import grpc
 import pytest
 
 from conftest import Running
-from sessiond.v1 import session_store_pb2 as pb
-from sessiond.v1 import source_pb2, transcript_pb2
-from sessiond.v1.session_store_pb2_grpc import SessionStoreStub
+from sessiond_client.v1 import session_store_pb2 as pb
+from sessiond_client.v1 import source_pb2, transcript_pb2
+from sessiond_client.v1.session_store_pb2_grpc import SessionStoreStub
 from wire import load_transcript
 
 T = TypeVar("T")

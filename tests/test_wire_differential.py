@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 import cases
 from conftest import Running
-from sessiond.v1 import session_store_pb2 as pb
+from sessiond_client.v1 import session_store_pb2 as pb
 
 MIN_CASES = 2000
 

@@ -11,8 +11,8 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from sessiond.v1 import session_pb2, transcript_pb2
-from sessiond.v1 import session_store_pb2 as pb
+from sessiond_client.v1 import session_pb2, transcript_pb2
+from sessiond_client.v1 import session_store_pb2 as pb
 
 
 def load_transcript(stub: Any, session_id: str, raw: bool = False) -> list[transcript_pb2.Message]:

@@ -26,10 +26,10 @@ from sessiond import config as config_module
 from sessiond.errors import SessiondError
 from sessiond.hermes_import import import_hermes
 from sessiond.sqlite_storage import SqliteStorage, restore
-from sessiond.v1 import admin_pb2, admin_pb2_grpc, session_pb2, session_store_pb2_grpc
-from sessiond.v1 import session_store_pb2 as pb
 from sessiond_client.channel import TLS, open_channel
 from sessiond_client.store_client import message_from_proto
+from sessiond_client.v1 import admin_pb2, admin_pb2_grpc, session_pb2, session_store_pb2_grpc
+from sessiond_client.v1 import session_store_pb2 as pb
 
 LIST_COLUMNS = ("session_key", "session_id", "platform", "updated_at", "flags")
 PAGE = 1000

@@ -16,8 +16,8 @@ from sessiond import convert
 from sessiond.errors import InvalidArgument, NotFound
 from sessiond.service import SessionStoreService, rpc, stream
 from sessiond.storage import DaemonStorage
-from sessiond.v1 import admin_pb2 as pb
-from sessiond.v1 import admin_pb2_grpc
+from sessiond_client.v1 import admin_pb2 as pb
+from sessiond_client.v1 import admin_pb2_grpc
 
 DONE = object()  # the last item a backup's progress queue carries
 

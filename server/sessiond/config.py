@@ -15,9 +15,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from psycopg import ProgrammingError
-from psycopg.conninfo import conninfo_to_dict
-
 from sessiond.errors import ConfigError, InvalidArgument
 from sessiond.model import HomeChannel, KeyOptions, ResetPolicies, ResetPolicy
 from sessiond.platforms import BUILTIN, Platforms
@@ -335,6 +332,13 @@ def _backend(table: _Table, max_workers: int) -> tuple[str, str, int]:
     if backend == "postgres":
         if not dsn:
             raise ConfigError('storage.dsn: required when storage.backend is "postgres" (or set SESSIOND_PG_DSN)')
+        try:  # the driver is an extra, imported only by those who chose this backend
+            from psycopg import ProgrammingError
+            from psycopg.conninfo import conninfo_to_dict
+        except ImportError:
+            raise ConfigError(
+                "storage.backend: \"postgres\" needs the PostgreSQL driver: pip install 'sessiond[postgres]'"
+            ) from None
         try:
             conninfo_to_dict(dsn)
         except ProgrammingError:

@@ -12,11 +12,12 @@ import math
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfoNotFoundError
 
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from sessiond.errors import InvalidArgument
+from sessiond.errors import InvalidArgument, shown
 from sessiond.model import (
     ChatType,
     Context,
@@ -25,15 +26,18 @@ from sessiond.model import (
     Event,
     EventKind,
     HomeChannel,
+    KeyOptions,
     Lease,
     Message,
     ResetPolicy,
     Source,
     Usage,
 )
-from sessiond.platforms import Platforms
+from sessiond.platforms import BUILTIN, Platforms
+from sessiond.prompt import PromptOptions
+from sessiond.settings import Sent, zone_named
 from sessiond.storage import Cursor, to_us
-from sessiond.v1 import events_pb2, session_pb2, session_store_pb2, source_pb2, transcript_pb2
+from sessiond_client.v1 import events_pb2, session_pb2, session_store_pb2, source_pb2, transcript_pb2
 
 MAX_LEASE_SECONDS = 7 * 24 * 3600
 
@@ -46,48 +50,57 @@ CHAT_TYPES: dict[int, ChatType] = {
 }
 CHAT_TYPE_VALUES = {name: number for number, name in CHAT_TYPES.items() if number}
 
-# The contract's optional fields (proto3 ``optional``: they have presence), in declaration order.
-SOURCE_OPTIONAL = tuple(f.name for f in source_pb2.SessionSource.DESCRIPTOR.fields if f.has_presence)
+# The contract's optional fields (proto3 ``optional``: they have presence), in declaration order;
+# chat_type_name is read with chat_type.
+SOURCE_OPTIONAL = tuple(
+    f.name for f in source_pb2.SessionSource.DESCRIPTOR.fields if f.has_presence and f.name != "chat_type_name"
+)
 HOME_OPTIONAL = ("thread_id", "user_id", "scope_id")
 
 
 def check_sizes(message: Any, path: str, names: Iterable[str], max_bytes: int) -> None:
     """Reject string fields longer than ``max_bytes`` (UTF-8), naming the first one."""
     for name in names:
-        value = getattr(message, name)
-        if len(value) > max_bytes // 4 and len(value.encode("utf-8")) > max_bytes:
-            raise InvalidArgument(f"{path}.{name}" if path else name, f"longer than {max_bytes} bytes")
+        check_size(getattr(message, name), f"{path}.{name}" if path else name, max_bytes)
 
 
 def _optional(message: Any, name: str) -> str | None:
     return getattr(message, name) if message.HasField(name) else None
 
 
-def chat_type(number: int, path: str) -> ChatType:
+def chat_type(message: Any, path: str) -> ChatType:
+    """The enum's chat type, or the free one in ``chat_type_name`` (any string, as the reference)."""
+    if message.HasField("chat_type_name"):
+        if message.chat_type != source_pb2.CHAT_TYPE_UNSPECIFIED:
+            raise InvalidArgument(f"{path}.chat_type_name", "set either chat_type or chat_type_name, not both")
+        return str(message.chat_type_name)
     try:
-        return CHAT_TYPES[number]
+        return CHAT_TYPES[message.chat_type]
     except KeyError:
-        raise InvalidArgument(path, f"unknown chat type {number}") from None
+        raise InvalidArgument(f"{path}.chat_type", f"unknown chat type {message.chat_type}") from None
+
+
+def _set_chat_type(message: Any, value: ChatType) -> None:
+    if value in CHAT_TYPE_VALUES:
+        message.chat_type = CHAT_TYPE_VALUES[value]
+    else:
+        message.chat_type_name = value
 
 
 def source(message: source_pb2.SessionSource, platforms: Platforms, max_bytes: int, path: str = "source") -> Source:
-    check_sizes(message, path, ("platform", "chat_id", *SOURCE_OPTIONAL), max_bytes)
+    check_sizes(message, path, ("platform", "chat_id", "chat_type_name", *SOURCE_OPTIONAL), max_bytes)
     return Source(
         platform=platforms.resolve(message.platform, f"{path}.platform"),
         chat_id=message.chat_id,
-        chat_type=chat_type(message.chat_type, f"{path}.chat_type"),
+        chat_type=chat_type(message, path),
         is_bot=message.is_bot,
         **{name: _optional(message, name) for name in SOURCE_OPTIONAL},
     )
 
 
 def source_to_proto(value: Source) -> source_pb2.SessionSource:
-    message = source_pb2.SessionSource(
-        platform=value.platform,
-        chat_id=value.chat_id,
-        chat_type=CHAT_TYPE_VALUES[value.chat_type],
-        is_bot=value.is_bot,
-    )
+    message = source_pb2.SessionSource(platform=value.platform, chat_id=value.chat_id, is_bot=value.is_bot)
+    _set_chat_type(message, value.chat_type)
     for name in SOURCE_OPTIONAL:
         if getattr(value, name) is not None:
             setattr(message, name, getattr(value, name))
@@ -168,7 +181,6 @@ def entry_to_proto(entry: Entry) -> session_pb2.SessionEntry:
         session_key=entry.session_key,
         session_id=entry.session_id,
         origin=source_to_proto(entry.origin) if entry.origin else None,
-        chat_type=CHAT_TYPE_VALUES.get(entry.chat_type, source_pb2.CHAT_TYPE_UNSPECIFIED),
         cost_status=entry.cost_status,
         last_prompt_tokens=entry.last_prompt_tokens,
         was_auto_reset=entry.was_auto_reset,
@@ -180,6 +192,7 @@ def entry_to_proto(entry: Entry) -> session_pb2.SessionEntry:
         version=entry.version,
         **vars(entry.usage),  # flat: vars() without asdict()'s deep copies
     )
+    _set_chat_type(message, entry.chat_type)
     for name in ("display_name", "platform", "auto_reset_reason", "resume_reason"):
         if getattr(entry, name) is not None:
             setattr(message, name, getattr(entry, name))
@@ -197,6 +210,111 @@ def policy_to_proto(policy: ResetPolicy) -> session_pb2.ResetPolicy:
         notify_exclude_platforms=policy.notify_exclude_platforms,
         time_zone=policy.time_zone,
     )
+
+
+RESET_MODE_NAMES = {number: name for name, number in RESET_MODES.items()}
+
+
+def policy(message: session_pb2.ResetPolicy, max_bytes: int, path: str) -> ResetPolicy:
+    """A reset policy from the wire, checked as the configuration's are (the reference crashed later)."""
+    check_sizes(message, path, ("time_zone",), max_bytes)
+    mode = RESET_MODE_NAMES.get(message.mode, "both") if message.mode else "both"
+    if message.mode and message.mode not in RESET_MODE_NAMES:
+        raise InvalidArgument(f"{path}.mode", f"unknown reset mode {message.mode}")
+    if not 0 <= message.at_hour <= 23:
+        raise InvalidArgument(f"{path}.at_hour", f"expected 0-23, got {message.at_hour}")
+    if message.idle_minutes <= 0:
+        raise InvalidArgument(f"{path}.idle_minutes", f"expected a positive number, got {message.idle_minutes}")
+    if message.time_zone:
+        try:
+            zone_named(message.time_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise InvalidArgument(f"{path}.time_zone", f"unknown time zone {shown(message.time_zone)}") from None
+    for index, name in enumerate(message.notify_exclude_platforms):
+        check_size(name, f"{path}.notify_exclude_platforms[{index}]", max_bytes)
+    return ResetPolicy(
+        mode=mode,  # type: ignore[arg-type]  # a RESET_MODES name
+        at_hour=message.at_hour,
+        idle_minutes=message.idle_minutes,
+        notify=message.notify,
+        notify_exclude_platforms=tuple(message.notify_exclude_platforms),
+        time_zone=message.time_zone,
+    )
+
+
+def gateway_config(message: session_store_pb2.GatewayConfig, max_bytes: int, path: str = "config") -> Sent:
+    """What a gateway sent for this call; the parts it left unset stay the daemon's."""
+    plugins = {}
+    for index, plugin in enumerate(message.plugin_platforms):
+        name = plugin.name
+        check_size(name, f"{path}.plugin_platforms[{index}].name", max_bytes)
+        if not name or name != name.strip().lower() or name in BUILTIN:
+            reason = "plugin names are lower-case, not empty, and not a built-in platform"
+            raise InvalidArgument(f"{path}.plugin_platforms[{index}].name", reason)
+        plugins[name] = plugin.pii_safe
+    mapping_dir = None
+    if message.HasField("whatsapp_mapping_dir"):
+        check_size(message.whatsapp_mapping_dir, f"{path}.whatsapp_mapping_dir", max_bytes)
+        mapping_dir = message.whatsapp_mapping_dir
+    prompt = None
+    if message.HasField("prompt"):
+        given = message.prompt
+        home = given.agent_home if given.HasField("agent_home") else PromptOptions.agent_home
+        check_size(home, f"{path}.prompt.agent_home", max_bytes)
+        prompt = PromptOptions(agent_home=home, discord_tools=given.discord_tools)
+    options = message.key_options
+    return Sent(
+        key_options=KeyOptions(options.group_sessions_per_user, options.thread_sessions_per_user)
+        if message.HasField("key_options")
+        else None,
+        reset_policy=policy(message.reset_policy, max_bytes, f"{path}.reset_policy")
+        if message.HasField("reset_policy")
+        else None,
+        max_age_days=bounded_days(message.max_age_days, f"{path}.max_age_days")
+        if message.HasField("max_age_days")
+        else None,
+        plugins=plugins,
+        whatsapp_mapping_dir=mapping_dir,
+        prompt=prompt,
+    )
+
+
+def bounded_days(days: int, path: str) -> int:
+    """An age in days; zero or less means "never", as the reference's ``max_age_days``."""
+    if days > MAX_AGE_DAYS:
+        raise InvalidArgument(path, f"must be at most {MAX_AGE_DAYS}")
+    return days
+
+
+def check_size(value: str, path: str, max_bytes: int) -> None:
+    if len(value) > max_bytes // 4 and len(value.encode("utf-8")) > max_bytes:
+        raise InvalidArgument(path, f"longer than {max_bytes} bytes")
+
+
+def context(
+    message: session_pb2.SessionContext, platforms: Platforms, max_bytes: int, path: str = "context"
+) -> Context:
+    """A context to render as given: its platforms, home channels, sharing flag and entry."""
+    if not message.HasField("source"):
+        raise InvalidArgument(f"{path}.source", "required")
+    connected = tuple(
+        platforms.resolve(name, f"{path}.connected_platforms[{i}]")
+        for i, name in enumerate(message.connected_platforms)
+    )
+    homes = tuple(
+        home_channel(home, platforms, max_bytes, f"{path}.home_channels[{i}]")
+        for i, home in enumerate(message.home_channels)
+    )
+    check_sizes(message, path, ("session_key", "session_id"), max_bytes)
+    entry = None
+    if message.session_key or message.session_id or message.HasField("created_at") or message.HasField("updated_at"):
+        times = {
+            name: timestamp(getattr(message, name), f"{path}.{name}") if message.HasField(name) else None
+            for name in ("created_at", "updated_at")
+        }
+        entry = EntryRef(message.session_key, message.session_id, **times)
+    source_ = source(message.source, platforms, max_bytes, f"{path}.source")
+    return Context(source_, connected, homes, message.shared_multi_user_session, entry)
 
 
 def lease_to_proto(lease: Lease) -> session_pb2.Lease:

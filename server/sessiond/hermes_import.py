@@ -63,7 +63,7 @@ from urllib.parse import quote
 import apsw
 
 from sessiond import keys, transcript
-from sessiond.config import CHAT_TYPES, Config
+from sessiond.config import Config
 from sessiond.errors import InvalidArgument
 from sessiond.model import Entry, KeyOptions, Message, Source, Usage
 from sessiond.platforms import Platforms
@@ -419,7 +419,7 @@ def _origin(data: Any, platforms: Platforms) -> Source:
         raise _Skipped(UNKNOWN_PLATFORM) from None
     chat_type = data.get("chat_type", "dm")
     optional = {name: data.get(name) for name in SOURCE_TEXT_FIELDS}
-    if chat_type not in CHAT_TYPES or not all(v is None or isinstance(v, str) for v in optional.values()):
+    if not isinstance(chat_type, str) or not all(v is None or isinstance(v, str) for v in optional.values()):
         raise _Skipped(INVALID_SOURCE)
     source = Source(platform, str(data["chat_id"]), chat_type=chat_type, is_bot=bool(data.get("is_bot")), **optional)
     try:

@@ -47,7 +47,8 @@ def build_session_key(source: Source, options: KeyOptions, mapped: MappedValues)
     if participant and whatsapp:
         field_name = "source.user_id_alt" if source.user_id_alt else "source.user_id"
         participant = _whatsapp_canonical(participant, field_name, mapped) or participant
-    parts = ["agent:main", source.platform, source.chat_type, source.chat_id, source.thread_id]
-    if isolates_participant(source, options):
+    # The chat type is always a part, even an empty one; the others only when set.
+    parts = [part for part in (source.chat_id, source.thread_id) if part]
+    if participant and isolates_participant(source, options):
         parts.append(participant)
-    return ":".join(part for part in parts if part)
+    return ":".join(["agent:main", source.platform, source.chat_type, *parts])

@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-ChatType = Literal["dm", "group", "channel", "thread"]
+# "dm", "group", "channel", "thread", or any other string a gateway sends ("forum"), as the
+# reference accepted: keyed like a group, described by the chat's name.
+ChatType = str
 ResetMode = Literal["daily", "idle", "both", "none"]
 EventKind = Literal[
     "created", "auto_reset", "reset", "switched", "suspended", "resume_pending", "expired", "pruned", "lease_expired"

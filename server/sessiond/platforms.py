@@ -62,5 +62,9 @@ class Platforms:
             return folded
         raise InvalidArgument(field_name, f"unknown platform {shown(name)} (not built in, not a configured plugin)")
 
+    def with_plugins(self, plugins: Mapping[str, bool]) -> Platforms:
+        """These platforms and a gateway's plugins (its word on PII safety wins for its names)."""
+        return Platforms({**self.plugins, **plugins})
+
     def is_pii_safe(self, platform: str) -> bool:
         return platform in PII_SAFE_BUILTIN or bool(self.plugins.get(platform))

@@ -205,7 +205,7 @@ EXPIRED_ENTRIES = f"""
             AND v.session_id = e.session_id))
     ORDER BY e.updated_at, e.session_key LIMIT %(limit)s
 """
-PRUNABLE = f"e.updated_at < %(cutoff)s AND NOT e.suspended AND {NOT_LEASED}"
+PRUNABLE = f"e.updated_at < %(cutoff)s AND NOT e.suspended AND {NOT_LEASED} AND NOT (e.session_key = ANY(%(keep)s))"
 # The conditions twice: a row changed while the DELETE waited for its lock is checked again
 # (READ COMMITTED re-evaluates the outer WHERE, not the subquery), so a just-refreshed entry stays.
 PRUNE = f"""
@@ -213,6 +213,7 @@ PRUNE = f"""
     WHERE e.session_key IN (SELECT session_key FROM entries AS e WHERE {PRUNABLE} LIMIT %(limit)s) AND {PRUNABLE}
     RETURNING {ENTRY_COLUMNS}
 """
+PRUNE_DRY_RUN = f"SELECT {ENTRY_COLUMNS} FROM entries AS e WHERE {PRUNABLE} LIMIT %(limit)s"
 ANNOUNCED = "SELECT 1 FROM events WHERE kind = 'expired' AND session_key = %s AND version = %s AND session_id = %s"
 INSERT_EVENT = f"INSERT INTO events ({EVENT_COLUMNS}) VALUES ({', '.join(['%s'] * 9)})"
 EVENTS_AFTER = f"""
@@ -350,9 +351,11 @@ class PostgresTransaction(Transaction):
         rows = self._rows(f"{query} RETURNING session_key, owner, expires_at", params)
         return [Lease(key, owner, from_us(expires_at)) for key, owner, expires_at in rows]
 
-    def prune_entries(self, cutoff: datetime, now: datetime, limit: int | None = None) -> list[Entry]:
-        params = {"cutoff": to_us(cutoff), "now": to_us(now), "limit": limit}  # LIMIT NULL: no limit
-        return [entry_from_row(row) for row in self._rows(PRUNE, params)]
+    def prune_entries(
+        self, cutoff: datetime, now: datetime, limit: int | None = None, keep: Sequence[str] = (), dry_run: bool = False
+    ) -> list[Entry]:
+        params = {"cutoff": to_us(cutoff), "now": to_us(now), "limit": limit, "keep": list(keep)}  # LIMIT NULL: all
+        return [entry_from_row(row) for row in self._rows(PRUNE_DRY_RUN if dry_run else PRUNE, params)]
 
     def mark_recently_active(self, since: datetime, now: datetime, reason: str) -> list[Entry]:
         rows = self._rows(

@@ -30,13 +30,12 @@ from sessiond.config import Config
 from sessiond.errors import ConfigError, StorageError
 from sessiond.maintenance import Maintenance
 from sessiond.metrics import Metrics, MetricsEndpoint
-from sessiond.postgres_storage import PostgresStorage
 from sessiond.service import SessionStoreService, add_to_server
 from sessiond.sqlite_storage import SqliteStorage
 from sessiond.storage import DaemonStorage
 from sessiond.store import Clock, SessionStore, utc_now
-from sessiond.v1 import admin_pb2
-from sessiond.v1 import session_store_pb2 as pb
+from sessiond_client.v1 import admin_pb2
+from sessiond_client.v1 import session_store_pb2 as pb
 
 log = logging.getLogger("sessiond.server")
 T = TypeVar("T")
@@ -345,6 +344,8 @@ def open_storage(config: Config) -> DaemonStorage:
     """The configured backend: the embedded SQLite file (the default), or a PostgreSQL database
     that daemons on several hosts share."""
     if config.backend == "postgres":
+        from sessiond.postgres_storage import PostgresStorage  # the driver is an extra: imported only when chosen
+
         return PostgresStorage(config.dsn, config.pool_size)
     return SqliteStorage(config.database, durable=config.durable)
 

@@ -23,7 +23,7 @@ from google.protobuf.message import DecodeError, Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from sessiond import convert, keys, prompt
+from sessiond import convert, keys, prompt, whatsapp
 from sessiond.config import Config
 from sessiond.errors import (
     AlreadyExists,
@@ -39,12 +39,14 @@ from sessiond.errors import (
     StorageError,
 )
 from sessiond.metrics import Metrics
-from sessiond.model import Entry, HomeChannel
+from sessiond.model import Entry, HomeChannel, Source
+from sessiond.platforms import Platforms
+from sessiond.settings import Settings
 from sessiond.storage import cursor_of
 from sessiond.store import SessionStore
-from sessiond.v1 import session_store_pb2 as pb
-from sessiond.v1 import session_store_pb2_grpc
 from sessiond.watch import EventFeed
+from sessiond_client.v1 import session_store_pb2 as pb
+from sessiond_client.v1 import session_store_pb2_grpc
 
 log = logging.getLogger("sessiond.rpc")
 
@@ -230,7 +232,6 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
         self.store = store
         self.metrics = metrics
         self.max_bytes = config.limits.max_field_bytes
-        self.mapped = store.mapped
         # Handlers block on the database, so they run here; the event loop only moves bytes.
         self.threads = futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="rpc")
         self.events = EventFeed(store, self.threads)
@@ -239,10 +240,16 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
         """Wait for handlers still running (their calls may have been cancelled) to finish."""
         self.threads.shutdown(wait=True)
 
-    def _source(self, request: Any) -> Any:
+    def _settings(self, request: Any) -> Settings:
+        """The daemon's rule settings, with the parts the calling gateway sent in ``config``."""
+        if not request.HasField("config"):
+            return self.store.settings
+        return self.store.settings.with_sent(convert.gateway_config(request.config, self.max_bytes))
+
+    def _source(self, request: Any, settings: Settings) -> Source:
         if not request.HasField("source"):
             raise InvalidArgument("source", "required")
-        return convert.source(request.source, self.config.platforms, self.max_bytes)
+        return convert.source(request.source, settings.platforms, self.max_bytes)
 
     def _key(self, request: Any, name: str = "session_key") -> str:
         value: str = getattr(request, name)
@@ -256,12 +263,12 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
         return request.expected_version if request.HasField("expected_version") else None
 
     def _runtime_platforms(
-        self, request: pb.BuildSessionContextRequest
+        self, request: pb.BuildSessionContextRequest, platforms: Platforms
     ) -> tuple[tuple[str, ...], dict[str, HomeChannel]]:
         """Connected platforms and home channels: the request's when it sends them."""
         if not request.HasField("platforms"):
             return self.config.connected_platforms, dict(self.config.home_channels)
-        given, platforms = request.platforms, self.config.platforms
+        given = request.platforms
         connected = tuple(
             platforms.resolve(name, f"platforms.connected_platforms[{i}]")
             for i, name in enumerate(given.connected_platforms)
@@ -274,10 +281,11 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
 
     @rpc
     def BuildSessionKey(self, request: pb.BuildSessionKeyRequest, deadline: float | None) -> pb.BuildSessionKeyResponse:
-        source = self._source(request)
-        options = self.config.key_options
+        settings = self._settings(request)
+        source = self._source(request, settings)
+        options = settings.key_options
         return pb.BuildSessionKeyResponse(
-            session_key=keys.build_session_key(source, options, self.mapped),
+            session_key=keys.build_session_key(source, options, settings.mapped),
             shared_multi_user_session=keys.is_shared_multi_user(source, options),
             description=prompt.describe(source),
         )
@@ -286,12 +294,34 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
     def BuildSessionContext(
         self, request: pb.BuildSessionContextRequest, deadline: float | None
     ) -> pb.BuildSessionContextResponse:
-        source = self._source(request)
-        entry = convert.entry_ref(request.entry, self.max_bytes) if request.HasField("entry") else None
-        connected, homes = self._runtime_platforms(request)
-        built = prompt.build_context(source, self.config.key_options, connected, homes, entry)
-        text = prompt.build_prompt(built, self.config.platforms, self.config.prompt, request.redact_pii)
+        settings = self._settings(request)
+        if request.HasField("context"):
+            for name in ("source", "entry", "platforms"):
+                if request.HasField(name):
+                    raise InvalidArgument(name, "must be unset when a context is given")
+            built = convert.context(request.context, settings.platforms, self.max_bytes)
+        else:
+            source = self._source(request, settings)
+            entry = convert.entry_ref(request.entry, self.max_bytes) if request.HasField("entry") else None
+            connected, homes = self._runtime_platforms(request, settings.platforms)
+            built = prompt.build_context(source, settings.key_options, connected, homes, entry)
+        text = prompt.build_prompt(built, settings.platforms, settings.prompt, request.redact_pii)
         return pb.BuildSessionContextResponse(context=convert.context_to_proto(built), prompt=text)
+
+    @rpc
+    def ResolveWhatsAppIdentifier(
+        self, request: pb.ResolveWhatsAppIdentifierRequest, deadline: float | None
+    ) -> pb.ResolveWhatsAppIdentifierResponse:
+        settings = self._settings(request)
+        convert.check_sizes(request, "", ("identifier",), self.max_bytes)
+        normalized = whatsapp.normalize(request.identifier)
+        if request.normalize_only:
+            return pb.ResolveWhatsAppIdentifierResponse(normalized=normalized)
+        try:
+            canonical = whatsapp.canonical(request.identifier, settings.mapped)
+        except whatsapp.UnsafeIdentifier as exc:
+            raise InvalidArgument("identifier", str(exc)) from None
+        return pb.ResolveWhatsAppIdentifierResponse(normalized=normalized, canonical=canonical)
 
     # -- the store ----------------------------------------------------------------------
 
@@ -302,9 +332,10 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
     def GetOrCreateSession(
         self, request: pb.GetOrCreateSessionRequest, deadline: float | None
     ) -> pb.GetOrCreateSessionResponse:
-        source = self._source(request)
-        entry, created = self.store.get_or_create(source, request.force_new, deadline)
-        policy = self.store.policy_for(source.platform, source.chat_type)
+        settings = self._settings(request)
+        source = self._source(request, settings)
+        entry, created = self.store.get_or_create(source, request.force_new, deadline, settings, request.active_process)
+        policy = settings.policy_for(source.platform, source.chat_type)
         return self._entry_response(
             pb.GetOrCreateSessionResponse, entry, created=created, policy=convert.policy_to_proto(policy)
         )
@@ -367,15 +398,18 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
     @rpc
     def SwitchSession(self, request: pb.SwitchSessionRequest, deadline: float | None) -> pb.SwitchSessionResponse:
         target = self._key(request, "target_session_id")
-        entry, switched = self.store.switch(self._key(request), target, self._version(request), deadline)
+        entry, switched = self.store.switch(
+            self._key(request), target, self._version(request), deadline, request.create_session
+        )
         return self._entry_response(pb.SwitchSessionResponse, entry, switched=switched)
 
     @rpc
     def PruneOldEntries(self, request: pb.PruneOldEntriesRequest, deadline: float | None) -> pb.PruneOldEntriesResponse:
-        days = request.max_age_days if request.HasField("max_age_days") else None
-        if days is not None and days > convert.MAX_AGE_DAYS:  # <= 0 disables pruning, as the reference
-            raise InvalidArgument("max_age_days", f"must be at most {convert.MAX_AGE_DAYS}")
-        return pb.PruneOldEntriesResponse(count=self.store.prune(days, deadline))
+        days = convert.bounded_days(request.max_age_days, "max_age_days") if request.HasField("max_age_days") else None
+        for index, key in enumerate(request.keep_session_keys):
+            convert.check_size(key, f"keep_session_keys[{index}]", self.max_bytes)
+        pruned = self.store.prune(days, deadline, keep=request.keep_session_keys, dry_run=request.dry_run)
+        return pb.PruneOldEntriesResponse(count=len(pruned), session_keys=pruned)
 
     @rpc
     def ListSessions(self, request: pb.ListSessionsRequest, deadline: float | None) -> pb.ListSessionsResponse:
@@ -422,7 +456,7 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
     def AppendMessages(self, request: pb.AppendMessagesRequest, deadline: float | None) -> pb.AppendMessagesResponse:
         limits = self.config.limits
         messages = convert.messages(request.messages, limits.max_batch, limits.max_message_bytes)
-        result = self.store.append(self._key(request, "session_id"), messages, deadline)
+        result = self.store.append(self._key(request, "session_id"), messages, deadline, request.create_session)
         return pb.AppendMessagesResponse(
             appended=result.appended, duplicates=result.duplicates, message_count=result.message_count
         )
@@ -433,7 +467,7 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
     ) -> pb.RewriteTranscriptResponse:
         limits = self.config.limits
         messages = convert.messages(request.messages, limits.max_transcript_messages, limits.max_message_bytes)
-        count = self.store.rewrite(self._key(request, "session_id"), messages, deadline)
+        count = self.store.rewrite(self._key(request, "session_id"), messages, deadline, request.create_session)
         return pb.RewriteTranscriptResponse(message_count=count)
 
     @rpc

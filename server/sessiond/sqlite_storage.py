@@ -166,12 +166,13 @@ EXPIRED_ENTRIES = f"""
             AND v.session_id = e.session_id))
     ORDER BY e.updated_at, e.session_key LIMIT :limit
 """
-PRUNE = f"""
-    DELETE FROM entries WHERE session_key IN (
-        SELECT session_key FROM entries AS e WHERE e.updated_at < :cutoff AND e.suspended = 0 AND {NOT_LEASED}
-        LIMIT :limit)
-    RETURNING {ENTRY_COLUMNS}
+PRUNABLE = f"""
+    SELECT session_key FROM entries AS e WHERE e.updated_at < :cutoff AND e.suspended = 0 AND {NOT_LEASED}
+      AND e.session_key NOT IN (SELECT value FROM json_each(:keep))
+    LIMIT :limit
 """
+PRUNE = f"DELETE FROM entries WHERE session_key IN ({PRUNABLE}) RETURNING {ENTRY_COLUMNS}"
+PRUNE_DRY_RUN = f"{SELECT_ENTRY} WHERE session_key IN ({PRUNABLE})"
 EVENTS_AFTER = f"""
     SELECT {EVENT_COLUMNS} FROM events
     WHERE sequence > :after AND (:every OR kind IN (SELECT value FROM json_each(:kinds)))
@@ -256,9 +257,12 @@ class SqliteTransaction(Transaction):
         rows = self.db.execute(f"{sql} RETURNING session_key, owner, expires_at", params).fetchall()
         return [Lease(key, owner, from_us(expires_at)) for key, owner, expires_at in rows]
 
-    def prune_entries(self, cutoff: datetime, now: datetime, limit: int | None = None) -> list[Entry]:
+    def prune_entries(
+        self, cutoff: datetime, now: datetime, limit: int | None = None, keep: Sequence[str] = (), dry_run: bool = False
+    ) -> list[Entry]:
         params = {"cutoff": to_us(cutoff), "now": to_us(now), "limit": -1 if limit is None else limit}
-        return [entry_from_row(row) for row in self.db.execute(PRUNE, params)]
+        params["keep"] = json.dumps(list(keep))
+        return [entry_from_row(row) for row in self.db.execute(PRUNE_DRY_RUN if dry_run else PRUNE, params)]
 
     def mark_recently_active(self, since: datetime, now: datetime, reason: str) -> list[Entry]:
         rows = self.db.execute(

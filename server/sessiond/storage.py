@@ -1,4 +1,4 @@
-"""The storage interface the store logic runs on; backends (SQLite, later PostgreSQL) implement it.
+"""The storage interface the store logic runs on; the SQLite and PostgreSQL backends implement it.
 
 A backend runs a unit of work in one transaction: ``read`` for queries, ``write`` for changes.
 Everything a unit does commits together or not at all. The store logic never sees SQL.
@@ -111,9 +111,11 @@ class Transaction(Protocol):
         """Delete the leases lapsed by ``now`` (of one key, or all), returning them."""
         ...
 
-    def prune_entries(self, cutoff: datetime, now: datetime, limit: int | None = None) -> list[Entry]:
-        """Delete entries last active before ``cutoff``, except suspended and leased ones (at most
-        ``limit``); the deleted."""
+    def prune_entries(
+        self, cutoff: datetime, now: datetime, limit: int | None = None, keep: Sequence[str] = (), dry_run: bool = False
+    ) -> list[Entry]:
+        """Delete entries last active before ``cutoff``, except suspended, leased and ``keep`` ones (at
+        most ``limit``); the deleted (with ``dry_run``, those that would be, deleting nothing)."""
         ...
 
     def mark_recently_active(self, since: datetime, now: datetime, reason: str) -> list[Entry]:

@@ -24,10 +24,9 @@ from sessiond.errors import (
     ResourceExhausted,
     shown,
 )
-from sessiond.lid_mapping import MappingDirectory
 from sessiond.model import Entry, Event, EventKind, Lease, Message, ResetPolicy, Source, Usage
+from sessiond.settings import Settings, mapping
 from sessiond.storage import AppendResult, Cursor, EventPage, ExpiryCutoffs, Storage, Transaction, cursor_of
-from sessiond.whatsapp import MappedValues, no_mapping
 
 Clock = Callable[[], datetime]
 NO_USAGE = Usage()
@@ -46,8 +45,14 @@ class SessionStore:
 
     def __init__(self, storage: Storage, config: Config, clock: Clock = utc_now):
         self.storage, self.config, self.clock = storage, config, clock
-        self.mapped: MappedValues = (
-            MappingDirectory(config.whatsapp_mapping_dir) if config.whatsapp_mapping_dir else no_mapping
+        # The daemon's own rule settings; a call may bring its gateway's (``Settings.with_sent``).
+        self.settings = Settings(
+            key_options=config.key_options,
+            platforms=config.platforms,
+            mapped=mapping(config.whatsapp_mapping_dir),
+            prompt=config.prompt,
+            policies=config.policies,
+            host_zone=config.zones[""],
         )
 
     # -- helpers ------------------------------------------------------------------------
@@ -75,16 +80,21 @@ class SessionStore:
         tx.put_entry(saved)
         return saved
 
-    def _stale_reason(self, tx: Transaction, entry: Entry, policy: ResetPolicy, now: datetime) -> str | None:
-        """Why an existing entry must start over: suspended beats resume-pending beats a lease."""
+    @staticmethod
+    def _stale_reason(
+        tx: Transaction, entry: Entry, settings: Settings, now: datetime, active_process: bool
+    ) -> str | None:
+        """Why an existing entry must start over: suspended beats resume-pending beats a lease (or
+        the gateway's word that a background process runs for it) beats the policy."""
         if entry.suspended:
             return "suspended"
-        if entry.resume_pending or tx.live_lease(entry.session_key, now):
+        if entry.resume_pending or active_process or tx.live_lease(entry.session_key, now):
             return None
-        return reset.reset_reason(policy, self.config.zone(policy), entry.updated_at, now)
+        policy = settings.policy_for(entry.platform, entry.chat_type)
+        return reset.reset_reason(policy, settings.zone(policy), entry.updated_at, now)
 
     def policy_for(self, platform: str | None, chat_type: str | None) -> ResetPolicy:
-        return self.config.policies.for_session(platform, chat_type)
+        return self.settings.policy_for(platform, chat_type)
 
     @staticmethod
     def _event(tx: Transaction, now: datetime, kind: EventKind, entry: Entry, **fields: Any) -> None:
@@ -93,17 +103,28 @@ class SessionStore:
 
     # -- entries --------------------------------------------------------------------------
 
-    def get_or_create(self, source: Source, force_new: bool = False, deadline: Deadline = None) -> tuple[Entry, bool]:
-        """The current entry of the source's key, and whether this call started a new session."""
-        key = keys.build_session_key(source, self.config.key_options, self.mapped)
-        policy = self.policy_for(source.platform, source.chat_type)
+    def get_or_create(
+        self,
+        source: Source,
+        force_new: bool = False,
+        deadline: Deadline = None,
+        settings: Settings | None = None,
+        active_process: bool = False,
+    ) -> tuple[Entry, bool]:
+        """The current entry of the source's key, and whether this call started a new session.
+
+        ``settings``: the calling gateway's (default: the daemon's); ``active_process``: the gateway
+        runs background work for the key, so a stale session is kept.
+        """
+        settings = settings or self.settings
+        key = keys.build_session_key(source, settings.key_options, settings.mapped)
 
         def work(tx: Transaction) -> tuple[Entry, bool]:
             now = self.clock()
             old = tx.get_entry(key)
             reason = None
             if old is not None and not force_new:
-                reason = self._stale_reason(tx, old, policy, now)
+                reason = self._stale_reason(tx, old, settings, now, active_process)
                 if reason is None:
                     return self._save(tx, old, updated_at=now), False
             if old is not None:
@@ -219,16 +240,23 @@ class SessionStore:
         return self.storage.write(work, deadline)
 
     def switch(
-        self, session_key: str, target_session_id: str, expected_version: int | None = None, deadline: Deadline = None
+        self,
+        session_key: str,
+        target_session_id: str,
+        expected_version: int | None = None,
+        deadline: Deadline = None,
+        create: bool = False,
     ) -> tuple[Entry, bool]:
-        """Point the key at an existing session id, reopening it (``/resume``)."""
+        """Point the key at an existing session id, reopening it (``/resume``); ``create`` records an
+        unknown one first."""
 
         def work(tx: Transaction) -> tuple[Entry, bool]:
             old = self._current(tx, session_key, expected_version)
             if old.session_id == target_session_id:
                 return old, False
-            if not tx.session_exists(target_session_id):
-                raise NotFound(f"target_session_id: no session {shown(target_session_id)}")
+            if not (create and tx.create_session(target_session_id, "unknown", None, self.clock())):
+                if not tx.session_exists(target_session_id):
+                    raise NotFound(f"target_session_id: no session {shown(target_session_id)}")
             now = self.clock()
             tx.end_session(old.session_id, "session_switch", now)
             tx.reopen_session(target_session_id)
@@ -239,26 +267,34 @@ class SessionStore:
 
         return self.storage.write(work, deadline)
 
-    def prune(self, max_age_days: int | None = None, deadline: Deadline = None, limit: int | None = None) -> int:
-        """Forget entries idle for ``max_age_days`` (the configured age by default), at most ``limit``."""
+    def prune(
+        self,
+        max_age_days: int | None = None,
+        deadline: Deadline = None,
+        limit: int | None = None,
+        keep: Sequence[str] = (),
+        dry_run: bool = False,
+    ) -> list[str]:
+        """Forget entries idle for ``max_age_days`` (the configured age by default), at most ``limit``,
+        never those of ``keep``; the keys removed (with ``dry_run``, those that would be)."""
         days = self.config.max_age_days if max_age_days is None else max_age_days
         if days <= 0:
-            return 0
+            return []
 
-        def work(tx: Transaction) -> int:
+        def work(tx: Transaction) -> list[str]:
             now = self.clock()
-            removed = tx.prune_entries(now - timedelta(days=days), now, limit)
-            for entry in removed:
+            removed = tx.prune_entries(now - timedelta(days=days), now, limit, keep, dry_run)
+            for entry in [] if dry_run else removed:
                 self._event(tx, now, "pruned", entry)
-            return len(removed)
+            return [entry.session_key for entry in removed]
 
-        return self.storage.write(work, deadline)
+        return self.storage.read(work) if dry_run else self.storage.write(work, deadline)
 
     def prune_in_batches(self) -> int:
         """The daemon's scheduled prune: ``prune`` in transactions of ``PRUNE_BATCH`` entries, so that
         a first prune of a large, long unpruned store never holds the writer for seconds."""
         pruned = 0
-        while (count := self.prune(limit=PRUNE_BATCH)) == PRUNE_BATCH:
+        while (count := len(self.prune(limit=PRUNE_BATCH))) == PRUNE_BATCH:
             pruned += count
         return pruned + count
 
@@ -270,10 +306,10 @@ class SessionStore:
         return self.storage.read(lambda tx: tx.has_two_sessions())
 
     def _expiry_cutoffs(self, now: datetime) -> ExpiryCutoffs:
-        policies = self.config.policies
+        policies = self.settings.policies
 
         def cutoff(policy: ResetPolicy) -> datetime | None:
-            return reset.expiry_cutoff(policy, self.config.zone(policy), now)
+            return reset.expiry_cutoff(policy, self.settings.zone(policy), now)
 
         return ExpiryCutoffs(
             default=cutoff(policies.default),
@@ -316,7 +352,7 @@ class SessionStore:
             if tx.get_entry(entry.session_key) != entry or tx.live_lease(entry.session_key, now):
                 continue
             policy = self.policy_for(entry.platform, entry.chat_type)
-            reason = reset.reset_reason(policy, self.config.zone(policy), entry.updated_at, now)
+            reason = reset.reset_reason(policy, self.settings.zone(policy), entry.updated_at, now)
             self._event(tx, now, "expired", entry, reason=reason)
             count += 1
         return count
@@ -398,12 +434,20 @@ class SessionStore:
         if not tx.session_exists(session_id):
             raise NotFound(f"session_id: no session {shown(session_id)}")
 
-    def append(self, session_id: str, messages: Sequence[Message], deadline: Deadline = None) -> AppendResult:
+    def _session_to_write(self, tx: Transaction, session_id: str, create: bool) -> None:
+        """The transcript's session, recorded first when ``create`` allows an unknown id (the
+        reference wrote transcripts of any id: plugins write by id)."""
+        if not (create and tx.create_session(session_id, "unknown", None, self.clock())):
+            self._session(tx, session_id)
+
+    def append(
+        self, session_id: str, messages: Sequence[Message], deadline: Deadline = None, create: bool = False
+    ) -> AppendResult:
         """Append in order; a message id already stored for the session is skipped (retries)."""
         stored = [transcript.as_stored(m) for m in messages]
 
         def work(tx: Transaction) -> AppendResult:
-            self._session(tx, session_id)
+            self._session_to_write(tx, session_id, create)
             result = tx.append_messages(session_id, stored, self.clock())
             limit = self.config.limits.max_transcript_messages
             if result.message_count > limit:
@@ -412,12 +456,14 @@ class SessionStore:
 
         return self.storage.write(work, deadline)
 
-    def rewrite(self, session_id: str, messages: Sequence[Message], deadline: Deadline = None) -> int:
+    def rewrite(
+        self, session_id: str, messages: Sequence[Message], deadline: Deadline = None, create: bool = False
+    ) -> int:
         _unique_message_ids(messages)
         stored = [transcript.as_stored(m) for m in messages]
 
         def work(tx: Transaction) -> int:
-            self._session(tx, session_id)
+            self._session_to_write(tx, session_id, create)
             return tx.replace_messages(session_id, stored, self.clock())
 
         return self.storage.write(work, deadline)

@@ -19,10 +19,10 @@ from typing import Any
 from google.protobuf.json_format import MessageToDict, ParseDict
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from sessiond.v1.session_pb2 import SessionEntry
-from sessiond.v1.session_store_pb2 import RuntimePlatforms
 from sessiond_client import connect
 from sessiond_client.store_client import source_to_proto
+from sessiond_client.v1.session_pb2 import SessionEntry
+from sessiond_client.v1.session_store_pb2 import RuntimePlatforms
 
 
 def _timestamp(text: str) -> Timestamp:

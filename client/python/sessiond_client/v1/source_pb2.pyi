@@ -74,6 +74,7 @@ class SessionSource(_message.Message):
     GUILD_ID_FIELD_NUMBER: _builtins.int
     PARENT_CHAT_ID_FIELD_NUMBER: _builtins.int
     MESSAGE_ID_FIELD_NUMBER: _builtins.int
+    CHAT_TYPE_NAME_FIELD_NUMBER: _builtins.int
     platform: _builtins.str
     """Platform name: a built-in one ("telegram", "discord", "whatsapp", ...) or
     a plugin platform configured in the daemon. Surrounding spaces and case
@@ -107,6 +108,13 @@ class SessionSource(_message.Message):
     """Parent channel when chat_id refers to a thread."""
     message_id: _builtins.str
     """Identifier of the triggering message (for pin, reply, react)."""
+    chat_type_name: _builtins.str
+    """A chat type the enum does not name, as the reference's free string
+    ("forum"): set it and leave chat_type unset. Such a chat is keyed like a
+    group ("agent:main:<platform>:<name>:<chat>...") and described by its
+    name. The names of the enum's values ("dm", "group", "channel",
+    "thread") mean those values.
+    """
     def __init__(
         self,
         *,
@@ -124,10 +132,11 @@ class SessionSource(_message.Message):
         guild_id: _builtins.str | None = ...,
         parent_chat_id: _builtins.str | None = ...,
         message_id: _builtins.str | None = ...,
+        chat_type_name: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_chat_id_alt", b"_chat_id_alt", "_chat_name", b"_chat_name", "_chat_topic", b"_chat_topic", "_guild_id", b"_guild_id", "_message_id", b"_message_id", "_parent_chat_id", b"_parent_chat_id", "_thread_id", b"_thread_id", "_user_id", b"_user_id", "_user_id_alt", b"_user_id_alt", "_user_name", b"_user_name", "chat_id_alt", b"chat_id_alt", "chat_name", b"chat_name", "chat_topic", b"chat_topic", "guild_id", b"guild_id", "message_id", b"message_id", "parent_chat_id", b"parent_chat_id", "thread_id", b"thread_id", "user_id", b"user_id", "user_id_alt", b"user_id_alt", "user_name", b"user_name"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_chat_id_alt", b"_chat_id_alt", "_chat_name", b"_chat_name", "_chat_topic", b"_chat_topic", "_chat_type_name", b"_chat_type_name", "_guild_id", b"_guild_id", "_message_id", b"_message_id", "_parent_chat_id", b"_parent_chat_id", "_thread_id", b"_thread_id", "_user_id", b"_user_id", "_user_id_alt", b"_user_id_alt", "_user_name", b"_user_name", "chat_id_alt", b"chat_id_alt", "chat_name", b"chat_name", "chat_topic", b"chat_topic", "chat_type_name", b"chat_type_name", "guild_id", b"guild_id", "message_id", b"message_id", "parent_chat_id", b"parent_chat_id", "thread_id", b"thread_id", "user_id", b"user_id", "user_id_alt", b"user_id_alt", "user_name", b"user_name"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_chat_id_alt", b"_chat_id_alt", "_chat_name", b"_chat_name", "_chat_topic", b"_chat_topic", "_guild_id", b"_guild_id", "_message_id", b"_message_id", "_parent_chat_id", b"_parent_chat_id", "_thread_id", b"_thread_id", "_user_id", b"_user_id", "_user_id_alt", b"_user_id_alt", "_user_name", b"_user_name", "chat_id", b"chat_id", "chat_id_alt", b"chat_id_alt", "chat_name", b"chat_name", "chat_topic", b"chat_topic", "chat_type", b"chat_type", "guild_id", b"guild_id", "is_bot", b"is_bot", "message_id", b"message_id", "parent_chat_id", b"parent_chat_id", "platform", b"platform", "thread_id", b"thread_id", "user_id", b"user_id", "user_id_alt", b"user_id_alt", "user_name", b"user_name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_chat_id_alt", b"_chat_id_alt", "_chat_name", b"_chat_name", "_chat_topic", b"_chat_topic", "_chat_type_name", b"_chat_type_name", "_guild_id", b"_guild_id", "_message_id", b"_message_id", "_parent_chat_id", b"_parent_chat_id", "_thread_id", b"_thread_id", "_user_id", b"_user_id", "_user_id_alt", b"_user_id_alt", "_user_name", b"_user_name", "chat_id", b"chat_id", "chat_id_alt", b"chat_id_alt", "chat_name", b"chat_name", "chat_topic", b"chat_topic", "chat_type", b"chat_type", "chat_type_name", b"chat_type_name", "guild_id", b"guild_id", "is_bot", b"is_bot", "message_id", b"message_id", "parent_chat_id", b"parent_chat_id", "platform", b"platform", "thread_id", b"thread_id", "user_id", b"user_id", "user_id_alt", b"user_id_alt", "user_name", b"user_name"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__chat_id_alt: _TypeAlias = _typing.Literal["chat_id_alt"]  # noqa: Y015
     _WhichOneofArgType__chat_id_alt: _TypeAlias = _typing.Literal["_chat_id_alt", b"_chat_id_alt"]  # noqa: Y015
@@ -135,6 +144,8 @@ class SessionSource(_message.Message):
     _WhichOneofArgType__chat_name: _TypeAlias = _typing.Literal["_chat_name", b"_chat_name"]  # noqa: Y015
     _WhichOneofReturnType__chat_topic: _TypeAlias = _typing.Literal["chat_topic"]  # noqa: Y015
     _WhichOneofArgType__chat_topic: _TypeAlias = _typing.Literal["_chat_topic", b"_chat_topic"]  # noqa: Y015
+    _WhichOneofReturnType__chat_type_name: _TypeAlias = _typing.Literal["chat_type_name"]  # noqa: Y015
+    _WhichOneofArgType__chat_type_name: _TypeAlias = _typing.Literal["_chat_type_name", b"_chat_type_name"]  # noqa: Y015
     _WhichOneofReturnType__guild_id: _TypeAlias = _typing.Literal["guild_id"]  # noqa: Y015
     _WhichOneofArgType__guild_id: _TypeAlias = _typing.Literal["_guild_id", b"_guild_id"]  # noqa: Y015
     _WhichOneofReturnType__message_id: _TypeAlias = _typing.Literal["message_id"]  # noqa: Y015
@@ -155,6 +166,8 @@ class SessionSource(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__chat_name) -> _WhichOneofReturnType__chat_name | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__chat_topic) -> _WhichOneofReturnType__chat_topic | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__chat_type_name) -> _WhichOneofReturnType__chat_type_name | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__guild_id) -> _WhichOneofReturnType__guild_id | None: ...
     @_typing.overload

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import os
 from types import TracebackType
-from typing import Any
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from sessiond.v1 import session_store_pb2 as pb
-from sessiond.v1 import session_store_pb2_grpc
-from sessiond.v1.session_pb2 import SessionEntry
-from sessiond.v1.source_pb2 import SessionSource
+from sessiond_client import health
 from sessiond_client.channel import TLS, open_channel
+from sessiond_client.v1 import session_store_pb2 as pb
+from sessiond_client.v1 import session_store_pb2_grpc
+from sessiond_client.v1.session_pb2 import SessionEntry
+from sessiond_client.v1.source_pb2 import SessionSource
 
 
 def default_target() -> str:
@@ -32,17 +31,13 @@ class SessiondClient:
         self.channel = channel
         self.timeout = timeout
         self.stub = session_store_pb2_grpc.SessionStoreStub(channel)
-        # Typed Any: the typeshed stub of HealthStub declares no methods.
-        self._health: Any = health_pb2_grpc.HealthStub(channel)
 
     def wait_ready(self, timeout: float = 10.0) -> None:
         """Block until the channel connects (raises ``grpc.FutureTimeoutError``)."""
         grpc.channel_ready_future(self.channel).result(timeout=timeout)
 
     def is_serving(self) -> bool:
-        request = health_pb2.HealthCheckRequest(service="sessiond.v1.SessionStore")
-        response = self._health.Check(request, timeout=self.timeout)
-        return bool(response.status == health_pb2.HealthCheckResponse.SERVING)
+        return health.is_serving(self.channel, "sessiond.v1.SessionStore", self.timeout)
 
     def build_session_key(self, source: SessionSource) -> pb.BuildSessionKeyResponse:
         return self.stub.BuildSessionKey(pb.BuildSessionKeyRequest(source=source), timeout=self.timeout)

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from sessiond.v1 import session_store_pb2 as sessiond_dot_v1_dot_session__store__pb2
+from sessiond_client.v1 import session_store_pb2 as sessiond_dot_v1_dot_session__store__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -143,6 +143,11 @@ class SessionStoreStub:
                 '/sessiond.v1.SessionStore/LoadTranscript',
                 request_serializer=sessiond_dot_v1_dot_session__store__pb2.LoadTranscriptRequest.SerializeToString,
                 response_deserializer=sessiond_dot_v1_dot_session__store__pb2.LoadTranscriptResponse.FromString,
+                _registered_method=True)
+        self.ResolveWhatsAppIdentifier = channel.unary_unary(
+                '/sessiond.v1.SessionStore/ResolveWhatsAppIdentifier',
+                request_serializer=sessiond_dot_v1_dot_session__store__pb2.ResolveWhatsAppIdentifierRequest.SerializeToString,
+                response_deserializer=sessiond_dot_v1_dot_session__store__pb2.ResolveWhatsAppIdentifierResponse.FromString,
                 _registered_method=True)
         self.WatchSessionEvents = channel.unary_stream(
                 '/sessiond.v1.SessionStore/WatchSessionEvents',
@@ -310,6 +315,15 @@ class SessionStoreServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ResolveWhatsAppIdentifier(self, request, context):
+        """The normalised and the canonical form of a WhatsApp identifier (phone JID
+        or LID), as the session key uses it: INVALID_ARGUMENT for one with
+        characters that can never name a mapping file.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def WatchSessionEvents(self, request, context):
         """Streams the changes of session keys in commit order, from a cursor, and
         then as they commit. The first response comes at once (it may hold no
@@ -430,6 +444,11 @@ def add_SessionStoreServicer_to_server(servicer, server):
                     servicer.LoadTranscript,
                     request_deserializer=sessiond_dot_v1_dot_session__store__pb2.LoadTranscriptRequest.FromString,
                     response_serializer=sessiond_dot_v1_dot_session__store__pb2.LoadTranscriptResponse.SerializeToString,
+            ),
+            'ResolveWhatsAppIdentifier': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResolveWhatsAppIdentifier,
+                    request_deserializer=sessiond_dot_v1_dot_session__store__pb2.ResolveWhatsAppIdentifierRequest.FromString,
+                    response_serializer=sessiond_dot_v1_dot_session__store__pb2.ResolveWhatsAppIdentifierResponse.SerializeToString,
             ),
             'WatchSessionEvents': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchSessionEvents,
@@ -1009,6 +1028,33 @@ class SessionStore:
             '/sessiond.v1.SessionStore/LoadTranscript',
             sessiond_dot_v1_dot_session__store__pb2.LoadTranscriptRequest.SerializeToString,
             sessiond_dot_v1_dot_session__store__pb2.LoadTranscriptResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResolveWhatsAppIdentifier(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sessiond.v1.SessionStore/ResolveWhatsAppIdentifier',
+            sessiond_dot_v1_dot_session__store__pb2.ResolveWhatsAppIdentifierRequest.SerializeToString,
+            sessiond_dot_v1_dot_session__store__pb2.ResolveWhatsAppIdentifierResponse.FromString,
             options,
             channel_credentials,
             insecure,

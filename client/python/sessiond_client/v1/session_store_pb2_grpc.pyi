@@ -5,7 +5,7 @@ isort:skip_file
 
 from collections import abc as _abc
 from grpc import aio as _aio
-from sessiond.v1 import session_store_pb2 as _session_store_pb2
+from sessiond_client.v1 import session_store_pb2 as _session_store_pb2
 import abc as _abc_1
 import grpc as _grpc
 import sys
@@ -88,6 +88,11 @@ class SessionStoreStub:
     """Replaces a whole transcript atomically (/retry, /undo, /compress)."""
     LoadTranscript: _grpc.UnaryUnaryMultiCallable[_session_store_pb2.LoadTranscriptRequest, _session_store_pb2.LoadTranscriptResponse]
     """Reads a transcript in order, one page at a time."""
+    ResolveWhatsAppIdentifier: _grpc.UnaryUnaryMultiCallable[_session_store_pb2.ResolveWhatsAppIdentifierRequest, _session_store_pb2.ResolveWhatsAppIdentifierResponse]
+    """The normalised and the canonical form of a WhatsApp identifier (phone JID
+    or LID), as the session key uses it: INVALID_ARGUMENT for one with
+    characters that can never name a mapping file.
+    """
     WatchSessionEvents: _grpc.UnaryStreamMultiCallable[_session_store_pb2.WatchSessionEventsRequest, _session_store_pb2.WatchSessionEventsResponse]
     """Streams the changes of session keys in commit order, from a cursor, and
     then as they commit. The first response comes at once (it may hold no
@@ -158,6 +163,11 @@ class SessionStoreAsyncStub(SessionStoreStub):
     """Replaces a whole transcript atomically (/retry, /undo, /compress)."""
     LoadTranscript: _aio.UnaryUnaryMultiCallable[_session_store_pb2.LoadTranscriptRequest, _session_store_pb2.LoadTranscriptResponse]  # type: ignore[assignment]
     """Reads a transcript in order, one page at a time."""
+    ResolveWhatsAppIdentifier: _aio.UnaryUnaryMultiCallable[_session_store_pb2.ResolveWhatsAppIdentifierRequest, _session_store_pb2.ResolveWhatsAppIdentifierResponse]  # type: ignore[assignment]
+    """The normalised and the canonical form of a WhatsApp identifier (phone JID
+    or LID), as the session key uses it: INVALID_ARGUMENT for one with
+    characters that can never name a mapping file.
+    """
     WatchSessionEvents: _aio.UnaryStreamMultiCallable[_session_store_pb2.WatchSessionEventsRequest, _session_store_pb2.WatchSessionEventsResponse]  # type: ignore[assignment]
     """Streams the changes of session keys in commit order, from a cursor, and
     then as they commit. The first response comes at once (it may hold no
@@ -351,6 +361,17 @@ class SessionStoreServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_session_store_pb2.LoadTranscriptResponse, _abc.Awaitable[_session_store_pb2.LoadTranscriptResponse]]:
         """Reads a transcript in order, one page at a time."""
+
+    @_abc_1.abstractmethod
+    def ResolveWhatsAppIdentifier(
+        self,
+        request: _session_store_pb2.ResolveWhatsAppIdentifierRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_session_store_pb2.ResolveWhatsAppIdentifierResponse, _abc.Awaitable[_session_store_pb2.ResolveWhatsAppIdentifierResponse]]:
+        """The normalised and the canonical form of a WhatsApp identifier (phone JID
+        or LID), as the session key uses it: INVALID_ARGUMENT for one with
+        characters that can never name a mapping file.
+        """
 
     @_abc_1.abstractmethod
     def WatchSessionEvents(

@@ -27,11 +27,16 @@ class PlatformName(str):
         return self
 
 
+def platform_value(platform: Any) -> str:
+    """A platform's name: the ``.value`` of an Enum member (the gateway's ``Platform``) or the string."""
+    return str(getattr(platform, "value", platform))
+
+
 @dataclass
 class SessionSource:
     """Where a message came from (the reference's ``SessionSource``, platform as a string)."""
 
-    platform: PlatformName
+    platform: Any  # PlatformName here; the gateway's Platform member in sessiond_client.hermes
     chat_id: str
     chat_name: str | None = None
     chat_type: str = "dm"
@@ -49,7 +54,7 @@ class SessionSource:
     @property
     def description(self) -> str:
         """Human-readable description, the reference's rule (the daemon's BuildSessionKey agrees)."""
-        if self.platform == "local":
+        if platform_value(self.platform) == "local":
             return "CLI terminal"
         if self.chat_type == "dm":
             parts = [f"DM with {self.user_name or self.user_id or 'user'}"]
@@ -64,7 +69,7 @@ class SessionSource:
     def to_dict(self) -> dict[str, Any]:
         """The reference's format: core fields always, the newer optional ones only when set."""
         result: dict[str, Any] = {
-            "platform": str(self.platform),
+            "platform": platform_value(self.platform),
             "chat_id": self.chat_id,
             "chat_name": self.chat_name,
             "chat_type": self.chat_type,
@@ -89,7 +94,7 @@ class SessionEntry:
     updated_at: datetime
     origin: SessionSource | None = None
     display_name: str | None = None
-    platform: PlatformName | None = None
+    platform: Any = None  # PlatformName here; the gateway's Platform member in sessiond_client.hermes
     chat_type: str = "dm"
     input_tokens: int = 0
     output_tokens: int = 0
@@ -118,7 +123,7 @@ class SessionEntry:
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
             "display_name": self.display_name,
-            "platform": str(self.platform) if self.platform else None,
+            "platform": platform_value(self.platform) if self.platform else None,
             "chat_type": self.chat_type,
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,

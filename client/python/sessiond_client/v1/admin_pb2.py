@@ -22,7 +22,7 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
-from sessiond.v1 import session_pb2 as sessiond_dot_v1_dot_session__pb2
+from sessiond_client.v1 import session_pb2 as sessiond_dot_v1_dot_session__pb2
 
 
 DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17sessiond/v1/admin.proto\x12\x0bsessiond.v1\x1a\x19sessiond/v1/session.proto\"\x1d\n\rBackupRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\"V\n\x0e\x42\x61\x63kupResponse\x12\x12\n\npages_done\x18\x01 \x01(\x03\x12\x13\n\x0bpages_total\x18\x02 \x01(\x03\x12\x0c\n\x04\x64one\x18\x03 \x01(\x08\x12\r\n\x05\x62ytes\x18\x04 \x01(\x03\"\x0f\n\rVerifyRequest\"\xa3\x01\n\x0eVerifyResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x10\n\x08problems\x18\x02 \x03(\t\x12\x0f\n\x07\x65ntries\x18\x03 \x01(\x03\x12\x10\n\x08sessions\x18\x04 \x01(\x03\x12\x10\n\x08messages\x18\x05 \x01(\x03\x12\x13\n\x0blive_leases\x18\x06 \x01(\x03\x12\x16\n\x0e\x64\x61tabase_bytes\x18\x07 \x01(\x03\x12\x11\n\twal_bytes\x18\x08 \x01(\x03\"(\n\x12\x46indSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"?\n\x13\x46indSessionResponse\x12(\n\x05\x65ntry\x18\x01 \x01(\x0b\x32\x19.sessiond.v1.SessionEntry2\xe1\x01\n\x05\x41\x64min\x12\x43\n\x06\x42\x61\x63kup\x12\x1a.sessiond.v1.BackupRequest\x1a\x1b.sessiond.v1.BackupResponse0\x01\x12\x41\n\x06Verify\x12\x1a.sessiond.v1.VerifyRequest\x1a\x1b.sessiond.v1.VerifyResponse\x12P\n\x0b\x46indSession\x12\x1f.sessiond.v1.FindSessionRequest\x1a .sessiond.v1.FindSessionResponseb\x06proto3')

@@ -25,12 +25,12 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import Message as ProtoMessage
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from sessiond.v1 import events_pb2, session_pb2, source_pb2, transcript_pb2
-from sessiond.v1 import session_store_pb2 as pb
-from sessiond.v1.session_store_pb2_grpc import SessionStoreStub
 from sessiond_client import errors, types
 from sessiond_client.channel import TLS, open_channel
 from sessiond_client.client import default_target
+from sessiond_client.v1 import events_pb2, session_pb2, source_pb2, transcript_pb2
+from sessiond_client.v1 import session_store_pb2 as pb
+from sessiond_client.v1.session_store_pb2_grpc import SessionStoreStub
 
 SERVICE = "sessiond.v1.SessionStore"
 # Safe to send twice: reads, pure rules, and AppendMessages once every message has an id.
@@ -68,8 +68,11 @@ CHAT_TYPES: dict[str, ChatTypeValue] = {
 }
 # Read with .get(..., "dm"): unset means dm, as in the reference.
 CHAT_TYPE_NAMES = {number: name for name, number in CHAT_TYPES.items()}
-# The contract's optional source fields (proto3 ``optional``: they have presence).
-SOURCE_OPTIONAL = tuple(f.name for f in source_pb2.SessionSource.DESCRIPTOR.fields if f.has_presence)
+# The contract's optional source fields (proto3 ``optional``: they have presence); chat_type_name
+# travels with chat_type.
+SOURCE_OPTIONAL = tuple(
+    f.name for f in source_pb2.SessionSource.DESCRIPTOR.fields if f.has_presence and f.name != "chat_type_name"
+)
 # Message dict keys stored as JSON text, only when truthy (as the reference's SessionDB).
 MESSAGE_JSON_FIELDS = ("tool_calls", "reasoning_details", "codex_reasoning_items", "codex_message_items")
 # Message dict keys copied as they are when present (not None).
@@ -130,15 +133,20 @@ def _source_field(source: object, name: str) -> Any:
     return getattr(source, name, None)
 
 
-def _chat_type(value: Any) -> ChatTypeValue:
-    """The ChatType for the reference's strings; missing means dm, as in ``from_dict``."""
-    if value is None:
-        return source_pb2.CHAT_TYPE_DM
-    name = str(getattr(value, "value", value))
-    if name not in CHAT_TYPES:
-        detail = f"source.chat_type: unknown chat type {name!r} (expected dm, group, channel or thread)"
-        raise errors.InvalidArgumentError(grpc.StatusCode.INVALID_ARGUMENT, detail)
-    return CHAT_TYPES[name]
+def set_chat_type(message: source_pb2.SessionSource, value: Any) -> None:
+    """The enum's value for the reference's four names, else the free ``chat_type_name``
+    ("forum"), as the reference accepted any string; missing means dm, as in ``from_dict``."""
+    name = "dm" if value is None else str(getattr(value, "value", value))
+    if name in CHAT_TYPES:
+        message.chat_type = CHAT_TYPES[name]
+    else:
+        message.chat_type_name = name
+
+
+def chat_type_of(message: source_pb2.SessionSource | session_pb2.SessionEntry) -> str:
+    if message.HasField("chat_type_name"):
+        return message.chat_type_name
+    return CHAT_TYPE_NAMES.get(message.chat_type, "dm")
 
 
 def source_to_proto(source: object) -> source_pb2.SessionSource:
@@ -153,9 +161,9 @@ def source_to_proto(source: object) -> source_pb2.SessionSource:
     message = source_pb2.SessionSource(
         platform="" if platform is None else str(getattr(platform, "value", platform)),
         chat_id="" if chat_id is None else str(chat_id),
-        chat_type=_chat_type(_source_field(source, "chat_type")),
         is_bot=bool(_source_field(source, "is_bot")),
     )
+    set_chat_type(message, _source_field(source, "chat_type"))
     for name in SOURCE_OPTIONAL:
         value = _source_field(source, name)
         if value is not None:
@@ -169,7 +177,7 @@ def source_from_proto(message: source_pb2.SessionSource) -> types.SessionSource:
     return types.SessionSource(
         platform=types.PlatformName(message.platform),
         chat_id=message.chat_id,
-        chat_type=CHAT_TYPE_NAMES.get(message.chat_type, "dm"),
+        chat_type=chat_type_of(message),
         is_bot=message.is_bot,
         **optional,
     )
@@ -206,7 +214,7 @@ def entry_from_proto(message: session_pb2.SessionEntry, aware: bool) -> types.Se
         origin=source_from_proto(message.origin) if message.HasField("origin") else None,
         display_name=_optional(message, "display_name"),
         platform=types.PlatformName(message.platform) if message.HasField("platform") else None,
-        chat_type=CHAT_TYPE_NAMES.get(message.chat_type, "dm"),
+        chat_type=chat_type_of(message),
         input_tokens=message.input_tokens,
         output_tokens=message.output_tokens,
         cache_read_tokens=message.cache_read_tokens,

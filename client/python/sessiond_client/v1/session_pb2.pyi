@@ -9,7 +9,7 @@ from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
-from sessiond.v1 import source_pb2 as _source_pb2
+from sessiond_client.v1 import source_pb2 as _source_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -133,6 +133,7 @@ class SessionEntry(_message.Message):
     RESUME_REASON_FIELD_NUMBER: _builtins.int
     LAST_RESUME_MARKED_AT_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
+    CHAT_TYPE_NAME_FIELD_NUMBER: _builtins.int
     session_key: _builtins.str
     """The session key (see BuildSessionKey)."""
     session_id: _builtins.str
@@ -183,6 +184,10 @@ class SessionEntry(_message.Message):
     """Incremented by every change; pass it back as expected_version to make a
     change conditional on nobody else having changed the entry.
     """
+    chat_type_name: _builtins.str
+    """The origin's chat type when the ChatType enum does not name it (see
+    SessionSource.chat_type_name); chat_type is then unspecified.
+    """
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp:
         """When this session id became current."""
@@ -228,13 +233,16 @@ class SessionEntry(_message.Message):
         resume_reason: _builtins.str | None = ...,
         last_resume_marked_at: _timestamp_pb2.Timestamp | None = ...,
         version: _builtins.int = ...,
+        chat_type_name: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_auto_reset_reason", b"_auto_reset_reason", "_display_name", b"_display_name", "_platform", b"_platform", "_resume_reason", b"_resume_reason", "auto_reset_reason", b"auto_reset_reason", "created_at", b"created_at", "display_name", b"display_name", "last_resume_marked_at", b"last_resume_marked_at", "origin", b"origin", "platform", b"platform", "resume_reason", b"resume_reason", "updated_at", b"updated_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_auto_reset_reason", b"_auto_reset_reason", "_chat_type_name", b"_chat_type_name", "_display_name", b"_display_name", "_platform", b"_platform", "_resume_reason", b"_resume_reason", "auto_reset_reason", b"auto_reset_reason", "chat_type_name", b"chat_type_name", "created_at", b"created_at", "display_name", b"display_name", "last_resume_marked_at", b"last_resume_marked_at", "origin", b"origin", "platform", b"platform", "resume_reason", b"resume_reason", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_auto_reset_reason", b"_auto_reset_reason", "_display_name", b"_display_name", "_platform", b"_platform", "_resume_reason", b"_resume_reason", "auto_reset_reason", b"auto_reset_reason", "cache_read_tokens", b"cache_read_tokens", "cache_write_tokens", b"cache_write_tokens", "chat_type", b"chat_type", "cost_status", b"cost_status", "created_at", b"created_at", "display_name", b"display_name", "estimated_cost_usd", b"estimated_cost_usd", "expiry_finalized", b"expiry_finalized", "input_tokens", b"input_tokens", "is_fresh_reset", b"is_fresh_reset", "last_prompt_tokens", b"last_prompt_tokens", "last_resume_marked_at", b"last_resume_marked_at", "origin", b"origin", "output_tokens", b"output_tokens", "platform", b"platform", "reset_had_activity", b"reset_had_activity", "resume_pending", b"resume_pending", "resume_reason", b"resume_reason", "session_id", b"session_id", "session_key", b"session_key", "suspended", b"suspended", "total_tokens", b"total_tokens", "updated_at", b"updated_at", "version", b"version", "was_auto_reset", b"was_auto_reset"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_auto_reset_reason", b"_auto_reset_reason", "_chat_type_name", b"_chat_type_name", "_display_name", b"_display_name", "_platform", b"_platform", "_resume_reason", b"_resume_reason", "auto_reset_reason", b"auto_reset_reason", "cache_read_tokens", b"cache_read_tokens", "cache_write_tokens", b"cache_write_tokens", "chat_type", b"chat_type", "chat_type_name", b"chat_type_name", "cost_status", b"cost_status", "created_at", b"created_at", "display_name", b"display_name", "estimated_cost_usd", b"estimated_cost_usd", "expiry_finalized", b"expiry_finalized", "input_tokens", b"input_tokens", "is_fresh_reset", b"is_fresh_reset", "last_prompt_tokens", b"last_prompt_tokens", "last_resume_marked_at", b"last_resume_marked_at", "origin", b"origin", "output_tokens", b"output_tokens", "platform", b"platform", "reset_had_activity", b"reset_had_activity", "resume_pending", b"resume_pending", "resume_reason", b"resume_reason", "session_id", b"session_id", "session_key", b"session_key", "suspended", b"suspended", "total_tokens", b"total_tokens", "updated_at", b"updated_at", "version", b"version", "was_auto_reset", b"was_auto_reset"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__auto_reset_reason: _TypeAlias = _typing.Literal["auto_reset_reason"]  # noqa: Y015
     _WhichOneofArgType__auto_reset_reason: _TypeAlias = _typing.Literal["_auto_reset_reason", b"_auto_reset_reason"]  # noqa: Y015
+    _WhichOneofReturnType__chat_type_name: _TypeAlias = _typing.Literal["chat_type_name"]  # noqa: Y015
+    _WhichOneofArgType__chat_type_name: _TypeAlias = _typing.Literal["_chat_type_name", b"_chat_type_name"]  # noqa: Y015
     _WhichOneofReturnType__display_name: _TypeAlias = _typing.Literal["display_name"]  # noqa: Y015
     _WhichOneofArgType__display_name: _TypeAlias = _typing.Literal["_display_name", b"_display_name"]  # noqa: Y015
     _WhichOneofReturnType__platform: _TypeAlias = _typing.Literal["platform"]  # noqa: Y015
@@ -243,6 +251,8 @@ class SessionEntry(_message.Message):
     _WhichOneofArgType__resume_reason: _TypeAlias = _typing.Literal["_resume_reason", b"_resume_reason"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__auto_reset_reason) -> _WhichOneofReturnType__auto_reset_reason | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__chat_type_name) -> _WhichOneofReturnType__chat_type_name | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__display_name) -> _WhichOneofReturnType__display_name | None: ...
     @_typing.overload

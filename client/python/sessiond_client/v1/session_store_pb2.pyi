@@ -8,10 +8,10 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
-from sessiond.v1 import events_pb2 as _events_pb2
-from sessiond.v1 import session_pb2 as _session_pb2
-from sessiond.v1 import source_pb2 as _source_pb2
-from sessiond.v1 import transcript_pb2 as _transcript_pb2
+from sessiond_client.v1 import events_pb2 as _events_pb2
+from sessiond_client.v1 import session_pb2 as _session_pb2
+from sessiond_client.v1 import source_pb2 as _source_pb2
+from sessiond_client.v1 import transcript_pb2 as _transcript_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -56,24 +56,186 @@ class RuntimePlatforms(_message.Message):
 Global___RuntimePlatforms: _TypeAlias = RuntimePlatforms  # noqa: Y015
 
 @_typing.final
+class KeyOptions(_message.Message):
+    """How group and thread sessions are split between participants (both fields
+    are taken as given when the message is set).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GROUP_SESSIONS_PER_USER_FIELD_NUMBER: _builtins.int
+    THREAD_SESSIONS_PER_USER_FIELD_NUMBER: _builtins.int
+    group_sessions_per_user: _builtins.bool
+    """One session per participant in groups and channels."""
+    thread_sessions_per_user: _builtins.bool
+    """One session per participant in threads too (threads are shared otherwise)."""
+    def __init__(
+        self,
+        *,
+        group_sessions_per_user: _builtins.bool = ...,
+        thread_sessions_per_user: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["group_sessions_per_user", b"group_sessions_per_user", "thread_sessions_per_user", b"thread_sessions_per_user"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___KeyOptions: _TypeAlias = KeyOptions  # noqa: Y015
+
+@_typing.final
+class PluginPlatform(_message.Message):
+    """A platform a deployment adds beyond the built-in ones."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    PII_SAFE_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Lower-case platform name."""
+    pii_safe: _builtins.bool
+    """Whether the context prompt may hash its user and chat ids."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        pii_safe: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "pii_safe", b"pii_safe"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PluginPlatform: _TypeAlias = PluginPlatform  # noqa: Y015
+
+@_typing.final
+class PromptOptions(_message.Message):
+    """What the context prompt says about the deployment."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AGENT_HOME_FIELD_NUMBER: _builtins.int
+    DISCORD_TOOLS_FIELD_NUMBER: _builtins.int
+    agent_home: _builtins.str
+    """The agent's home directory as the prompt shows it ("~/.hermes"); the
+    daemon's when unset.
+    """
+    discord_tools: _builtins.bool
+    """The agent has Discord tools: the prompt lists Discord ids instead of the
+    "no Discord APIs" note.
+    """
+    def __init__(
+        self,
+        *,
+        agent_home: _builtins.str | None = ...,
+        discord_tools: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_agent_home", b"_agent_home", "agent_home", b"agent_home"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_agent_home", b"_agent_home", "agent_home", b"agent_home", "discord_tools", b"discord_tools"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__agent_home: _TypeAlias = _typing.Literal["agent_home"]  # noqa: Y015
+    _WhichOneofArgType__agent_home: _TypeAlias = _typing.Literal["_agent_home", b"_agent_home"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__agent_home) -> _WhichOneofReturnType__agent_home | None: ...
+
+Global___PromptOptions: _TypeAlias = PromptOptions  # noqa: Y015
+
+@_typing.final
+class GatewayConfig(_message.Message):
+    """The calling gateway's own configuration, sent with a call, as the reference
+    store read its gateway's config on every call. Each part that is set
+    replaces the daemon's configuration for this call; unset parts fall back to
+    it. GetOrCreateSession keeps the reset policy and max_age_days with the
+    entry, so that the daemon's scheduled expiry and prune follow the
+    configuration of the gateway that last used the key.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_OPTIONS_FIELD_NUMBER: _builtins.int
+    RESET_POLICY_FIELD_NUMBER: _builtins.int
+    MAX_AGE_DAYS_FIELD_NUMBER: _builtins.int
+    PLUGIN_PLATFORMS_FIELD_NUMBER: _builtins.int
+    WHATSAPP_MAPPING_DIR_FIELD_NUMBER: _builtins.int
+    PROMPT_FIELD_NUMBER: _builtins.int
+    max_age_days: _builtins.int
+    """Days without activity after which the daemon's scheduled prune forgets an
+    entry; 0 or less: never (GetOrCreateSession).
+    """
+    whatsapp_mapping_dir: _builtins.str
+    """The WhatsApp bridge's LID-mapping directory on the daemon's host (only
+    files named lid-mapping-<id>.json and lid-mapping-<id>_reverse.json in it
+    are read).
+    """
+    @_builtins.property
+    def key_options(self) -> Global___KeyOptions:
+        """Participant isolation of keys."""
+
+    @_builtins.property
+    def reset_policy(self) -> _session_pb2.ResetPolicy:
+        """The reset policy of the source's platform and chat type, as the gateway's
+        configuration resolves it (GetOrCreateSession).
+        """
+
+    @_builtins.property
+    def plugin_platforms(self) -> _containers.RepeatedCompositeFieldContainer[Global___PluginPlatform]:
+        """Plugin platforms accepted beyond the daemon's."""
+
+    @_builtins.property
+    def prompt(self) -> Global___PromptOptions:
+        """Prompt facts."""
+
+    def __init__(
+        self,
+        *,
+        key_options: Global___KeyOptions | None = ...,
+        reset_policy: _session_pb2.ResetPolicy | None = ...,
+        max_age_days: _builtins.int | None = ...,
+        plugin_platforms: _abc.Iterable[Global___PluginPlatform] | None = ...,
+        whatsapp_mapping_dir: _builtins.str | None = ...,
+        prompt: Global___PromptOptions | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_max_age_days", b"_max_age_days", "_whatsapp_mapping_dir", b"_whatsapp_mapping_dir", "key_options", b"key_options", "max_age_days", b"max_age_days", "prompt", b"prompt", "reset_policy", b"reset_policy", "whatsapp_mapping_dir", b"whatsapp_mapping_dir"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_age_days", b"_max_age_days", "_whatsapp_mapping_dir", b"_whatsapp_mapping_dir", "key_options", b"key_options", "max_age_days", b"max_age_days", "plugin_platforms", b"plugin_platforms", "prompt", b"prompt", "reset_policy", b"reset_policy", "whatsapp_mapping_dir", b"whatsapp_mapping_dir"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__max_age_days: _TypeAlias = _typing.Literal["max_age_days"]  # noqa: Y015
+    _WhichOneofArgType__max_age_days: _TypeAlias = _typing.Literal["_max_age_days", b"_max_age_days"]  # noqa: Y015
+    _WhichOneofReturnType__whatsapp_mapping_dir: _TypeAlias = _typing.Literal["whatsapp_mapping_dir"]  # noqa: Y015
+    _WhichOneofArgType__whatsapp_mapping_dir: _TypeAlias = _typing.Literal["_whatsapp_mapping_dir", b"_whatsapp_mapping_dir"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_age_days) -> _WhichOneofReturnType__max_age_days | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__whatsapp_mapping_dir) -> _WhichOneofReturnType__whatsapp_mapping_dir | None: ...
+
+Global___GatewayConfig: _TypeAlias = GatewayConfig  # noqa: Y015
+
+@_typing.final
 class BuildSessionKeyRequest(_message.Message):
     """Request of BuildSessionKey."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     SOURCE_FIELD_NUMBER: _builtins.int
+    CONFIG_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def source(self) -> _source_pb2.SessionSource:
         """The message's source."""
+
+    @_builtins.property
+    def config(self) -> Global___GatewayConfig:
+        """The gateway's configuration for this call."""
 
     def __init__(
         self,
         *,
         source: _source_pb2.SessionSource | None = ...,
+        config: Global___GatewayConfig | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["source", b"source"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "source", b"source"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["source", b"source"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "source", b"source"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -119,6 +281,8 @@ class BuildSessionContextRequest(_message.Message):
     ENTRY_FIELD_NUMBER: _builtins.int
     REDACT_PII_FIELD_NUMBER: _builtins.int
     PLATFORMS_FIELD_NUMBER: _builtins.int
+    CONFIG_FIELD_NUMBER: _builtins.int
+    CONTEXT_FIELD_NUMBER: _builtins.int
     redact_pii: _builtins.bool
     """Hash user and chat ids in the prompt (only on PII-safe platforms)."""
     @_builtins.property
@@ -133,6 +297,17 @@ class BuildSessionContextRequest(_message.Message):
     def platforms(self) -> Global___RuntimePlatforms:
         """Run-time platforms replacing the configured ones, when set."""
 
+    @_builtins.property
+    def config(self) -> Global___GatewayConfig:
+        """The gateway's configuration for this call."""
+
+    @_builtins.property
+    def context(self) -> _session_pb2.SessionContext:
+        """Render this context exactly as given (one built earlier, or changed by
+        the gateway): its platforms, home channels, sharing flag and entry. Then
+        source, entry and platforms must be unset.
+        """
+
     def __init__(
         self,
         *,
@@ -140,10 +315,12 @@ class BuildSessionContextRequest(_message.Message):
         entry: _session_pb2.SessionEntry | None = ...,
         redact_pii: _builtins.bool = ...,
         platforms: Global___RuntimePlatforms | None = ...,
+        config: Global___GatewayConfig | None = ...,
+        context: _session_pb2.SessionContext | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["entry", b"entry", "platforms", b"platforms", "source", b"source"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "context", b"context", "entry", b"entry", "platforms", b"platforms", "source", b"source"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["entry", b"entry", "platforms", b"platforms", "redact_pii", b"redact_pii", "source", b"source"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "context", b"context", "entry", b"entry", "platforms", b"platforms", "redact_pii", b"redact_pii", "source", b"source"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -185,21 +362,33 @@ class GetOrCreateSessionRequest(_message.Message):
 
     SOURCE_FIELD_NUMBER: _builtins.int
     FORCE_NEW_FIELD_NUMBER: _builtins.int
+    CONFIG_FIELD_NUMBER: _builtins.int
+    ACTIVE_PROCESS_FIELD_NUMBER: _builtins.int
     force_new: _builtins.bool
     """Start a new session even when the current one is fresh."""
+    active_process: _builtins.bool
+    """The gateway runs a background process for this key (the reference's
+    has_active_processes_fn): a stale session is kept, as under a lease.
+    """
     @_builtins.property
     def source(self) -> _source_pb2.SessionSource:
         """The message's source."""
+
+    @_builtins.property
+    def config(self) -> Global___GatewayConfig:
+        """The gateway's configuration for this call."""
 
     def __init__(
         self,
         *,
         source: _source_pb2.SessionSource | None = ...,
         force_new: _builtins.bool = ...,
+        config: Global___GatewayConfig | None = ...,
+        active_process: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["source", b"source"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "source", b"source"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["force_new", b"force_new", "source", b"source"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_process", b"active_process", "config", b"config", "force_new", b"force_new", "source", b"source"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -680,22 +869,28 @@ class SwitchSessionRequest(_message.Message):
     SESSION_KEY_FIELD_NUMBER: _builtins.int
     TARGET_SESSION_ID_FIELD_NUMBER: _builtins.int
     EXPECTED_VERSION_FIELD_NUMBER: _builtins.int
+    CREATE_SESSION_FIELD_NUMBER: _builtins.int
     session_key: _builtins.str
     """The session key."""
     target_session_id: _builtins.str
     """The session id the key should point at."""
     expected_version: _builtins.int
     """Apply only if the entry's version is still this one."""
+    create_session: _builtins.bool
+    """Record the target session id when it is unknown instead of answering
+    NOT_FOUND (the reference switched to any id).
+    """
     def __init__(
         self,
         *,
         session_key: _builtins.str = ...,
         target_session_id: _builtins.str = ...,
         expected_version: _builtins.int | None = ...,
+        create_session: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version", "expected_version", b"expected_version"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version", "expected_version", b"expected_version", "session_key", b"session_key", "target_session_id", b"target_session_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version", "create_session", b"create_session", "expected_version", b"expected_version", "session_key", b"session_key", "target_session_id", b"target_session_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__expected_version: _TypeAlias = _typing.Literal["expected_version"]  # noqa: Y015
     _WhichOneofArgType__expected_version: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version"]  # noqa: Y015
@@ -738,18 +933,28 @@ class PruneOldEntriesRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     MAX_AGE_DAYS_FIELD_NUMBER: _builtins.int
+    KEEP_SESSION_KEYS_FIELD_NUMBER: _builtins.int
+    DRY_RUN_FIELD_NUMBER: _builtins.int
     max_age_days: _builtins.int
     """Age limit in days of updated_at; the configured max_age_days when unset;
     zero or less disables pruning.
     """
+    dry_run: _builtins.bool
+    """Report what would be removed without removing anything."""
+    @_builtins.property
+    def keep_session_keys(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Keys to keep whatever their age (the gateway's active background work)."""
+
     def __init__(
         self,
         *,
         max_age_days: _builtins.int | None = ...,
+        keep_session_keys: _abc.Iterable[_builtins.str] | None = ...,
+        dry_run: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_max_age_days", b"_max_age_days", "max_age_days", b"max_age_days"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_age_days", b"_max_age_days", "max_age_days", b"max_age_days"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_age_days", b"_max_age_days", "dry_run", b"dry_run", "keep_session_keys", b"keep_session_keys", "max_age_days", b"max_age_days"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__max_age_days: _TypeAlias = _typing.Literal["max_age_days"]  # noqa: Y015
     _WhichOneofArgType__max_age_days: _TypeAlias = _typing.Literal["_max_age_days", b"_max_age_days"]  # noqa: Y015
@@ -764,16 +969,22 @@ class PruneOldEntriesResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     COUNT_FIELD_NUMBER: _builtins.int
+    SESSION_KEYS_FIELD_NUMBER: _builtins.int
     count: _builtins.int
-    """Number of entries removed."""
+    """Number of entries removed (or that would be, with dry_run)."""
+    @_builtins.property
+    def session_keys(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Their session keys."""
+
     def __init__(
         self,
         *,
         count: _builtins.int = ...,
+        session_keys: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "session_keys", b"session_keys"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1098,8 +1309,13 @@ class AppendMessagesRequest(_message.Message):
 
     SESSION_ID_FIELD_NUMBER: _builtins.int
     MESSAGES_FIELD_NUMBER: _builtins.int
+    CREATE_SESSION_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     """The session id whose transcript grows."""
+    create_session: _builtins.bool
+    """Record the session id when it is unknown instead of answering NOT_FOUND
+    (transcripts written by id, as the reference allowed).
+    """
     @_builtins.property
     def messages(self) -> _containers.RepeatedCompositeFieldContainer[_transcript_pb2.Message]:
         """Messages to append, in order."""
@@ -1109,10 +1325,11 @@ class AppendMessagesRequest(_message.Message):
         *,
         session_id: _builtins.str = ...,
         messages: _abc.Iterable[_transcript_pb2.Message] | None = ...,
+        create_session: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["messages", b"messages", "session_id", b"session_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_session", b"create_session", "messages", b"messages", "session_id", b"session_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1156,8 +1373,13 @@ class RewriteTranscriptRequest(_message.Message):
 
     SESSION_ID_FIELD_NUMBER: _builtins.int
     MESSAGES_FIELD_NUMBER: _builtins.int
+    CREATE_SESSION_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     """The session id whose transcript is replaced."""
+    create_session: _builtins.bool
+    """Record the session id when it is unknown instead of answering NOT_FOUND
+    (transcripts written by id, as the reference allowed).
+    """
     @_builtins.property
     def messages(self) -> _containers.RepeatedCompositeFieldContainer[_transcript_pb2.Message]:
         """The new transcript, in order (may be empty)."""
@@ -1167,10 +1389,11 @@ class RewriteTranscriptRequest(_message.Message):
         *,
         session_id: _builtins.str = ...,
         messages: _abc.Iterable[_transcript_pb2.Message] | None = ...,
+        create_session: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["messages", b"messages", "session_id", b"session_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_session", b"create_session", "messages", b"messages", "session_id", b"session_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1262,6 +1485,66 @@ class LoadTranscriptResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___LoadTranscriptResponse: _TypeAlias = LoadTranscriptResponse  # noqa: Y015
+
+@_typing.final
+class ResolveWhatsAppIdentifierRequest(_message.Message):
+    """Request of ResolveWhatsAppIdentifier."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDENTIFIER_FIELD_NUMBER: _builtins.int
+    CONFIG_FIELD_NUMBER: _builtins.int
+    NORMALIZE_ONLY_FIELD_NUMBER: _builtins.int
+    identifier: _builtins.str
+    """A phone number, phone JID ("15551234567@s.whatsapp.net") or LID."""
+    normalize_only: _builtins.bool
+    """Only normalise (never fails): canonical stays empty."""
+    @_builtins.property
+    def config(self) -> Global___GatewayConfig:
+        """The gateway's configuration for this call (its mapping directory)."""
+
+    def __init__(
+        self,
+        *,
+        identifier: _builtins.str = ...,
+        config: Global___GatewayConfig | None = ...,
+        normalize_only: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["config", b"config"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "identifier", b"identifier", "normalize_only", b"normalize_only"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResolveWhatsAppIdentifierRequest: _TypeAlias = ResolveWhatsAppIdentifierRequest  # noqa: Y015
+
+@_typing.final
+class ResolveWhatsAppIdentifierResponse(_message.Message):
+    """Response of ResolveWhatsAppIdentifier."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NORMALIZED_FIELD_NUMBER: _builtins.int
+    CANONICAL_FIELD_NUMBER: _builtins.int
+    normalized: _builtins.str
+    """Without "+", device suffix and domain ("15551234567")."""
+    canonical: _builtins.str
+    """The shortest alias reachable through the mapping files, ties broken
+    alphabetically; empty for an empty identifier.
+    """
+    def __init__(
+        self,
+        *,
+        normalized: _builtins.str = ...,
+        canonical: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["canonical", b"canonical", "normalized", b"normalized"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResolveWhatsAppIdentifierResponse: _TypeAlias = ResolveWhatsAppIdentifierResponse  # noqa: Y015
 
 @_typing.final
 class WatchSessionEventsRequest(_message.Message):

@@ -1,0 +1,81 @@
+"""The rules' settings for one call: the daemon's configuration, or what the calling gateway sent.
+
+A gateway's store used to read its own config object on every call (isolation flags, the reset
+policy of the source, plugin platforms, the WhatsApp mapping directory, prompt facts). A gateway
+on sessiond sends those with the call (``GatewayConfig`` on the wire, ``Sent`` here); every part
+it leaves out falls back to the daemon's TOML configuration. Pure values: no gRPC, no SQL.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import tzinfo
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from sessiond.lid_mapping import MappingDirectory
+from sessiond.model import KeyOptions, ResetPolicies, ResetPolicy
+from sessiond.platforms import Platforms
+from sessiond.prompt import PromptOptions
+from sessiond.whatsapp import MappedValues, no_mapping
+
+
+@dataclass(frozen=True)
+class Sent:
+    """What a gateway sent with a call; ``None`` (or empty) parts are the daemon's."""
+
+    key_options: KeyOptions | None = None
+    reset_policy: ResetPolicy | None = None
+    max_age_days: int | None = None
+    plugins: Mapping[str, bool] = field(default_factory=dict)
+    whatsapp_mapping_dir: str | None = None
+    prompt: PromptOptions | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the rules and the store consult for one call."""
+
+    key_options: KeyOptions
+    platforms: Platforms
+    mapped: MappedValues
+    prompt: PromptOptions
+    policies: ResetPolicies
+    host_zone: tzinfo
+    reset_policy: ResetPolicy | None = None  # the gateway's policy for this call's source
+    max_age_days: int | None = None  # the gateway's, when it sent one
+
+    def policy_for(self, platform: str | None, chat_type: str | None) -> ResetPolicy:
+        """The policy that governs a source: the one the gateway sent, else the configured one."""
+        return self.reset_policy or self.policies.for_session(platform, chat_type)
+
+    def zone(self, policy: ResetPolicy) -> tzinfo:
+        """Where a policy's daily reset hour is read: its named zone, else the daemon host's."""
+        return zone_named(policy.time_zone) if policy.time_zone else self.host_zone
+
+    def with_sent(self, sent: Sent | None) -> Settings:
+        """These settings with a gateway's parts in place of the daemon's."""
+        if sent is None:
+            return self
+        return replace(
+            self,
+            key_options=sent.key_options or self.key_options,
+            platforms=self.platforms.with_plugins(sent.plugins) if sent.plugins else self.platforms,
+            mapped=mapping(sent.whatsapp_mapping_dir) if sent.whatsapp_mapping_dir is not None else self.mapped,
+            prompt=sent.prompt or self.prompt,
+            reset_policy=sent.reset_policy,
+            max_age_days=sent.max_age_days,
+        )
+
+
+def mapping(directory: str | Path | None) -> MappedValues:
+    """``mapped`` for the WhatsApp rules: a LID-mapping directory's files, or none."""
+    return MappingDirectory(Path(directory).expanduser()) if directory else no_mapping
+
+
+@functools.lru_cache(maxsize=64)
+def zone_named(name: str) -> tzinfo:
+    """An IANA zone, cached (names are checked where they enter: config and requests)."""
+    return ZoneInfo(name)
