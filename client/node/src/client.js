@@ -108,7 +108,7 @@ export class SessionStoreClient {
    * @param {string} [address]  `unix:/absolute/path` or `host:port` (default: `defaultTarget()`)
    * @param {object} [options]
    * @param {number} [options.timeoutMs=5000]  deadline of every call (each page of a listing has its own)
-   * @param {string} [options.protosDir]  where the contract's .proto files are (default: the repository's `protos/`)
+   * @param {string} [options.protosDir]  where the contract's .proto files are (default: the package's own `protos/`)
    * @param {grpc.ChannelOptions} [options.channelOptions]  extra grpc-js channel arguments
    * @param {string} [options.token]  bearer token, sent with every call (a daemon's TCP port may require it)
    * @param {{rootCerts?: Buffer, privateKey?: Buffer, certChain?: Buffer}} [options.tls]  TLS to a TCP port:

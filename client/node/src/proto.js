@@ -1,7 +1,9 @@
-// Loading the contract at run time with @grpc/proto-loader: no generated code, no build step,
-// always in step with the .proto files of the checkout.
+// Loading the contract at run time with @grpc/proto-loader: no generated code, no build step.
+// The .proto files travel inside the package (`protos/`, a copy of the repository's that
+// `make proto` refreshes), so an installed copy needs nothing outside itself.
 
-import { dirname, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import grpc from '@grpc/grpc-js';
@@ -9,10 +11,9 @@ import protoLoader from '@grpc/proto-loader';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 
-/** The contract: `protos/` of the repository (this package lives in `client/node/`). */
+/** The package's `protos/`: the sessiond contract and the standard grpc.health.v1 service. */
 export const PROTOS_DIR = resolve(HERE, '../../../protos');
-/** The standard grpc.health.v1 service, vendored (the contract does not include it). */
-export const VENDORED_PROTOS_DIR = resolve(HERE, '../protos');
+const STORE_PROTO = 'sessiond/v1/session_store.proto';
 
 export const SERVICE = 'sessiond.v1.SessionStore';
 export const PACKAGE = 'sessiond.v1';
@@ -43,17 +44,21 @@ export const LOADER_OPTIONS = Object.freeze({
 const cache = new Map();
 
 /**
- * The contract loaded from `protosDir` (default: the repository's `protos/`), once per dir.
+ * The contract loaded from `protosDir` (default: the package's `protos/`), once per dir.
+ * Another `protosDir` (e.g. a checkout's `protos/`) needs only the sessiond files: grpc.health
+ * comes from the package's.
  * @param {string} [protosDir]
  * @returns {Contract}
  */
 export function loadContract(protosDir = PROTOS_DIR) {
   const cached = cache.get(protosDir);
   if (cached) return cached;
-  const definition = protoLoader.loadSync(
-    ['sessiond/v1/session_store.proto', 'grpc/health/v1/health.proto'],
-    { ...LOADER_OPTIONS, includeDirs: [protosDir, VENDORED_PROTOS_DIR] },
-  );
+  // Checked here because proto-loader would quietly take the package's copy from the second include dir.
+  if (!existsSync(join(protosDir, STORE_PROTO))) throw new Error(`sessiond client: no ${STORE_PROTO} in ${protosDir}`);
+  const definition = protoLoader.loadSync([STORE_PROTO, 'grpc/health/v1/health.proto'], {
+    ...LOADER_OPTIONS,
+    includeDirs: [protosDir, PROTOS_DIR],
+  });
   const loaded = /** @type {any} */ (grpc.loadPackageDefinition(definition));
   const contract = {
     definition,

@@ -21,8 +21,8 @@ from sessiond_client.hermes.host import GatewayConfig, HomeChannel, Platform, Se
 from sessiond_client.hermes.model import SessionContext, SessionEntry, SessionSource, home_dict
 from sessiond_client.hermes.store import SessionStore
 from sessiond_client.store_client import datetime_to_proto, source_to_proto
-from sessiond_client.v1 import session_store_pb2 as pb
 from sessiond_client.v1 import session_pb2, source_pb2
+from sessiond_client.v1 import session_store_pb2 as pb
 
 __all__ = [
     "GatewayConfig",
