@@ -13,6 +13,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
@@ -27,7 +28,7 @@ from postgres import PostgresServer, Unavailable  # noqa: E402
 from sessiond import config as config_module  # noqa: E402
 from sessiond.logs import JsonFormatter  # noqa: E402
 from sessiond.server import Daemon, create_server  # noqa: E402
-from sessiond.store import Clock, utc_now  # noqa: E402
+from sessiond.store import utc_now  # noqa: E402
 from sessiond_client.v1 import session_store_pb2_grpc  # noqa: E402
 
 BACKENDS = ("sqlite", "postgres")
@@ -92,6 +93,20 @@ def databases(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     return Databases(request, tmp_path_factory)
 
 
+class Clock:
+    """A daemon's clock: an aware UTC instant that moves only when a test advances it."""
+
+    def __init__(self, start: datetime | None = None):
+        self.now = start or datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        self.now += timedelta(**delta)
+        return self.now
+
+
 class Running:
     """A started daemon and a channel to it."""
 
@@ -106,7 +121,7 @@ def start_daemon(tmp_path_factory: pytest.TempPathFactory, databases: Databases)
     """Start a daemon from TOML-shaped config data on a fresh temp Unix socket and database."""
     started: list[Running] = []
 
-    def start(data: dict[str, Any] | None = None, clock: Clock = utc_now) -> Running:
+    def start(data: dict[str, Any] | None = None, clock: Callable[[], datetime] = utc_now) -> Running:
         data = {**(data or {})}
         server = dict(data.get("server", {}))
         server.setdefault("socket", str(tmp_path_factory.mktemp("sock") / "sessiond.sock"))

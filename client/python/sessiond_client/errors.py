@@ -19,8 +19,10 @@ class SessiondError(Exception):
         self.details = details
 
 
-class InvalidArgumentError(SessiondError):
+class InvalidArgumentError(SessiondError, ValueError):
     """A request field was rejected; ``field`` names it (``source.platform``), or is "" if unknown.
+
+    Also a ``ValueError``, which is what the reference's functions raised for the same inputs.
 
     The daemon phrases these as ``field.path: reason``, so the field is the part before the colon.
     """

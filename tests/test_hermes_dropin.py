@@ -1,0 +1,227 @@
+"""The Hermes drop-in (``sessiond_client.hermes``) against real daemons, through its public names only.
+
+The test process runs the reference oracle, whose stand-ins are the Hermes host's modules
+(``gateway.config``, ``gateway.platform_registry``, ``hermes_constants``): so the drop-in sees the
+host a Hermes deployment has (its ``Platform`` enum, plugins, home, mapping directory, Discord
+tools), and every answer is compared with the reference's for the same inputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cases import (
+    daemon_configs,
+    entries,
+    is_flag_difference,
+    prompt_config,
+    runtime_platforms,
+    sources,
+    whatsapp_mapping,
+)
+from conftest import Clock, Running
+from reference import oracle
+from sessiond_client import hermes
+from sessiond_client.hermes import wire
+
+EXAMPLES = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(datetime(2026, 6, 1, 12, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+def daemon(start_daemon: Callable[..., Running], clock: Clock, monkeypatch: pytest.MonkeyPatch) -> Iterator[Running]:
+    """A daemon with the default configuration: everything the gateway wants travels with its calls."""
+    running = start_daemon(clock=clock)
+    monkeypatch.setenv("SESSIOND_ADDRESS", running.address)
+    monkeypatch.setattr(wire, "_default", None)  # module-level functions find the daemon anew
+    yield running
+
+
+@pytest.fixture(scope="module")
+def mapping_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return whatsapp_mapping(tmp_path_factory.mktemp("whatsapp"))
+
+
+def store(tmp_path: Path, config: dict[str, Any] | None = None, **kwargs: Any) -> tuple[hermes.SessionStore, Any]:
+    with oracle.host(config) as gateway:
+        return hermes.SessionStore(tmp_path / "sessions", gateway, **kwargs), gateway
+
+
+def source(**fields: Any) -> hermes.SessionSource:
+    return hermes.SessionSource(**{"platform": hermes.Platform.TELEGRAM, "chat_id": "-100", **fields})
+
+
+# -- the pure rules ------------------------------------------------------------------------
+
+
+@EXAMPLES
+@given(data=sources(), config=st.integers(0, 3), group=st.booleans(), thread=st.booleans())
+def test_keys_flags_and_descriptions_are_the_references(
+    daemon: Running, mapping_dir: Path, data: dict[str, Any], config: int, group: bool, thread: bool
+) -> None:
+    with oracle.host(daemon_configs(mapping_dir)[config]):
+        ours = hermes.SessionSource.from_dict(data)
+        theirs = oracle.make_source(data, daemon_configs(mapping_dir)[config])
+        try:
+            expected = oracle.session.build_session_key(theirs, group, thread)
+        except ValueError:  # an unsafe WhatsApp id: the reference fails, and so does the drop-in
+            with pytest.raises(ValueError):
+                hermes.build_session_key(ours, group, thread)
+            return
+        assert hermes.build_session_key(ours, group, thread) == expected
+        flags = {"group_sessions_per_user": group, "thread_sessions_per_user": thread}
+        shared = hermes.is_shared_multi_user_session(ours, **flags)
+        if not is_flag_difference(data, flags):  # the documented fix of the reference's flag
+            assert shared == oracle.session.is_shared_multi_user_session(theirs, **flags)
+        assert ours.description == theirs.description == daemon_description(daemon, ours)
+        assert ours.to_dict() == theirs.to_dict()
+
+
+def daemon_description(daemon: Running, ours: hermes.SessionSource) -> str:
+    from sessiond_client.store_client import source_to_proto
+    from sessiond_client.v1 import session_store_pb2 as pb
+
+    request = pb.BuildSessionKeyRequest(source=source_to_proto(ours), config=wire.host_config())
+    return daemon.stub.BuildSessionKey(request, timeout=10).description
+
+
+@EXAMPLES
+@given(data=sources(), config=st.integers(0, 3), platforms=runtime_platforms(), entry=entries(), redact=st.booleans())
+def test_contexts_and_prompts_are_the_references(
+    daemon: Running,
+    mapping_dir: Path,
+    data: dict[str, Any],
+    config: int,
+    platforms: dict[str, Any],
+    entry: dict[str, Any] | None,
+    redact: bool,
+) -> None:
+    oracle_config = {**daemon_configs(mapping_dir)[config], **platforms}
+    with oracle.host(prompt_config(data, oracle_config)) as gateway:
+        ours = hermes.SessionSource.from_dict(data)
+        session_entry = SimpleNamespace(**entry) if entry else None
+        context = hermes.build_session_context(ours, gateway, session_entry)
+        expected = oracle.context_dict(data, prompt_config(data, oracle_config), entry)
+        assert context.to_dict() == expected
+        prompt = hermes.build_session_context_prompt(context, redact_pii=redact)
+        assert prompt == oracle.context_prompt(data, prompt_config(data, oracle_config), entry, redact)
+        assert all(isinstance(p, hermes.Platform) for p in context.connected_platforms)
+
+
+def test_whatsapp_identifiers_are_the_references(daemon: Running, mapping_dir: Path) -> None:
+    with oracle.host({"whatsapp_mapping_dir": str(mapping_dir)}):
+        for value in ("999999999999999@lid", "+15551234567@s.whatsapp.net", "60123456789:47@s.whatsapp.net", "", None):
+            assert hermes.canonical_whatsapp_identifier(value) == oracle.canonical_whatsapp_identifier(
+                value, {"whatsapp_mapping_dir": str(mapping_dir)}
+            )
+            assert hermes.normalize_whatsapp_identifier(value) == oracle.normalize_whatsapp_identifier(value)
+        with pytest.raises(ValueError):
+            hermes.canonical_whatsapp_identifier("no such/../id")
+    assert hermes.normalize_whatsapp_identifier("a b") == "a b"  # normalising never fails
+
+
+def test_any_chat_type_is_keyed_and_described_as_the_reference(daemon: Running, tmp_path: Path) -> None:
+    forum = source(chat_type="forum", user_id="7", chat_name="Lobby", thread_id="3")
+    expected = oracle.session_key(forum.to_dict())
+    assert hermes.build_session_key(forum) == expected == "agent:main:telegram:forum:-100:3"
+    assert forum.description == oracle.describe(forum.to_dict()) == "Lobby, thread: 3"
+    sessions, _ = store(tmp_path)
+    entry = sessions.get_or_create_session(forum)
+    assert (entry.session_key, entry.chat_type, entry.origin.chat_type) == (expected, "forum", "forum")
+
+
+# -- the store ---------------------------------------------------------------------------
+
+
+def test_entries_carry_the_gateways_platform_and_round_trip(daemon: Running, tmp_path: Path) -> None:
+    sessions, _ = store(tmp_path)
+    entry = sessions.get_or_create_session(source(chat_type="group", user_id="42"))
+    assert entry.platform == hermes.Platform.TELEGRAM and entry.origin.platform is hermes.Platform.TELEGRAM
+    assert {hermes.Platform.TELEGRAM: 1}[entry.platform] == 1
+    assert entry.session_key == "agent:main:telegram:group:-100:42"
+    assert sessions.get_or_create_session(source(chat_type="group", user_id="42")).session_id == entry.session_id
+    assert not (entry.was_auto_reset or entry.is_fresh_reset)
+    again = hermes.SessionEntry.from_dict(entry.to_dict())
+    assert again.to_dict() == entry.to_dict() and again.platform is hermes.Platform.TELEGRAM
+    old = {**entry.to_dict(), "platform": "gone", "last_resume_marked_at": "soon", "memory_flushed": True}
+    del old["expiry_finalized"]
+    tolerant = hermes.SessionEntry.from_dict(old)  # the reference's tolerance of old or malformed data
+    assert (tolerant.platform, tolerant.last_resume_marked_at, tolerant.expiry_finalized) == (None, None, True)
+
+
+def test_resets_follow_the_gateways_config(daemon: Running, tmp_path: Path, clock: Clock) -> None:
+    sessions, _ = store(tmp_path, {"reset": {"default": {"mode": "idle", "idle_minutes": 1}}})
+    first = sessions.get_or_create_session(source())
+    clock.advance(minutes=5)
+    second = sessions.get_or_create_session(source())
+    assert second.session_id != first.session_id
+    assert (second.was_auto_reset, second.auto_reset_reason, second.reset_had_activity) == (True, "idle", False)
+    assert sessions.reset_session("agent:main:telegram:dm:-100").is_fresh_reset
+    assert sessions.reset_session("agent:main:nowhere:dm:1") is None
+    assert sessions.suspend_session(second.session_key)
+    suspended = sessions.get_or_create_session(source())
+    assert (suspended.was_auto_reset, suspended.auto_reset_reason) == (True, "suspended")
+    assert sessions.mark_resume_pending(suspended.session_key) and not sessions.mark_resume_pending("agent:x")
+    assert sessions.get_or_create_session(source()).session_id == suspended.session_id  # resume keeps the id
+    assert sessions.clear_resume_pending(suspended.session_key) and not sessions.clear_resume_pending("agent:x")
+
+
+def test_daily_resets_use_the_gateways_local_time(
+    daemon: Running, tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TZ", "Asia/Tokyo")  # 04:00 in Tokyo is 19:00 UTC the day before
+    clock.now = datetime(2026, 6, 1, 18, 30, tzinfo=UTC)
+    sessions, _ = store(tmp_path, {"reset": {"default": {"mode": "daily", "at_hour": 4}}})
+    first = sessions.get_or_create_session(source())
+    clock.now = datetime(2026, 6, 1, 19, 30, tzinfo=UTC)
+    assert sessions.get_or_create_session(source()).auto_reset_reason == "daily" != first.auto_reset_reason
+
+
+def test_two_gateways_with_different_configs_share_one_daemon(daemon: Running, tmp_path: Path, clock: Clock) -> None:
+    isolated, _ = store(tmp_path / "a", {"reset": {"default": {"mode": "idle", "idle_minutes": 60}}})
+    shared, _ = store(tmp_path / "b", {"group_sessions_per_user": False, "reset": {"default": {"mode": "none"}}})
+    message = source(chat_type="group", user_id="42")
+    a, b = isolated.get_or_create_session(message), shared.get_or_create_session(message)
+    assert (a.session_key, b.session_key) == ("agent:main:telegram:group:-100:42", "agent:main:telegram:group:-100")
+    clock.advance(hours=2)
+    assert isolated.get_or_create_session(message).auto_reset_reason == "idle"
+    assert shared.get_or_create_session(message).session_id == b.session_id
+
+
+def test_prune_keeps_what_the_gateway_says_is_busy(daemon: Running, tmp_path: Path, clock: Clock) -> None:
+    busy_key = "agent:main:telegram:dm:busy"
+    sessions, _ = store(tmp_path, has_active_processes_fn=lambda key: key == busy_key)
+    for chat in ("busy", "idle", "other"):
+        sessions.get_or_create_session(source(chat_id=chat))
+    clock.advance(days=10)
+    assert sessions.prune_old_entries(0) == 0
+    assert sessions.prune_old_entries(7) == 2
+    assert [e.session_key for e in sessions.list_sessions()] == [busy_key]
+    assert sessions.has_any_sessions()
+
+
+def test_transcripts_by_any_id_keep_their_fields(daemon: Running, tmp_path: Path) -> None:
+    sessions, _ = store(tmp_path)
+    assert sessions.load_transcript("written-by-a-plugin") == []
+    sessions.append_to_transcript("written-by-a-plugin", {"role": "user", "content": "hi"}, skip_db=True)
+    thinking = {"role": "assistant", "content": "ok", "reasoning": "r", "reasoning_details": [{"a": 1}]}
+    assert sessions.rewrite_transcript("rewritten-by-id", [thinking]) is None
+    assert sessions.load_transcript("written-by-a-plugin") == [{"role": "user", "content": "hi"}]
+    assert sessions.load_transcript("rewritten-by-id") == [thinking]
+    assert sessions.get_transcript_path("x") == tmp_path / "sessions" / "x.jsonl"
+    entry = sessions.get_or_create_session(source())
+    assert sessions.switch_session(entry.session_key, "rewritten-by-id").session_id == "rewritten-by-id"
+    sessions.update_session(entry.session_key, last_prompt_tokens=0)
+    assert sessions.update_session("agent:main:nowhere:dm:1") is None
