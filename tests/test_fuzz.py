@@ -380,6 +380,9 @@ class Requests:
                 lambda p, sid: pb.SwitchSessionRequest(session_key=p[0], target_session_id=sid), pair, ids
             )
             return weighted((1, request), (2, generic))
+        if name == "BuildSessionContext":  # a source without a context to render: the prompt is built
+            request = st.builds(lambda source: pb.BuildSessionContextRequest(source=source), self.sources)
+            return weighted((1, request), (2, generic))
         return generic
 
     def message(self, descriptor: Descriptor, depth: int) -> st.SearchStrategy[Any]:
