@@ -225,3 +225,23 @@ def test_transcripts_by_any_id_keep_their_fields(daemon: Running, tmp_path: Path
     assert sessions.switch_session(entry.session_key, "rewritten-by-id").session_id == "rewritten-by-id"
     sessions.update_session(entry.session_key, last_prompt_tokens=0)
     assert sessions.update_session("agent:main:nowhere:dm:1") is None
+
+
+def test_the_daemons_scheduled_expiry_and_prune_follow_each_keys_gateway(
+    daemon: Running, tmp_path: Path, clock: Clock
+) -> None:
+    """The daemon's own jobs (the maintenance thread's expiry scan and prune) judge each key by the
+    config of the gateway that last used it, not by the daemon's TOML."""
+    quick = {"reset": {"default": {"mode": "idle", "idle_minutes": 60}}, "session_store_max_age_days": 2}
+    slow = {"reset": {"default": {"mode": "none"}}, "session_store_max_age_days": 30}
+    a, _ = store(tmp_path / "a", quick)
+    b, _ = store(tmp_path / "b", slow)
+    fast_key = a.get_or_create_session(source(chat_id="a")).session_key
+    slow_key = b.get_or_create_session(source(chat_id="b")).session_key
+    jobs = daemon.daemon.service.store  # what the maintenance thread runs on its schedule
+    clock.advance(hours=3)
+    assert jobs.announce_expired() == 1
+    assert [e.session_key for e in jobs.list_expired(10, None)] == [fast_key]
+    clock.advance(days=3)  # past a's 2 days, within b's 30 and the daemon's default 90
+    assert jobs.prune_in_batches() == 1
+    assert [e.session_key for e in b.list_sessions()] == [slow_key]

@@ -153,6 +153,10 @@ class Entry:
     resume_reason: str | None = None
     last_resume_marked_at: datetime | None = None
     version: int = 0
+    # What governs the key, kept from the gateway that last used it (None: the daemon's config):
+    # its reset policy and its maximum age, for the daemon's scheduled expiry and prune.
+    reset_policy: ResetPolicy | None = None
+    max_age_days: int | None = None
 
     @classmethod
     def started(cls, session_key: str, session_id: str, origin: Source, now: datetime, **fields: Any) -> Entry:

@@ -53,8 +53,9 @@ from psycopg.types.string import StrDumperUnknown, TextLoader
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from sessiond.errors import DeadlineExceeded, DiskFull, FailedPrecondition, StorageError
-from sessiond.model import Entry, Event, EventKind, Lease, Message
+from sessiond.model import Entry, Event, EventKind, Lease, Message, ResetPolicy
 from sessiond.rows import (
+    DAY_US,
     ENTRY_COLUMNS,
     EVENT_COLUMNS,
     MESSAGE_COLUMNS,
@@ -65,6 +66,9 @@ from sessiond.rows import (
     event_from_row,
     message_from_row,
     message_row,
+    policy_from_text,
+    policy_text,
+    prune_params,
 )
 from sessiond.storage import AppendResult, Cursor, EventPage, ExpiryCutoffs, StorageStats, Transaction, from_us, to_us
 
@@ -159,6 +163,11 @@ MIGRATIONS = (
     );
     INSERT INTO event_log (newest, deleted_through) VALUES (0, 0);
     """,
+    # What governs a key, sent by its gateway (NULL: the daemon's configuration).
+    """
+    ALTER TABLE entries ADD COLUMN reset_policy TEXT;
+    ALTER TABLE entries ADD COLUMN max_age_days INTEGER;
+    """,
 )
 MIGRATION_LOCK = 0x5E55_10D  # advisory lock class of the migrations; the schema's name hash is the key
 ATTEMPTS = 8  # runs of one unit of work that lost races before it gives up (two suffice for a new key)
@@ -196,7 +205,7 @@ EXPIRED_ENTRIES = f"""
     {SELECT_ENTRY} AS e
     WHERE NOT e.expiry_finalized AND e.updated_at < %(latest)s
       AND (e.updated_at, e.session_key) > (%(after_us)s, %(after_key)s)
-      AND e.updated_at < COALESCE(
+      AND e.updated_at < COALESCE((%(stored)s ->> e.reset_policy)::BIGINT,
           (%(platforms)s ->> e.platform)::BIGINT, (%(chat_types)s ->> e.chat_type)::BIGINT, %(default)s)
       AND {NOT_LEASED}
       AND (%(announced)s OR NOT EXISTS (
@@ -205,7 +214,10 @@ EXPIRED_ENTRIES = f"""
             AND v.session_id = e.session_id))
     ORDER BY e.updated_at, e.session_key LIMIT %(limit)s
 """
-PRUNABLE = f"e.updated_at < %(cutoff)s AND NOT e.suspended AND {NOT_LEASED} AND NOT (e.session_key = ANY(%(keep)s))"
+# An entry's own maximum age (its gateway's) wins when asked (own); 0 or less: never pruned.
+PRUNE_CUTOFF = f"""CASE WHEN NOT %(own)s OR e.max_age_days IS NULL THEN %(cutoff)s
+    WHEN e.max_age_days > 0 THEN %(now)s - e.max_age_days::BIGINT * {DAY_US} ELSE {NEVER} END"""
+PRUNABLE = f"e.updated_at < {PRUNE_CUTOFF} AND NOT e.suspended AND {NOT_LEASED} AND NOT (e.session_key = ANY(%(keep)s))"
 # The conditions twice: a row changed while the DELETE waited for its lock is checked again
 # (READ COMMITTED re-evaluates the outer WHERE, not the subquery), so a just-refreshed entry stays.
 PRUNE = f"""
@@ -352,10 +364,20 @@ class PostgresTransaction(Transaction):
         return [Lease(key, owner, from_us(expires_at)) for key, owner, expires_at in rows]
 
     def prune_entries(
-        self, cutoff: datetime, now: datetime, limit: int | None = None, keep: Sequence[str] = (), dry_run: bool = False
+        self,
+        cutoff: datetime | None,
+        now: datetime,
+        limit: int | None = None,
+        keep: Sequence[str] = (),
+        dry_run: bool = False,
+        own_ages: bool = False,
     ) -> list[Entry]:
-        params = {"cutoff": to_us(cutoff), "now": to_us(now), "limit": limit, "keep": list(keep)}  # LIMIT NULL: all
+        params = prune_params(cutoff, now, own_ages, limit=limit, keep=list(keep))  # LIMIT NULL: all
         return [entry_from_row(row) for row in self._rows(PRUNE_DRY_RUN if dry_run else PRUNE, params)]
+
+    def stored_policies(self) -> list[ResetPolicy]:
+        rows = self._rows("SELECT DISTINCT reset_policy FROM entries WHERE reset_policy IS NOT NULL", ())
+        return [policy for (text,) in rows if (policy := policy_from_text(text)) is not None]
 
     def mark_recently_active(self, since: datetime, now: datetime, reason: str) -> list[Entry]:
         rows = self._rows(
@@ -377,9 +399,9 @@ class PostgresTransaction(Transaction):
         def us(value: datetime | None) -> int:
             return NEVER if value is None else to_us(value)
 
-        every = [cutoffs.default, *cutoffs.platforms.values(), *cutoffs.chat_types.values()]
         params = {
-            "latest": max(map(us, every)),
+            "latest": us(cutoffs.latest()),
+            "stored": Jsonb({policy_text(k): us(v) for k, v in cutoffs.stored.items()}),
             "platforms": Jsonb({k: us(v) for k, v in cutoffs.platforms.items()}),
             "chat_types": Jsonb({k: us(v) for k, v in cutoffs.chat_types.items()}),
             "default": us(cutoffs.default),

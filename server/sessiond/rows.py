@@ -11,17 +11,20 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sessiond.model import Entry, Event, Message, Source, Usage
+from sessiond.model import Entry, Event, Message, ResetPolicy, Source, Usage
 from sessiond.storage import Cursor, from_us, to_us
 
 NEVER = -(2**63)  # a cutoff no timestamp is below
+DAY_US = 86_400_000_000
 
 ENTRY_COLUMNS = (
     "session_key, session_id, created_at, updated_at, origin, display_name, platform, chat_type, "
     "input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, total_tokens, estimated_cost_usd, "
     "cost_status, last_prompt_tokens, was_auto_reset, auto_reset_reason, reset_had_activity, is_fresh_reset, "
-    "expiry_finalized, suspended, resume_pending, resume_reason, last_resume_marked_at, version"
+    "expiry_finalized, suspended, resume_pending, resume_reason, last_resume_marked_at, version, "
+    "reset_policy, max_age_days"
 )
+ENTRY_COLUMN_COUNT = len(ENTRY_COLUMNS.split(", "))
 MESSAGE_COLUMNS = (
     "role, content, content_is_json, tool_calls, tool_call_id, tool_name, reasoning, reasoning_content, "
     "reasoning_details, codex_reasoning_items, codex_message_items, timestamp, token_count, finish_reason, "
@@ -45,7 +48,24 @@ def entry_row(entry: Entry) -> tuple[Any, ...]:
         entry.was_auto_reset, entry.auto_reset_reason, entry.reset_had_activity, entry.is_fresh_reset,
         entry.expiry_finalized, entry.suspended, entry.resume_pending, entry.resume_reason,
         optional_us(entry.last_resume_marked_at), entry.version,
+        policy_text(entry.reset_policy), entry.max_age_days,
     )  # fmt: skip
+
+
+def policy_text(policy: ResetPolicy | None) -> str | None:
+    """A policy as canonical JSON: equal policies are equal text (storage groups entries by it)."""
+    if policy is None:
+        return None
+    return json.dumps(
+        {**vars(policy), "notify_exclude_platforms": list(policy.notify_exclude_platforms)}, sort_keys=True
+    )
+
+
+def policy_from_text(text: str | None) -> ResetPolicy | None:
+    if text is None:
+        return None
+    data = json.loads(text)
+    return ResetPolicy(**{**data, "notify_exclude_platforms": tuple(data["notify_exclude_platforms"])})
 
 
 def entry_from_row(row: Sequence[Any]) -> Entry:
@@ -72,6 +92,8 @@ def entry_from_row(row: Sequence[Any]) -> Entry:
         resume_reason=row[23],
         last_resume_marked_at=None if row[24] is None else from_us(row[24]),
         version=row[25],
+        reset_policy=policy_from_text(row[26]),
+        max_age_days=row[27],
     )
 
 
@@ -102,3 +124,8 @@ def event_from_row(row: Sequence[Any]) -> Event:
 def cursor_params(after: Cursor | None, first: Cursor) -> dict[str, Any]:
     after_us, after_key = after or first
     return {"after_us": after_us, "after_key": after_key}
+
+
+def prune_params(cutoff: datetime | None, now: datetime, own_ages: bool, **more: Any) -> dict[str, Any]:
+    """The parameters of a prune statement (a ``None`` cutoff prunes nothing by the default age)."""
+    return {"cutoff": NEVER if cutoff is None else to_us(cutoff), "now": to_us(now), "own": own_ages, **more}

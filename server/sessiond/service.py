@@ -335,7 +335,7 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
         settings = self._settings(request)
         source = self._source(request, settings)
         entry, created = self.store.get_or_create(source, request.force_new, deadline, settings, request.active_process)
-        policy = settings.policy_for(source.platform, source.chat_type)
+        policy = settings.policy_for(source.platform, source.chat_type, entry.reset_policy)
         return self._entry_response(
             pb.GetOrCreateSessionResponse, entry, created=created, policy=convert.policy_to_proto(policy)
         )

@@ -47,9 +47,10 @@ class Settings:
     reset_policy: ResetPolicy | None = None  # the gateway's policy for this call's source
     max_age_days: int | None = None  # the gateway's, when it sent one
 
-    def policy_for(self, platform: str | None, chat_type: str | None) -> ResetPolicy:
-        """The policy that governs a source: the one the gateway sent, else the configured one."""
-        return self.reset_policy or self.policies.for_session(platform, chat_type)
+    def policy_for(self, platform: str | None, chat_type: str | None, kept: ResetPolicy | None = None) -> ResetPolicy:
+        """The policy that governs a key: the one the gateway sent now, else the one its entry kept
+        from the gateway that last used it (``kept``), else the configured one."""
+        return self.reset_policy or kept or self.policies.for_session(platform, chat_type)
 
     def zone(self, policy: ResetPolicy) -> tzinfo:
         """Where a policy's daily reset hour is read: its named zone, else the daemon host's."""

@@ -28,8 +28,10 @@ from typing import Any, TypeVar
 import apsw
 
 from sessiond.errors import AlreadyExists, DeadlineExceeded, DiskFull, StorageError
-from sessiond.model import Entry, Event, EventKind, Lease, Message
+from sessiond.model import Entry, Event, EventKind, Lease, Message, ResetPolicy
 from sessiond.rows import (
+    DAY_US,
+    ENTRY_COLUMN_COUNT,
     ENTRY_COLUMNS,
     EVENT_COLUMNS,
     MESSAGE_COLUMNS,
@@ -40,6 +42,9 @@ from sessiond.rows import (
     event_from_row,
     message_from_row,
     message_row,
+    policy_from_text,
+    policy_text,
+    prune_params,
 )
 from sessiond.storage import AppendResult, Cursor, EventPage, ExpiryCutoffs, StorageStats, Transaction, from_us, to_us
 
@@ -137,12 +142,17 @@ MIGRATIONS = (
     CREATE TABLE events_deleted (through INTEGER NOT NULL);
     INSERT INTO events_deleted (through) VALUES (0);
     """,
+    # What governs a key, sent by its gateway (NULL: the daemon's configuration).
+    """
+    ALTER TABLE entries ADD COLUMN reset_policy TEXT;
+    ALTER TABLE entries ADD COLUMN max_age_days INTEGER;
+    """,
 )
 BUSY_TIMEOUT_MS = 5000
 CHECKPOINT_WAIT_MS = 200  # how long a checkpoint waits for readers before leaving the rest for next time
 
 SELECT_ENTRY = f"SELECT {ENTRY_COLUMNS} FROM entries"
-PUT_ENTRY = f"INSERT OR REPLACE INTO entries ({ENTRY_COLUMNS}) VALUES ({', '.join('?' * 26)})"
+PUT_ENTRY = f"INSERT OR REPLACE INTO entries ({ENTRY_COLUMNS}) VALUES ({', '.join('?' * ENTRY_COLUMN_COUNT)})"
 INSERT_MESSAGE = (
     f"INSERT INTO messages (session_id, {MESSAGE_COLUMNS}) VALUES ({', '.join('?' * 17)}) ON CONFLICT DO NOTHING"
 )
@@ -156,6 +166,7 @@ EXPIRED_ENTRIES = f"""
     {SELECT_ENTRY} AS e
     WHERE e.expiry_finalized = 0 AND e.updated_at < :latest AND (e.updated_at, e.session_key) > (:after_us, :after_key)
       AND e.updated_at < COALESCE(
+          (SELECT s.value FROM json_each(:stored) AS s WHERE s.key = e.reset_policy),
           (SELECT p.value FROM json_each(:platforms) AS p WHERE p.key = e.platform),
           (SELECT t.value FROM json_each(:chat_types) AS t WHERE t.key = e.chat_type),
           :default)
@@ -166,8 +177,11 @@ EXPIRED_ENTRIES = f"""
             AND v.session_id = e.session_id))
     ORDER BY e.updated_at, e.session_key LIMIT :limit
 """
+# An entry's own maximum age (its gateway's) wins when asked (:own); 0 or less: never pruned.
+PRUNE_CUTOFF = f"""CASE WHEN NOT :own OR e.max_age_days IS NULL THEN :cutoff
+    WHEN e.max_age_days > 0 THEN :now - e.max_age_days * {DAY_US} ELSE {NEVER} END"""
 PRUNABLE = f"""
-    SELECT session_key FROM entries AS e WHERE e.updated_at < :cutoff AND e.suspended = 0 AND {NOT_LEASED}
+    SELECT session_key FROM entries AS e WHERE e.updated_at < {PRUNE_CUTOFF} AND e.suspended = 0 AND {NOT_LEASED}
       AND e.session_key NOT IN (SELECT value FROM json_each(:keep))
     LIMIT :limit
 """
@@ -258,11 +272,20 @@ class SqliteTransaction(Transaction):
         return [Lease(key, owner, from_us(expires_at)) for key, owner, expires_at in rows]
 
     def prune_entries(
-        self, cutoff: datetime, now: datetime, limit: int | None = None, keep: Sequence[str] = (), dry_run: bool = False
+        self,
+        cutoff: datetime | None,
+        now: datetime,
+        limit: int | None = None,
+        keep: Sequence[str] = (),
+        dry_run: bool = False,
+        own_ages: bool = False,
     ) -> list[Entry]:
-        params = {"cutoff": to_us(cutoff), "now": to_us(now), "limit": -1 if limit is None else limit}
-        params["keep"] = json.dumps(list(keep))
+        params = prune_params(cutoff, now, own_ages, limit=-1 if limit is None else limit, keep=json.dumps(list(keep)))
         return [entry_from_row(row) for row in self.db.execute(PRUNE_DRY_RUN if dry_run else PRUNE, params)]
+
+    def stored_policies(self) -> list[ResetPolicy]:
+        rows = self.db.execute("SELECT DISTINCT reset_policy FROM entries WHERE reset_policy IS NOT NULL")
+        return [policy for (text,) in rows if (policy := policy_from_text(text)) is not None]
 
     def mark_recently_active(self, since: datetime, now: datetime, reason: str) -> list[Entry]:
         rows = self.db.execute(
@@ -284,9 +307,9 @@ class SqliteTransaction(Transaction):
         def us(value: datetime | None) -> int:
             return NEVER if value is None else to_us(value)
 
-        every = [cutoffs.default, *cutoffs.platforms.values(), *cutoffs.chat_types.values()]
         params = {
-            "latest": max(map(us, every)),
+            "latest": us(cutoffs.latest()),
+            "stored": json.dumps({policy_text(k): us(v) for k, v in cutoffs.stored.items()}),
             "platforms": json.dumps({k: us(v) for k, v in cutoffs.platforms.items()}),
             "chat_types": json.dumps({k: us(v) for k, v in cutoffs.chat_types.items()}),
             "default": us(cutoffs.default),

@@ -7,12 +7,12 @@ Everything a unit does commits together or not at all. The store logic never see
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from sessiond.model import Entry, Event, EventKind, Lease, Message
+from sessiond.model import Entry, Event, EventKind, Lease, Message, ResetPolicy
 
 T = TypeVar("T")
 Cursor = tuple[int, str]  # (updated_at in microseconds, session_key): the keyset of entry listings
@@ -43,6 +43,12 @@ class ExpiryCutoffs:
     default: datetime | None
     platforms: Mapping[str, datetime | None]
     chat_types: Mapping[str, datetime | None]
+    stored: Mapping[ResetPolicy, datetime | None] = field(default_factory=dict)  # of entries' own policies
+
+    def latest(self) -> datetime | None:
+        """The latest cutoff of all: no entry active since then has expired."""
+        every = [self.default, *self.platforms.values(), *self.chat_types.values(), *self.stored.values()]
+        return max((cutoff for cutoff in every if cutoff is not None), default=None)
 
 
 @dataclass(frozen=True)
@@ -112,10 +118,18 @@ class Transaction(Protocol):
         ...
 
     def prune_entries(
-        self, cutoff: datetime, now: datetime, limit: int | None = None, keep: Sequence[str] = (), dry_run: bool = False
+        self,
+        cutoff: datetime | None,
+        now: datetime,
+        limit: int | None = None,
+        keep: Sequence[str] = (),
+        dry_run: bool = False,
+        own_ages: bool = False,
     ) -> list[Entry]:
-        """Delete entries last active before ``cutoff``, except suspended, leased and ``keep`` ones (at
-        most ``limit``); the deleted (with ``dry_run``, those that would be, deleting nothing)."""
+        """Delete entries last active before ``cutoff`` (``None``: none), except suspended, leased and
+        ``keep`` ones (at most ``limit``); the deleted (with ``dry_run``, those that would be, deleting
+        nothing). ``own_ages``: an entry that keeps its own ``max_age_days`` is judged by that age.
+        """
         ...
 
     def mark_recently_active(self, since: datetime, now: datetime, reason: str) -> list[Entry]:
@@ -124,6 +138,10 @@ class Transaction(Protocol):
 
     def list_entries(self, since: datetime | None, after: Cursor | None, limit: int) -> list[Entry]:
         """Entries most recently active first, from after ``after``."""
+        ...
+
+    def stored_policies(self) -> list[ResetPolicy]:
+        """The distinct reset policies entries keep of their own."""
         ...
 
     def expired_entries(

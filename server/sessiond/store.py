@@ -90,7 +90,7 @@ class SessionStore:
             return "suspended"
         if entry.resume_pending or active_process or tx.live_lease(entry.session_key, now):
             return None
-        policy = settings.policy_for(entry.platform, entry.chat_type)
+        policy = settings.policy_for(entry.platform, entry.chat_type, entry.reset_policy)
         return reset.reset_reason(policy, settings.zone(policy), entry.updated_at, now)
 
     def policy_for(self, platform: str | None, chat_type: str | None) -> ResetPolicy:
@@ -122,11 +122,18 @@ class SessionStore:
         def work(tx: Transaction) -> tuple[Entry, bool]:
             now = self.clock()
             old = tx.get_entry(key)
+            # What governs the key from now on: what this gateway sent, else what the entry kept.
+            governs = {
+                "reset_policy": settings.reset_policy or (old.reset_policy if old else None),
+                "max_age_days": settings.max_age_days
+                if settings.max_age_days is not None
+                else old and old.max_age_days,
+            }
             reason = None
             if old is not None and not force_new:
                 reason = self._stale_reason(tx, old, settings, now, active_process)
                 if reason is None:
-                    return self._save(tx, old, updated_at=now), False
+                    return self._save(tx, old, updated_at=now, **governs), False
             if old is not None:
                 tx.end_session(old.session_id, "session_reset", now)
             entry = Entry.started(
@@ -138,6 +145,7 @@ class SessionStore:
                 auto_reset_reason=reason,
                 reset_had_activity=reason is not None and old is not None and old.usage.total_tokens > 0,
                 version=old.version + 1 if old else 1,
+                **governs,
             )
             tx.put_entry(entry)
             if old is None:
@@ -275,15 +283,17 @@ class SessionStore:
         keep: Sequence[str] = (),
         dry_run: bool = False,
     ) -> list[str]:
-        """Forget entries idle for ``max_age_days`` (the configured age by default), at most ``limit``,
-        never those of ``keep``; the keys removed (with ``dry_run``, those that would be)."""
-        days = self.config.max_age_days if max_age_days is None else max_age_days
-        if days <= 0:
+        """Forget entries idle for ``max_age_days``, at most ``limit``, never those of ``keep``; the keys
+        removed (with ``dry_run``, those that would be). Without an age, each entry's own (its
+        gateway's) applies, else the configured one."""
+        if max_age_days is not None and max_age_days <= 0:
             return []
+        days = self.config.max_age_days if max_age_days is None else max_age_days
 
         def work(tx: Transaction) -> list[str]:
             now = self.clock()
-            removed = tx.prune_entries(now - timedelta(days=days), now, limit, keep, dry_run)
+            cutoff = now - timedelta(days=days) if days > 0 else None
+            removed = tx.prune_entries(cutoff, now, limit, keep, dry_run, own_ages=max_age_days is None)
             for entry in [] if dry_run else removed:
                 self._event(tx, now, "pruned", entry)
             return [entry.session_key for entry in removed]
@@ -305,7 +315,8 @@ class SessionStore:
     def has_any(self) -> bool:
         return self.storage.read(lambda tx: tx.has_two_sessions())
 
-    def _expiry_cutoffs(self, now: datetime) -> ExpiryCutoffs:
+    def _expiry_cutoffs(self, tx: Transaction, now: datetime) -> ExpiryCutoffs:
+        """The cutoffs of the configured policies and of those entries kept from their gateways."""
         policies = self.settings.policies
 
         def cutoff(policy: ResetPolicy) -> datetime | None:
@@ -315,13 +326,13 @@ class SessionStore:
             default=cutoff(policies.default),
             platforms={name: cutoff(p) for name, p in policies.platforms.items()},
             chat_types={name: cutoff(p) for name, p in policies.chat_types.items()},
+            stored={policy: cutoff(policy) for policy in tx.stored_policies()},
         )
 
     def list_expired(self, limit: int, after: Cursor | None) -> list[Entry]:
         """What the reference's expiry watcher finds, minus finalised and leased entries."""
         now = self.clock()
-        cutoffs = self._expiry_cutoffs(now)
-        return self.storage.read(lambda tx: tx.expired_entries(cutoffs, now, after, limit))
+        return self.storage.read(lambda tx: tx.expired_entries(self._expiry_cutoffs(tx, now), now, after, limit))
 
     def announce_expired(self) -> int:
         """The daemon's expiry scan: an "expired" event for each entry ``list_expired`` would show,
@@ -332,7 +343,7 @@ class SessionStore:
         One scan at a time: the daemon's maintenance thread is its only caller.
         """
         now = self.clock()
-        cutoffs = self._expiry_cutoffs(now)
+        cutoffs = self.storage.read(lambda tx: self._expiry_cutoffs(tx, now))
         announced, after = 0, None
         while True:
             found = self._unannounced(cutoffs, now, after)
@@ -351,7 +362,7 @@ class SessionStore:
         for entry in found:
             if tx.get_entry(entry.session_key) != entry or tx.live_lease(entry.session_key, now):
                 continue
-            policy = self.policy_for(entry.platform, entry.chat_type)
+            policy = self.settings.policy_for(entry.platform, entry.chat_type, entry.reset_policy)
             reason = reset.reset_reason(policy, self.settings.zone(policy), entry.updated_at, now)
             self._event(tx, now, "expired", entry, reason=reason)
             count += 1
@@ -489,6 +500,8 @@ def _successor(old: Entry, session_id: str, now: datetime) -> Entry:
         platform=old.platform,
         chat_type=old.chat_type,
         version=old.version + 1,
+        reset_policy=old.reset_policy,
+        max_age_days=old.max_age_days,
     )
 
 

@@ -12,7 +12,7 @@ import protoLoader from '@grpc/proto-loader';
 const HERE = dirname(fileURLToPath(import.meta.url));
 
 /** The package's `protos/`: the sessiond contract and the standard grpc.health.v1 service. */
-export const PROTOS_DIR = resolve(HERE, '../../../protos');
+export const PROTOS_DIR = resolve(HERE, '../protos');
 const STORE_PROTO = 'sessiond/v1/session_store.proto';
 
 export const SERVICE = 'sessiond.v1.SessionStore';

@@ -15,6 +15,7 @@ import hashlib
 import importlib.util
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -47,6 +48,16 @@ def socket_path(directory: Path) -> Path:
     return Path(f"/tmp/sessiond-{os.getuid()}") / f"{digest}.sock"
 
 
+def _accepts(path: Path) -> bool:
+    """Whether something listens on the socket: a crashed daemon's socket file refuses at once."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
 def serving(target: str, timeout: float) -> bool:
     """Whether a daemon answers SERVING at ``target`` within ``timeout`` seconds."""
     with grpc.insecure_channel(target) as channel:
@@ -61,12 +72,13 @@ def ensure(directory: Path, timeout: float = START_SECONDS) -> str:
     """The target of the daemon serving ``directory``, started first if none does."""
     directory = Path(directory).expanduser()
     directory.mkdir(parents=True, exist_ok=True)
-    target = f"unix:{socket_path(directory)}"
-    if socket_path(directory).exists() and serving(target, 1.0):
+    path = socket_path(directory)
+    target = f"unix:{path}"
+    if _accepts(path) and serving(target, 1.0):
         return target
     with open(directory / LOCK_NAME, "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when this process ends, however it ends
-        if not (socket_path(directory).exists() and serving(target, 1.0)):
+        if not (_accepts(path) and serving(target, 1.0)):
             _start(directory, target, timeout)
     return target
 

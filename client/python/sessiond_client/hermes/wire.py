@@ -70,11 +70,17 @@ class Connection:
                 raise
             assert self._sessions_dir is not None
             local_daemon.ensure(self._sessions_dir)
-            return self._call(method, request)
+            # The channel may still be backing off from the refused connection: wait for it.
+            return self._call(method, request, wait_for_ready=True)
 
-    def _call(self, method: Callable[[SessionStoreStub], Callable[..., Response]], request: object) -> Response:
+    def _call(
+        self,
+        method: Callable[[SessionStoreStub], Callable[..., Response]],
+        request: object,
+        wait_for_ready: bool | None = None,
+    ) -> Response:
         try:
-            return method(self.stub())(request, timeout=TIMEOUT)
+            return method(self.stub())(request, timeout=TIMEOUT, wait_for_ready=wait_for_ready)
         except grpc.RpcError as error:
             raise errors.from_rpc_error(error) from error
 

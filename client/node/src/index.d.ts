@@ -1,0 +1,459 @@
+// Type declarations of @sessiond/client (hand-written: the code is plain JavaScript with JSDoc).
+// Keep them in step with index.js; test/package.test.js fails when the exported names differ.
+
+/// <reference types="node" />
+
+import type { ChannelOptions, Metadata, ServiceClientConstructor, status } from '@grpc/grpc-js';
+import type { PackageDefinition } from '@grpc/proto-loader';
+
+// -- values
+
+/** The reference's chat types. */
+export type ChatTypeName = 'dm' | 'group' | 'channel' | 'thread';
+
+/**
+ * A source as a gateway passes it, in lowerCamelCase. Missing `chatType` means "dm";
+ * `null`/`undefined` optionals are not sent.
+ */
+export interface SessionSourceInput {
+  /** "telegram", "discord", ... (an enum-like `{value}` works) */
+  platform: string | { value: string };
+  chatId?: string | number;
+  chatType?: ChatTypeName;
+  chatName?: string | null;
+  userId?: string | null;
+  userName?: string | null;
+  threadId?: string | null;
+  chatTopic?: string | null;
+  userIdAlt?: string | null;
+  chatIdAlt?: string | null;
+  isBot?: boolean;
+  guildId?: string | null;
+  parentChatId?: string | null;
+  messageId?: string | null;
+  /** A chat type `chatType` cannot name ("forum"); leave `chatType` unset then. */
+  chatTypeName?: string | null;
+}
+
+/** A source in the reference's snake_case `SessionSource.to_dict()` shape (camelCase keys win when both are given). */
+export interface SessionSourceDict {
+  platform: string | { value: string };
+  chat_id?: string | number;
+  chat_type?: ChatTypeName;
+  chat_name?: string | null;
+  user_id?: string | null;
+  user_name?: string | null;
+  thread_id?: string | null;
+  chat_topic?: string | null;
+  user_id_alt?: string | null;
+  chat_id_alt?: string | null;
+  is_bot?: boolean;
+  guild_id?: string | null;
+  parent_chat_id?: string | null;
+  message_id?: string | null;
+  chat_type_name?: string | null;
+}
+
+/** Where a source argument is expected, either shape works. */
+export type SourceArgument = SessionSourceInput | SessionSourceDict;
+
+/** A source as the daemon returns it (an entry's `origin`, a context's `source`); unset optionals are null. */
+export interface SessionSource {
+  platform: string;
+  chatId: string;
+  chatType: ChatTypeName;
+  chatName: string | null;
+  userId: string | null;
+  userName: string | null;
+  threadId: string | null;
+  chatTopic: string | null;
+  userIdAlt: string | null;
+  chatIdAlt: string | null;
+  isBot: boolean;
+  guildId: string | null;
+  parentChatId: string | null;
+  messageId: string | null;
+  chatTypeName: string | null;
+}
+
+/** The current session of a session key (the reference's `SessionEntry` plus `version`). */
+export interface SessionEntry {
+  sessionKey: string;
+  /** "YYYYMMDD_HHMMSS_<8 hex>" */
+  sessionId: string;
+  createdAt: Date;
+  updatedAt: Date;
+  origin: SessionSource | null;
+  displayName: string | null;
+  platform: string | null;
+  chatType: ChatTypeName;
+  inputTokens: number;
+  outputTokens: number;
+  cacheReadTokens: number;
+  cacheWriteTokens: number;
+  totalTokens: number;
+  estimatedCostUsd: number;
+  costStatus: string;
+  lastPromptTokens: number;
+  wasAutoReset: boolean;
+  autoResetReason: string | null;
+  resetHadActivity: boolean;
+  isFreshReset: boolean;
+  expiryFinalized: boolean;
+  suspended: boolean;
+  resumePending: boolean;
+  resumeReason: string | null;
+  lastResumeMarkedAt: Date | null;
+  /** Pass it back as `expectedVersion` to make a change conditional. */
+  version: number;
+  /** The origin's chat type when `chatType` cannot name it. */
+  chatTypeName: string | null;
+}
+
+/** What a context prompt needs of an entry: key, id and times (a `SessionEntry`, or any object with them). */
+export interface EntryRef {
+  sessionKey: string;
+  sessionId: string;
+  createdAt: Date | string | number;
+  updatedAt: Date | string | number;
+}
+
+/** A lease on a session key. */
+export interface Lease {
+  sessionKey: string;
+  owner: string;
+  expiresAt: Date | null;
+}
+
+/**
+ * A transcript message in the OpenAI chat format, with its snake_case keys. Other keys are not
+ * stored. Non-string `content` and the structured fields travel as JSON.
+ */
+export interface TranscriptMessage {
+  /** "unknown" when empty */
+  role: string;
+  content?: unknown;
+  /** Messages whose id is stored already are skipped (sent only). */
+  message_id?: string | number | null;
+  tool_calls?: unknown;
+  tool_call_id?: string | null;
+  tool_name?: string | null;
+  /** Replayed on assistant messages only, as the other reasoning fields. */
+  reasoning?: string | null;
+  reasoning_content?: string | null;
+  reasoning_details?: unknown;
+  codex_reasoning_items?: unknown;
+  codex_message_items?: unknown;
+  finish_reason?: string | null;
+  /** Sent only. */
+  token_count?: number | null;
+}
+
+/** A home channel as given in `RuntimePlatforms`. */
+export interface HomeChannelInput {
+  platform: string;
+  chatId: string;
+  name?: string | null;
+  threadId?: string | null;
+  userId?: string | null;
+  scopeId?: string | null;
+}
+
+/** A home channel as the daemon returns it. */
+export interface HomeChannel {
+  platform: string;
+  chatId: string;
+  /** null: "Home" */
+  name: string | null;
+  threadId: string | null;
+  userId: string | null;
+  scopeId: string | null;
+}
+
+/** Platforms and home channels the gateway knows at run time (replace the daemon's configured ones). */
+export interface RuntimePlatforms {
+  connectedPlatforms?: readonly string[];
+  homeChannels?: readonly HomeChannelInput[];
+}
+
+/** What the agent is told about where it is. */
+export interface SessionContext {
+  source: SessionSource | null;
+  connectedPlatforms: string[];
+  homeChannels: HomeChannel[];
+  sharedMultiUserSession: boolean;
+  /** "" without an entry */
+  sessionKey: string;
+  /** "" without an entry */
+  sessionId: string;
+  createdAt: Date | null;
+  updatedAt: Date | null;
+}
+
+export interface SessionContextResult {
+  context: SessionContext;
+  /** The "## Current Session Context" section of the system prompt. */
+  prompt: string;
+}
+
+export interface SessionKeyDetails {
+  sessionKey: string;
+  sharedMultiUserSession: boolean;
+  /** "DM with Alice" */
+  description: string;
+}
+
+export interface AppendResult {
+  appended: number;
+  /** Messages skipped because their `message_id` was stored already. */
+  duplicates: number;
+  messageCount: number;
+}
+
+/** A grpc.health.v1 status. */
+export type HealthStatus = 'UNKNOWN' | 'SERVING' | 'NOT_SERVING' | 'SERVICE_UNKNOWN';
+
+// -- options
+
+export interface SessionStoreClientOptions {
+  /** Deadline of every call (each page of a listing has its own); default 5000. */
+  timeoutMs?: number;
+  /** Where the contract's .proto files are (default: the package's own `protos/`). */
+  protosDir?: string;
+  /** Extra grpc-js channel arguments. */
+  channelOptions?: ChannelOptions;
+  /** Bearer token, sent with every call (a daemon's TCP port may require it). */
+  token?: string;
+  /** TLS to a TCP port: the CA to trust (default: the system's), this client's key and certificate for mutual TLS (PEM). */
+  tls?: { rootCerts?: Buffer | null; privateKey?: Buffer | null; certChain?: Buffer | null };
+}
+
+export interface ContextOptions {
+  entry?: EntryRef | null;
+  /** Hash ids on PII-safe platforms. */
+  redactPii?: boolean;
+  /** Instead of the daemon's configured platforms and home channels. */
+  platforms?: RuntimePlatforms | null;
+}
+
+/** `ConflictError` when the entry's version moved on. */
+export interface VersionCondition {
+  expectedVersion?: number | null;
+}
+
+export interface UpdateSessionOptions extends VersionCondition {
+  /** Left as is when null. */
+  lastPromptTokens?: number | null;
+  inputTokens?: number;
+  outputTokens?: number;
+  cacheReadTokens?: number;
+  cacheWriteTokens?: number;
+  totalTokens?: number;
+  estimatedCostUsd?: number;
+  /** Left as is when null. */
+  costStatus?: string | null;
+}
+
+export interface HealthCheckOptions {
+  timeoutMs?: number;
+  /** Wait (until the deadline) for the daemon to accept connections. */
+  waitForReady?: boolean;
+}
+
+export interface WaitUntilServingOptions {
+  /** Default 10000. */
+  timeoutMs?: number;
+  service?: string;
+  signal?: AbortSignal;
+}
+
+// -- the client
+
+/**
+ * The reference `SessionStore`'s operations over one daemon connection. Where the reference
+ * answered None, False or [] for an unknown key, this client resolves to `null`, `false` or
+ * `[]`; every other failure rejects with a `SessiondError` subclass.
+ */
+export class SessionStoreClient {
+  #private;
+  /** @param address `unix:/absolute/path` or `host:port` (default: `defaultTarget()`) */
+  constructor(address?: string, options?: SessionStoreClientOptions);
+  readonly address: string;
+  readonly timeoutMs: number;
+
+  buildSessionKey(source: SourceArgument): Promise<string>;
+  buildSessionKeyDetails(source: SourceArgument): Promise<SessionKeyDetails>;
+  buildSessionContext(source: SourceArgument, options?: ContextOptions): Promise<SessionContextResult>;
+  buildSessionContextPrompt(source: SourceArgument, options?: ContextOptions): Promise<string>;
+
+  getOrCreateSession(source: SourceArgument, options?: { forceNew?: boolean }): Promise<SessionEntry>;
+  getSession(sessionKey: string): Promise<SessionEntry | null>;
+  /** null: unknown key (ignored, as the reference did). */
+  updateSession(sessionKey: string, options?: UpdateSessionOptions): Promise<SessionEntry | null>;
+  suspendSession(sessionKey: string, options?: VersionCondition): Promise<boolean>;
+  /** `reason` defaults to "restart_timeout"; false for an unknown or suspended key. */
+  markResumePending(sessionKey: string, options?: { reason?: string } & VersionCondition): Promise<boolean>;
+  clearResumePending(sessionKey: string, options?: VersionCondition): Promise<boolean>;
+  suspendRecentlyActive(maxAgeSeconds?: number): Promise<number>;
+  resetSession(sessionKey: string, options?: VersionCondition): Promise<SessionEntry | null>;
+  switchSession(sessionKey: string, targetSessionId: string, options?: VersionCondition): Promise<SessionEntry | null>;
+  /** <= 0: none; null/omitted: the daemon's configured age. */
+  pruneOldEntries(maxAgeDays?: number | null): Promise<number>;
+  listSessions(options?: { activeMinutes?: number | null }): Promise<SessionEntry[]>;
+  hasAnySessions(): Promise<boolean>;
+  listExpiredSessions(): Promise<SessionEntry[]>;
+  markExpiryFinalized(sessionKey: string, sessionId: string): Promise<SessionEntry>;
+  acquireLease(sessionKey: string, owner: string, ttlSeconds: number): Promise<Lease>;
+  releaseLease(sessionKey: string, owner: string): Promise<boolean>;
+
+  appendMessages(sessionId: string, messages: Iterable<TranscriptMessage>): Promise<AppendResult>;
+  /** Gives the message a random `message_id` unless it has one; `skipDb: true` sends nothing. */
+  appendToTranscript(sessionId: string, message: TranscriptMessage, options: { skipDb: true }): Promise<null>;
+  appendToTranscript(sessionId: string, message: TranscriptMessage, options?: { skipDb?: false }): Promise<AppendResult>;
+  appendToTranscript(sessionId: string, message: TranscriptMessage, options?: { skipDb?: boolean }): Promise<AppendResult | null>;
+  rewriteTranscript(sessionId: string, messages: Iterable<TranscriptMessage>): Promise<number>;
+  loadTranscript(sessionId: string, options?: { raw?: boolean }): Promise<TranscriptMessage[]>;
+
+  /** @param service "sessiond.v1.SessionStore" (default), "sessiond.writes" or "" (the server) */
+  checkHealth(service?: string, options?: HealthCheckOptions): Promise<HealthStatus>;
+  isServing(): Promise<boolean>;
+  waitUntilServing(options?: WaitUntilServingOptions): Promise<void>;
+  close(): void;
+}
+
+/** `$SESSIOND_TARGET`, else the daemon's default Unix socket. */
+export function defaultTarget(): string;
+/** Channel arguments: large responses, and grpc's own retry policy for `retriedMethods`. */
+export function channelOptions(retriedMethods: readonly string[]): ChannelOptions;
+
+export type IdempotentMethod =
+  | 'BuildSessionKey'
+  | 'BuildSessionContext'
+  | 'GetSession'
+  | 'ListSessions'
+  | 'HasAnySessions'
+  | 'ListExpiredSessions'
+  | 'LoadTranscript'
+  | 'AppendMessages';
+/** Safe to send twice: reads, pure rules, and AppendMessages once every message has an id. */
+export const IDEMPOTENT_METHODS: readonly IdempotentMethod[];
+export const RETRY_POLICY: Readonly<{
+  maxAttempts: number;
+  initialBackoff: string;
+  maxBackoff: string;
+  backoffMultiplier: number;
+  retryableStatusCodes: readonly string[];
+}>;
+
+// -- errors
+
+/** A gRPC status name ("NOT_FOUND"). */
+export type StatusName = keyof typeof status;
+/** gRPC status codes by name (`Status.NOT_FOUND === 5`). */
+export const Status: typeof status;
+/** The name of a status code, "UNKNOWN" for a number that is none. */
+export function statusName(code: number): StatusName;
+
+/** Any failed call. */
+export class SessiondError extends Error {
+  /** @param details the server's message (for INVALID_ARGUMENT: "field.path: reason") */
+  constructor(code: number, details: string, extra?: { metadata?: Metadata | null; cause?: unknown });
+  /** A `Status` value. */
+  code: number;
+  codeName: StatusName;
+  details: string;
+  /** The call's trailers. */
+  metadata: Metadata | null;
+}
+/** A request field was rejected. */
+export class InvalidArgumentError extends SessiondError {
+  /** The field (`source.platform`), "" if unknown. */
+  field: string;
+}
+/** An unknown session key or session id. */
+export class NotFoundError extends SessiondError {}
+/** ABORTED: the entry changed since it was read (`expectedVersion`) or moved on to another id. */
+export class ConflictError extends SessiondError {}
+/** The entry's state forbids the change (suspended, leased by another owner). */
+export class FailedPreconditionError extends SessiondError {}
+/** The daemon's disk is full or a configured limit was exceeded. */
+export class ResourceExhaustedError extends SessiondError {}
+/** The daemon could not be reached (after the retries that were safe). */
+export class UnavailableError extends SessiondError {}
+/** The call's deadline passed; a mutation may or may not have been applied. */
+export class DeadlineExceededError extends SessiondError {}
+
+/** The error class for a status code (`SessiondError` itself for the codes without one). */
+export function errorClassFor(code: number): typeof SessiondError;
+/** The `SessiondError` subclass for a failed grpc-js call; UNKNOWN for anything without a status code. */
+export function fromServiceError(error: unknown): SessiondError;
+
+// -- conversions
+
+/** The reference's chat type strings and the contract's enum names. */
+export const CHAT_TYPES: Readonly<{
+  dm: 'CHAT_TYPE_DM';
+  group: 'CHAT_TYPE_GROUP';
+  channel: 'CHAT_TYPE_CHANNEL';
+  thread: 'CHAT_TYPE_THREAD';
+}>;
+
+/** A google.protobuf.Timestamp as proto-loader shapes it. */
+export interface Timestamp {
+  seconds: number;
+  nanos: number;
+}
+/** Millisecond precision; null when unset. */
+export function timestampToDate(timestamp: Partial<Timestamp> | null | undefined): Date | null;
+/** @param field names the field in the `InvalidArgumentError` for an invalid time */
+export function dateToTimestamp(value: Date | string | number, field: string): Timestamp;
+
+/** A field of a contract message, as read from the loaded descriptors. */
+export interface FieldInfo {
+  /** lowerCamelCase, as proto-loader names it */
+  name: string;
+  /** "TYPE_STRING", "TYPE_MESSAGE", ... */
+  type: string;
+  /** Message or enum type, possibly relative ("SessionSource"); "" for scalars. */
+  typeName: string;
+  repeated: boolean;
+  /** Declared `optional` (has presence). */
+  optional: boolean;
+}
+
+/** Conversions between these values and the messages on the wire (proto-loader's shapes). */
+export interface Codec {
+  fieldsOf(typeName: string): FieldInfo[];
+  /** Every field of the type; unset optionals null. */
+  fromProto(typeName: string, message: Record<string, unknown>): Record<string, unknown>;
+  sourceToProto(source: SourceArgument): Record<string, unknown>;
+  sourceFromProto(message: Record<string, unknown>): SessionSource;
+  entryFromProto(message: Record<string, unknown>): SessionEntry;
+  leaseFromProto(message: Record<string, unknown>): Lease;
+  entryRefToProto(entry: EntryRef): { sessionKey: string; sessionId: string; createdAt: Timestamp; updatedAt: Timestamp };
+  messageToProto(message: TranscriptMessage): Record<string, unknown>;
+  messageFromProto(proto: Record<string, unknown>): TranscriptMessage;
+}
+export function createCodec(definition: PackageDefinition): Codec;
+
+// -- the contract
+
+export interface Contract {
+  /** Every loaded type, by full name. */
+  definition: PackageDefinition;
+  SessionStore: ServiceClientConstructor;
+  Health: ServiceClientConstructor;
+}
+/** The contract loaded from `protosDir` (default: `PROTOS_DIR`), once per directory. */
+export function loadContract(protosDir?: string): Contract;
+/** The package's `protos/`: the sessiond contract and grpc.health.v1. */
+export const PROTOS_DIR: string;
+/** How proto-loader shapes messages: lowerCamelCase fields, int64 as numbers, enums as names, defaults, oneof names. */
+export const LOADER_OPTIONS: Readonly<{
+  keepCase: false;
+  longs: NumberConstructor;
+  enums: StringConstructor;
+  defaults: true;
+  oneofs: true;
+}>;
+export const SERVICE: 'sessiond.v1.SessionStore';

@@ -1,0 +1,201 @@
+// The package as a new user gets it: `npm pack` this directory, `npm install` the tarball into a
+// project outside the checkout, then, importing the package by its name there, type-check a strict
+// TypeScript gateway against the declarations and run a plain ESM gateway against a real daemon.
+
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, realpath, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+
+import * as api from '../src/index.js';
+import { PACKAGE_DIR, startDaemon } from './helpers/daemon.js';
+
+const TSC = join(PACKAGE_DIR, 'node_modules/.bin/tsc');
+const TSC_ARGS = ['--noEmit', '--strict', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022'];
+// The install may fetch the dependencies' metadata from the registry, on a shared machine.
+const INSTALL_TIMEOUT_MS = 300_000;
+const SESSION_ID = /^\d{8}_\d{6}_[0-9a-f]{8}$/;
+
+/** Without the npm_* variables `npm test` sets: their local prefix would point npm back at this checkout. */
+const CHILD_ENV = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('npm_')));
+
+/**
+ * Runs a command to its end (killed after `timeoutMs`); resolves to its exit code and output.
+ * @param {string} command
+ * @param {string[]} args
+ * @param {{cwd: string, timeoutMs?: number}} options
+ * @returns {Promise<{code: number | null, stdout: string, output: string}>}
+ */
+function run(command, args, { cwd, timeoutMs = 60_000 }) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { cwd, env: CHILD_ENV, stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk) => (stdout += chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk) => (stderr += chunk));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, output: stdout + stderr }));
+  });
+}
+
+/**
+ * `run`, asserting exit status 0; resolves to its stdout.
+ * @param {Parameters<typeof run>} args
+ */
+async function runOk(...args) {
+  const { code, stdout, output } = await run(...args);
+  assert.equal(code, 0, `${args[0]} ${args[1].join(' ')} failed:\n${output}`);
+  return stdout;
+}
+
+/** A gateway as a TypeScript user writes it; only type-checked (gateway.mjs is the one that runs). */
+const GATEWAY_TS = `
+import * as api from '@sessiond/client';
+import {
+  ConflictError,
+  SessionStoreClient,
+  type HealthStatus,
+  type SessionEntry,
+  type SessionSourceInput,
+  type TranscriptMessage,
+} from '@sessiond/client';
+
+const store = new SessionStoreClient(process.env.SESSIOND_TARGET, { timeoutMs: 5000 });
+const source: SessionSourceInput = { platform: 'telegram', chatId: 12345, chatType: 'dm', userId: '12345' };
+
+export async function onMessage(text: string): Promise<string> {
+  const entry: SessionEntry = await store.getOrCreateSession(source);
+  const prompt: string = await store.buildSessionContextPrompt(source, { entry, redactPii: true });
+  const { messageCount } = await store.appendToTranscript(entry.sessionId, { role: 'user', content: text });
+  const history: TranscriptMessage[] = await store.loadTranscript(entry.sessionId);
+  try {
+    await store.updateSession(entry.sessionKey, { totalTokens: messageCount, expectedVersion: entry.version });
+  } catch (error) {
+    if (!(error instanceof ConflictError)) throw error;
+    console.warn(error.codeName, error.details);
+  }
+  const { context } = await store.buildSessionContext(entry.origin ?? { platform: 'telegram', chat_id: '12345' });
+  const status: HealthStatus = await store.checkHealth();
+  // @ts-expect-error getSession resolves to null for an unknown key
+  const missing: SessionEntry = await store.getSession('agent:main:telegram:dm:nobody');
+  // @ts-expect-error not a chat type
+  await store.buildSessionKey({ platform: 'telegram', chatType: 'room' });
+  return [prompt, history.length, context.connectedPlatforms.join(), status, missing.sessionId].join(' ');
+}
+
+// The declarations export exactly the names index.js does ("Property 'x' is missing" otherwise).
+type Runtime = ${Object.keys(api).map((name) => JSON.stringify(name)).join(' | ')};
+export const undeclared: Record<Exclude<Runtime, keyof typeof api>, never> = {};
+export const notExported: Record<Exclude<keyof typeof api, Runtime>, never> = {};
+`;
+
+/** The deliberate mistake: a number where a source is required. */
+const MISUSE_TS = `
+import { SessionStoreClient } from '@sessiond/client';
+
+await new SessionStoreClient().getOrCreateSession(42);
+`;
+
+/** A gateway's loop with the installed package: session for the source, message in, transcript, prompt. */
+const GATEWAY_MJS = `
+import { PROTOS_DIR, SessionStoreClient } from '@sessiond/client';
+
+const [address, sourceJson] = process.argv.slice(2);
+const source = JSON.parse(sourceJson);
+const store = new SessionStoreClient(address, { timeoutMs: 10_000 });
+try {
+  const entry = await store.getOrCreateSession(source);
+  const append = await store.appendToTranscript(entry.sessionId, { role: 'user', content: 'hello from the tarball' });
+  const transcript = await store.loadTranscript(entry.sessionId);
+  const prompt = await store.buildSessionContextPrompt(source, { entry });
+  console.log(JSON.stringify({ protosDir: PROTOS_DIR, entry, append, transcript, prompt }));
+} finally {
+  store.close();
+}
+`;
+
+/** @type {string} */
+let work;
+/** @type {string} */
+let project;
+/** @type {{filename: string, files: {path: string}[]}} */
+let tarball;
+/** @type {import('./helpers/daemon.js').Daemon | undefined} */
+let daemon;
+
+async function packAndInstall() {
+  [tarball] = JSON.parse(await runOk('npm', ['pack', '--json', '--pack-destination', work], { cwd: PACKAGE_DIR }));
+  await mkdir(project);
+  await writeFile(join(project, 'package.json'), JSON.stringify({ name: 'gateway', private: true, type: 'module' }));
+  await runOk('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', join(work, tarball.filename)], {
+    cwd: project,
+    timeoutMs: INSTALL_TIMEOUT_MS,
+  });
+  await Promise.all(
+    Object.entries({ 'gateway.ts': GATEWAY_TS, 'misuse.ts': MISUSE_TS, 'gateway.mjs': GATEWAY_MJS }).map(([name, text]) =>
+      writeFile(join(project, name), text),
+    ),
+  );
+}
+
+before(
+  async () => {
+    work = await mkdtemp(join(tmpdir(), 'sessiond-package-'));
+    project = join(work, 'gateway');
+    // The daemon starts while npm works; both settle before a failure is thrown, so after() can stop it.
+    const [started, installed] = await Promise.allSettled([startDaemon(), packAndInstall()]);
+    if (started.status === 'fulfilled') daemon = started.value;
+    for (const result of [started, installed]) if (result.status === 'rejected') throw result.reason;
+  },
+  { timeout: INSTALL_TIMEOUT_MS + 60_000 },
+);
+
+after(async () => {
+  await daemon?.stop();
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+describe('the package installed from its tarball', () => {
+  it('holds src/ with the declarations, the .proto files and the README, nothing else', async () => {
+    const files = tarball.files.map(({ path }) => path);
+    const contract = (await readdir(join(PACKAGE_DIR, 'protos/sessiond/v1'))).map((name) => `protos/sessiond/v1/${name}`);
+    for (const path of ['package.json', 'README.md', 'src/index.js', 'src/index.d.ts', 'protos/grpc/health/v1/health.proto', ...contract]) {
+      assert.ok(files.includes(path), `${path} is not in ${tarball.filename}`);
+    }
+    assert.deepEqual(files.filter((path) => !/^(src\/|protos\/|package\.json$|README\.md$)/.test(path)), []);
+  });
+
+  it('type-checks a strict TypeScript gateway, and rejects a number for a source', async () => {
+    const [gateway, misuse] = await Promise.all([
+      run(TSC, [...TSC_ARGS, 'gateway.ts'], { cwd: project }),
+      // Only the mistake matters here: the declarations are checked with gateway.ts (this saves seconds).
+      run(TSC, [...TSC_ARGS, '--skipLibCheck', 'misuse.ts'], { cwd: project }),
+    ]);
+    assert.equal(gateway.code, 0, gateway.output);
+    assert.notEqual(misuse.code, 0);
+    assert.match(misuse.output, /misuse\.ts\(4,\d+\): error TS2345: Argument of type 'number' is not assignable to parameter of type 'SourceArgument'/);
+    assert.equal(misuse.output.match(/error TS/g)?.length, 1, misuse.output);
+  });
+
+  it('runs a gateway loop against the daemon with the contract inside the package', async () => {
+    const source = { platform: 'telegram', chatId: '31337', chatType: /** @type {const} */ ('dm'), userId: '31337', userName: 'Carol' };
+    const address = /** @type {import('./helpers/daemon.js').Daemon} */ (daemon).address;
+    const out = JSON.parse(await runOk(process.execPath, ['gateway.mjs', address, JSON.stringify(source)], { cwd: project }));
+
+    assert.equal(out.protosDir, join(await realpath(join(project, 'node_modules/@sessiond/client')), 'protos'));
+    assert.match(out.entry.sessionId, SESSION_ID);
+    assert.deepEqual(out.append, { appended: 1, duplicates: 0, messageCount: 1 });
+    assert.deepEqual(out.transcript, [{ role: 'user', content: 'hello from the tarball' }]);
+    // The checkout's client agrees on the key and the prompt.
+    const store = new api.SessionStoreClient(address);
+    try {
+      assert.equal(out.entry.sessionKey, await store.buildSessionKey(source));
+      assert.ok(out.prompt.startsWith('## Current Session Context\n'));
+      assert.equal(out.prompt, await store.buildSessionContextPrompt(source, { entry: out.entry }));
+    } finally {
+      store.close();
+    }
+  });
+});
