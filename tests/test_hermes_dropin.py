@@ -245,3 +245,37 @@ def test_the_daemons_scheduled_expiry_and_prune_follow_each_keys_gateway(
     clock.advance(days=3)  # past a's 2 days, within b's 30 and the daemon's default 90
     assert jobs.prune_in_batches() == 1
     assert [e.session_key for e in b.list_sessions()] == [slow_key]
+
+
+def test_entries_are_live_and_what_the_gateway_assigns_is_saved(daemon: Running, tmp_path: Path, clock: Clock) -> None:
+    """What a Hermes gateway does with the reference's insides: it holds entries, assigns their
+    flags, saves under the store's lock, and its expiry watcher walks ``_entries``."""
+    sessions, _ = store(tmp_path, {"reset": {"default": {"mode": "idle", "idle_minutes": 60}}})
+    entry = sessions.get_or_create_session(source())
+    assert sessions.get_or_create_session(source()) is entry  # one object per key, updated in place
+    fresh = sessions.reset_session(entry.session_key)
+    assert fresh is not entry and entry.session_id != fresh.session_id  # the old object keeps the old id
+    fresh.is_fresh_reset = False  # consumed by the gateway: saved at the next call
+    fresh.last_prompt_tokens = 0
+    again = hermes.SessionStore(tmp_path / "sessions", sessions.config, address=daemon.address)
+    assert again.get_or_create_session(source()).is_fresh_reset  # not saved yet
+    assert not sessions.get_or_create_session(source()).is_fresh_reset
+    assert not again.get_or_create_session(source()).is_fresh_reset
+    sessions._ensure_loaded()
+    assert fresh.session_key in sessions._entries and "agent:nowhere" not in sessions._entries
+    clock.advance(hours=2)
+    expired = [(k, e) for k, e in list(sessions._entries.items()) if sessions._is_session_expired(e)]
+    assert [k for k, _ in expired] == [fresh.session_key] and expired[0][1] is fresh
+    with sessions._lock:
+        fresh.expiry_finalized = True
+        sessions._save()
+    assert again._entries[fresh.session_key].expiry_finalized
+    assert sessions._should_reset(fresh, source()) == "idle"
+    fresh.suspended = True
+    sessions._save()
+    assert again.get_or_create_session(source()).auto_reset_reason == "suspended"
+    compressed = sessions._entries[fresh.session_key]
+    compressed.session_id = "compressed-by-the-agent"  # /compress points the key at a new id itself
+    sessions._save()
+    assert again._entries[fresh.session_key].session_id == "compressed-by-the-agent"
+    assert sessions._db is None and sessions._generate_session_key(source()) == fresh.session_key

@@ -309,6 +309,19 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
         return pb.BuildSessionContextResponse(context=convert.context_to_proto(built), prompt=text)
 
     @rpc
+    def CheckReset(self, request: pb.CheckResetRequest, deadline: float | None) -> pb.CheckResetResponse:
+        settings = self._settings(request)
+        if not request.HasField("updated_at"):
+            raise InvalidArgument("updated_at", "required")
+        convert.check_sizes(request, "", ("platform", "chat_type"), self.max_bytes)
+        platform = settings.platforms.resolve(request.platform, "platform") if request.HasField("platform") else None
+        chat_type = request.chat_type if request.HasField("chat_type") else None
+        reason = self.store.check_reset(
+            convert.timestamp(request.updated_at, "updated_at"), platform, chat_type, settings
+        )
+        return pb.CheckResetResponse(reason=reason)
+
+    @rpc
     def ResolveWhatsAppIdentifier(
         self, request: pb.ResolveWhatsAppIdentifierRequest, deadline: float | None
     ) -> pb.ResolveWhatsAppIdentifierResponse:
@@ -357,6 +370,9 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
             cost_status=request.cost_status if request.HasField("cost_status") else None,
             expected_version=self._version(request),
             deadline=deadline,
+            is_fresh_reset=request.is_fresh_reset if request.HasField("is_fresh_reset") else None,
+            clear_auto_reset=request.clear_auto_reset,
+            keep_updated_at=request.keep_updated_at,
         )
         return self._entry_response(pb.UpdateSessionResponse, entry)
 

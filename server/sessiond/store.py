@@ -168,8 +168,14 @@ class SessionStore:
         cost_status: str | None = None,
         expected_version: int | None = None,
         deadline: Deadline = None,
+        *,
+        is_fresh_reset: bool | None = None,
+        clear_auto_reset: bool = False,
+        keep_updated_at: bool = False,
     ) -> Entry:
-        """Record activity: refresh ``updated_at``, set the last prompt size, add the usage."""
+        """Record activity: refresh ``updated_at``, set the last prompt size, add the usage. A gateway
+        writing back flags it consumed (``is_fresh_reset``, ``clear_auto_reset``) may leave the
+        activity time as it is (``keep_updated_at``)."""
 
         def work(tx: Transaction) -> Entry:
             entry = self._current(tx, session_key, expected_version)
@@ -177,16 +183,30 @@ class SessionStore:
             for name, value in vars(total).items():
                 if isinstance(value, int) and value >= 2**63:
                     raise InvalidArgument(f"usage.{name}", "the counter would exceed 2^63 - 1")
+            changes: dict[str, Any] = {}
+            if is_fresh_reset is not None:
+                changes["is_fresh_reset"] = is_fresh_reset
+            if clear_auto_reset:
+                changes.update(was_auto_reset=False, auto_reset_reason=None, reset_had_activity=False)
             return self._save(
                 tx,
                 entry,
-                updated_at=self.clock(),
+                updated_at=entry.updated_at if keep_updated_at else self.clock(),
                 usage=total,
                 last_prompt_tokens=entry.last_prompt_tokens if last_prompt_tokens is None else last_prompt_tokens,
                 cost_status=entry.cost_status if cost_status is None else cost_status,
+                **changes,
             )
 
         return self.storage.write(work, deadline)
+
+    def check_reset(
+        self, updated_at: datetime, platform: str | None, chat_type: str | None, settings: Settings | None = None
+    ) -> str | None:
+        """Why a session last active at ``updated_at`` would start over now ("idle", "daily"), or None."""
+        settings = settings or self.settings
+        policy = settings.policy_for(platform, chat_type)
+        return reset.reset_reason(policy, settings.zone(policy), updated_at, self.clock())
 
     def suspend(self, session_key: str, expected_version: int | None = None, deadline: Deadline = None) -> Entry:
         def work(tx: Transaction) -> Entry:

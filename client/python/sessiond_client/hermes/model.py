@@ -42,9 +42,26 @@ class SessionSource(types.SessionSource):
         )
 
 
+# Fields a gateway sets on the entries it holds, which the store writes back (``SessionStore._save``).
+WRITTEN_BACK = frozenset(
+    {"session_id", "suspended", "expiry_finalized", "is_fresh_reset", "was_auto_reset", "last_prompt_tokens"}
+)
+
+
 @dataclass
 class SessionEntry(types.SessionEntry):
-    """The current session of a key (the reference's ``SessionEntry``, plus ``version``)."""
+    """The current session of a key (the reference's ``SessionEntry``, plus ``version``).
+
+    A store's entries are live, as the reference's were: the store hands out one object per key
+    and updates it in place, and what the gateway assigns to its ``WRITTEN_BACK`` fields reaches
+    the daemon at the store's next call (or ``_save()``), as it reached ``sessions.json`` there.
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+        changed = self.__dict__.get("_changed")
+        if changed is not None and name in WRITTEN_BACK:
+            changed(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SessionEntry:

@@ -4,13 +4,20 @@ Same methods, arguments, defaults and return conventions as the reference's: Non
 an unknown key, ``[]`` for an unknown transcript, the count of what was changed. Transcripts
 live in the daemon only (no JSONL copy, no second database): ``get_transcript_path`` still names
 the reference's file, which nothing writes.
+
+Gateways also used the reference's insides, and these work too: ``_entries`` (a live view of
+the daemon's entries), ``_lock``, ``_save()`` (writes back what the gateway assigned to its
+entries), ``_ensure_loaded()``, ``_generate_session_key()``, ``_is_session_expired()`` and
+``_should_reset()`` (the daemon's rule, under the gateway's policy), and ``_db`` (None).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, ItemsView, Iterable, Iterator, Mapping, ValuesView
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +25,7 @@ from sessiond_client import errors
 from sessiond_client.hermes import model, wire
 from sessiond_client.store_client import (
     PAGE_SIZE,
+    datetime_to_proto,
     entry_from_proto,
     message_from_proto,
     message_to_proto,
@@ -49,11 +57,113 @@ class SessionStore:
         self._has_active_processes_fn = has_active_processes_fn
         self._daemon = wire.Connection(address, Path(sessions_dir))
         wire.set_default(self._daemon)  # module-level functions follow the gateway's daemon
+        self._lock = threading.RLock()  # gateways hold it around _save(), as they did the reference's
+        self._live: dict[str, model.SessionEntry] = {}  # the one object per key the gateway holds
+        self._known: dict[str, dict[str, Any]] = {}  # its WRITTEN_BACK fields as the daemon has them
+        self._dirty: set[str] = set()
+        self._entries = LiveEntries(self)
+        self._db = None  # the reference's SessionDB: the daemon keeps the one copy
+        self._loaded = True
 
-    # -- conversions
+    # -- live entries
 
     def _entry(self, message: session_pb2.SessionEntry) -> model.SessionEntry:
-        return model.with_platforms(entry_from_proto(message, aware=False))
+        """The key's live entry, updated in place from the daemon's answer; a new session of the key
+        is a new object, as in the reference (an old one a gateway still holds keeps its id)."""
+        fresh = model.with_platforms(entry_from_proto(message, aware=False))
+        key = fresh.session_key
+        with self._lock:
+            live = self._live.get(key)
+            if live is not None and live.session_id == fresh.session_id:
+                for f in fields(fresh):
+                    object.__setattr__(live, f.name, getattr(fresh, f.name))
+            else:
+                if live is not None:
+                    object.__setattr__(live, "_changed", None)  # replaced: its changes no longer count
+                live = self._live[key] = fresh
+                object.__setattr__(live, "_changed", self._mark)
+            self._known[key] = {name: getattr(fresh, name) for name in model.WRITTEN_BACK}
+            self._dirty.discard(key)
+            return live
+
+    def _mark(self, entry: model.SessionEntry) -> None:
+        with self._lock:
+            self._dirty.add(entry.session_key)
+
+    def _save(self) -> None:
+        """Write back what the gateway assigned to its entries (the reference rewrote sessions.json)."""
+        with self._lock:
+            dirty, self._dirty = self._dirty, set()
+            for key in dirty:
+                if key in self._live:
+                    self._write_back(self._live[key])
+
+    def _write_back(self, entry: model.SessionEntry) -> None:
+        known, key = self._known.get(entry.session_key, {}), entry.session_key
+        wanted = {name: getattr(entry, name) for name in model.WRITTEN_BACK}
+        changed = {name for name, value in wanted.items() if value != known.get(name)}
+        calls: list[tuple[Callable[[Any], Callable[..., Any]], object]] = []
+        if "session_id" in changed:
+            switch = pb.SwitchSessionRequest(
+                session_key=key, target_session_id=wanted["session_id"], create_session=True
+            )
+            calls.append((lambda s: s.SwitchSession, switch))
+        if "suspended" in changed and wanted["suspended"]:
+            calls.append((lambda s: s.SuspendSession, pb.SuspendSessionRequest(session_key=key)))
+        if "expiry_finalized" in changed and wanted["expiry_finalized"]:
+            finalized = pb.MarkExpiryFinalizedRequest(session_key=key, session_id=wanted["session_id"])
+            calls.append((lambda s: s.MarkExpiryFinalized, finalized))
+        update = pb.UpdateSessionRequest(session_key=key, keep_updated_at=True)
+        if "is_fresh_reset" in changed:
+            update.is_fresh_reset = wanted["is_fresh_reset"]
+        if "was_auto_reset" in changed and not wanted["was_auto_reset"]:
+            update.clear_auto_reset = True
+        if "last_prompt_tokens" in changed:
+            update.last_prompt_tokens = wanted["last_prompt_tokens"]
+        if update.HasField("is_fresh_reset") or update.clear_auto_reset or update.HasField("last_prompt_tokens"):
+            calls.append((lambda s: s.UpdateSession, update))
+        try:
+            for method, request in calls:
+                self._daemon.call(method, request)
+            self._entry(self._daemon.call(lambda s: s.GetSession, pb.GetSessionRequest(session_key=key)).entry)
+        except (errors.NotFoundError, errors.ConflictError):  # the key is gone or moved on meanwhile
+            self._live.pop(key, None)
+
+    def _get(self, session_key: str) -> model.SessionEntry | None:
+        self._save()
+        try:
+            response = self._daemon.call(lambda s: s.GetSession, pb.GetSessionRequest(session_key=session_key))
+        except errors.NotFoundError:
+            return None
+        return self._entry(response.entry)
+
+    def _ensure_loaded(self) -> None:
+        """The reference read sessions.json once; the daemon always has everything."""
+
+    _ensure_loaded_locked = _ensure_loaded
+
+    def _reset_reason(self, updated_at: Any, policy: Any) -> str | None:
+        request = pb.CheckResetRequest(
+            updated_at=datetime_to_proto(updated_at), config=pb.GatewayConfig(reset_policy=wire.policy_to_proto(policy))
+        )
+        response = self._daemon.call(lambda s: s.CheckReset, request)
+        return response.reason if response.HasField("reason") else None
+
+    def _is_session_expired(self, entry: Any) -> bool:
+        """Whether the entry's policy (the gateway's, for its platform and chat type) says it expired."""
+        if self._has_active_processes_fn is not None and self._has_active_processes_fn(entry.session_key):
+            return False
+        policy = self.config.get_reset_policy(platform=entry.platform, session_type=entry.chat_type)
+        return self._reset_reason(entry.updated_at, policy) is not None
+
+    def _should_reset(self, entry: Any, source: Any) -> str | None:
+        """ "idle", "daily" or None for an entry reached from ``source`` (the source's policy)."""
+        if self._has_active_processes_fn is not None and self._has_active_processes_fn(
+            self._generate_session_key(source)
+        ):
+            return None
+        policy = self.config.get_reset_policy(platform=source.platform, session_type=source.chat_type)
+        return self._reset_reason(entry.updated_at, policy)
 
     def _active(self, session_key: str) -> bool:
         """The gateway's own word on background work for a key (a failing callback says no, as there)."""
@@ -75,6 +185,7 @@ class SessionStore:
         return self._daemon.call(lambda s: s.HasAnySessions, pb.HasAnySessionsRequest()).has_any_sessions
 
     def get_or_create_session(self, source: Any, force_new: bool = False) -> model.SessionEntry:
+        self._save()  # first what the gateway assigned to its entries: each call saved there
         request = pb.GetOrCreateSessionRequest(
             source=source_to_proto(source), force_new=force_new, config=wire.store_config(self.config, source)
         )
@@ -83,6 +194,7 @@ class SessionStore:
         return self._entry(self._daemon.call(lambda s: s.GetOrCreateSession, request).entry)
 
     def update_session(self, session_key: str, last_prompt_tokens: int | None = None) -> None:
+        self._save()
         request = pb.UpdateSessionRequest(session_key=session_key, last_prompt_tokens=last_prompt_tokens)
         try:
             self._daemon.call(lambda s: s.UpdateSession, request)
@@ -90,9 +202,11 @@ class SessionStore:
             return
 
     def suspend_session(self, session_key: str) -> bool:
+        self._save()
         return self._changed(lambda s: s.SuspendSession, pb.SuspendSessionRequest(session_key=session_key))
 
     def mark_resume_pending(self, session_key: str, reason: str = "restart_timeout") -> bool:
+        self._save()
         request = pb.MarkResumePendingRequest(session_key=session_key, reason=reason)
         return self._changed(lambda s: s.MarkResumePending, request)
 
@@ -105,6 +219,7 @@ class SessionStore:
         return True
 
     def clear_resume_pending(self, session_key: str) -> bool:
+        self._save()
         request = pb.ClearResumePendingRequest(session_key=session_key)
         try:
             return bool(self._daemon.call(lambda s: s.ClearResumePending, request).cleared)
@@ -113,6 +228,7 @@ class SessionStore:
 
     def prune_old_entries(self, max_age_days: int) -> int:
         """Entries idle for ``max_age_days``; those the gateway's callback says are busy are kept."""
+        self._save()
         if max_age_days is None or max_age_days <= 0:
             return 0
         request = pb.PruneOldEntriesRequest(max_age_days=max_age_days)
@@ -124,10 +240,12 @@ class SessionStore:
         return int(self._daemon.call(lambda s: s.PruneOldEntries, request).count)
 
     def suspend_recently_active(self, max_age_seconds: int = 120) -> int:
+        self._save()
         request = pb.SuspendRecentlyActiveRequest(max_age_seconds=max_age_seconds)
         return int(self._daemon.call(lambda s: s.SuspendRecentlyActive, request).count)
 
     def reset_session(self, session_key: str) -> model.SessionEntry | None:
+        self._save()
         try:
             response = self._daemon.call(lambda s: s.ResetSession, pb.ResetSessionRequest(session_key=session_key))
         except errors.NotFoundError:
@@ -136,6 +254,7 @@ class SessionStore:
 
     def switch_session(self, session_key: str, target_session_id: str) -> model.SessionEntry | None:
         """Points the key at any session id (an unknown one is recorded, as the reference allowed)."""
+        self._save()
         request = pb.SwitchSessionRequest(
             session_key=session_key, target_session_id=target_session_id, create_session=True
         )
@@ -145,6 +264,7 @@ class SessionStore:
             return None
 
     def list_sessions(self, active_minutes: int | None = None) -> list[model.SessionEntry]:
+        self._save()
         request = pb.ListSessionsRequest(active_minutes=active_minutes, page_size=PAGE_SIZE)
         entries = []
         while True:
@@ -190,3 +310,34 @@ class SessionStore:
                 request.page_token = response.next_page_token
         except errors.NotFoundError:
             return []
+
+
+class LiveEntries(Mapping[str, model.SessionEntry]):
+    """``store._entries``: the daemon's entries by key, as the store's live objects."""
+
+    def __init__(self, store: SessionStore):
+        self._store = store
+
+    def __getitem__(self, session_key: str) -> model.SessionEntry:
+        entry = self._store._get(session_key)
+        if entry is None:
+            raise KeyError(session_key)
+        return entry
+
+    def __contains__(self, session_key: object) -> bool:
+        return isinstance(session_key, str) and self._store._get(session_key) is not None
+
+    def _snapshot(self) -> dict[str, model.SessionEntry]:
+        return {entry.session_key: entry for entry in self._store.list_sessions()}
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._snapshot())
+
+    def __len__(self) -> int:
+        return len(self._snapshot())
+
+    def items(self) -> ItemsView[str, model.SessionEntry]:
+        return self._snapshot().items()  # one listing, not a look-up per key
+
+    def values(self) -> ValuesView[model.SessionEntry]:
+        return self._snapshot().values()

@@ -7,6 +7,7 @@ from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from sessiond_client.v1 import events_pb2 as _events_pb2
 from sessiond_client.v1 import session_pb2 as _session_pb2
@@ -527,6 +528,9 @@ class UpdateSessionRequest(_message.Message):
     USAGE_FIELD_NUMBER: _builtins.int
     COST_STATUS_FIELD_NUMBER: _builtins.int
     EXPECTED_VERSION_FIELD_NUMBER: _builtins.int
+    IS_FRESH_RESET_FIELD_NUMBER: _builtins.int
+    CLEAR_AUTO_RESET_FIELD_NUMBER: _builtins.int
+    KEEP_UPDATED_AT_FIELD_NUMBER: _builtins.int
     session_key: _builtins.str
     """The session key."""
     last_prompt_tokens: _builtins.int
@@ -535,6 +539,16 @@ class UpdateSessionRequest(_message.Message):
     """New cost status; left as is when unset."""
     expected_version: _builtins.int
     """Apply only if the entry's version is still this one."""
+    is_fresh_reset: _builtins.bool
+    """Set is_fresh_reset to this (a gateway that consumed the signal clears it)."""
+    clear_auto_reset: _builtins.bool
+    """Clear was_auto_reset, auto_reset_reason and reset_had_activity (a gateway
+    that showed its reset notice).
+    """
+    keep_updated_at: _builtins.bool
+    """Leave updated_at as it is: the gateway writes its own flags back, it does
+    not record activity.
+    """
     @_builtins.property
     def usage(self) -> Global___UsageDelta:
         """Increments of the token and cost counters."""
@@ -547,21 +561,28 @@ class UpdateSessionRequest(_message.Message):
         usage: Global___UsageDelta | None = ...,
         cost_status: _builtins.str | None = ...,
         expected_version: _builtins.int | None = ...,
+        is_fresh_reset: _builtins.bool | None = ...,
+        clear_auto_reset: _builtins.bool = ...,
+        keep_updated_at: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_cost_status", b"_cost_status", "_expected_version", b"_expected_version", "_last_prompt_tokens", b"_last_prompt_tokens", "cost_status", b"cost_status", "expected_version", b"expected_version", "last_prompt_tokens", b"last_prompt_tokens", "usage", b"usage"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_cost_status", b"_cost_status", "_expected_version", b"_expected_version", "_is_fresh_reset", b"_is_fresh_reset", "_last_prompt_tokens", b"_last_prompt_tokens", "cost_status", b"cost_status", "expected_version", b"expected_version", "is_fresh_reset", b"is_fresh_reset", "last_prompt_tokens", b"last_prompt_tokens", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_cost_status", b"_cost_status", "_expected_version", b"_expected_version", "_last_prompt_tokens", b"_last_prompt_tokens", "cost_status", b"cost_status", "expected_version", b"expected_version", "last_prompt_tokens", b"last_prompt_tokens", "session_key", b"session_key", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_cost_status", b"_cost_status", "_expected_version", b"_expected_version", "_is_fresh_reset", b"_is_fresh_reset", "_last_prompt_tokens", b"_last_prompt_tokens", "clear_auto_reset", b"clear_auto_reset", "cost_status", b"cost_status", "expected_version", b"expected_version", "is_fresh_reset", b"is_fresh_reset", "keep_updated_at", b"keep_updated_at", "last_prompt_tokens", b"last_prompt_tokens", "session_key", b"session_key", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__cost_status: _TypeAlias = _typing.Literal["cost_status"]  # noqa: Y015
     _WhichOneofArgType__cost_status: _TypeAlias = _typing.Literal["_cost_status", b"_cost_status"]  # noqa: Y015
     _WhichOneofReturnType__expected_version: _TypeAlias = _typing.Literal["expected_version"]  # noqa: Y015
     _WhichOneofArgType__expected_version: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version"]  # noqa: Y015
+    _WhichOneofReturnType__is_fresh_reset: _TypeAlias = _typing.Literal["is_fresh_reset"]  # noqa: Y015
+    _WhichOneofArgType__is_fresh_reset: _TypeAlias = _typing.Literal["_is_fresh_reset", b"_is_fresh_reset"]  # noqa: Y015
     _WhichOneofReturnType__last_prompt_tokens: _TypeAlias = _typing.Literal["last_prompt_tokens"]  # noqa: Y015
     _WhichOneofArgType__last_prompt_tokens: _TypeAlias = _typing.Literal["_last_prompt_tokens", b"_last_prompt_tokens"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__cost_status) -> _WhichOneofReturnType__cost_status | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__expected_version) -> _WhichOneofReturnType__expected_version | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__is_fresh_reset) -> _WhichOneofReturnType__is_fresh_reset | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__last_prompt_tokens) -> _WhichOneofReturnType__last_prompt_tokens | None: ...
 
@@ -1485,6 +1506,75 @@ class LoadTranscriptResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___LoadTranscriptResponse: _TypeAlias = LoadTranscriptResponse  # noqa: Y015
+
+@_typing.final
+class CheckResetRequest(_message.Message):
+    """Request of CheckReset."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    PLATFORM_FIELD_NUMBER: _builtins.int
+    CHAT_TYPE_FIELD_NUMBER: _builtins.int
+    CONFIG_FIELD_NUMBER: _builtins.int
+    platform: _builtins.str
+    """Its platform, to find the configured policy when config sends none."""
+    chat_type: _builtins.str
+    """Its chat type ("dm", "group", ... or another name), likewise."""
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp:
+        """The session's last activity (required)."""
+
+    @_builtins.property
+    def config(self) -> Global___GatewayConfig:
+        """The gateway's configuration for this call (its reset policy)."""
+
+    def __init__(
+        self,
+        *,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
+        platform: _builtins.str | None = ...,
+        chat_type: _builtins.str | None = ...,
+        config: Global___GatewayConfig | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_chat_type", b"_chat_type", "_platform", b"_platform", "chat_type", b"chat_type", "config", b"config", "platform", b"platform", "updated_at", b"updated_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_chat_type", b"_chat_type", "_platform", b"_platform", "chat_type", b"chat_type", "config", b"config", "platform", b"platform", "updated_at", b"updated_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__chat_type: _TypeAlias = _typing.Literal["chat_type"]  # noqa: Y015
+    _WhichOneofArgType__chat_type: _TypeAlias = _typing.Literal["_chat_type", b"_chat_type"]  # noqa: Y015
+    _WhichOneofReturnType__platform: _TypeAlias = _typing.Literal["platform"]  # noqa: Y015
+    _WhichOneofArgType__platform: _TypeAlias = _typing.Literal["_platform", b"_platform"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__chat_type) -> _WhichOneofReturnType__chat_type | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__platform) -> _WhichOneofReturnType__platform | None: ...
+
+Global___CheckResetRequest: _TypeAlias = CheckResetRequest  # noqa: Y015
+
+@_typing.final
+class CheckResetResponse(_message.Message):
+    """Response of CheckReset."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REASON_FIELD_NUMBER: _builtins.int
+    reason: _builtins.str
+    """"idle" or "daily"; unset while the session is fresh."""
+    def __init__(
+        self,
+        *,
+        reason: _builtins.str | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_reason", b"_reason", "reason", b"reason"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_reason", b"_reason", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__reason: _TypeAlias = _typing.Literal["reason"]  # noqa: Y015
+    _WhichOneofArgType__reason: _TypeAlias = _typing.Literal["_reason", b"_reason"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__reason) -> _WhichOneofReturnType__reason | None: ...
+
+Global___CheckResetResponse: _TypeAlias = CheckResetResponse  # noqa: Y015
 
 @_typing.final
 class ResolveWhatsAppIdentifierRequest(_message.Message):

@@ -144,6 +144,11 @@ class SessionStoreStub:
                 request_serializer=sessiond_dot_v1_dot_session__store__pb2.LoadTranscriptRequest.SerializeToString,
                 response_deserializer=sessiond_dot_v1_dot_session__store__pb2.LoadTranscriptResponse.FromString,
                 _registered_method=True)
+        self.CheckReset = channel.unary_unary(
+                '/sessiond.v1.SessionStore/CheckReset',
+                request_serializer=sessiond_dot_v1_dot_session__store__pb2.CheckResetRequest.SerializeToString,
+                response_deserializer=sessiond_dot_v1_dot_session__store__pb2.CheckResetResponse.FromString,
+                _registered_method=True)
         self.ResolveWhatsAppIdentifier = channel.unary_unary(
                 '/sessiond.v1.SessionStore/ResolveWhatsAppIdentifier',
                 request_serializer=sessiond_dot_v1_dot_session__store__pb2.ResolveWhatsAppIdentifierRequest.SerializeToString,
@@ -315,6 +320,15 @@ class SessionStoreServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CheckReset(self, request, context):
+        """Why a session last active at updated_at starts over now by its reset
+        policy ("idle", "daily"), or not (reason unset): the rule GetOrCreateSession
+        applies, for a gateway's own expiry checks (pure rule, no storage).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ResolveWhatsAppIdentifier(self, request, context):
         """The normalised and the canonical form of a WhatsApp identifier (phone JID
         or LID), as the session key uses it: INVALID_ARGUMENT for one with
@@ -444,6 +458,11 @@ def add_SessionStoreServicer_to_server(servicer, server):
                     servicer.LoadTranscript,
                     request_deserializer=sessiond_dot_v1_dot_session__store__pb2.LoadTranscriptRequest.FromString,
                     response_serializer=sessiond_dot_v1_dot_session__store__pb2.LoadTranscriptResponse.SerializeToString,
+            ),
+            'CheckReset': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckReset,
+                    request_deserializer=sessiond_dot_v1_dot_session__store__pb2.CheckResetRequest.FromString,
+                    response_serializer=sessiond_dot_v1_dot_session__store__pb2.CheckResetResponse.SerializeToString,
             ),
             'ResolveWhatsAppIdentifier': grpc.unary_unary_rpc_method_handler(
                     servicer.ResolveWhatsAppIdentifier,
@@ -1028,6 +1047,33 @@ class SessionStore:
             '/sessiond.v1.SessionStore/LoadTranscript',
             sessiond_dot_v1_dot_session__store__pb2.LoadTranscriptRequest.SerializeToString,
             sessiond_dot_v1_dot_session__store__pb2.LoadTranscriptResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckReset(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sessiond.v1.SessionStore/CheckReset',
+            sessiond_dot_v1_dot_session__store__pb2.CheckResetRequest.SerializeToString,
+            sessiond_dot_v1_dot_session__store__pb2.CheckResetResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -88,6 +88,11 @@ class SessionStoreStub:
     """Replaces a whole transcript atomically (/retry, /undo, /compress)."""
     LoadTranscript: _grpc.UnaryUnaryMultiCallable[_session_store_pb2.LoadTranscriptRequest, _session_store_pb2.LoadTranscriptResponse]
     """Reads a transcript in order, one page at a time."""
+    CheckReset: _grpc.UnaryUnaryMultiCallable[_session_store_pb2.CheckResetRequest, _session_store_pb2.CheckResetResponse]
+    """Why a session last active at updated_at starts over now by its reset
+    policy ("idle", "daily"), or not (reason unset): the rule GetOrCreateSession
+    applies, for a gateway's own expiry checks (pure rule, no storage).
+    """
     ResolveWhatsAppIdentifier: _grpc.UnaryUnaryMultiCallable[_session_store_pb2.ResolveWhatsAppIdentifierRequest, _session_store_pb2.ResolveWhatsAppIdentifierResponse]
     """The normalised and the canonical form of a WhatsApp identifier (phone JID
     or LID), as the session key uses it: INVALID_ARGUMENT for one with
@@ -163,6 +168,11 @@ class SessionStoreAsyncStub(SessionStoreStub):
     """Replaces a whole transcript atomically (/retry, /undo, /compress)."""
     LoadTranscript: _aio.UnaryUnaryMultiCallable[_session_store_pb2.LoadTranscriptRequest, _session_store_pb2.LoadTranscriptResponse]  # type: ignore[assignment]
     """Reads a transcript in order, one page at a time."""
+    CheckReset: _aio.UnaryUnaryMultiCallable[_session_store_pb2.CheckResetRequest, _session_store_pb2.CheckResetResponse]  # type: ignore[assignment]
+    """Why a session last active at updated_at starts over now by its reset
+    policy ("idle", "daily"), or not (reason unset): the rule GetOrCreateSession
+    applies, for a gateway's own expiry checks (pure rule, no storage).
+    """
     ResolveWhatsAppIdentifier: _aio.UnaryUnaryMultiCallable[_session_store_pb2.ResolveWhatsAppIdentifierRequest, _session_store_pb2.ResolveWhatsAppIdentifierResponse]  # type: ignore[assignment]
     """The normalised and the canonical form of a WhatsApp identifier (phone JID
     or LID), as the session key uses it: INVALID_ARGUMENT for one with
@@ -361,6 +371,17 @@ class SessionStoreServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_session_store_pb2.LoadTranscriptResponse, _abc.Awaitable[_session_store_pb2.LoadTranscriptResponse]]:
         """Reads a transcript in order, one page at a time."""
+
+    @_abc_1.abstractmethod
+    def CheckReset(
+        self,
+        request: _session_store_pb2.CheckResetRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_session_store_pb2.CheckResetResponse, _abc.Awaitable[_session_store_pb2.CheckResetResponse]]:
+        """Why a session last active at updated_at starts over now by its reset
+        policy ("idle", "daily"), or not (reason unset): the rule GetOrCreateSession
+        applies, for a gateway's own expiry checks (pure rule, no storage).
+        """
 
     @_abc_1.abstractmethod
     def ResolveWhatsAppIdentifier(
