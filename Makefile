@@ -56,7 +56,7 @@ reliability: $(VENV)/bin/sessiond ## Crashes, races, fuzzing, limits, full disk,
 		tests/test_store_races.py tests/test_fuzz.py tests/test_limits.py tests/test_disk_full.py tests/test_corruption.py
 
 .PHONY: test-node
-test-node: $(VENV)/bin/sessiond ## The Node client's tests against the real daemon (npm ci in client/node)
+test-node: $(VENV)/bin/sessiond ## The Node client's tests against the real daemon, incl. installing the packed tarball (npm ci in client/node)
 	cd client/node && npm ci --no-audit --no-fund && npm test
 
 # protoc names the modules after the proto package (sessiond.v1); the client ships them as

@@ -279,3 +279,39 @@ def test_entries_are_live_and_what_the_gateway_assigns_is_saved(daemon: Running,
     sessions._save()
     assert again._entries[fresh.session_key].session_id == "compressed-by-the-agent"
     assert sessions._db is None and sessions._generate_session_key(source()) == fresh.session_key
+
+
+def test_the_references_documented_store_behaviours(daemon: Running, tmp_path: Path, clock: Clock) -> None:
+    """The rest of the reference's own test list (NOTES.md), through the drop-in's public names."""
+    sessions, _ = store(tmp_path)
+    first = sessions.get_or_create_session(source(chat_id="1"))
+    assert not sessions.has_any_sessions()  # one session ever: the reference's "> 1"
+    sessions.update_session(first.session_key, last_prompt_tokens=812)
+    sessions.update_session(first.session_key)  # omitted: left as it is
+    assert sessions.get_or_create_session(source(chat_id="1")).last_prompt_tokens == 812
+    sessions.update_session(first.session_key, last_prompt_tokens=0)
+    assert sessions.get_or_create_session(source(chat_id="1")).last_prompt_tokens == 0
+    assert not sessions.clear_resume_pending(first.session_key)  # not pending
+    assert sessions.mark_resume_pending(first.session_key)
+    reloaded = hermes.SessionStore(tmp_path / "sessions", sessions.config, address=daemon.address)
+    pending = reloaded.get_or_create_session(source(chat_id="1"))  # a new store on the same daemon
+    assert (pending.session_id, pending.resume_pending, pending.resume_reason) == (
+        first.session_id,
+        True,
+        "restart_timeout",
+    )
+    assert pending.last_resume_marked_at is not None and not pending.was_auto_reset
+    older = sessions.get_or_create_session(source(chat_id="2"))
+    clock.advance(seconds=300)
+    recent = sessions.get_or_create_session(source(chat_id="3"))
+    assert sessions.suspend_recently_active() == 1  # recent only: older is idle, first already pending
+    assert sessions.list_sessions(active_minutes=1) == [recent] and recent.resume_reason == "restart_interrupted"
+    assert not sessions.get_or_create_session(source(chat_id="2")).resume_pending
+    assert older.session_id == sessions.get_or_create_session(source(chat_id="2")).session_id
+    assert sessions.has_any_sessions()
+    parent = sessions.get_or_create_session(source(chat_type="group", user_id="42"))
+    thread = sessions.get_or_create_session(source(chat_type="group", user_id="42", thread_id="7"))
+    sessions.append_to_transcript(parent.session_id, {"role": "user", "content": "in the group"})
+    assert thread.session_id != parent.session_id and sessions.load_transcript(thread.session_id) == []
+    sessions.rewrite_transcript(parent.session_id, [])
+    assert sessions.load_transcript(parent.session_id) == []
