@@ -44,7 +44,7 @@ test: $(VENV)/bin/sessiond ## Run the test suite (needs ../shared beside the che
 # The suites that take a storage backend, on a throwaway PostgreSQL server (tests/postgres.py); they skip where
 # PostgreSQL is missing. The two-daemon tests (tests/test_postgres.py) always use PostgreSQL: `make test` runs them.
 PG_SUITES := tests/test_store_behaviour.py tests/test_store_differential.py tests/test_store_races.py \
-	tests/test_events.py tests/test_fuzz.py
+	tests/test_events.py tests/test_fuzz.py tests/test_hermes_dropin.py
 
 .PHONY: test-postgres
 test-postgres: $(VENV)/bin/sessiond ## The store suites against PostgreSQL (initdb/pg_ctl in a temp dir; ~4 min)
