@@ -2,9 +2,10 @@
 //
 // Sources, entries, leases and contexts are the contract's messages with proto-loader's
 // lowerCamelCase field names, made friendlier: chat types are the reference's strings ("dm",
-// "group", "channel", "thread"), times are `Date`s, and `optional` fields that are not set are
-// `null` (so "not sent" stays different from ""). They are read from the loaded .proto
-// descriptors, so a field added to the contract shows up here without a code change.
+// "group", "channel", "thread", or one the enum does not name, such as "forum"), times are
+// `Date`s, and `optional` fields that are not set are `null` (so "not sent" stays different from
+// ""). They are read from the loaded .proto descriptors, so a field added to the contract shows
+// up here without a code change.
 //
 // Transcript messages keep the OpenAI chat format's own snake_case keys (`tool_calls`,
 // `tool_call_id`, ...), exactly as the Python client's dicts: gateways hand them to the model
@@ -14,6 +15,11 @@ import { PACKAGE } from './proto.js';
 import { invalidArgument } from './errors.js';
 
 /** @typedef {'dm' | 'group' | 'channel' | 'thread'} ChatTypeName */
+/**
+ * One of the enum's names, or a chat type it does not name ("forum"), which the contract carries
+ * in `chat_type_name`. (`string & {}` keeps the four names offered as completions.)
+ * @typedef {ChatTypeName | (string & {})} ChatType
+ */
 
 /** The reference's chat type strings and the contract's enum names. */
 export const CHAT_TYPES = Object.freeze({
@@ -26,6 +32,12 @@ export const CHAT_TYPES = Object.freeze({
 const CHAT_TYPE_NAMES = Object.fromEntries(
   Object.entries(CHAT_TYPES).map(([name, value]) => [value, /** @type {ChatTypeName} */ (name)]),
 );
+
+/**
+ * The contract's field, beside the ChatType enum in sources and entries, for a chat type the
+ * enum does not name. Gateways see one `chatType` string, so this field is never a key of ours.
+ */
+const CHAT_TYPE_NAME = 'chatTypeName';
 
 /** Message keys stored as JSON text, only when truthy in Python's sense (as the reference's SessionDB). */
 export const MESSAGE_JSON_FIELDS = Object.freeze([
@@ -51,7 +63,7 @@ export const MESSAGE_PLAIN_FIELDS = Object.freeze([
  * @typedef {object} SessionSourceInput
  * @property {string | {value: string}} platform  "telegram", "discord", ... (an enum-like `{value}` works)
  * @property {string | number} [chatId]
- * @property {ChatTypeName} [chatType]
+ * @property {ChatType} [chatType]
  * @property {string | null} [chatName]
  * @property {string | null} [userId]
  * @property {string | null} [userName]
@@ -70,7 +82,7 @@ export const MESSAGE_PLAIN_FIELDS = Object.freeze([
  * @typedef {object} SessionSource
  * @property {string} platform
  * @property {string} chatId
- * @property {ChatTypeName} chatType
+ * @property {ChatType} chatType
  * @property {string | null} chatName
  * @property {string | null} userId
  * @property {string | null} userName
@@ -94,7 +106,7 @@ export const MESSAGE_PLAIN_FIELDS = Object.freeze([
  * @property {SessionSource | null} origin
  * @property {string | null} displayName
  * @property {string | null} platform
- * @property {ChatTypeName} chatType
+ * @property {ChatType} chatType
  * @property {number} inputTokens
  * @property {number} outputTokens
  * @property {number} cacheReadTokens
@@ -196,17 +208,18 @@ function chatTypeName(value) {
 }
 
 /**
- * The ChatType for the reference's strings; missing means dm, as in the reference's `from_dict`.
- * @param {unknown} value
+ * The contract's fields for a chat type: the enum for its four names, else the free
+ * `chatTypeName` ("forum"), as the reference took any string. Missing means dm, as in the
+ * reference's `from_dict`.
+ * @param {unknown} value  a string, or an enum-like `{value}`
+ * @returns {{chatType: string} | {chatTypeName: string}}
  */
 function chatTypeToProto(value) {
-  if (value === null || value === undefined) return CHAT_TYPES.dm;
-  const name = String(/** @type {any} */ (value)?.value ?? value);
-  if (Object.hasOwn(CHAT_TYPES, name)) return CHAT_TYPES[/** @type {ChatTypeName} */ (name)];
-  throw invalidArgument(
-    'source.chat_type',
-    `unknown chat type ${JSON.stringify(name)} (expected dm, group, channel or thread)`,
-  );
+  if (value === null || value === undefined) return { chatType: CHAT_TYPES.dm };
+  const name = typeof value === 'object' && 'value' in value ? value.value : value;
+  if (typeof name !== 'string') throw invalidArgument('source.chat_type', `not a string: ${String(name)}`);
+  if (Object.hasOwn(CHAT_TYPES, name)) return { chatType: CHAT_TYPES[/** @type {ChatTypeName} */ (name)] };
+  return { chatTypeName: name };
 }
 
 /**
@@ -270,12 +283,12 @@ export function createCodec(definition) {
       if (type === 'google.protobuf.Duration') return Number(value.seconds ?? 0) + Number(value.nanos ?? 0) / 1e9;
       return type ? fromProto(type, value) : value;
     }
-    if (field.type === 'TYPE_ENUM' && resolveType(field.typeName) === `${PACKAGE}.ChatType`) return chatTypeName(value);
     return value;
   }
 
   /**
-   * A plain object from a decoded message: every field of the type, unset optionals null.
+   * A plain object from a decoded message: every field of the type, unset optionals null; a
+   * chat type is one string, whether the enum or `chatTypeName` carried it.
    * @param {string} typeName  full name, e.g. "sessiond.v1.SessionEntry"
    * @param {Record<string, any>} message
    * @returns {Record<string, any>}
@@ -284,8 +297,11 @@ export function createCodec(definition) {
     /** @type {Record<string, any>} */
     const result = {};
     for (const field of fieldsOf(typeName)) {
+      if (field.name === CHAT_TYPE_NAME) continue; // read with the enum, below
       const value = message[field.name];
-      if (field.repeated) {
+      if (field.type === 'TYPE_ENUM' && resolveType(field.typeName) === `${PACKAGE}.ChatType`) {
+        result[field.name] = message[CHAT_TYPE_NAME] ?? chatTypeName(value);
+      } else if (field.repeated) {
         result[field.name] = (value ?? []).map((/** @type {any} */ item) => valueFromProto(field, item));
       } else if (field.optional && (value === undefined || value === null)) {
         result[field.name] = null;
@@ -308,10 +324,11 @@ export function createCodec(definition) {
     /** @type {Record<string, unknown>} */
     const message = {};
     for (const field of fieldsOf(SOURCE)) {
+      if (field.name === CHAT_TYPE_NAME) continue; // set from chatType
       const snake = snakeCase(field.name);
       let value = input[field.name] ?? input[snake];
       if (field.type === 'TYPE_ENUM') {
-        message[field.name] = chatTypeToProto(value);
+        Object.assign(message, chatTypeToProto(value));
       } else if (field.type === 'TYPE_BOOL') {
         message[field.name] = Boolean(value);
       } else if (field.type === 'TYPE_STRING') {

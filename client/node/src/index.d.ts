@@ -8,8 +8,13 @@ import type { PackageDefinition } from '@grpc/proto-loader';
 
 // -- values
 
-/** The reference's chat types. */
+/** The reference's chat types that the contract's ChatType enum names. */
 export type ChatTypeName = 'dm' | 'group' | 'channel' | 'thread';
+/**
+ * A chat type: one of the enum's names, or any other string ("forum"), which travels in the
+ * contract's `chat_type_name`. (`string & {}` keeps the four names offered as completions.)
+ */
+export type ChatType = ChatTypeName | (string & {});
 
 /**
  * A source as a gateway passes it, in lowerCamelCase. Missing `chatType` means "dm";
@@ -19,7 +24,7 @@ export interface SessionSourceInput {
   /** "telegram", "discord", ... (an enum-like `{value}` works) */
   platform: string | { value: string };
   chatId?: string | number;
-  chatType?: ChatTypeName;
+  chatType?: ChatType;
   chatName?: string | null;
   userId?: string | null;
   userName?: string | null;
@@ -31,15 +36,13 @@ export interface SessionSourceInput {
   guildId?: string | null;
   parentChatId?: string | null;
   messageId?: string | null;
-  /** A chat type `chatType` cannot name ("forum"); leave `chatType` unset then. */
-  chatTypeName?: string | null;
 }
 
 /** A source in the reference's snake_case `SessionSource.to_dict()` shape (camelCase keys win when both are given). */
 export interface SessionSourceDict {
   platform: string | { value: string };
   chat_id?: string | number;
-  chat_type?: ChatTypeName;
+  chat_type?: ChatType;
   chat_name?: string | null;
   user_id?: string | null;
   user_name?: string | null;
@@ -51,7 +54,6 @@ export interface SessionSourceDict {
   guild_id?: string | null;
   parent_chat_id?: string | null;
   message_id?: string | null;
-  chat_type_name?: string | null;
 }
 
 /** Where a source argument is expected, either shape works. */
@@ -61,7 +63,7 @@ export type SourceArgument = SessionSourceInput | SessionSourceDict;
 export interface SessionSource {
   platform: string;
   chatId: string;
-  chatType: ChatTypeName;
+  chatType: ChatType;
   chatName: string | null;
   userId: string | null;
   userName: string | null;
@@ -73,7 +75,6 @@ export interface SessionSource {
   guildId: string | null;
   parentChatId: string | null;
   messageId: string | null;
-  chatTypeName: string | null;
 }
 
 /** The current session of a session key (the reference's `SessionEntry` plus `version`). */
@@ -86,7 +87,7 @@ export interface SessionEntry {
   origin: SessionSource | null;
   displayName: string | null;
   platform: string | null;
-  chatType: ChatTypeName;
+  chatType: ChatType;
   inputTokens: number;
   outputTokens: number;
   cacheReadTokens: number;
@@ -106,8 +107,6 @@ export interface SessionEntry {
   lastResumeMarkedAt: Date | null;
   /** Pass it back as `expectedVersion` to make a change conditional. */
   version: number;
-  /** The origin's chat type when `chatType` cannot name it. */
-  chatTypeName: string | null;
 }
 
 /** What a context prompt needs of an entry: key, id and times (a `SessionEntry`, or any object with them). */

@@ -91,12 +91,24 @@ describe('sources', () => {
     assert.equal(message.userName, '');
   });
 
-  it('an unknown chat type or no source is an InvalidArgumentError before anything is sent', () => {
-    assert.throws(() => codec.sourceToProto({ platform: 'x', chatType: /** @type {any} */ ('room') }), (error) => {
-      assert.ok(error instanceof InvalidArgumentError);
-      assert.equal(error.field, 'source.chat_type');
-      return true;
-    });
+  it('a chat type the enum does not name travels as chatTypeName, the enum left unset', () => {
+    const forum = codec.sourceToProto({ platform: 'telegram', chatId: '1', chatType: 'forum' });
+    assert.deepEqual(forum, { platform: 'telegram', chatId: '1', chatTypeName: 'forum', isBot: false });
+    assert.equal(codec.sourceToProto({ platform: 'x', chat_type: /** @type {any} */ ({ value: 'room' }) }).chatTypeName, 'room');
+    // Only chatType says the chat type: a chatTypeName key beside it would be the daemon's "not both" error.
+    const both = codec.sourceToProto(/** @type {any} */ ({ platform: 'x', chatType: 'thread', chatTypeName: 'forum' }));
+    assert.equal(both.chatType, CHAT_TYPES.thread);
+    assert.ok(!('chatTypeName' in both));
+  });
+
+  it('a chat type that is no string, or no source, is an InvalidArgumentError before anything is sent', () => {
+    for (const chatType of [3, true, {}]) {
+      assert.throws(() => codec.sourceToProto({ platform: 'x', chatType: /** @type {any} */ (chatType) }), (error) => {
+        assert.ok(error instanceof InvalidArgumentError);
+        assert.equal(error.field, 'source.chat_type');
+        return true;
+      });
+    }
     assert.throws(() => codec.sourceToProto(/** @type {any} */ (null)), InvalidArgumentError);
   });
 
@@ -106,6 +118,15 @@ describe('sources', () => {
     assert.equal(source.threadId, '');
     assert.equal(source.userId, null);
     assert.equal(codec.sourceFromProto({ platform: 'x', chatId: '', chatType: 'CHAT_TYPE_UNSPECIFIED' }).chatType, 'dm');
+  });
+
+  it('a decoded chatTypeName is the chat type, and no key of its own', () => {
+    const forum = { chatType: 'CHAT_TYPE_UNSPECIFIED', chatTypeName: 'forum' };
+    const entry = codec.entryFromProto({ sessionKey: 'k', ...forum, origin: { platform: 'x', chatId: '', ...forum } });
+    for (const decoded of [entry, entry.origin]) {
+      assert.equal(decoded?.chatType, 'forum');
+      assert.ok(decoded && !('chatTypeName' in decoded));
+    }
   });
 });
 

@@ -80,8 +80,10 @@ export async function onMessage(text: string): Promise<string> {
   const status: HealthStatus = await store.checkHealth();
   // @ts-expect-error getSession resolves to null for an unknown key
   const missing: SessionEntry = await store.getSession('agent:main:telegram:dm:nobody');
+  // Any string is a chat type ("forum" is none of the enum's names); anything else is not.
+  await store.buildSessionKey({ platform: 'telegram', chatId: '-100', chatType: 'forum' });
   // @ts-expect-error not a chat type
-  await store.buildSessionKey({ platform: 'telegram', chatType: 'room' });
+  await store.buildSessionKey({ platform: 'telegram', chatType: 3 });
   return [prompt, history.length, context.connectedPlatforms.join(), status, missing.sessionId].join(' ');
 }
 

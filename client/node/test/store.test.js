@@ -191,6 +191,16 @@ describe('sessions round-trip', () => {
     assert.match(forced.sessionId, SESSION_ID);
   });
 
+  it('a chat type the enum does not name ("forum") is keyed like a group and comes back as it was', async () => {
+    const source = freshSource({ chatType: 'forum' });
+    const key = await store.buildSessionKey(source);
+    assert.equal(key, `agent:main:telegram:forum:${source.chatId}:${source.userId}`);
+    const entry = await store.getOrCreateSession(source);
+    assert.equal(entry.sessionKey, key);
+    assert.equal(entry.chatType, 'forum');
+    assert.equal(entry.origin?.chatType, 'forum');
+  });
+
   it('updateSession adds usage, bumps the version and ignores unknown keys', async () => {
     const entry = await store.getOrCreateSession(freshSource());
     const updated = await store.updateSession(entry.sessionKey, {
@@ -390,7 +400,7 @@ describe('errors arrive typed', () => {
     );
     assert.equal(negative.field, 'last_prompt_tokens');
     const chatType = await rejectsWith(
-      store.getOrCreateSession({ platform: 'telegram', chatId: '1', chatType: /** @type {any} */ ('room') }),
+      store.getOrCreateSession({ platform: 'telegram', chatId: '1', chatType: /** @type {any} */ (7) }),
       InvalidArgumentError,
       Status.INVALID_ARGUMENT,
     );

@@ -104,13 +104,17 @@ export async function startDaemon({ readyTimeoutMs = 30_000, args = [], env = {}
     return result;
   };
 
-  // Short reconnect backoff: the socket appears a moment after the process starts.
-  const probe = new SessionStoreClient(address, {
-    timeoutMs: 2000,
-    channelOptions: { 'grpc.initial_reconnect_backoff_ms': 50, 'grpc.max_reconnect_backoff_ms': 250 },
-  });
   const giveUp = new AbortController();
+  /** @type {SessionStoreClient | undefined} */
+  let probe;
   try {
+    // Created in here, so that a client that cannot be created (a bad proto copy) still stops the
+    // child instead of leaving it running and the test run hanging. Short reconnect backoff: the
+    // socket appears a moment after the process starts.
+    probe = new SessionStoreClient(address, {
+      timeoutMs: 2000,
+      channelOptions: { 'grpc.initial_reconnect_backoff_ms': 50, 'grpc.max_reconnect_backoff_ms': 250 },
+    });
     const early = exited.then(({ code, signal }) => {
       throw new Error(`sessiond exited (code ${code}, signal ${signal}) before serving`);
     });
@@ -121,7 +125,7 @@ export async function startDaemon({ readyTimeoutMs = 30_000, args = [], env = {}
     throw new Error(`sessiond did not become SERVING: ${/** @type {Error} */ (error).message}\n${stderr}`);
   } finally {
     giveUp.abort();
-    probe.close();
+    probe?.close();
   }
   return { address, socket, database, process: child, stderr: () => stderr, stop };
 }
