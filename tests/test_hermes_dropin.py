@@ -315,3 +315,14 @@ def test_the_references_documented_store_behaviours(daemon: Running, tmp_path: P
     assert thread.session_id != parent.session_id and sessions.load_transcript(thread.session_id) == []
     sessions.rewrite_transcript(parent.session_id, [])
     assert sessions.load_transcript(parent.session_id) == []
+
+
+@pytest.mark.parametrize(
+    ("tz", "sent"), [("Asia/Tokyo", "Asia/Tokyo"), (":Europe/Berlin", "Europe/Berlin"), ("UTC0", ""), (":/etc/x", "")]
+)
+def test_the_gateways_zone_is_sent_only_when_the_daemon_can_read_it(
+    monkeypatch: pytest.MonkeyPatch, tz: str, sent: str
+) -> None:
+    """A POSIX rule or a file path in TZ names no IANA zone: the daemon's host zone applies then."""
+    monkeypatch.setenv("TZ", tz)
+    assert wire.policy_to_proto(hermes.SessionResetPolicy()).time_zone == sent

@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 import importlib
 import os
+import zoneinfo
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -170,13 +171,18 @@ def discord_tools() -> bool:
 
 
 def local_zone() -> str:
-    """The IANA name of this process's local zone (the reference's daily resets used local time)."""
+    """The IANA name of this process's local zone (the reference's daily resets used local time),
+    or "" (the daemon's host zone) when it has none: a POSIX ``TZ`` rule, a copied zone file."""
     name = os.environ.get("TZ", "").lstrip(":")
-    if name:
-        return name
+    if not name:
+        try:
+            _, marker, name = os.readlink("/etc/localtime").partition("zoneinfo/")
+        except OSError:
+            return ""
+        if not marker:
+            return ""
     try:
-        target = os.readlink("/etc/localtime")
-    except OSError:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         return ""
-    _, marker, zone = target.partition("zoneinfo/")
-    return zone if marker else ""
+    return name
