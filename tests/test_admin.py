@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import apsw
-import grpc
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from test_import_hermes import build_home
@@ -25,8 +24,8 @@ from test_metrics import metrics_url, scrape
 
 from conftest import Running
 from sessiond.cli import main
-from sessiond_client.v1 import admin_pb2, admin_pb2_grpc, source_pb2, transcript_pb2
 from sessiond_client.v1 import session_store_pb2 as pb
+from sessiond_client.v1 import source_pb2, transcript_pb2
 from wire import all_entries, load_transcript
 
 Start = Callable[..., Running]
@@ -177,24 +176,17 @@ def test_backup_under_write_load_restores_to_identical_contents(
     assert contents(restored) == contents(running)
 
 
-def test_backup_never_overwrites_and_needs_an_absolute_path(
+def test_backup_is_written_here_and_never_over_a_file(
     daemon: Running, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
+    """``sessiond admin backup PATH`` takes a streamed snapshot and writes it on the caller's side."""
     existing = tmp_path / "existing.db"
     existing.write_bytes(b"keep me")
     status, _, err = admin(capsys, "backup", str(existing), "--address", daemon.address)
-    assert status == 1 and "ALREADY_EXISTS" in err and existing.read_bytes() == b"keep me"
-    stub = admin_pb2_grpc.AdminStub(daemon.channel)
-    for path, reason in (
-        ("relative.db", "must be absolute"),
-        ("/nonexistent/dir/b.db", "does not exist"),
-        ("", "required"),
-    ):
-        with pytest.raises(grpc.RpcError) as raised:
-            list(stub.Backup(admin_pb2.BackupRequest(path=path), timeout=5))
-        assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-        assert raised.value.details().startswith("path: ") and reason in raised.value.details()
+    assert status == 1 and "never overwrites" in err and existing.read_bytes() == b"keep me"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["existing.db"]  # no partial files left
+    result = admin_json(capsys, "backup", str(tmp_path / "new.db"), "--address", daemon.address)
+    assert result["bytes"] == (tmp_path / "new.db").stat().st_size > 0
 
 
 def test_restore_refuses_a_running_daemon_and_a_bad_backup(

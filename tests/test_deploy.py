@@ -139,7 +139,7 @@ def test_unit_is_hardened() -> None:
         "DynamicUser": "yes",
         "RuntimeDirectory": "sessiond",
         "RuntimeDirectoryMode": "0700",
-        "StateDirectory": "sessiond",
+        "StateDirectory": "sessiond sessiond/backups",
         "StateDirectoryMode": "0700",
         "ProtectSystem": "strict",
         "ProtectHome": "yes",
@@ -172,7 +172,9 @@ def test_unit_runs_the_command_line_with_the_example_config(monkeypatch: pytest.
     config = example_config()
     # The socket and the database are in the directories systemd creates for the service.
     assert config.socket == Path("/run") / unit_value("RuntimeDirectory") / "sessiond.sock"
-    assert config.database.parent == Path("/var/lib") / unit_value("StateDirectory")
+    state, backups = unit_value("StateDirectory").split()
+    assert config.database.parent == Path("/var/lib") / state
+    assert config.backup_dir == Path("/var/lib") / backups  # the only place Backup may write
     # ... and so are the defaults of a `sessiond serve` without --config under the unit's environment.
     environment = unit_environment()
     monkeypatch.setenv("XDG_RUNTIME_DIR", environment["XDG_RUNTIME_DIR"])

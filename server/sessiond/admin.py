@@ -13,6 +13,7 @@ import dataclasses
 import json
 import os
 import sys
+import tempfile
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -177,15 +178,54 @@ def cmd_export(args: argparse.Namespace, daemon: Daemon) -> int:
 
 
 def cmd_backup(args: argparse.Namespace, daemon: Daemon) -> int:
-    request = admin_pb2.BackupRequest(path=str(Path(args.path).absolute()))
-    with _progress("backup", "page") as bar:
-        for update in daemon.admin.Backup(request, timeout=args.timeout):
-            if update.done:
-                _emit(args, {"path": request.path, "bytes": update.bytes}, f"{request.path}: {update.bytes} bytes")
-                return 0
-            bar.total = update.pages_total
-            bar.update(update.pages_done - bar.n)
-    return 1  # pragma: no cover - the daemon always ends with done or an error
+    """A consistent copy: streamed here and written on this side (never over an existing file),
+    or, with ``--on-daemon``, a new file in the daemon's ``storage.backup_dir``."""
+    if args.on_daemon:
+        request = admin_pb2.BackupRequest(name=args.path)
+        with _progress("backup", "page") as bar:
+            for update in daemon.admin.Backup(request, timeout=args.timeout):
+                if update.done:
+                    _emit(args, {"name": args.path, "bytes": update.bytes}, f"{args.path}: {update.bytes} bytes")
+                    return 0
+                bar.total = update.pages_total
+                bar.update(update.pages_done - bar.n)
+        return 1  # pragma: no cover - the daemon always ends with done or an error
+    target = Path(args.path).absolute()
+    size = _write_new(target, _snapshot(daemon, args.timeout))
+    _emit(args, {"path": str(target), "bytes": size}, f"{target}: {size} bytes")
+    return 0
+
+
+def _snapshot(daemon: Daemon, timeout: float) -> Iterator[bytes]:
+    """The bytes of a snapshot, with a progress bar for the copy and then for the transfer."""
+    with _progress("snapshot", "page") as copying, _progress("transfer", "B") as sending:
+        for part in daemon.admin.Snapshot(admin_pb2.SnapshotRequest(), timeout=timeout):
+            if part.data:
+                sending.total = part.bytes_total
+                sending.update(len(part.data))
+                yield part.data
+            elif part.pages_total:
+                copying.total = part.pages_total
+                copying.update(part.pages_done - copying.n)
+
+
+def _write_new(target: Path, chunks: Iterator[bytes]) -> int:
+    """Write a new file whole or not at all: beside it first, synced, then linked into place."""
+    descriptor, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
+    partial = Path(name)
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            for chunk in chunks:
+                file.write(chunk)
+            file.flush()
+            os.fsync(file.fileno())
+        try:
+            os.link(partial, target)
+        except FileExistsError:
+            raise SessiondError(f"{target} exists; a backup never overwrites a file") from None
+        return target.stat().st_size
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def cmd_verify(args: argparse.Namespace, daemon: Daemon) -> int:
@@ -303,7 +343,10 @@ def add_parser(commands: Any) -> None:
     export.add_argument("session_id")
     export.add_argument("--output", help="a new file to write (never overwritten)")
     backup = tasks.add_parser("backup", parents=[common, online], help="an online, consistent copy of the database")
-    backup.add_argument("path", help="a new file on the daemon's host")
+    backup.add_argument(
+        "path", help="a new file here (or, with --on-daemon, a name in the daemon's storage.backup_dir)"
+    )
+    backup.add_argument("--on-daemon", action="store_true", help="write it on the daemon's host, in storage.backup_dir")
     verify = tasks.add_parser("verify", parents=[common, online, offline], help="integrity check and counts")
     verify.add_argument("--offline", action="store_true", help="check the file itself (the daemon must be stopped)")
     restore_parser = tasks.add_parser("restore", parents=[common, offline], help="replace the database with a backup")

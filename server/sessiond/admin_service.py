@@ -2,45 +2,73 @@
 
 Operator work on the storage itself, not on sessions, so it talks to the storage directly; the
 blocking parts run on the same store threads as every RPC, and errors map as everywhere else.
+
+A caller never chooses where the daemon writes: ``Backup`` creates plain file names inside the
+operator's ``storage.backup_dir`` only, and ``Snapshot`` streams the copy to the caller, who
+writes it on its own side.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import stat
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sessiond import convert
-from sessiond.errors import InvalidArgument, NotFound
+from sessiond.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from sessiond.service import SessionStoreService, rpc, stream
 from sessiond.storage import DaemonStorage
 from sessiond_client.v1 import admin_pb2 as pb
 from sessiond_client.v1 import admin_pb2_grpc
 
 DONE = object()  # the last item a backup's progress queue carries
+SNAPSHOT_CHUNK = 1024 * 1024  # bytes per Snapshot response
+NAME_BYTES = 255  # the longest file name the usual file systems take
 
 
-def backup_target(path: str) -> Path:
-    """An absolute path whose directory exists: where the daemon may create a backup."""
-    if not path:
-        raise InvalidArgument("path", "required")
-    target = Path(path)
-    if not target.is_absolute():
-        raise InvalidArgument("path", "must be absolute (it is a path on the daemon's host)")
-    if not target.parent.is_dir():
-        raise InvalidArgument("path", f"directory {target.parent} does not exist")
+def backup_target(directory: Path | None, name: str) -> Path:
+    """Where ``Backup`` may create ``name``: a new plain file right inside the operator's directory.
+
+    No directory part, no "..", no leading dot (the copy's partial files start with one), and a
+    name that exists already (a link too, which is never followed) is refused.
+    """
+    if directory is None:
+        raise FailedPrecondition(
+            "name: backups on the daemon's host are off (set storage.backup_dir); Snapshot streams"
+            " the copy instead (sessiond admin backup PATH writes it on the caller's side)"
+        )
+    if not name:
+        raise InvalidArgument("name", "required")
+    if "/" in name or "\0" in name or name.startswith(".") or len(name.encode("utf-8", "replace")) > NAME_BYTES:
+        raise InvalidArgument("name", "a plain file name inside storage.backup_dir: no '/', no leading '.'")
+    try:
+        info = directory.stat()
+    except OSError:
+        raise FailedPrecondition(f"storage.backup_dir: {directory} does not exist") from None
+    if not stat.S_ISDIR(info.st_mode):
+        raise FailedPrecondition(f"storage.backup_dir: {directory} is not a directory")
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise FailedPrecondition(f"storage.backup_dir: {directory} is writable by other users; it must be private")
+    target = directory / name
+    if os.path.lexists(target):
+        raise AlreadyExists(f"name: {name} exists in storage.backup_dir; a backup never overwrites a file")
     return target
 
 
 class AdminService(admin_pb2_grpc.AdminServicer):
     """sessiond.v1.Admin over the daemon's storage, sharing the session service's store threads."""
 
-    def __init__(self, storage: DaemonStorage, sessions: SessionStoreService):
+    def __init__(self, storage: DaemonStorage, sessions: SessionStoreService, backup_dir: Path | None, scratch: Path):
         self.storage = storage
         self.threads = sessions.threads
         self.metrics = sessions.metrics  # ``rpc`` records every call in it
+        self.backup_dir = backup_dir
+        self.scratch = scratch  # the daemon's own directory (the database's), for a snapshot's copy
 
     @rpc
     def Verify(self, request: pb.VerifyRequest, deadline: float | None) -> pb.VerifyResponse:
@@ -66,19 +94,45 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             raise NotFound(f"no session key points at session id {request.session_id!r}")
         return pb.FindSessionResponse(entry=convert.entry_to_proto(entry))
 
-    @stream
-    async def Backup(self, request: pb.BackupRequest, deadline: float | None) -> AsyncIterator[pb.BackupResponse]:
-        """Progress as the copy goes; the copy runs on a store thread and reports through a queue."""
-        target = backup_target(request.path)
+    async def _copy(self, target: Path) -> AsyncIterator[tuple[int, int] | int]:
+        """Copy the database to ``target`` on a store thread: (pages done, total) as it goes, then its size."""
         loop, progress = asyncio.get_running_loop(), asyncio.Queue[Any]()
 
         def report(done: int, total: int) -> None:
             loop.call_soon_threadsafe(progress.put_nowait, (done, total))
 
         work = loop.run_in_executor(self.threads, self.storage.backup, target, report)
-        work.add_done_callback(lambda _: progress.put_nowait(DONE))
+        work.add_done_callback(lambda _: loop.call_soon_threadsafe(progress.put_nowait, DONE))
         while (item := await progress.get()) is not DONE:
-            yield pb.BackupResponse(pages_done=item[0], pages_total=item[1])
-        size = await work
+            yield item
+        yield await work
         self.metrics.backup_finished(datetime.now(UTC))
-        yield pb.BackupResponse(done=True, bytes=size)
+
+    @stream
+    async def Backup(self, request: pb.BackupRequest, deadline: float | None) -> AsyncIterator[pb.BackupResponse]:
+        """Progress as the copy goes, into the operator's backup directory."""
+        if request.path:
+            raise InvalidArgument("path", "the daemon no longer writes where a caller names: set name, or use Snapshot")
+        async for item in self._copy(backup_target(self.backup_dir, request.name)):
+            if isinstance(item, int):
+                yield pb.BackupResponse(done=True, bytes=item)
+            else:
+                yield pb.BackupResponse(pages_done=item[0], pages_total=item[1])
+
+    @stream
+    async def Snapshot(self, request: pb.SnapshotRequest, deadline: float | None) -> AsyncIterator[pb.SnapshotResponse]:
+        """The copy is made in the daemon's own directory, opened, unlinked at once, then streamed."""
+        loop, copy = asyncio.get_running_loop(), self.scratch / f".sessiond-snapshot-{uuid.uuid4().hex}.db"
+        try:
+            async for item in self._copy(copy):
+                if isinstance(item, int):
+                    size = item
+                else:
+                    yield pb.SnapshotResponse(pages_done=item[0], pages_total=item[1])
+            with open(copy, "rb") as file:
+                copy.unlink()  # nothing is left behind, whatever happens to the stream
+                while data := await loop.run_in_executor(self.threads, file.read, SNAPSHOT_CHUNK):
+                    yield pb.SnapshotResponse(data=data, bytes_total=size)
+            yield pb.SnapshotResponse(done=True, bytes_total=size)
+        finally:
+            copy.unlink(missing_ok=True)

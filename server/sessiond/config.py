@@ -29,6 +29,7 @@ ENV_OVERRIDES: dict[str, tuple[tuple[str, ...], type]] = {
     "SESSIOND_TCP": (("server", "tcp"), str),
     "SESSIOND_HEALTH_TCP": (("server", "health_tcp"), str),
     "SESSIOND_DB": (("storage", "path"), str),
+    "SESSIOND_BACKUP_DIR": (("storage", "backup_dir"), str),
     "SESSIOND_DURABILITY": (("storage", "durability"), str),
     "SESSIOND_BACKEND": (("storage", "backend"), str),
     "SESSIOND_PG_DSN": (("storage", "dsn"), str),
@@ -116,6 +117,7 @@ class Config:
     tcp: str = ""
     health_tcp: str = ""
     database: Path = field(default_factory=default_database_path)
+    backup_dir: Path | None = None  # where Admin.Backup may create files (off when unset)
     durable: bool = True
     backend: str = "sqlite"  # or "postgres": ``dsn`` names the database, ``pool_size`` bounds its connections
     dsn: str = field(default="", repr=False)  # may hold a password: never printed or logged
@@ -380,6 +382,7 @@ def parse(data: dict[str, Any], environ: Mapping[str, str] = os.environ) -> Conf
         tcp=server.get("tcp", str, ""),
         health_tcp=server.get("health_tcp", str, ""),
         database=Path(database).expanduser(),
+        backup_dir=_optional_path(storage, "backup_dir"),
         durable=durability == "full",
         backend=backend,
         dsn=dsn,
@@ -419,6 +422,8 @@ def parse(data: dict[str, Any], environ: Mapping[str, str] = os.environ) -> Conf
     tables = (server, log, sessions, platforms_table, homes, limits_table, whatsapp, prompt, storage)
     for table in (*tables, security, metrics, maintenance, root):
         table.done()
+    if config.backup_dir is not None and not config.backup_dir.is_absolute():
+        raise ConfigError(f"storage.backup_dir: must be an absolute path, got {str(config.backup_dir)!r}")
     if not config.socket and not config.tcp:
         raise ConfigError("server.socket: no listener configured (set server.socket or server.tcp)")
     if config.tcp and not (config.security.token or config.security.tls_cert):

@@ -310,7 +310,7 @@ def grpc_server(config: Config, interceptors: Sequence[grpc.aio.ServerIntercepto
 async def _build(config: Config, storage: DaemonStorage, clock: Clock, loop: EventLoopThread) -> Daemon:
     metrics = Metrics(lambda: storage.stats(clock()))
     service = SessionStoreService(config, SessionStore(storage, config, clock), metrics)
-    admin = AdminService(storage, service)
+    admin = AdminService(storage, service, config.backup_dir, config.database.parent)
     health_servicer = HealthServicer()
 
     def with_services(server: grpc.aio.Server) -> grpc.aio.Server:

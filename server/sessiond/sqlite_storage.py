@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -609,7 +610,10 @@ class SqliteStorage:
         synced, then linked into place, so the target is never a half copy, and an existing
         file is never overwritten (``AlreadyExists``).
         """
-        partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
+        # Created exclusively: a file or link planted under a predictable name is never written through.
+        descriptor, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
+        os.close(descriptor)
+        partial = Path(name)
         source, destination = self._reader(), apsw.Connection(str(partial))
         try:
             destination.pragma("synchronous", "FULL")
@@ -628,7 +632,7 @@ class SqliteStorage:
             try:
                 os.link(partial, target)
             except FileExistsError:
-                raise AlreadyExists(f"path: {target} exists; a backup never overwrites a file") from None
+                raise AlreadyExists(f"name: {target.name} exists; a backup never overwrites a file") from None
             _fsync(target.parent)
             return target.stat().st_size
         except apsw.Error as exc:

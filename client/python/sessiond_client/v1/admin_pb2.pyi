@@ -17,6 +17,11 @@ if sys.version_info >= (3, 11):
 else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
+if sys.version_info >= (3, 13):
+    from warnings import deprecated as _deprecated
+else:
+    from typing_extensions import deprecated as _deprecated
+
 DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
@@ -26,16 +31,34 @@ class BackupRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     PATH_FIELD_NUMBER: _builtins.int
-    path: _builtins.str
-    """Absolute path of the new file, on the daemon's host; must not exist."""
+    NAME_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def path(self) -> _builtins.str:
+        """Refused (INVALID_ARGUMENT): the daemon no longer writes where a caller
+        names. Use name, or Snapshot.
+        """
+
+    @path.setter
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def path(self, value: _builtins.str) -> None:
+        """Refused (INVALID_ARGUMENT): the daemon no longer writes where a caller
+        names. Use name, or Snapshot.
+        """
+
+    name: _builtins.str
+    """A file name inside storage.backup_dir: no directory part, no "..", no
+    leading dot; the file must not exist.
+    """
     def __init__(
         self,
         *,
         path: _builtins.str = ...,
+        name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["path", b"path"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "path", b"path"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -74,6 +97,61 @@ class BackupResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___BackupResponse: _TypeAlias = BackupResponse  # noqa: Y015
+
+@_typing.final
+class SnapshotRequest(_message.Message):
+    """Snapshot takes no parameters."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SnapshotRequest: _TypeAlias = SnapshotRequest  # noqa: Y015
+
+@_typing.final
+class SnapshotResponse(_message.Message):
+    """A part of a snapshot: progress of the copy, then the copy's bytes in order."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGES_DONE_FIELD_NUMBER: _builtins.int
+    PAGES_TOTAL_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    BYTES_TOTAL_FIELD_NUMBER: _builtins.int
+    DONE_FIELD_NUMBER: _builtins.int
+    pages_done: _builtins.int
+    """Database pages copied so far (while the copy is made)."""
+    pages_total: _builtins.int
+    """Pages in the database."""
+    data: _builtins.bytes
+    """The next bytes of the copy, once it is made."""
+    bytes_total: _builtins.int
+    """Size of the whole copy in bytes (set with the data)."""
+    done: _builtins.bool
+    """True on the last response: every byte has been sent."""
+    def __init__(
+        self,
+        *,
+        pages_done: _builtins.int = ...,
+        pages_total: _builtins.int = ...,
+        data: _builtins.bytes = ...,
+        bytes_total: _builtins.int = ...,
+        done: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bytes_total", b"bytes_total", "data", b"data", "done", b"done", "pages_done", b"pages_done", "pages_total", b"pages_total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SnapshotResponse: _TypeAlias = SnapshotResponse  # noqa: Y015
 
 @_typing.final
 class VerifyRequest(_message.Message):

@@ -41,6 +41,11 @@ class AdminStub:
                 request_serializer=sessiond_dot_v1_dot_admin__pb2.BackupRequest.SerializeToString,
                 response_deserializer=sessiond_dot_v1_dot_admin__pb2.BackupResponse.FromString,
                 _registered_method=True)
+        self.Snapshot = channel.unary_stream(
+                '/sessiond.v1.Admin/Snapshot',
+                request_serializer=sessiond_dot_v1_dot_admin__pb2.SnapshotRequest.SerializeToString,
+                response_deserializer=sessiond_dot_v1_dot_admin__pb2.SnapshotResponse.FromString,
+                _registered_method=True)
         self.Verify = channel.unary_unary(
                 '/sessiond.v1.Admin/Verify',
                 request_serializer=sessiond_dot_v1_dot_admin__pb2.VerifyRequest.SerializeToString,
@@ -59,10 +64,22 @@ class AdminServicer:
     """
 
     def Backup(self, request, context):
-        """Copies the database to a new file on the daemon's host while it serves:
-        one consistent snapshot, whatever is being written meanwhile. Streams
-        progress; the last response has done set. ALREADY_EXISTS when the
-        target exists (never overwritten), INVALID_ARGUMENT for a relative path.
+        """Copies the database to a new file in the daemon's backup directory
+        (storage.backup_dir) while it serves: one consistent snapshot, whatever
+        is being written meanwhile. Streams progress; the last response has done
+        set. FAILED_PRECONDITION when no backup directory is configured, or it is
+        missing or writable by others; INVALID_ARGUMENT for a name that is not a
+        plain file name; ALREADY_EXISTS when the name exists (never overwritten).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Snapshot(self, request, context):
+        """Streams a consistent copy of the database to the caller, who writes it on
+        its own side (as etcd's snapshot and pg_basebackup do): the daemon creates
+        no file the caller names. Progress of the copy first, then the bytes.
+        FAILED_PRECONDITION on the postgres backend (use pg_dump).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -89,6 +106,11 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.Backup,
                     request_deserializer=sessiond_dot_v1_dot_admin__pb2.BackupRequest.FromString,
                     response_serializer=sessiond_dot_v1_dot_admin__pb2.BackupResponse.SerializeToString,
+            ),
+            'Snapshot': grpc.unary_stream_rpc_method_handler(
+                    servicer.Snapshot,
+                    request_deserializer=sessiond_dot_v1_dot_admin__pb2.SnapshotRequest.FromString,
+                    response_serializer=sessiond_dot_v1_dot_admin__pb2.SnapshotResponse.SerializeToString,
             ),
             'Verify': grpc.unary_unary_rpc_method_handler(
                     servicer.Verify,
@@ -130,6 +152,33 @@ class Admin:
             '/sessiond.v1.Admin/Backup',
             sessiond_dot_v1_dot_admin__pb2.BackupRequest.SerializeToString,
             sessiond_dot_v1_dot_admin__pb2.BackupResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Snapshot(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/sessiond.v1.Admin/Snapshot',
+            sessiond_dot_v1_dot_admin__pb2.SnapshotRequest.SerializeToString,
+            sessiond_dot_v1_dot_admin__pb2.SnapshotResponse.FromString,
             options,
             channel_credentials,
             insecure,

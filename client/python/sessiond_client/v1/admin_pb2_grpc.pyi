@@ -36,10 +36,18 @@ class AdminStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> AdminAsyncStub: ...
     Backup: _grpc.UnaryStreamMultiCallable[_admin_pb2.BackupRequest, _admin_pb2.BackupResponse]
-    """Copies the database to a new file on the daemon's host while it serves:
-    one consistent snapshot, whatever is being written meanwhile. Streams
-    progress; the last response has done set. ALREADY_EXISTS when the
-    target exists (never overwritten), INVALID_ARGUMENT for a relative path.
+    """Copies the database to a new file in the daemon's backup directory
+    (storage.backup_dir) while it serves: one consistent snapshot, whatever
+    is being written meanwhile. Streams progress; the last response has done
+    set. FAILED_PRECONDITION when no backup directory is configured, or it is
+    missing or writable by others; INVALID_ARGUMENT for a name that is not a
+    plain file name; ALREADY_EXISTS when the name exists (never overwritten).
+    """
+    Snapshot: _grpc.UnaryStreamMultiCallable[_admin_pb2.SnapshotRequest, _admin_pb2.SnapshotResponse]
+    """Streams a consistent copy of the database to the caller, who writes it on
+    its own side (as etcd's snapshot and pg_basebackup do): the daemon creates
+    no file the caller names. Progress of the copy first, then the bytes.
+    FAILED_PRECONDITION on the postgres backend (use pg_dump).
     """
     Verify: _grpc.UnaryUnaryMultiCallable[_admin_pb2.VerifyRequest, _admin_pb2.VerifyResponse]
     """Runs SQLite's integrity check and counts what the database holds."""
@@ -54,10 +62,18 @@ class AdminAsyncStub(AdminStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     Backup: _aio.UnaryStreamMultiCallable[_admin_pb2.BackupRequest, _admin_pb2.BackupResponse]  # type: ignore[assignment]
-    """Copies the database to a new file on the daemon's host while it serves:
-    one consistent snapshot, whatever is being written meanwhile. Streams
-    progress; the last response has done set. ALREADY_EXISTS when the
-    target exists (never overwritten), INVALID_ARGUMENT for a relative path.
+    """Copies the database to a new file in the daemon's backup directory
+    (storage.backup_dir) while it serves: one consistent snapshot, whatever
+    is being written meanwhile. Streams progress; the last response has done
+    set. FAILED_PRECONDITION when no backup directory is configured, or it is
+    missing or writable by others; INVALID_ARGUMENT for a name that is not a
+    plain file name; ALREADY_EXISTS when the name exists (never overwritten).
+    """
+    Snapshot: _aio.UnaryStreamMultiCallable[_admin_pb2.SnapshotRequest, _admin_pb2.SnapshotResponse]  # type: ignore[assignment]
+    """Streams a consistent copy of the database to the caller, who writes it on
+    its own side (as etcd's snapshot and pg_basebackup do): the daemon creates
+    no file the caller names. Progress of the copy first, then the bytes.
+    FAILED_PRECONDITION on the postgres backend (use pg_dump).
     """
     Verify: _aio.UnaryUnaryMultiCallable[_admin_pb2.VerifyRequest, _admin_pb2.VerifyResponse]  # type: ignore[assignment]
     """Runs SQLite's integrity check and counts what the database holds."""
@@ -75,10 +91,24 @@ class AdminServicer(metaclass=_abc_1.ABCMeta):
         request: _admin_pb2.BackupRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_admin_pb2.BackupResponse], _abc.AsyncIterator[_admin_pb2.BackupResponse]]:
-        """Copies the database to a new file on the daemon's host while it serves:
-        one consistent snapshot, whatever is being written meanwhile. Streams
-        progress; the last response has done set. ALREADY_EXISTS when the
-        target exists (never overwritten), INVALID_ARGUMENT for a relative path.
+        """Copies the database to a new file in the daemon's backup directory
+        (storage.backup_dir) while it serves: one consistent snapshot, whatever
+        is being written meanwhile. Streams progress; the last response has done
+        set. FAILED_PRECONDITION when no backup directory is configured, or it is
+        missing or writable by others; INVALID_ARGUMENT for a name that is not a
+        plain file name; ALREADY_EXISTS when the name exists (never overwritten).
+        """
+
+    @_abc_1.abstractmethod
+    def Snapshot(
+        self,
+        request: _admin_pb2.SnapshotRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_admin_pb2.SnapshotResponse], _abc.AsyncIterator[_admin_pb2.SnapshotResponse]]:
+        """Streams a consistent copy of the database to the caller, who writes it on
+        its own side (as etcd's snapshot and pg_basebackup do): the daemon creates
+        no file the caller names. Progress of the copy first, then the bytes.
+        FAILED_PRECONDITION on the postgres backend (use pg_dump).
         """
 
     @_abc_1.abstractmethod
