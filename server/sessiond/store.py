@@ -122,13 +122,7 @@ class SessionStore:
         def work(tx: Transaction) -> tuple[Entry, bool]:
             now = self.clock()
             old = tx.get_entry(key)
-            # What governs the key from now on: what this gateway sent, else what the entry kept.
-            governs = {
-                "reset_policy": settings.reset_policy or (old.reset_policy if old else None),
-                "max_age_days": settings.max_age_days
-                if settings.max_age_days is not None
-                else old and old.max_age_days,
-            }
+            governs = _governing(settings, old)
             reason = None
             if old is not None and not force_new:
                 reason = self._stale_reason(tx, old, settings, now, active_process)
@@ -506,6 +500,15 @@ class SessionStore:
 
         messages = self.storage.read(work)
         return messages if raw else [transcript.as_replayed(m) for m in messages]
+
+
+def _governing(settings: Settings, old: Entry | None) -> dict[str, Any]:
+    """What governs a key from now on: what the calling gateway sent, else what its entry kept."""
+    kept_policy, kept_age = (old.reset_policy, old.max_age_days) if old else (None, None)
+    return {
+        "reset_policy": settings.reset_policy or kept_policy,
+        "max_age_days": kept_age if settings.max_age_days is None else settings.max_age_days,
+    }
 
 
 def _successor(old: Entry, session_id: str, now: datetime) -> Entry:
