@@ -69,7 +69,7 @@ KEYS_PER_CLIENT = 2
 KILL_AFTER = (1, 240)  # acknowledged operations per round before SIGKILL, drawn uniformly
 MAX_OPERATIONS = 20_000  # per client and round: a guard, never reached when the kill comes
 DEADLINE = 10.0  # seconds, on every RPC
-START_TIMEOUT = 30.0
+START_TIMEOUT = 120.0  # a hang guard on readiness signals (the "serving" line), generous for a busy machine
 CHANNEL_OPTIONS = [  # reconnect quickly while the daemon starts or restarts
     ("grpc.initial_reconnect_backoff_ms", 50),
     ("grpc.min_reconnect_backoff_ms", 50),

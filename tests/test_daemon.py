@@ -179,8 +179,8 @@ def test_serve_with_no_config_listens_privately_and_exits_zero_on_sigterm(tmp_pa
             health = health_pb2_grpc.HealthStub(channel)
             assert health.Check(health_pb2.HealthCheckRequest(), timeout=10).status == 1
         process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=30) == 0
-        assert '"stopped"' in process.stderr.read()
+        rest = process.stderr.read()  # until the daemon closes it: its exit is the signal, not a clock
+        assert process.wait() == 0 and '"stopped"' in rest
     finally:
         process.kill()
         process.wait()

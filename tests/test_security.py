@@ -325,8 +325,8 @@ def test_logs_carry_no_ids_message_text_or_token(tmp_path: Path) -> None:
         with SessionStoreClient(tcp, token=wrong) as store:
             assert status_of(lambda: store.get_or_create_session(source)) == grpc.StatusCode.UNAUTHENTICATED
         process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=30) == 0
-        logged.append(process.stderr.read())
+        logged.append(process.stderr.read())  # until the daemon closes it: its exit is the signal, not a clock
+        assert process.wait() == 0
     finally:
         process.kill()
         process.wait()
