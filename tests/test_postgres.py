@@ -289,9 +289,12 @@ def test_admin_verifies_and_refuses_a_file_backup(two: tuple[Running, Running]) 
     assert (verified.ok, verified.entries, verified.sessions, verified.wal_bytes) == (True, 1, 1, 0)
     assert verified.database_bytes > 0
     with pytest.raises(grpc.RpcError) as refused:
-        list(admin.Backup(admin_pb2.BackupRequest(path="/tmp/never.db"), timeout=10))
+        list(admin.Snapshot(admin_pb2.SnapshotRequest(), timeout=10))
     assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "pg_dump" in str(refused.value.details())
+    with pytest.raises(grpc.RpcError) as refused:
+        list(admin.Backup(admin_pb2.BackupRequest(name="never.db"), timeout=10))
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
 
 
 def test_the_dsn_password_shows_nowhere() -> None:
