@@ -80,6 +80,9 @@ def test_keys_flags_and_descriptions_are_the_references(
             with pytest.raises(ValueError):
                 hermes.build_session_key(ours, group, thread)
             return
+        except OSError:  # a mapping file name too long: the reference crashed, sessiond counts it absent
+            assert hermes.build_session_key(ours, group, thread).startswith("agent:main:whatsapp:")
+            return
         assert hermes.build_session_key(ours, group, thread) == expected
         flags = {"group_sessions_per_user": group, "thread_sessions_per_user": thread}
         shared = hermes.is_shared_multi_user_session(ours, **flags)
