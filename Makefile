@@ -51,9 +51,10 @@ test-postgres: $(VENV)/bin/sessiond ## The store suites against PostgreSQL (init
 	$(PY) -m pytest -q --backend=postgres $(PG_SUITES)
 
 .PHONY: reliability
-reliability: $(VENV)/bin/sessiond ## Crashes, races, fuzzing, limits, full disk, corruption, shutdown; 100 kill -9 rounds
-	SESSIOND_CRASH_ROUNDS=100 $(PY) -m pytest -q -s tests/test_crash.py tests/test_shutdown.py \
-		tests/test_store_races.py tests/test_fuzz.py tests/test_limits.py tests/test_disk_full.py tests/test_corruption.py
+reliability: $(VENV)/bin/sessiond ## Crashes, races, fuzzing, limits, full disk, corruption, shutdown; 100 kill -9 rounds, 10 PostgreSQL fault rounds each
+	SESSIOND_CRASH_ROUNDS=100 SESSIOND_PG_FAULT_ROUNDS=10 $(PY) -m pytest -q -s tests/test_crash.py tests/test_shutdown.py \
+		tests/test_store_races.py tests/test_fuzz.py tests/test_limits.py tests/test_disk_full.py tests/test_corruption.py \
+		tests/test_postgres_faults.py
 
 .PHONY: test-node
 test-node: $(VENV)/bin/sessiond ## The Node client's tests against the real daemon, incl. installing the packed tarball (npm ci in client/node)

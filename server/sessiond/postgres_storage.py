@@ -667,12 +667,24 @@ class PostgresStorage:
     # -- the daemon's other needs ---------------------------------------------------------
 
     def check(self) -> None:
-        """A ``SELECT 1`` on a pooled connection, given within ``CHECK_SECONDS`` (a broken one is dropped)."""
-        try:
-            with self._pool.connection(timeout=CHECK_SECONDS) as connection:
-                connection.execute("SELECT 1")
-        except psycopg.Error as exc:
-            raise StorageError(f"{self.where}: cannot be read ({_reason(exc)})") from None
+        """A ``SELECT 1`` on a pooled connection, within ``CHECK_SECONDS`` in all.
+
+        A connection the server closed while it sat in the pool (``pg_terminate_backend``, an
+        ``idle_session_timeout``, a proxy's restart) says nothing about the database: it is dropped,
+        with the others the server closed, and the check runs once more on a fresh one (as writes
+        are retried), so that health does not flap to NOT_SERVING with the database up.
+        """
+        deadline = time.monotonic() + CHECK_SECONDS
+        for attempt in (1, 2):
+            try:
+                with self._pool.connection(timeout=_remaining(deadline, CHECK_SECONDS)) as connection:
+                    connection.execute("SELECT 1")
+                return
+            except psycopg.Error as exc:
+                if attempt == 1 and _disconnected(exc) and not isinstance(exc, PoolTimeout):
+                    self._pool.check()
+                    continue
+                raise StorageError(f"{self.where}: cannot be read ({_reason(exc)})") from None
 
     def stats(self, now: datetime | None = None) -> StorageStats:
         """Row counts from one statement (one snapshot) and the size of sessiond's tables.
