@@ -18,6 +18,8 @@ from sessiond.errors import ConfigError, StorageError
 from sessiond.server import create_server
 from sessiond_client.channel import TLS, open_channel
 
+SIGNAL_CHECK_SECONDS = 0.5  # at most this late a signal another thread received is handled
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sessiond", description="Session store sidecar for chat-agent gateways.")
@@ -70,7 +72,11 @@ def serve(args: argparse.Namespace) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda received, _frame: daemon.stop_requested.set())
     daemon.start()
-    daemon.stop_requested.wait()
+    # The kernel may hand SIGTERM to any thread (a gRPC poller), and Python runs the handler only
+    # when the main thread next runs Python code: an untimed wait here would never return. So the
+    # main thread wakes now and then.
+    while not daemon.stop_requested.wait(SIGNAL_CHECK_SECONDS):
+        pass
     daemon.stop(config.grace_seconds)
     if daemon.failure is not None:
         sys.stderr.write(f"sessiond: database error: {daemon.failure}\n")
