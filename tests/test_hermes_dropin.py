@@ -329,3 +329,12 @@ def test_the_gateways_zone_is_sent_only_when_the_daemon_can_read_it(
     """A POSIX rule or a file path in TZ names no IANA zone: the daemon's host zone applies then."""
     monkeypatch.setenv("TZ", tz)
     assert wire.policy_to_proto(hermes.SessionResetPolicy()).time_zone == sent
+
+
+def test_a_mapping_directory_is_taken_as_given(daemon: Running) -> None:
+    """A gateway's "~user/..." names no home on the daemon's side: no INTERNAL, just no mapping files."""
+    from sessiond_client.v1 import session_store_pb2 as pb
+
+    config = pb.GatewayConfig(whatsapp_mapping_dir="~no-such-user-here/whatsapp")
+    request = pb.ResolveWhatsAppIdentifierRequest(identifier="15551234567@s.whatsapp.net", config=config)
+    assert daemon.stub.ResolveWhatsAppIdentifier(request, timeout=10).canonical == "15551234567"

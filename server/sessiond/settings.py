@@ -73,7 +73,7 @@ class Settings:
 
 def mapping(directory: str | Path | None) -> MappedValues:
     """``mapped`` for the WhatsApp rules: a LID-mapping directory's files, or none."""
-    return MappingDirectory(Path(directory).expanduser()) if directory else no_mapping
+    return MappingDirectory(Path(directory)) if directory else no_mapping  # as given: "~" means no one here
 
 
 @functools.lru_cache(maxsize=64)
