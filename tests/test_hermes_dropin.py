@@ -338,3 +338,17 @@ def test_a_mapping_directory_is_taken_as_given(daemon: Running) -> None:
     config = pb.GatewayConfig(whatsapp_mapping_dir="~no-such-user-here/whatsapp")
     request = pb.ResolveWhatsAppIdentifierRequest(identifier="15551234567@s.whatsapp.net", config=config)
     assert daemon.stub.ResolveWhatsAppIdentifier(request, timeout=10).canonical == "15551234567"
+
+
+def test_check_reset_refuses_times_its_arithmetic_cannot_reach(daemon: Running) -> None:
+    """Found by the fuzzer: a last activity near the end of the calendar overflowed the idle rule."""
+    import grpc
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    from sessiond_client.v1 import session_store_pb2 as pb
+
+    late = Timestamp(seconds=253402300000)  # 9999-12-31
+    with pytest.raises(grpc.RpcError) as refused:
+        daemon.stub.CheckReset(pb.CheckResetRequest(updated_at=late), timeout=10)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (refused.value.details() or "").startswith("updated_at: ")

@@ -316,9 +316,10 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
         convert.check_sizes(request, "", ("platform", "chat_type"), self.max_bytes)
         platform = settings.platforms.resolve(request.platform, "platform") if request.HasField("platform") else None
         chat_type = request.chat_type if request.HasField("chat_type") else None
-        reason = self.store.check_reset(
-            convert.timestamp(request.updated_at, "updated_at"), platform, chat_type, settings
-        )
+        updated_at = convert.timestamp(request.updated_at, "updated_at")
+        if not 1 < updated_at.year < 9999:  # the policy's arithmetic must stay within datetime's range
+            raise InvalidArgument("updated_at", "must be between the years 2 and 9998")
+        reason = self.store.check_reset(updated_at, platform, chat_type, settings)
         return pb.CheckResetResponse(reason=reason)
 
     @rpc
