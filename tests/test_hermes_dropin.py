@@ -14,7 +14,9 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import grpc
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -31,6 +33,8 @@ from conftest import Clock, Running
 from reference import oracle
 from sessiond_client import hermes
 from sessiond_client.hermes import wire
+from sessiond_client.store_client import source_to_proto
+from sessiond_client.v1 import session_store_pb2 as pb
 
 EXAMPLES = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -93,9 +97,6 @@ def test_keys_flags_and_descriptions_are_the_references(
 
 
 def daemon_description(daemon: Running, ours: hermes.SessionSource) -> str:
-    from sessiond_client.store_client import source_to_proto
-    from sessiond_client.v1 import session_store_pb2 as pb
-
     request = pb.BuildSessionKeyRequest(source=source_to_proto(ours), config=wire.host_config())
     return daemon.stub.BuildSessionKey(request, timeout=10).description
 
@@ -333,8 +334,6 @@ def test_the_gateways_zone_is_sent_only_when_the_daemon_can_read_it(
 
 def test_a_mapping_directory_is_taken_as_given(daemon: Running) -> None:
     """A gateway's "~user/..." names no home on the daemon's side: no INTERNAL, just no mapping files."""
-    from sessiond_client.v1 import session_store_pb2 as pb
-
     config = pb.GatewayConfig(whatsapp_mapping_dir="~no-such-user-here/whatsapp")
     request = pb.ResolveWhatsAppIdentifierRequest(identifier="15551234567@s.whatsapp.net", config=config)
     assert daemon.stub.ResolveWhatsAppIdentifier(request, timeout=10).canonical == "15551234567"
@@ -342,11 +341,6 @@ def test_a_mapping_directory_is_taken_as_given(daemon: Running) -> None:
 
 def test_check_reset_refuses_times_its_arithmetic_cannot_reach(daemon: Running) -> None:
     """Found by the fuzzer: a last activity near the end of the calendar overflowed the idle rule."""
-    import grpc
-    from google.protobuf.timestamp_pb2 import Timestamp
-
-    from sessiond_client.v1 import session_store_pb2 as pb
-
     late = Timestamp(seconds=253402300000)  # 9999-12-31
     with pytest.raises(grpc.RpcError) as refused:
         daemon.stub.CheckReset(pb.CheckResetRequest(updated_at=late), timeout=10)

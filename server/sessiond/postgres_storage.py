@@ -60,14 +60,15 @@ from sessiond.rows import (
     EVENT_COLUMNS,
     MESSAGE_COLUMNS,
     NEVER,
+    STORED_POLICIES,
     cursor_params,
     entry_from_row,
     entry_row,
     event_from_row,
+    expiry_params,
     message_from_row,
     message_row,
-    policy_from_text,
-    policy_text,
+    policies_from_rows,
     prune_params,
 )
 from sessiond.storage import AppendResult, Cursor, EventPage, ExpiryCutoffs, StorageStats, Transaction, from_us, to_us
@@ -376,8 +377,7 @@ class PostgresTransaction(Transaction):
         return [entry_from_row(row) for row in self._rows(PRUNE_DRY_RUN if dry_run else PRUNE, params)]
 
     def stored_policies(self) -> list[ResetPolicy]:
-        rows = self._rows("SELECT DISTINCT reset_policy FROM entries WHERE reset_policy IS NOT NULL", ())
-        return [policy for (text,) in rows if (policy := policy_from_text(text)) is not None]
+        return policies_from_rows(self._rows(STORED_POLICIES, ()))
 
     def mark_recently_active(self, since: datetime, now: datetime, reason: str) -> list[Entry]:
         rows = self._rows(
@@ -396,20 +396,7 @@ class PostgresTransaction(Transaction):
     def expired_entries(
         self, cutoffs: ExpiryCutoffs, now: datetime, after: Cursor | None, limit: int, unannounced: bool = False
     ) -> list[Entry]:
-        def us(value: datetime | None) -> int:
-            return NEVER if value is None else to_us(value)
-
-        params = {
-            "latest": us(cutoffs.latest()),
-            "stored": Jsonb({policy_text(k): us(v) for k, v in cutoffs.stored.items()}),
-            "platforms": Jsonb({k: us(v) for k, v in cutoffs.platforms.items()}),
-            "chat_types": Jsonb({k: us(v) for k, v in cutoffs.chat_types.items()}),
-            "default": us(cutoffs.default),
-            "now": to_us(now),
-            "limit": limit,
-            "announced": not unannounced,
-        }
-        params.update(cursor_params(after, (NEVER, "")))
+        params = expiry_params(cutoffs, now, after, limit, unannounced, Jsonb)
         return [entry_from_row(row) for row in self._rows(EXPIRED_ENTRIES, params)]
 
     # -- the event log ------------------------------------------------------------------

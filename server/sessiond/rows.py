@@ -7,12 +7,12 @@ origin is its JSON object, flags are integers; the column lists fix the order of
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
 from sessiond.model import Entry, Event, Message, ResetPolicy, Source, Usage
-from sessiond.storage import Cursor, from_us, to_us
+from sessiond.storage import Cursor, ExpiryCutoffs, from_us, to_us
 
 NEVER = -(2**63)  # a cutoff no timestamp is below
 DAY_US = 86_400_000_000
@@ -30,6 +30,7 @@ MESSAGE_COLUMNS = (
     "reasoning_details, codex_reasoning_items, codex_message_items, timestamp, token_count, finish_reason, "
     "message_id, position"
 )
+STORED_POLICIES = "SELECT DISTINCT reset_policy FROM entries WHERE reset_policy IS NOT NULL"
 EVENT_COLUMNS = "sequence, kind, session_key, session_id, version, previous_session_id, reason, lease_owner, at"
 
 
@@ -129,3 +130,37 @@ def cursor_params(after: Cursor | None, first: Cursor) -> dict[str, Any]:
 def prune_params(cutoff: datetime | None, now: datetime, own_ages: bool, **more: Any) -> dict[str, Any]:
     """The parameters of a prune statement (a ``None`` cutoff prunes nothing by the default age)."""
     return {"cutoff": NEVER if cutoff is None else to_us(cutoff), "now": to_us(now), "own": own_ages, **more}
+
+
+def expiry_params(
+    cutoffs: ExpiryCutoffs,
+    now: datetime,
+    after: Cursor | None,
+    limit: int,
+    unannounced: bool,
+    as_json: Callable[[dict[str, int]], Any],
+) -> dict[str, Any]:
+    """The parameters of the expiry query; ``as_json`` wraps a mapping as the backend binds JSON."""
+
+    def us(value: datetime | None) -> int:
+        return NEVER if value is None else to_us(value)
+
+    def each(cutoff_of: dict[Any, datetime | None], name: Callable[[Any], Any] = str) -> Any:
+        return as_json({name(k): us(v) for k, v in cutoff_of.items()})
+
+    return {
+        "latest": us(cutoffs.latest()),
+        "stored": each(cutoffs.stored, policy_text),
+        "platforms": each(cutoffs.platforms),
+        "chat_types": each(cutoffs.chat_types),
+        "default": us(cutoffs.default),
+        "now": to_us(now),
+        "limit": limit,
+        "announced": not unannounced,
+        **cursor_params(after, (NEVER, "")),
+    }
+
+
+def policies_from_rows(rows: Iterable[Sequence[Any]]) -> list[ResetPolicy]:
+    """The policies of ``STORED_POLICIES``' rows (a text this version cannot read is left out)."""
+    return [policy for (text,) in rows if (policy := policy_from_text(text)) is not None]

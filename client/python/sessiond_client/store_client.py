@@ -92,6 +92,17 @@ class PageRequest(Protocol):
 
 
 PageT = TypeVar("PageT", bound=Page)
+RequestT = TypeVar("RequestT", bound=PageRequest)
+
+
+def pages(call: Callable[[RequestT], PageT], request: RequestT) -> Iterator[PageT]:
+    """Every page of a listing: ``call`` again with each ``next_page_token`` until there is none."""
+    while True:
+        response = call(request)
+        yield response
+        if not response.next_page_token:
+            return
+        request.page_token = response.next_page_token
 
 
 class ResponseStream(Protocol):
@@ -159,7 +170,7 @@ def source_to_proto(source: object) -> source_pb2.SessionSource:
         return source
     platform, chat_id = _source_field(source, "platform"), _source_field(source, "chat_id")
     message = source_pb2.SessionSource(
-        platform="" if platform is None else str(getattr(platform, "value", platform)),
+        platform="" if platform is None else types.platform_value(platform),
         chat_id="" if chat_id is None else str(chat_id),
         is_bot=bool(_source_field(source, "is_bot")),
     )
@@ -413,13 +424,8 @@ class SessionStoreClient:
             raise errors.from_rpc_error(error) from error
 
     def _pages(self, method: Callable[..., PageT], request: PageRequest) -> Iterator[PageT]:
-        """Every page of a listing, following ``next_page_token`` (each page has its own deadline)."""
-        while True:
-            response = self._call(method, request)
-            yield response
-            if not response.next_page_token:
-                return
-            request.page_token = response.next_page_token
+        """Every page of a listing (each page has its own deadline)."""
+        return pages(lambda page_request: self._call(method, page_request), request)
 
     def _entry(self, message: session_pb2.SessionEntry) -> types.SessionEntry:
         return entry_from_proto(message, self.aware_times)

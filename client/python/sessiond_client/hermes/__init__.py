@@ -21,6 +21,7 @@ from sessiond_client.hermes.host import GatewayConfig, HomeChannel, Platform, Se
 from sessiond_client.hermes.model import SessionContext, SessionEntry, SessionSource, home_dict
 from sessiond_client.hermes.store import SessionStore
 from sessiond_client.store_client import datetime_to_proto, source_to_proto
+from sessiond_client.types import platform_value
 from sessiond_client.v1 import session_pb2, source_pb2
 from sessiond_client.v1 import session_store_pb2 as pb
 
@@ -69,7 +70,7 @@ def _home_channels(config: Any, connected: list[Any]) -> dict[str, Any]:
     for platform in connected:
         home = config.get_home_channel(platform)
         if home:
-            homes[str(getattr(platform, "value", platform))] = home
+            homes[platform_value(platform)] = home
     return homes
 
 
@@ -89,13 +90,13 @@ def build_session_context(source: Any, config: Any, session_entry: Any = None) -
     request = pb.BuildSessionContextRequest(
         source=source_to_proto(source),
         platforms=pb.RuntimePlatforms(
-            connected_platforms=[str(getattr(p, "value", p)) for p in connected],
+            connected_platforms=[platform_value(p) for p in connected],
             home_channels=[_home_to_proto(home) for home in homes.values()],
         ),
         config=wire.host_config(wire.config_key_options(config)),
     )
     answer = wire.default_connection().call(lambda s: s.BuildSessionContext, request).context
-    by_name = {str(getattr(p, "value", p)): p for p in connected}
+    by_name = {platform_value(p): p for p in connected}
     context = SessionContext(
         source=source,
         connected_platforms=[by_name.get(name, host.platform(name)) for name in answer.connected_platforms],
@@ -116,7 +117,7 @@ def build_session_context_prompt(context: Any, *, redact_pii: bool = False) -> s
     """The "## Current Session Context" section of the system prompt, for this context as it is."""
     given = session_pb2.SessionContext(
         source=source_to_proto(context.source),
-        connected_platforms=[str(getattr(p, "value", p)) for p in context.connected_platforms],
+        connected_platforms=[platform_value(p) for p in context.connected_platforms],
         home_channels=[_home_to_proto(home) for home in context.home_channels.values()],
         shared_multi_user_session=bool(context.shared_multi_user_session),
         session_key=context.session_key or "",

@@ -29,6 +29,7 @@ from sessiond_client.store_client import (
     entry_from_proto,
     message_from_proto,
     message_to_proto,
+    pages,
     source_to_proto,
 )
 from sessiond_client.v1 import session_pb2
@@ -266,13 +267,8 @@ class SessionStore:
     def list_sessions(self, active_minutes: int | None = None) -> list[model.SessionEntry]:
         self._save()
         request = pb.ListSessionsRequest(active_minutes=active_minutes, page_size=PAGE_SIZE)
-        entries = []
-        while True:
-            response = self._daemon.call(lambda s: s.ListSessions, request)
-            entries += [self._entry(entry) for entry in response.entries]
-            if not response.next_page_token:
-                return entries
-            request.page_token = response.next_page_token
+        listing = pages(lambda page_request: self._daemon.call(lambda s: s.ListSessions, page_request), request)
+        return [self._entry(entry) for page in listing for entry in page.entries]
 
     def get_transcript_path(self, session_id: str) -> Path:
         """The reference's JSONL file name; sessiond keeps the transcript itself and writes no file."""
@@ -300,14 +296,9 @@ class SessionStore:
 
     def load_transcript(self, session_id: str) -> list[dict[str, Any]]:
         request = pb.LoadTranscriptRequest(session_id=session_id, page_size=PAGE_SIZE)
-        messages: list[dict[str, Any]] = []
+        transcript = pages(lambda page_request: self._daemon.call(lambda s: s.LoadTranscript, page_request), request)
         try:
-            while True:
-                response = self._daemon.call(lambda s: s.LoadTranscript, request)
-                messages += [message_from_proto(m) for m in response.messages]
-                if not response.next_page_token:
-                    return messages
-                request.page_token = response.next_page_token
+            return [message_from_proto(message) for page in transcript for message in page.messages]
         except errors.NotFoundError:
             return []
 
