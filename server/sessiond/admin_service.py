@@ -21,7 +21,7 @@ from typing import Any
 
 from sessiond import convert
 from sessiond.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
-from sessiond.service import SessionStoreService, rpc, stream
+from sessiond.service import SessionStoreService, blocking_rpc, rpc, stream
 from sessiond.storage import DaemonStorage
 from sessiond_client.v1 import admin_pb2 as pb
 from sessiond_client.v1 import admin_pb2_grpc
@@ -70,7 +70,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         self.backup_dir = backup_dir
         self.scratch = scratch  # the daemon's own directory (the database's), for a snapshot's copy
 
-    @rpc
+    @blocking_rpc
     def Verify(self, request: pb.VerifyRequest, deadline: float | None) -> pb.VerifyResponse:
         problems = self.storage.integrity_problems()
         stats = self.storage.stats()

@@ -36,6 +36,7 @@ class Metrics:
     def __init__(self, stats: Callable[[], StorageStats], stats_max_age: float = STATS_MAX_AGE):
         self.registry = CollectorRegistry()
         # Its _count series is the call count: a separate counter would double the cost per RPC.
+        self._children: dict[tuple[str, str], Histogram] = {}
         self._rpcs = Histogram(
             "sessiond_rpc_duration_seconds",
             "RPCs answered and how long each took, by method and status code (_count: the number of calls).",
@@ -52,7 +53,10 @@ class Metrics:
 
     def observe(self, method: str, code: str, seconds: float) -> None:
         """Record one answered RPC: its method, its status code's name (``OK``, ``NOT_FOUND``…), its duration."""
-        self._rpcs.labels(method, code).observe(seconds)
+        child = self._children.get((method, code))
+        if child is None:  # labels() takes a lock and builds a key each time: once per pair is enough
+            child = self._children[(method, code)] = self._rpcs.labels(method, code)
+        child.observe(seconds)
 
     def backup_finished(self, when: datetime) -> None:
         """Record that a backup finished at ``when`` (an aware datetime); call it when a backup succeeds."""

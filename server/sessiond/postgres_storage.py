@@ -548,6 +548,10 @@ class PostgresStorage:
 
     # -- units of work ------------------------------------------------------------------
 
+    def run_on_loop(self, call: Callable[[], T]) -> None:
+        """Never: every statement is a network round trip, which would stall the event loop."""
+        return None
+
     def read(self, work: Callable[[Transaction], T]) -> T:
         """One snapshot for the whole unit (REPEATABLE READ, READ ONLY: it never waits or fails to serialize)."""
         return self._attempts(lambda: self._read_once(work), None)

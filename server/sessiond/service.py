@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent import futures
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, NamedTuple, NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import grpc
 from google.protobuf import any_pb2
@@ -42,7 +42,7 @@ from sessiond.metrics import Metrics
 from sessiond.model import Entry, HomeChannel, Source
 from sessiond.platforms import Platforms
 from sessiond.settings import Settings
-from sessiond.storage import cursor_of
+from sessiond.storage import WriterBusy, cursor_of
 from sessiond.store import SessionStore
 from sessiond.watch import EventFeed
 from sessiond_client.v1 import session_store_pb2 as pb
@@ -75,7 +75,8 @@ TRANSCRIPT_PAGE_BYTES = 3 * 1024 * 1024  # under the 4 MiB a gRPC client accepts
 
 
 def _request_id(context: grpc.aio.ServicerContext) -> str:
-    for key, value in context.invocation_metadata():
+    """The caller's ``x-request-id``, else a new one: asked for only when a line is logged."""
+    for key, value in context.invocation_metadata() or ():
         if key == "x-request-id" and isinstance(value, str) and 0 < len(value) <= 64:
             return value
     return uuid.uuid4().hex[:16]
@@ -131,49 +132,47 @@ def _log_abandoned(method: str, request_id: str, work: asyncio.Future[Any]) -> N
     log.info("abandoned rpc finished", extra={"method": method, "code": code.name, "request_id": request_id})
 
 
-class _Call(NamedTuple):
-    request_id: str
-    deadline: float | None  # on the ``time.monotonic()`` clock
-
-
 @contextlib.asynccontextmanager
 async def _handled(
     servicer: Any, method: str, request: object, context: grpc.aio.ServicerContext
-) -> AsyncIterator[_Call]:
-    """Around every call, unary or streaming: errors become statuses, one log line, the metrics.
+) -> AsyncIterator[float | None]:
+    """Around every call, unary or streaming: errors become statuses, the metrics, a log line.
 
-    Unexpected exceptions become INTERNAL with the request id, never a stack trace.
+    Yields the caller's deadline. Unexpected exceptions become INTERNAL with the request id, never
+    a stack trace. Successes are logged at debug level only: a line per call costs more than the call.
     """
-    call = _Call(_request_id(context), _deadline(context))
+    deadline = _deadline(context)
     started = time.perf_counter()
     code = grpc.StatusCode.OK
     try:
-        if isinstance(request, Unparsable):
+        if type(request) is Unparsable:
             raise InvalidArgument("request", f"not a valid {request.type_name} message")
-        yield call
+        yield deadline
     except SessiondError as exc:
         code = _status_of(exc)
         await _abort_for(context, exc)
     except (asyncio.CancelledError, GeneratorExit):  # GeneratorExit: a stream closed while it waited to send
-        late = call.deadline is not None and time.monotonic() >= call.deadline
+        late = deadline is not None and time.monotonic() >= deadline
         code = grpc.StatusCode.DEADLINE_EXCEEDED if late else grpc.StatusCode.CANCELLED
         raise
     except Exception:
         code = grpc.StatusCode.INTERNAL
-        log.exception("rpc failed", extra={"method": method, "request_id": call.request_id})
-        await context.abort(code, f"internal error (request {call.request_id})")
-    finally:  # successes at debug level: a line per call costs more than the call at info
+        request_id = _request_id(context)
+        log.exception("rpc failed", extra={"method": method, "request_id": request_id})
+        await context.abort(code, f"internal error (request {request_id})")
+    finally:
         seconds = time.perf_counter() - started
         servicer.metrics.observe(method, code.name, seconds)
-        log.log(
-            logging.DEBUG if code == grpc.StatusCode.OK else logging.INFO,
-            "rpc",
-            extra={"method": method, "code": code.name, "request_id": call.request_id, "ms": round(seconds * 1000, 3)},
-        )
+        level = logging.DEBUG if code is grpc.StatusCode.OK else logging.INFO
+        if log.isEnabledFor(level):
+            milliseconds = round(seconds * 1000, 3)
+            fields = {"method": method, "code": code.name, "request_id": _request_id(context), "ms": milliseconds}
+            log.log(level, "rpc", extra=fields)
 
 
 def rpc(handler: Handler[Request, Response]) -> AsyncHandler[Request, Response]:
-    """Run a blocking handler on a store thread, inside ``_handled``.
+    """Run a handler inside ``_handled``: on the event loop when the storage can (its writes are
+    committed with the rest of the loop's turn before the call answers), else on a store thread.
 
     The handler gets the request and the caller's deadline, never the gRPC context: everything
     gRPC stays here.
@@ -181,17 +180,64 @@ def rpc(handler: Handler[Request, Response]) -> AsyncHandler[Request, Response]:
     method = handler.__name__
 
     @functools.wraps(handler)
-    async def wrapper(self: SessionStoreService, request: Request, context: grpc.aio.ServicerContext) -> Response:
-        async with _handled(self, method, request, context) as call:
-            work = asyncio.get_running_loop().run_in_executor(self.threads, handler, self, request, call.deadline)
-            try:  # shielded: a cancelled call's store work goes on, and its outcome is logged
-                return await asyncio.shield(work)
-            except asyncio.CancelledError:  # the store thread goes on, and writes nothing past the deadline
-                work.add_done_callback(functools.partial(_log_abandoned, method, call.request_id))
-                raise
+    async def wrapper(self: Any, request: Request, context: grpc.aio.ServicerContext) -> Response:
+        async with _handled(self, method, request, context) as deadline:
+            try:
+                ran = self.storage.run_on_loop(lambda: handler(self, request, deadline))
+            except WriterBusy:
+                ran = None
+            if ran is None:
+                return await _on_thread(self, method, handler, request, deadline, context)
+            response, loop_call = ran
+            if loop_call.committed is not None:
+                await _committed(method, loop_call.committed, context)
+            return response
         raise AssertionError("unreachable")  # pragma: no cover - abort always raises
 
     return wrapper
+
+
+def blocking_rpc(handler: Handler[Request, Response]) -> AsyncHandler[Request, Response]:
+    """``rpc`` for work that takes O(database) (integrity checks, prunes of any size): always on a
+    store thread, so the event loop goes on serving meanwhile."""
+    method = handler.__name__
+
+    @functools.wraps(handler)
+    async def wrapper(self: Any, request: Request, context: grpc.aio.ServicerContext) -> Response:
+        async with _handled(self, method, request, context) as deadline:
+            return await _on_thread(self, method, handler, request, deadline, context)
+        raise AssertionError("unreachable")  # pragma: no cover - abort always raises
+
+    return wrapper
+
+
+async def _on_thread(
+    servicer: Any,
+    method: str,
+    handler: Handler[Request, Response],
+    request: Request,
+    deadline: float | None,
+    context: grpc.aio.ServicerContext,
+) -> Response:
+    """Run the handler on a store thread; shielded: a cancelled call's store work goes on (writing
+    nothing past the deadline), and its outcome is logged."""
+    work = asyncio.get_running_loop().run_in_executor(servicer.threads, handler, servicer, request, deadline)
+    try:
+        return await asyncio.shield(work)
+    except asyncio.CancelledError:
+        work.add_done_callback(functools.partial(_log_abandoned, method, _request_id(context)))
+        raise
+
+
+async def _committed(method: str, commit: Awaitable[None], context: grpc.aio.ServicerContext) -> None:
+    """Wait for the commit of a call's writes; shielded, as ``_on_thread``: a caller going away
+    does not undo writes that others of the same turn commit with."""
+    done = asyncio.ensure_future(commit)
+    try:
+        await asyncio.shield(done)
+    except asyncio.CancelledError:
+        done.add_done_callback(functools.partial(_log_abandoned, method, _request_id(context)))
+        raise
 
 
 def stream(handler: StreamHandler[Request, Response]) -> AsyncStreamHandler[Request, Response]:
@@ -203,8 +249,8 @@ def stream(handler: StreamHandler[Request, Response]) -> AsyncStreamHandler[Requ
     async def wrapper(
         self: SessionStoreService, request: Request, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[Response]:
-        async with _handled(self, method, request, context) as call:
-            async for response in handler(self, request, call.deadline):
+        async with _handled(self, method, request, context) as deadline:
+            async for response in handler(self, request, deadline):
                 yield response
 
     return wrapper
@@ -230,6 +276,7 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
     def __init__(self, config: Config, store: SessionStore, metrics: Metrics):
         self.config = config
         self.store = store
+        self.storage = store.storage  # for ``rpc``: whether a call may run on the event loop
         self.metrics = metrics
         self.max_bytes = config.limits.max_field_bytes
         # Handlers block on the database, so they run here; the event loop only moves bytes.
@@ -398,7 +445,7 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
         cleared, entry = self.store.clear_resume_pending(self._key(request), self._version(request), deadline)
         return self._entry_response(pb.ClearResumePendingResponse, entry, cleared=cleared)
 
-    @rpc
+    @blocking_rpc
     def SuspendRecentlyActive(
         self, request: pb.SuspendRecentlyActiveRequest, deadline: float | None
     ) -> pb.SuspendRecentlyActiveResponse:
@@ -420,7 +467,7 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
         )
         return self._entry_response(pb.SwitchSessionResponse, entry, switched=switched)
 
-    @rpc
+    @blocking_rpc
     def PruneOldEntries(self, request: pb.PruneOldEntriesRequest, deadline: float | None) -> pb.PruneOldEntriesResponse:
         days = convert.bounded_days(request.max_age_days, "max_age_days") if request.HasField("max_age_days") else None
         for index, key in enumerate(request.keep_session_keys):

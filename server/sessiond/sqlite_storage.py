@@ -7,11 +7,19 @@ unit of work queued so far, its own included (leader-follower group commit: no h
 another thread when there is no contention). Each unit runs in its own SAVEPOINT, so one
 RPC's failure undoes exactly its own changes. Readers use their own per-thread connections
 and never wait for the writer (WAL).
+
+On the event loop (``run_on_loop``), the same group commit costs no thread at all: a write runs
+at once inside the transaction the loop's current turn holds open, and one COMMIT at the end of
+the turn makes every write of that turn durable; callers answer only after it (they await
+``LoopCall.committed``). A turn finding the writer held by a thread (maintenance, an O(database)
+admin call) raises ``WriterBusy`` instead of blocking the loop, and the caller runs on a thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import contextvars
 import fcntl
 import json
 import logging
@@ -21,6 +29,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent import futures
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,7 +57,18 @@ from sessiond.rows import (
     policies_from_rows,
     prune_params,
 )
-from sessiond.storage import AppendResult, Cursor, EventPage, ExpiryCutoffs, StorageStats, Transaction, from_us, to_us
+from sessiond.storage import (
+    AppendResult,
+    Cursor,
+    EventPage,
+    ExpiryCutoffs,
+    LoopCall,
+    StorageStats,
+    Transaction,
+    WriterBusy,
+    from_us,
+    to_us,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -151,6 +171,8 @@ MIGRATIONS = (
     """,
 )
 BUSY_TIMEOUT_MS = 5000
+SLOW_SYNC_S = 0.001  # log syncs slower than this on average leave the event loop for a thread
+SYNC_AVERAGE_WEIGHT = 0.1  # of the newest sync in that moving average
 CHECKPOINT_WAIT_MS = 200  # how long a checkpoint waits for readers before leaving the rest for next time
 
 SELECT_ENTRY = f"SELECT {ENTRY_COLUMNS} FROM entries"
@@ -371,6 +393,79 @@ class SqliteTransaction(Transaction):
         return [message_from_row(row) for row in rows]
 
 
+# The call running on the event loop now, if any: its writes join the loop's turn (see the module doc).
+_LOOP_CALL: contextvars.ContextVar[LoopCall | None] = contextvars.ContextVar("sessiond_loop_call", default=None)
+
+
+@dataclass
+class _Turn:
+    """The write transaction the event loop's current turn holds open, and its commit."""
+
+    transaction: SqliteTransaction
+    committed: asyncio.Future[None]
+    disk_full: bool = False
+
+
+class _LogSyncs:
+    """The event loop's log syncs: on the loop while the disk is quick, else on a thread of their own.
+
+    A quick sync (a fraction of a millisecond on a local SSD) costs less on the loop than handing it
+    to a thread and back. A slow one would stall every call meanwhile, so once the measured syncs
+    get slow (a moving average over ``SLOW_SYNC_S``) they move to the thread: the loop goes on (and
+    commits the next turns) while the disk works, each sync covering every turn committed before
+    it began; they come back once the average falls under half of it.
+    """
+
+    def __init__(self, sync: Callable[[], None], done: Callable[[_Turn, BaseException | None], None]):
+        self._sync, self._done = sync, done
+        self._thread = futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="log-sync")
+        self._waiting: list[_Turn] = []
+        self._running = False
+        self.average_s = 0.0  # of recent syncs' durations
+        self.on_loop = True
+
+    def after_commit(self, turn: _Turn) -> None:
+        self._waiting.append(turn)
+        if not self._running:
+            self._next()
+
+    def _next(self) -> None:
+        if self.on_loop:
+            self._synced(self._take(), self._timed_sync())
+        else:
+            self._start()
+
+    def _take(self) -> list[_Turn]:
+        turns, self._waiting = self._waiting, []
+        return turns
+
+    def _timed_sync(self) -> BaseException | None:
+        started = time.perf_counter()
+        try:
+            self._sync()
+        except StorageError as exc:
+            return exc
+        finally:
+            self.average_s += (time.perf_counter() - started - self.average_s) * SYNC_AVERAGE_WEIGHT
+            self.on_loop = self.average_s < (SLOW_SYNC_S / 2 if not self.on_loop else SLOW_SYNC_S)
+        return None
+
+    def _start(self) -> None:
+        turns, self._running = self._take(), True
+        syncing = asyncio.get_running_loop().run_in_executor(self._thread, self._timed_sync)
+        syncing.add_done_callback(lambda done: self._synced(turns, done.result()))
+
+    def _synced(self, turns: list[_Turn], error: BaseException | None) -> None:
+        self._running = False
+        for turn in turns:
+            self._done(turn, error)
+        if self._waiting:
+            self._next()
+
+    def close(self) -> None:
+        self._thread.shutdown(wait=True)
+
+
 @dataclass
 class _Job:
     """A unit of work waiting for a commit."""
@@ -406,11 +501,20 @@ def _storage_error(exc: BaseException) -> BaseException:
 
 
 class SqliteStorage:
-    """The ``Storage`` interface over one SQLite file. ``durable``: fsync every commit (FULL)."""
+    """The ``Storage`` interface over one SQLite file. ``durable``: every commit is on disk before
+    it is acknowledged.
+
+    SQLite runs with ``synchronous = NORMAL``, which in WAL mode keeps the database consistent
+    through power loss (it syncs the log before each checkpoint and the database after it) but
+    does not sync each commit; when durable, the daemon syncs the log itself after each commit
+    (``_sync_log``), which is what ``FULL`` would do inside COMMIT, without holding the writer
+    through the sync.
+    """
 
     def __init__(self, path: Path, durable: bool = True):
         self.path = path
-        self.synchronous = "FULL" if durable else "NORMAL"
+        self.durable = durable
+        self._log_path = Path(f"{path}-wal")
         self._lock_file = _lock(path)
         self._readers = threading.local()
         self._connections: list[apsw.Connection] = []
@@ -423,6 +527,9 @@ class SqliteStorage:
         self.writable = True
         self.on_writable: Callable[[bool], None] | None = None
         self.on_events: Callable[[], None] | None = None  # after a commit that added events; must not raise
+        self._turn: _Turn | None = None
+        self._failed_sync: str | None = None  # why writes are refused until a restart
+        self._log_syncs = _LogSyncs(self._sync_log, self._turn_done)
         try:
             writer = self._connect()
             _open_schema(writer, path)
@@ -431,13 +538,15 @@ class SqliteStorage:
             raise
         self._writer = writer
         self._inode = path.stat().st_ino
+        if durable:
+            _fsync(path.parent)  # the log's directory entry: SQLite syncs it only with FULL
 
     def _connect(self) -> apsw.Connection:
         try:
             connection = apsw.Connection(str(self.path))
             connection.set_busy_timeout(BUSY_TIMEOUT_MS)
             connection.pragma("foreign_keys", True)
-            connection.pragma("synchronous", self.synchronous)
+            connection.pragma("synchronous", "NORMAL")
         except apsw.Error as exc:
             raise StorageError(f"{self.path}: cannot open the database ({exc})") from None
         with self._guard:
@@ -459,10 +568,23 @@ class SqliteStorage:
         finally:
             connection.execute("COMMIT")
 
+    def run_on_loop(self, call: Callable[[], T]) -> tuple[T, LoopCall]:
+        """Run ``call`` on the event loop's thread, its writes in the loop's turn (module doc)."""
+        loop_call = LoopCall()
+        token = _LOOP_CALL.set(loop_call)
+        try:
+            return call(), loop_call
+        finally:
+            _LOOP_CALL.reset(token)
+
     def write(self, work: Callable[[Transaction], T], deadline: float | None = None) -> T:
+        loop_call = _LOOP_CALL.get()
+        if loop_call is not None:
+            return self._write_in_turn(work, deadline, loop_call)
         job = _Job(work, deadline)
         with self._guard:
             self._pending.append(job)
+        self._refuse_after_failed_sync()
         with self._writer_lock:
             if not job.done.is_set():  # else an earlier leader committed it already
                 with self._guard:
@@ -484,6 +606,7 @@ class SqliteStorage:
             for job in batch:
                 _run(job, transaction, savepoint=not alone)
             connection.execute("ROLLBACK" if alone and batch[0].error else "COMMIT")
+            self._sync_log_of(batch)
             self._writable(not any(isinstance(job.error, DiskFull) for job in batch))
             if transaction.events_added and self.on_events is not None:
                 self.on_events()  # a job undone by its savepoint may have counted: a harmless extra wake-up
@@ -497,6 +620,103 @@ class SqliteStorage:
         for job in batch:
             job.done.set()
 
+    def _write_in_turn(self, work: Callable[[Transaction], T], deadline: float | None, loop_call: LoopCall) -> T:
+        """Run ``work`` now in the loop's open transaction (opening it first); committed at the turn's end."""
+        turn = self._turn or self._begin_turn()
+        job = _Job(work, deadline)
+        try:
+            _run(job, turn.transaction, savepoint=True)
+        except apsw.Error as exc:  # SQLite ended the whole transaction: every write of the turn is lost
+            error = job.error or _storage_error(exc)
+            self._end_turn(turn, error)
+            raise error from None
+        if job.error is not None:
+            turn.disk_full = turn.disk_full or isinstance(job.error, DiskFull)
+            raise job.error
+        loop_call.committed = turn.committed
+        return job.result  # type: ignore[no-any-return]
+
+    def _begin_turn(self) -> _Turn:
+        self._refuse_after_failed_sync()
+        if not self._writer_lock.acquire(blocking=False):
+            raise WriterBusy
+        try:
+            self._writer.execute("BEGIN IMMEDIATE")
+        except apsw.Error as exc:
+            self._writer_lock.release()
+            raise _storage_error(exc) from None
+        loop = asyncio.get_running_loop()
+        turn = self._turn = _Turn(SqliteTransaction(self._writer), loop.create_future())
+        turn.committed.add_done_callback(_retrieved)  # a caller that went away leaves no "never retrieved"
+        loop.call_soon(self._end_turn, turn, None)
+        return turn
+
+    def _end_turn(self, turn: _Turn, error: BaseException | None) -> None:
+        """Commit the turn's writes (or give up on them with ``error``), then tell their callers."""
+        if self._turn is not turn:
+            return  # ended already, by a write that lost the transaction
+        self._turn = None
+        try:
+            if error is None:
+                self._writer.execute("COMMIT")
+        except apsw.Error as exc:
+            error = _storage_error(exc)
+            log.error("commit failed", extra={"error": type(exc).__name__})
+        finally:
+            if not self._writer.get_autocommit():
+                self._writer.execute("ROLLBACK")
+            self._writer_lock.release()
+        if error is not None:
+            self._writable(not isinstance(error, DiskFull))
+            turn.committed.set_exception(error)
+            return
+        self._writable(not turn.disk_full)
+        if self.durable:
+            self._log_syncs.after_commit(turn)
+        else:
+            self._turn_done(turn, None)
+
+    def _turn_done(self, turn: _Turn, error: BaseException | None) -> None:
+        """The turn's commit is on disk (or its sync failed): its callers may answer."""
+        if error is not None:
+            turn.committed.set_exception(error)
+            return
+        turn.committed.set_result(None)
+        if turn.transaction.events_added and self.on_events is not None:
+            self.on_events()
+
+    def _refuse_after_failed_sync(self) -> None:
+        if self._failed_sync is not None:
+            raise StorageError(self._failed_sync)
+
+    def _sync_log(self) -> None:
+        """Put the commits written to the log so far on disk (when durable).
+
+        A failed sync leaves unknown which of them survive a power loss (Linux may drop the
+        unwritten pages), so the commit is reported failed and the storage refuses further writes
+        until a restart recovers from the file as it is.
+        """
+        if not self.durable:
+            return
+        try:
+            descriptor = os.open(self._log_path, os.O_RDONLY)
+            try:
+                os.fdatasync(descriptor)
+            finally:
+                os.close(descriptor)
+        except OSError as exc:
+            self._failed_sync = f"{self._log_path}: sync failed ({exc.strerror}); restart the daemon"
+            log.error("log sync failed", extra={"error": exc.strerror})
+            raise StorageError(self._failed_sync) from None
+
+    def _sync_log_of(self, batch: list[_Job]) -> None:
+        """``_sync_log`` after a batch's commit: a failed sync fails the jobs that had succeeded."""
+        try:
+            self._sync_log()
+        except StorageError as exc:
+            for job in batch:
+                job.error = job.error or exc
+
     def _writable(self, writable: bool) -> None:
         """Tell ``on_writable`` when writes start failing for want of space, or work again."""
         if writable != self.writable:
@@ -507,6 +727,7 @@ class SqliteStorage:
 
     def check(self) -> None:
         """The file is still the one opened (not removed or replaced under the daemon) and reads."""
+        self._refuse_after_failed_sync()
         try:
             inode = self.path.stat().st_ino
         except FileNotFoundError:
@@ -635,6 +856,7 @@ class SqliteStorage:
             if self._verifier is not None:
                 self._verifier.interrupt()
             self._verifying.wait_for(lambda: self._verifier is None)
+        self._log_syncs.close()
         with self._writer_lock:
             self._release()
 
@@ -662,6 +884,11 @@ def _run(job: _Job, transaction: SqliteTransaction, savepoint: bool) -> None:
             connection.execute("ROLLBACK TO job")  # raises if SQLite already ended the transaction
     if savepoint:
         connection.execute("RELEASE job")
+
+
+def _retrieved(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _lock(path: Path) -> Any:

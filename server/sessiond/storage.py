@@ -6,7 +6,7 @@ Everything a unit does commits together or not at all. The store logic never see
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,6 +31,20 @@ def from_us(value: int) -> datetime:
 def cursor_of(entry: Entry) -> Cursor:
     """Where a listing that ended with ``entry`` goes on."""
     return to_us(entry.updated_at), entry.session_key
+
+
+class WriterBusy(Exception):
+    """A write on the event loop found the writer held by a thread: run the call on a thread instead.
+
+    Raised before any work ran, so the call can simply be run again.
+    """
+
+
+@dataclass
+class LoopCall:
+    """What a call run on the event loop left to wait for: the commit of its writes, if it wrote."""
+
+    committed: Awaitable[None] | None = None
 
 
 @dataclass(frozen=True)
@@ -187,6 +201,12 @@ class Storage(Protocol):
         ``deadline`` (``time.monotonic()`` seconds): skip the work, raising ``DeadlineExceeded``,
         if it has passed by the time the work would start.
         """
+        ...
+
+    def run_on_loop(self, call: Callable[[], T]) -> tuple[T, LoopCall] | None:
+        """Run ``call`` (which reads and writes through this storage) on the event loop's thread, its
+        writes committed with the others of the loop's turn; ``None`` when the backend cannot, and
+        ``WriterBusy`` when not now: either way the caller runs it on a thread."""
         ...
 
     def check(self) -> None:
