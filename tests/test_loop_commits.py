@@ -140,3 +140,23 @@ def test_writes_of_many_callers_all_land_once(daemon: Running) -> None:
         answers = list(pool.map(append, texts))
     assert all(answer.appended == 1 for answer in answers)
     assert sorted(messages_of(daemon, session_id)) == sorted(texts)
+
+
+def test_failing_writes_in_a_turn_undo_only_themselves(daemon: Running) -> None:
+    """Callers whose write fails (an unknown session) among callers whose write works, at once: a
+    turn's first write has no savepoint and the others each have one; either way a failure takes
+    nothing of the others with it."""
+    session_id = session_of(daemon).entry.session_id
+    targets = [session_id if n % 2 else f"unknown-{n}" for n in range(64)]
+
+    def append(number: int) -> grpc.StatusCode:
+        try:
+            daemon.stub.AppendMessages(append_request(targets[number], f"m{number}"), timeout=WAIT)
+        except grpc.RpcError as error:
+            return error.code()  # type: ignore[no-any-return]
+        return grpc.StatusCode.OK
+
+    with futures.ThreadPoolExecutor(16) as pool:
+        codes = list(pool.map(append, range(64)))
+    assert codes == [grpc.StatusCode.OK if n % 2 else grpc.StatusCode.NOT_FOUND for n in range(64)]
+    assert sorted(messages_of(daemon, session_id)) == sorted(f"m{n}" for n in range(1, 64, 2))

@@ -60,8 +60,11 @@ HOME_OPTIONAL = ("thread_id", "user_id", "scope_id")
 
 def check_sizes(message: Any, path: str, names: Iterable[str], max_bytes: int) -> None:
     """Reject string fields longer than ``max_bytes`` (UTF-8), naming the first one."""
+    quarter = max_bytes // 4  # no string of up to that many characters can be longer in UTF-8
     for name in names:
-        check_size(getattr(message, name), f"{path}.{name}" if path else name, max_bytes)
+        value = getattr(message, name)
+        if len(value) > quarter:  # the field's path is built only for a string that may be too long
+            check_size(value, f"{path}.{name}" if path else name, max_bytes)
 
 
 def _optional(message: Any, name: str) -> str | None:

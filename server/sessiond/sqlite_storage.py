@@ -533,13 +533,14 @@ class SqliteStorage:
         try:
             writer = self._connect()
             _open_schema(writer, path)
+            if durable:  # the schema's own commits, and the log's directory entry (SQLite syncs it only with FULL)
+                self._sync_log()
+                _fsync(path.parent)
         except BaseException:
             self._release()
             raise
         self._writer = writer
         self._inode = path.stat().st_ino
-        if durable:
-            _fsync(path.parent)  # the log's directory entry: SQLite syncs it only with FULL
 
     def _connect(self) -> apsw.Connection:
         try:
@@ -621,20 +622,26 @@ class SqliteStorage:
             job.done.set()
 
     def _write_in_turn(self, work: Callable[[Transaction], T], deadline: float | None, loop_call: LoopCall) -> T:
-        """Run ``work`` now in the loop's open transaction (opening it first); committed at the turn's end."""
+        """Run ``work`` now in the loop's open transaction (opening it first); committed at the turn's end.
+
+        The turn's first write needs no savepoint: if it fails, the turn is rolled back whole,
+        which undoes nothing else.
+        """
+        first = self._turn is None
         turn = self._turn or self._begin_turn()
-        job = _Job(work, deadline)
         try:
-            _run(job, turn.transaction, savepoint=True)
+            result, error = _unit(work, deadline, turn.transaction, savepoint=not first)
         except apsw.Error as exc:  # SQLite ended the whole transaction: every write of the turn is lost
-            error = job.error or _storage_error(exc)
+            error = _storage_error(exc)
             self._end_turn(turn, error)
             raise error from None
-        if job.error is not None:
-            turn.disk_full = turn.disk_full or isinstance(job.error, DiskFull)
-            raise job.error
+        if error is not None:
+            if first:
+                self._end_turn(turn, error)
+            turn.disk_full = turn.disk_full or isinstance(error, DiskFull)
+            raise error
         loop_call.committed = turn.committed
-        return job.result  # type: ignore[no-any-return]
+        return result  # type: ignore[return-value]
 
     def _begin_turn(self) -> _Turn:
         self._refuse_after_failed_sync()
@@ -869,21 +876,29 @@ class SqliteStorage:
 
 
 def _run(job: _Job, transaction: SqliteTransaction, savepoint: bool) -> None:
-    """Run one job; with ``savepoint``, a failure undoes exactly its own changes."""
-    if job.deadline is not None and time.monotonic() > job.deadline:
-        job.error = DeadlineExceeded("the deadline passed before the write started; nothing was written")
-        return
+    """Run one queued job; with ``savepoint``, a failure undoes exactly its own changes."""
+    job.result, job.error = _unit(job.work, job.deadline, transaction, savepoint)
+
+
+def _unit(
+    work: Callable[[Transaction], T], deadline: float | None, transaction: SqliteTransaction, savepoint: bool
+) -> tuple[T | None, BaseException | None]:
+    """Run one unit of work in the open transaction: (its result, or the error it raised)."""
+    if deadline is not None and time.monotonic() > deadline:
+        return None, DeadlineExceeded("the deadline passed before the write started; nothing was written")
     connection = transaction.db
     if savepoint:
         connection.execute("SAVEPOINT job")
+    result, error = None, None
     try:
-        job.result = job.work(transaction)
+        result = work(transaction)
     except Exception as exc:
-        job.error = _storage_error(exc)
+        error = _storage_error(exc)
         if savepoint:
             connection.execute("ROLLBACK TO job")  # raises if SQLite already ended the transaction
     if savepoint:
         connection.execute("RELEASE job")
+    return result, error
 
 
 def _retrieved(future: asyncio.Future[None]) -> None:
