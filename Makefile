@@ -14,6 +14,11 @@ GEN_DIR := client/python/sessiond_client/v1
 NODE_PROTOS := client/node/protos/sessiond/v1
 # Extra arguments of `make bench`, e.g. BENCH_ARGS=--full (more calls, the reference at 100k sessions).
 BENCH_ARGS ?=
+# `make profile`: the scenario by its name in the bench table or its slug (SCENARIO=appendmessages-x1).
+SCENARIO ?=
+CONCURRENCY ?= 8
+DURABILITY ?= full
+SECONDS ?= 10
 BREAKING_AGAINST ?= HEAD~1
 
 .PHONY: help
@@ -98,9 +103,14 @@ typecheck: $(VENV)/bin/sessiond ## mypy --strict on the Python client (with the 
 	$(VENV)/bin/mypy --strict client/python/sessiond_client
 
 .PHONY: bench
-bench: $(VENV)/bin/sessiond ## Benchmark against echo and the reference: table + bench/results/*.json (~8 min)
+bench: $(VENV)/bin/sessiond ## Benchmark against two echo servers and the reference: table + bench/results/*.json (~7 min)
 	$(PY) -m bench.run $(BENCH_ARGS)
 
 .PHONY: bench-quick
 bench-quick: $(VENV)/bin/sessiond ## Reduced benchmark run, under two minutes (CI smoke: no timing assertions)
 	$(PY) -m bench.run --quick
+
+.PHONY: profile
+profile: $(VENV)/bin/sessiond ## py-spy the daemon under a bench scenario: SCENARIO=name [CONCURRENCY=8 DURABILITY=full SECONDS=10]
+	$(PY) -m bench.profile --scenario '$(SCENARIO)' --concurrency '$(CONCURRENCY)' --durability '$(DURABILITY)' \
+		--seconds '$(SECONDS)'

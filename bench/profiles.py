@@ -11,6 +11,8 @@ class Profile:
     calls: int  # timed calls per run, all threads together
     heavy_calls: int  # the same for heavy scenarios (100-message appends, 200-message loads, listings)
     warmup: int  # untimed calls per thread before each run
+    rounds: int  # runs of each server per cell that a target applies to, alternating (their median counts)
+    target_seconds: float  # of timed calls in each of those runs
     scaling_sizes: tuple[int, ...]  # stored sessions for the scaling rows; the last gets the memory row
     reference_sizes: tuple[int, ...]  # stored sessions for the reference comparison
     messages_per_session: int  # stored at the largest scaling size for the memory row
@@ -22,6 +24,8 @@ QUICK = Profile(
     calls=200,
     heavy_calls=60,
     warmup=5,
+    rounds=3,
+    target_seconds=0.2,
     scaling_sizes=(1_000, 10_000),
     reference_sizes=(100, 1_000, 10_000),
     messages_per_session=10,
@@ -32,9 +36,18 @@ DEFAULT = Profile(
     calls=1_000,
     heavy_calls=300,
     warmup=20,
+    rounds=3,
+    target_seconds=1.0,
     scaling_sizes=(1_000, 100_000, 1_000_000),
     reference_sizes=(100, 1_000, 10_000),
     messages_per_session=10,
     reference_seconds=3.0,
 )
-FULL = replace(DEFAULT, name="full", calls=3_000, heavy_calls=600, reference_sizes=(100, 1_000, 10_000, 100_000))
+FULL = replace(
+    DEFAULT,
+    name="full",
+    calls=3_000,
+    heavy_calls=600,
+    target_seconds=2.0,
+    reference_sizes=(100, 1_000, 10_000, 100_000),
+)

@@ -1,8 +1,9 @@
 """The results: a readable table on stdout, and JSON with the machine it ran on.
 
-One row per measurement; a measured value that a target of issue 5 applies to is followed by
-``pass`` or ``MISS`` (the target is in the column header or on the line). The JSON keeps every
-number, including the echo runs and each check, under ``bench/results/<timestamp>.json``.
+One row per measurement; a measured value that a target of issue 5 or 15 applies to is followed
+by ``pass`` or ``MISS`` (the target is in the column header or on the line). The JSON keeps every
+number, including the echo runs, each round of a target cell and each check, under
+``bench/results/<timestamp>.json``.
 """
 
 from __future__ import annotations
@@ -79,73 +80,106 @@ def render(results: dict[str, Any]) -> str:
 
 def _header(results: dict[str, Any]) -> str:
     m, p = results["machine"], results["profile"]
-    return "\n".join(
-        [
-            f"sessiond benchmark: profile {p['name']}, {results['started']}, {results['total_s']:.0f} s",
-            f"machine: {m['cores']} cores ({m['cpu']}), load average at start {m['load_average'][0]:.2f},"
-            f" {m['platform']}",
-            f"versions: Python {m['python']}, grpcio {m['grpcio']}, protobuf {m['protobuf']}, apsw {m['apsw']},"
-            f" SQLite {m['sqlite']}",
-            f"runs: closed loop, {p['calls']:,} timed calls per run ({p['heavy_calls']:,} for heavy scenarios),"
-            f" {p['warmup']} warm-up calls per thread excluded; latencies in ms",
-            "client: this process, one thread and one channel per caller, sharing the cores with the server;"
-            " requests and responses as bytes, so the client's work is the same for sessiond and echo;"
-            " every call carries a bearer token (sessiond checks it on TCP)",
-        ]
-    )
+    lines = [
+        f"sessiond benchmark: profile {p['name']}, {results['started']}, {results['total_s']:.0f} s",
+        f"machine: {m['cores']} cores ({m['cpu']}), load average at start {m['load_average'][0]:.2f}, {m['platform']}",
+        f"versions: Python {m['python']}, grpcio {m['grpcio']}, protobuf {m['protobuf']}, apsw {m['apsw']},"
+        f" SQLite {m['sqlite']}",
+        f"runs: closed loop; the cells a target applies to: {p['rounds']} rounds of the aio echo, the sync echo"
+        f" and sessiond in turn, {p['target_seconds']:g} s of timed calls each, the median of each figure;"
+        f" other cells one run of {p['calls']:,} timed calls ({p['heavy_calls']:,} for heavy scenarios);"
+        f" {p['warmup']} warm-up calls per thread excluded; latencies in ms",
+        "client: this process, one thread and one channel per caller, sharing the cores with the server;"
+        " requests and responses as bytes, so the client's work is the same for sessiond and echo;"
+        " every call carries a bearer token (sessiond checks it on TCP)",
+        "cpu: the server process's user + system CPU time (/proc/<pid>/stat) over the timed calls, ms per call",
+    ]
+    if "fsync" in results:
+        f = results["fsync"]
+        lines.append(
+            f"fsync: {f['repetitions']} writes of {f['bytes']} B + os.fsync in the daemon's database directory:"
+            f" median {f['median_ms']:.3f} ms, p90 {f['p90_ms']:.3f} ms; the c=1 full-durability limit of a write is"
+            f" 1 / (1/echo rps + {f['median_ms']:.3f} ms)"
+        )
+    return "\n".join(lines)
 
 
-def _marked(value: float | None, row: dict[str, Any], target: targets.Target, fmt: str) -> str:
-    """The value, followed by pass or MISS when the row was checked against ``target``."""
+def _marked(
+    value: float | None, row: dict[str, Any], target: targets.Target | Sequence[targets.Target], fmt: str
+) -> str:
+    """The value, followed by pass or MISS when the row was checked against ``target`` (or one of them)."""
     if value is None:
         return ""
-    return f"{value:{fmt}}{_verdict(next((c for c in row.get('checks', []) if c['target'] == target.key), None))}"
+    keys = {target.key} if isinstance(target, targets.Target) else {t.key for t in target}
+    return f"{value:{fmt}}{_verdict(next((c for c in row.get('checks', []) if c['target'] in keys), None))}"
 
 
 def _verdict(check: dict[str, Any] | None) -> str:
     return "" if check is None else " pass" if check["ok"] else " MISS"
 
 
+RPS_TARGETS = (targets.RPS_C8, targets.RPS_C1, targets.RPS_RELAXED)  # all ">= 0.85", by cell
+
+
+def _limits(row: dict[str, Any]) -> list[str]:
+    """Both echoes' rps, the limit (which echo, + fsync at c=1 for writes), rps / limit, the p99 ratio."""
+    e = row["echo"]
+    return [
+        *(f"{e[name]['rps']:,.0f}" for name in ("echo-aio", "echo-sync")),
+        row["limit"],
+        f"{row['limit_rps']:,.0f}",
+        _marked(row["rps_ratio"], row, RPS_TARGETS, ".2f"),
+        f"{e[row['faster_echo']]['p99_ms']:.2f}",
+        _marked(row["p99_ratio"], row, targets.P99_C8, ".2f"),
+    ]
+
+
+def _cpu(row: dict[str, Any]) -> list[str]:
+    """Server CPU ms per timed call: sessiond, the aio echo, the sync echo."""
+    stats = [row["sessiond"], row["echo"]["echo-aio"], row["echo"]["echo-sync"]]
+    return [f"{s['cpu_ms_per_call']:.3f}" for s in stats]
+
+
+LIMIT_HEADERS = ["aio rps", "sync rps", "limit", "limit rps", f"rps/limit ({targets.RPS_C8})", "echo p99"]
+LIMIT_HEADERS += [f"p99/echo ({targets.P99_C8})", "cpu ms: sessiond", "aio", "sync"]
+
+
 def _rpc(rows: list[dict[str, Any]]) -> str:
-    headers = ["scenario", "via", "c", "req B", "rps", "p50", "p90", "p99", "echo rps", "echo p99"]
-    headers += [f"rps/echo ({targets.RPS_RATIO})", f"+p99 ms ({targets.ADDED_P99})", f"msg/s ({targets.APPEND})"]
+    headers = ["scenario", "via", "c", "req B", "rps", "p50", "p99", *LIMIT_HEADERS, f"msg/s ({targets.APPEND})"]
     body = []
     for row in (r for r in rows if r["durability"] == "full"):
-        s, e = row["sessiond"], row["echo"]
+        s = row["sessiond"]
         body.append(
             [row["scenario"], row["transport"], row["concurrency"], row["request_bytes"], f"{s['rps']:,.0f}"]
-            + [f"{s[k]:.2f}" for k in ("p50_ms", "p90_ms", "p99_ms")]
-            + [f"{e['rps']:,.0f}", f"{e['p99_ms']:.2f}"]
-            + [_marked(row["rps_ratio"], row, targets.RPS_RATIO, ".2f")]
-            + [_marked(row["added_p99_ms"], row, targets.ADDED_P99, "+.2f")]
+            + [f"{s['p50_ms']:.2f}", f"{s['p99_ms']:.2f}", *_limits(row), *_cpu(row)]
             + [_marked(row["messages_per_s"], row, targets.APPEND, ",.0f")]
         )
-    title = "RPCs against the echo server (durability full; rps and p99 targets apply to the hot RPCs)"
+    title = (
+        "RPCs against the echo servers (durability full). limit: the faster echo's rps (aio or sync), at c=1 for"
+        " writes with one fsync added; echo p99: the faster echo's; targets on the hot RPCs over the Unix socket"
+    )
     return _table(title, headers, body)
 
 
 def _durability(rows: list[dict[str, Any]]) -> str:
-    relaxed = {(r["scenario"], r["concurrency"]): r for r in rows if r["durability"] == "relaxed"}
-    headers = ["scenario", "c", "full rps", "full p50", "full p99", "relaxed rps", "relaxed p50", "relaxed p99"]
-    headers += ["relaxed/full rps", f"relaxed msg/s ({targets.APPEND})"]
+    full = {
+        (r["scenario"], r["concurrency"]): r for r in rows if r["durability"] == "full" and r["transport"] == "unix"
+    }
+    headers = ["scenario", "c", "full rps", "full p99", "relaxed rps", "p50", "p99", "relaxed/full rps"]
+    headers += [*LIMIT_HEADERS, f"msg/s ({targets.APPEND})"]
     body = []
-    for row in rows:
-        other = relaxed.get((row["scenario"], row["concurrency"]))
-        if row["durability"] != "full" or row["transport"] != "unix" or other is None:
-            continue
-        full, fast = row["sessiond"], other["sessiond"]
+    for row in (r for r in rows if r["durability"] == "relaxed"):
+        before, s = full[(row["scenario"], row["concurrency"])]["sessiond"], row["sessiond"]
         body.append(
-            [row["scenario"], row["concurrency"]]
-            + [f"{full['rps']:,.0f}", f"{full['p50_ms']:.2f}", f"{full['p99_ms']:.2f}"]
-            + [f"{fast['rps']:,.0f}", f"{fast['p50_ms']:.2f}", f"{fast['p99_ms']:.2f}"]
-            + [
-                f"{fast['rps'] / full['rps']:.2f}",
-                _marked(other["messages_per_s"], other, targets.APPEND, ",.0f"),
-            ]
+            [row["scenario"], row["concurrency"], f"{before['rps']:,.0f}", f"{before['p99_ms']:.2f}"]
+            + [f"{s['rps']:,.0f}", f"{s['p50_ms']:.2f}", f"{s['p99_ms']:.2f}", f"{s['rps'] / before['rps']:.2f}"]
+            + [*_limits(row), *_cpu(row), _marked(row["messages_per_s"], row, targets.APPEND, ",.0f")]
         )
-    return _table(
-        "Durability: the write scenarios on the Unix socket, full (fsync per commit) vs relaxed", headers, body
+    title = (
+        "Durability: the write scenarios on the Unix socket, full (fsync per commit) vs relaxed;"
+        " the relaxed runs against the echo servers measured beside them"
     )
+    return _table(title, headers, body)
 
 
 def _scaling(rows: list[dict[str, Any]], memory: dict[str, Any]) -> str:
@@ -208,7 +242,7 @@ def _postgres(postgres: dict[str, Any]) -> str:
 
 def _summary(results: dict[str, Any]) -> str:
     checks = [c for row in _all_rows(results) for c in row.get("checks", [])]
-    lines = ["Targets (issue 5): rows meeting each, and the worst row"]
+    lines = ["Targets (issues 5 and 15): rows meeting each, and the worst row"]
     for target in targets.ALL:
         mine = [c for c in checks if c["target"] == target.key]
         if not mine:

@@ -21,7 +21,7 @@ from bench.profiles import DEFAULT, FULL, QUICK, Profile
 
 
 def _arguments(argv: list[str] | None) -> tuple[Profile, bool]:
-    description = "Benchmark sessiond against an empty echo server and the reference store."
+    description = "Benchmark sessiond against empty echo servers and the reference store."
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=description)
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="reduced smoke run for CI (under two minutes)")
@@ -51,8 +51,8 @@ def measure(profile: Profile, workdir: Path, postgres_only: bool = False) -> dic
         measure_postgres(profile, workdir, results)
         results["total_s"] = time.perf_counter() - started
         return results
-    report.progress("RPC scenarios against the echo server, both durability modes")
-    results["rpc"] = rpc_suite.run(workdir, profile)
+    report.progress("RPC scenarios against the grpc.aio and the grpcio sync echo servers, both durability modes")
+    results["rpc"], results["fsync"] = rpc_suite.run(workdir, profile)
     results["phases_s"]["rpc"] = time.perf_counter() - started
     report.progress(f"scaling over {', '.join(f'{n:,}' for n in scaling.sizes(profile))} sessions, then memory")
     results["scaling"], results["memory"] = scaling.run(workdir, profile)

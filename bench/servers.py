@@ -79,9 +79,11 @@ def start_sessiond(
     return _start("sessiond", [sys.executable, *argv, "--db", str(db)], env)
 
 
-def start_echo(workdir: Path) -> Server:
-    argv = [sys.executable, "-m", "bench.echo", "--socket", str(workdir / "echo.sock"), "--tcp", "127.0.0.1:0"]
-    return _start("echo", argv, dict(os.environ))
+def start_echo(workdir: Path, sync: bool = False) -> Server:
+    """``bench.echo``: the grpc.aio echo ("echo-aio"), or with ``sync`` grpcio's sync server ("echo-sync")."""
+    name = "echo-sync" if sync else "echo-aio"
+    argv = [sys.executable, "-m", "bench.echo", "--socket", str(workdir / f"{name}.sock"), "--tcp", "127.0.0.1:0"]
+    return _start(name, argv + ["--sync"] * sync, dict(os.environ))
 
 
 def _start(name: str, argv: list[str], env: dict[str, str]) -> Server:
