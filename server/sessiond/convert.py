@@ -495,20 +495,24 @@ def messages(values: Sequence[transcript_pb2.Message], max_count: int, max_bytes
     return [message(v, max_bytes, f"messages[{i}]") for i, v in enumerate(values)]
 
 
+# Domain field -> wire field, for the message fields sent only when set.
+_MESSAGE_WIRE = (
+    ("tool_calls", "tool_calls_json"),
+    ("reasoning_details", "reasoning_details_json"),
+    ("codex_reasoning_items", "codex_reasoning_items_json"),
+    ("codex_message_items", "codex_message_items_json"),
+    ("token_count", "token_count"),
+    *((name, name) for name in MESSAGE_OPTIONAL),
+)
+
+
 def message_to_proto(value: Message) -> transcript_pb2.Message:
-    result = transcript_pb2.Message(role=value.role, message_id=value.message_id, position=value.position)
-    if value.content is not None:
-        setattr(result, "json" if value.content_is_json else "text", value.content)
-    wire_names = {
-        "tool_calls": "tool_calls_json",
-        "reasoning_details": "reasoning_details_json",
-        "codex_reasoning_items": "codex_reasoning_items_json",
-        "codex_message_items": "codex_message_items_json",
-        "token_count": "token_count",
-        **{name: name for name in MESSAGE_OPTIONAL},
+    """Built with one constructor call: a transcript page converts thousands of these."""
+    fields: dict[str, Any] = {
+        wire: getattr(value, name) for name, wire in _MESSAGE_WIRE if getattr(value, name) is not None
     }
-    for name, wire in wire_names.items():
-        if getattr(value, name) is not None:
-            setattr(result, wire, getattr(value, name))
-    _set_time(result, "timestamp", value.timestamp)
-    return result
+    if value.content is not None:
+        fields["json" if value.content_is_json else "text"] = value.content
+    if value.timestamp is not None:
+        fields["timestamp"] = timestamp_to_proto(value.timestamp)
+    return transcript_pb2.Message(role=value.role, message_id=value.message_id, position=value.position, **fields)

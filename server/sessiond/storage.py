@@ -19,13 +19,16 @@ Cursor = tuple[int, str]  # (updated_at in microseconds, session_key): the keyse
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+_MICROSECOND = timedelta(microseconds=1)
+
+
 def to_us(value: datetime) -> int:
     """Microseconds since the epoch, exactly (no float rounding)."""
-    return (value - EPOCH) // timedelta(microseconds=1)
+    return (value - EPOCH) // _MICROSECOND
 
 
 def from_us(value: int) -> datetime:
-    return EPOCH + timedelta(microseconds=value)
+    return EPOCH + _MICROSECOND * value
 
 
 def cursor_of(entry: Entry) -> Cursor:
