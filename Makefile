@@ -93,8 +93,9 @@ breaking: $(BUF) ## buf breaking: the contract against the previous commit's (BR
 	$(BUF) breaking protos --against '.git#ref=$(BREAKING_AGAINST),subdir=protos'
 
 .PHONY: lint
-lint: $(VENV)/bin/sessiond $(BUF) ## buf lint the contract, ruff the Python
+lint: $(VENV)/bin/sessiond $(BUF) ## buf lint the contract, ruff the Python, the layers' import contracts
 	$(BUF) lint protos
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/ruff check server client tests bench
 	$(VENV)/bin/ruff format --check server client tests bench
 

@@ -3,7 +3,7 @@
 Two of them, because which gRPC server model is faster here depends on the load, and sessiond's
 target is the faster one (``rpc_suite``):
 
-* the default is built by sessiond's own ``sessiond.server.grpc_server``: the same grpc.aio
+* the default is built by sessiond's own ``sessiond.daemon.server.grpc_server``: the same grpc.aio
   server and options, so a scenario's ratio to it is what sessiond itself adds;
 * ``--sync`` is grpcio's thread-per-call server, ``grpc.server`` on a thread pool of sessiond's
   default ``max_workers``, with the same options as far as that API takes them.
@@ -27,8 +27,8 @@ from concurrent import futures
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from sessiond import config as config_module
-from sessiond.server import grpc_server
+from sessiond.daemon import config as config_module
+from sessiond.daemon.server import grpc_server
 
 SERVICE = "bench.Echo"
 METHOD = f"/{SERVICE}/Echo"
@@ -72,7 +72,7 @@ async def build(socket: str, tcp: str) -> tuple[grpc.aio.Server, list[str]]:
 
 def build_sync(socket: str, tcp: str) -> tuple[grpc.Server, list[str]]:
     """A bound grpcio sync echo server: a pool of sessiond's default ``max_workers`` threads, and the
-    options ``sessiond.server.grpc_server`` gives its grpc.aio server."""
+    options ``sessiond.daemon.server.grpc_server`` gives its grpc.aio server."""
     config = config_module.parse({})
     options = [("grpc.max_receive_message_length", config.limits.max_request_bytes), ("grpc.so_reuseport", 0)]
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=config.max_workers), options=options)

@@ -14,12 +14,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sessiond import keys
 from sessiond.model import Entry, KeyOptions, Message, Source
-from sessiond.postgres_storage import PostgresStorage
-from sessiond.sqlite_storage import SqliteStorage
-from sessiond.storage import Storage, Transaction
-from sessiond.whatsapp import no_mapping
+from sessiond.rules import keys
+from sessiond.rules.whatsapp import no_mapping
+from sessiond.storage.interface import Storage, Transaction
+from sessiond.storage.postgres import PostgresStorage
+from sessiond.storage.sqlite import SqliteStorage
 
 MESSAGE_TEXT = "Could you summarise what we decided about the deployment window yesterday? " * 2
 STAMP = "20250101_000000"  # session ids keep sessiond's format; a fixed stamp lets add_messages find them

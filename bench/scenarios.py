@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import grpc
 
 from bench.populate import MESSAGE_TEXT, source
-from sessiond import convert
 from sessiond.model import Source
+from sessiond.rpc import convert
 from sessiond_client.v1 import session_pb2, session_store_pb2_grpc, source_pb2, transcript_pb2
 from sessiond_client.v1 import session_store_pb2 as pb
 

@@ -10,9 +10,9 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from sessiond import convert
 from sessiond.model import Source
-from sessiond.platforms import BUILTIN
+from sessiond.rpc import convert
+from sessiond.rules.platforms import BUILTIN
 from sessiond_client.v1 import session_pb2, session_store_pb2, source_pb2
 
 PLUGINS = {"irc": {"pii_safe": True}, "teams": {"pii_safe": False}}

@@ -25,10 +25,10 @@ import reference  # noqa: F401 - the project's one path trick: puts the referenc
 os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="sessiond-tests-state-")
 
 from postgres import PostgresServer, Unavailable  # noqa: E402
-from sessiond import config as config_module  # noqa: E402
+from sessiond.daemon import config as config_module  # noqa: E402
+from sessiond.daemon.server import Daemon, create_server  # noqa: E402
 from sessiond.logs import JsonFormatter  # noqa: E402
-from sessiond.server import Daemon, create_server  # noqa: E402
-from sessiond.store import utc_now  # noqa: E402
+from sessiond.store.session_store import utc_now  # noqa: E402
 from sessiond_client.v1 import session_store_pb2_grpc  # noqa: E402
 
 BACKENDS = ("sqlite", "postgres")

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from sessiond import config
+from sessiond.daemon import config
 from sessiond.errors import ConfigError
 from sessiond.model import HomeChannel, KeyOptions, ResetPolicy
 

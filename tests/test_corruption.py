@@ -12,18 +12,18 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from conftest import Running
-from sessiond import config as config_module
+from sessiond.daemon import config as config_module
+from sessiond.daemon.server import new_store
 from sessiond.errors import StorageError
 from sessiond.model import Source
-from sessiond.sqlite_storage import SqliteStorage
-from sessiond.store import SessionStore
+from sessiond.storage.sqlite import SqliteStorage
 
 
 def populated(tmp_path: Path, sessions: int = 2000) -> Path:
     """A closed database holding ``sessions`` sessions (several hundred KiB)."""
     database = tmp_path / "sessiond.db"
     storage = SqliteStorage(database, durable=False)
-    store = SessionStore(storage, config_module.parse({"storage": {"path": str(database)}}))
+    store = new_store(storage, config_module.parse({"storage": {"path": str(database)}}))
     for number in range(sessions):
         store.get_or_create(Source(platform="telegram", chat_id=str(number), user_id=str(number)))
     storage.close()

@@ -23,9 +23,9 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 )
 
 from conftest import Running
-from sessiond import config as config_module
+from sessiond.daemon import config as config_module
+from sessiond.daemon.server import create_server
 from sessiond.errors import ConfigError
-from sessiond.server import create_server
 from sessiond_client.v1 import session_store_pb2 as pb
 from sessiond_client.v1 import session_store_pb2_grpc, source_pb2
 from wire import invalid_field

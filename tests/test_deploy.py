@@ -1,7 +1,7 @@
 """deploy/: the systemd unit, the Docker image and the Kubernetes sidecar manifest.
 
 Each file is parsed, its commands are parsed by the real command line, its configuration is loaded
-by the real ``sessiond.config.load``, and the paths, ports and health names it names are checked
+by the real ``sessiond.daemon.config.load``, and the paths, ports and health names it names are checked
 against each other. Where a checker exists here it runs too (``systemd-analyze verify`` and
 ``security``, ``hadolint``, ``kubernetes-validate``, ``strace``); the example configuration and the
 sidecar's configuration are served by a real ``sessiond serve`` process.
@@ -36,9 +36,9 @@ from typing import Any
 import pytest
 import yaml
 
-from sessiond import config as config_module
 from sessiond.cli import _parser
-from sessiond.server import DAEMON_HEALTH_NAMES, WRITES_SERVICE_NAME
+from sessiond.daemon import config as config_module
+from sessiond.daemon.server import DAEMON_HEALTH_NAMES, WRITES_SERVICE_NAME
 from sessiond_client import SessionStoreClient
 
 REPO = Path(__file__).resolve().parents[1]
@@ -738,7 +738,7 @@ def test_example_config_stays_within_the_units_syscall_filter_and_address_famili
     # the bulk of its start, measured; the wait for "serving" a multiple of that.
     measured = time.monotonic()
     probe = subprocess.run(
-        ["strace", "-f", "-o", os.devnull, "--", sys.executable, "-c", "import sessiond.server"],
+        ["strace", "-f", "-o", os.devnull, "--", sys.executable, "-c", "import sessiond.daemon.server"],
         capture_output=True,
         text=True,
         timeout=TOOL_TIMEOUT,

@@ -18,11 +18,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import cases
-from sessiond import config as config_module
-from sessiond import convert, keys, prompt, reset, whatsapp
+from sessiond.daemon import config as config_module
 from sessiond.errors import InvalidArgument
-from sessiond.lid_mapping import MappingDirectory
 from sessiond.model import EntryRef
+from sessiond.rpc import convert
+from sessiond.rules import keys, prompt, reset, whatsapp
+from sessiond.rules.lid_mapping import MappingDirectory
 
 EXAMPLES = settings(max_examples=600, deadline=None)
 

@@ -37,11 +37,12 @@ import pytest
 from test_store_behaviour import GROUP, Clock, acquire, get_or_create, source, when
 
 from conftest import Running
-from sessiond import config as config_module
-from sessiond.maintenance import Maintenance
+from sessiond.daemon import config as config_module
+from sessiond.daemon.maintenance import Maintenance
+from sessiond.daemon.server import new_store
 from sessiond.model import Entry, Source
-from sessiond.sqlite_storage import MIGRATIONS, SqliteStorage
-from sessiond.store import EXPIRY_BATCH, PRUNE_BATCH, SessionStore
+from sessiond.storage.sqlite import MIGRATIONS, SqliteStorage
+from sessiond.store.session_store import EXPIRY_BATCH, PRUNE_BATCH
 from sessiond_client import SessionStoreClient
 from sessiond_client.errors import InvalidArgumentError, OutOfRangeError, UnavailableError
 from sessiond_client.v1 import events_pb2
@@ -337,7 +338,7 @@ def test_maintenance_announces_expiry_lapsed_leases_and_prunes(start_daemon: Sta
 def test_scans_and_prunes_in_batches_announce_each_entry_once(tmp_path: Path, clock: Clock) -> None:
     """In-process, on the store: more entries than one batch of the expiry scan and of the prune."""
     storage = SqliteStorage(tmp_path / "sessiond.db", durable=False)
-    store = SessionStore(storage, config_module.parse({"reset": POLICIES}), clock)
+    store = new_store(storage, config_module.parse({"reset": POLICIES}), clock)
     count = max(2 * EXPIRY_BATCH, PRUNE_BATCH) + 1
     origins = [Source("telegram", f"c{i}") for i in range(count)]
     storage.write(

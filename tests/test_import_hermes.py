@@ -1,4 +1,4 @@
-"""Import of a Hermes home (``sessiond.hermes_import``) made by the reference store itself.
+"""Import of a Hermes home (``sessiond.ops.hermes_import``) made by the reference store itself.
 
 The home is written by the oracle's seed ``SessionStore`` (index, ``state.db`` and JSONL files),
 driven the way a gateway drives it, then closed (the gateway stopped). What the imported
@@ -23,11 +23,11 @@ import oracle
 import pytest
 
 from conftest import Running
-from sessiond import config as config_module
+from sessiond.daemon import config as config_module
 from sessiond.errors import InvalidArgument, StorageError
-from sessiond.hermes_import import ImportSummary, import_hermes
-from sessiond.sqlite_storage import SqliteStorage
-from sessiond.storage import to_us
+from sessiond.model import to_us
+from sessiond.ops.hermes_import import ImportSummary, import_hermes
+from sessiond.storage.sqlite import SqliteStorage
 from sessiond_client import SessionStoreClient
 
 SOURCES: dict[str, dict[str, Any]] = {

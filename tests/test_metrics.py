@@ -17,11 +17,11 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import JsonLines, Running
-from sessiond import config as config_module
+from sessiond.daemon import config as config_module
+from sessiond.daemon.server import create_server
 from sessiond.errors import ConfigError, StorageError
-from sessiond.metrics import Metrics
-from sessiond.server import create_server
-from sessiond.storage import StorageStats
+from sessiond.rpc.metrics import Metrics
+from sessiond.storage.interface import StorageStats
 from sessiond_client.v1 import session_pb2, source_pb2, transcript_pb2
 from sessiond_client.v1 import session_store_pb2 as pb
 from wire import invalid_field
@@ -217,6 +217,6 @@ def test_an_internal_error_names_its_request_id_to_the_caller_and_in_the_log(
     failed = next(line for line in rpc_log.lines if line["msg"] == "rpc failed")
     assert failed["request_id"] == "req-internal-7" and "RuntimeError" in str(failed["exc"])
     assert rpc_log.answered("GetSession", "INTERNAL")["request_id"] == "req-internal-7"
-    registry = daemon.daemon.service.metrics.registry
+    registry = daemon.daemon.service.runtime.metrics.registry
     labels = {"method": "GetSession", "code": "INTERNAL"}
     assert registry.get_sample_value("sessiond_rpc_duration_seconds_count", labels) == 1

@@ -36,13 +36,12 @@ from test_store_races import DEADLINE, NO_RESETS, batches, check_transcript, cod
 
 from conftest import Running
 from postgres import PostgresServer
-from sessiond import config as config_module
+from sessiond.daemon import config as config_module
+from sessiond.daemon.server import create_server, new_store
 from sessiond.errors import ConfigError, DeadlineExceeded, StorageError
 from sessiond.model import Source
-from sessiond.postgres_storage import MIGRATIONS, PostgresStorage
-from sessiond.server import create_server
-from sessiond.store import SessionStore
-from sessiond.watch import RECHECK_SECONDS
+from sessiond.storage.postgres import MIGRATIONS, PostgresStorage
+from sessiond.store.watch import RECHECK_SECONDS
 from sessiond_client.v1 import admin_pb2, admin_pb2_grpc
 from sessiond_client.v1 import session_store_pb2 as pb
 from wire import load_transcript
@@ -225,7 +224,7 @@ def test_a_write_waiting_on_a_lock_stops_at_its_deadline(postgres_server: Postgr
     dsn = postgres_server.fresh_dsn()
     storage = PostgresStorage(dsn, pool_size=2)
     try:
-        store = SessionStore(storage, config_module.parse(NO_RESETS))
+        store = new_store(storage, config_module.parse(NO_RESETS))
         key = store.get_or_create(Source("telegram", "locked"))[0].session_key
         with psycopg.connect(dsn) as holder:  # another daemon, in the middle of a change of this key
             holder.execute("SELECT 1 FROM entries WHERE session_key = %s FOR UPDATE", (key,))

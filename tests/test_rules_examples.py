@@ -17,11 +17,11 @@ from zoneinfo import ZoneInfo
 import oracle
 import pytest
 
-from sessiond import keys, prompt, reset, whatsapp
 from sessiond.errors import InvalidArgument
-from sessiond.lid_mapping import MappingDirectory
 from sessiond.model import HomeChannel, KeyOptions, ResetPolicies, ResetPolicy, Source
-from sessiond.platforms import Platforms
+from sessiond.rules import keys, prompt, reset, whatsapp
+from sessiond.rules.lid_mapping import MappingDirectory
+from sessiond.rules.platforms import Platforms
 
 UTC_ZONE = ZoneInfo("UTC")
 NEW_YORK = ZoneInfo("America/New_York")

@@ -28,11 +28,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
 from conftest import Running
-from sessiond import config as config_module
 from sessiond import logs
-from sessiond.auth import REJECTED
+from sessiond.daemon import config as config_module
+from sessiond.daemon.server import create_server
 from sessiond.errors import ConfigError
-from sessiond.server import create_server
+from sessiond.rpc.auth import REJECTED
 from sessiond_client import TLS, SessionStoreClient, connect
 from sessiond_client.channel import open_channel
 from sessiond_client.errors import SessiondError

@@ -22,9 +22,9 @@ import pytest
 from google.protobuf.duration_pb2 import Duration
 
 from conftest import Running
-from sessiond import config as config_module
+from sessiond.daemon import config as config_module
+from sessiond.daemon.server import create_server
 from sessiond.errors import StorageError
-from sessiond.server import create_server
 from sessiond_client.v1 import session_pb2, source_pb2, transcript_pb2
 from sessiond_client.v1 import session_store_pb2 as pb
 from wire import invalid_field

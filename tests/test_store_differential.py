@@ -46,8 +46,8 @@ from hypothesis import strategies as st
 
 import cases
 from conftest import Databases
-from sessiond import config as config_module
-from sessiond.server import create_server
+from sessiond.daemon import config as config_module
+from sessiond.daemon.server import create_server
 from sessiond_client.store_client import SessionStoreClient
 
 SEQUENCES = 520  # Hypothesis examples; the test asserts at least 500 ran

@@ -52,8 +52,8 @@ def with_home_platforms(cfg: dict[str, Any]) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """(oracle config, running daemon) pairs, started once for the module."""
-    from sessiond import config as config_module
-    from sessiond.server import create_server
+    from sessiond.daemon import config as config_module
+    from sessiond.daemon.server import create_server
 
     configs = cases.daemon_configs(cases.whatsapp_mapping(tmp_path_factory.mktemp("wa")))
     configs = [with_home_platforms(c) if i % 2 == 0 else c for i, c in enumerate(configs)]

@@ -12,10 +12,11 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from sessiond import admin, logs
-from sessiond import config as config_module
+from sessiond import logs
+from sessiond.daemon import config as config_module
+from sessiond.daemon.server import create_server
 from sessiond.errors import ConfigError, StorageError
-from sessiond.server import create_server
+from sessiond.ops import admin
 from sessiond_client.channel import TLS, open_channel
 
 SIGNAL_CHECK_SECONDS = 0.5  # at most this late a signal another thread received is handled

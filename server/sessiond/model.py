@@ -8,7 +8,7 @@ exactly.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 # "dm", "group", "channel", "thread", or any other string a gateway sends ("forum"), as the
@@ -18,6 +18,9 @@ ResetMode = Literal["daily", "idle", "both", "none"]
 EventKind = Literal[
     "created", "auto_reset", "reset", "switched", "suspended", "resume_pending", "expired", "pruned", "lease_expired"
 ]
+
+
+Cursor = tuple[int, str]  # (updated_at in microseconds, session_key): the keyset of entry listings
 
 
 @dataclass(frozen=True)
@@ -222,3 +225,33 @@ class Message:
     finish_reason: str | None = None
     message_id: str = ""
     position: int = 0
+
+
+# Time as the contract and the storage keep it: integer microseconds since the epoch, UTC.
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def to_us(value: datetime) -> int:
+    """Microseconds since the epoch, exactly (no float rounding)."""
+    return (value - EPOCH) // _MICROSECOND
+
+
+def from_us(value: int) -> datetime:
+    return EPOCH + _MICROSECOND * value
+
+
+def cursor_of(entry: Entry) -> Cursor:
+    """Where a listing that ended with ``entry`` goes on."""
+    return to_us(entry.updated_at), entry.session_key
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on what one request may carry."""
+
+    max_field_bytes: int = 4096
+    max_request_bytes: int = 16 * 1024 * 1024
+    max_message_bytes: int = 4 * 1024 * 1024
+    max_batch: int = 1000
+    max_transcript_messages: int = 100_000

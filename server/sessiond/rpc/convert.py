@@ -21,6 +21,7 @@ from sessiond.errors import InvalidArgument, shown
 from sessiond.model import (
     ChatType,
     Context,
+    Cursor,
     Entry,
     EntryRef,
     Event,
@@ -32,11 +33,11 @@ from sessiond.model import (
     ResetPolicy,
     Source,
     Usage,
+    to_us,
 )
-from sessiond.platforms import BUILTIN, Platforms
-from sessiond.prompt import PromptOptions
-from sessiond.settings import Sent, zone_named
-from sessiond.storage import Cursor, to_us
+from sessiond.rules.platforms import BUILTIN, Platforms
+from sessiond.rules.prompt import PromptOptions
+from sessiond.rules.settings import Sent, zone_named
 from sessiond_client.v1 import events_pb2, session_pb2, session_store_pb2, source_pb2, transcript_pb2
 
 MAX_LEASE_SECONDS = 7 * 24 * 3600

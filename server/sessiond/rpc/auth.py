@@ -9,14 +9,31 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import grpc
 from grpc_health.v1 import health
 
-from sessiond.config import Security
 from sessiond.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Security:
+    """Who may call over TCP (the Unix socket is guarded by its file permissions).
+
+    TCP needs TLS (``tls_cert`` + ``tls_key``; mutual when ``tls_client_ca`` is set) or a bearer
+    token: the contents of ``token_file``, or the ``SESSIOND_TOKEN`` environment variable.
+    """
+
+    token_file: Path | None = None
+    token: str = field(default="", repr=False)  # never printed or logged
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    health_without_auth: bool = True
+
 
 REJECTED = "missing or invalid bearer token"
 HEALTH_METHODS = f"/{health.SERVICE_NAME}/"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from sessiond.errors import InvalidArgument
 from sessiond.model import KeyOptions, Source
-from sessiond.whatsapp import MappedValues, UnsafeIdentifier, canonical
+from sessiond.rules.whatsapp import MappedValues, UnsafeIdentifier, canonical
 
 
 def isolates_participant(source: Source, options: KeyOptions) -> bool:

@@ -15,11 +15,11 @@ from datetime import tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sessiond.lid_mapping import MappingDirectory
 from sessiond.model import KeyOptions, ResetPolicies, ResetPolicy
-from sessiond.platforms import Platforms
-from sessiond.prompt import PromptOptions
-from sessiond.whatsapp import MappedValues, no_mapping
+from sessiond.rules.lid_mapping import MappingDirectory
+from sessiond.rules.platforms import Platforms
+from sessiond.rules.prompt import PromptOptions
+from sessiond.rules.whatsapp import MappedValues, no_mapping
 
 
 @dataclass(frozen=True)

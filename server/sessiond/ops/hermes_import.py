@@ -23,7 +23,7 @@ Rules:
 
 - Times. The index's times are naive ISO text in the local time of the host that wrote them;
   they are read in the configuration's default reset zone (``[reset.default] time_zone``, else
-  the host's zone, ``sessiond.config.host_zone``), the zone sessiond's daily resets use. A wall
+  the host's zone, ``sessiond.daemon.config.host_zone``), the zone sessiond's daily resets use. A wall
   time that a DST change makes ambiguous or skips takes ``fold=0`` (the offset in force before
   the change). Text with an offset keeps it. ``state.db`` times are epoch seconds, zone-free.
   A JSONL message's ``timestamp`` text is read by the same rule; without one it gets its
@@ -62,13 +62,13 @@ from urllib.parse import quote
 
 import apsw
 
-from sessiond import keys, transcript
-from sessiond.config import Config
+from sessiond.daemon.config import Config
 from sessiond.errors import InvalidArgument
-from sessiond.model import Entry, KeyOptions, Message, Source, Usage
-from sessiond.platforms import Platforms
-from sessiond.storage import Storage, Transaction, from_us
-from sessiond.whatsapp import no_mapping
+from sessiond.model import Entry, KeyOptions, Message, Source, Usage, from_us
+from sessiond.rules import keys, transcript
+from sessiond.rules.platforms import Platforms
+from sessiond.rules.whatsapp import no_mapping
+from sessiond.storage.interface import Storage, Transaction
 
 JSON_PREFIX = "\x00json:"  # how the reference's SessionDB marks structured content
 TEXT_FIELDS = ("tool_call_id", "tool_name", "reasoning", "reasoning_content", "finish_reason")

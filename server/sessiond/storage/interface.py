@@ -8,32 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from sessiond.model import Entry, Event, EventKind, Lease, Message, ResetPolicy
+from sessiond.model import Cursor, Entry, Event, EventKind, Lease, Message, ResetPolicy
 
 T = TypeVar("T")
-Cursor = tuple[int, str]  # (updated_at in microseconds, session_key): the keyset of entry listings
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-_MICROSECOND = timedelta(microseconds=1)
-
-
-def to_us(value: datetime) -> int:
-    """Microseconds since the epoch, exactly (no float rounding)."""
-    return (value - EPOCH) // _MICROSECOND
-
-
-def from_us(value: int) -> datetime:
-    return EPOCH + _MICROSECOND * value
-
-
-def cursor_of(entry: Entry) -> Cursor:
-    """Where a listing that ended with ``entry`` goes on."""
-    return to_us(entry.updated_at), entry.session_key
 
 
 class WriterBusy(Exception):

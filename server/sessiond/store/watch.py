@@ -16,8 +16,8 @@ from concurrent import futures
 
 from sessiond.errors import ShuttingDown
 from sessiond.model import EventKind
-from sessiond.storage import EventPage
-from sessiond.store import SessionStore
+from sessiond.storage.interface import EventPage
+from sessiond.store.session_store import SessionStore
 
 PAGE = 500  # events per read and per response (a few dozen KiB)
 RECHECK_SECONDS = 5.0  # the longest a stream waits without looking at the log

@@ -22,8 +22,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sessiond.config import Config
-from sessiond.store import SessionStore
+from sessiond.daemon.config import Config
+from sessiond.store.session_store import SessionStore
 
 log = logging.getLogger("sessiond.maintenance")
 

@@ -1,7 +1,8 @@
 """The Admin servicer: backups, integrity checks and look-ups by session id, for ``sessiond admin``.
 
-Operator work on the storage itself, not on sessions, so it talks to the storage directly; the
-blocking parts run on the same store threads as every RPC, and errors map as everywhere else.
+Backups and checks are operator work on the storage itself, not on sessions, so they talk to the
+storage directly; look-ups go through the store. The blocking parts run on the daemon's store
+threads (``Runtime``), and errors map as everywhere else.
 
 A caller never chooses where the daemon writes: ``Backup`` creates plain file names inside the
 operator's ``storage.backup_dir`` only, and ``Snapshot`` streams the copy to the caller, who
@@ -19,10 +20,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sessiond import convert
-from sessiond.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
-from sessiond.service import SessionStoreService, blocking_rpc, rpc, stream
-from sessiond.storage import DaemonStorage
+from sessiond.errors import AlreadyExists, FailedPrecondition, InvalidArgument
+from sessiond.rpc import convert
+from sessiond.rpc.framework import Runtime, blocking_rpc, rpc, stream
+from sessiond.storage.interface import DaemonStorage
+from sessiond.store.session_store import SessionStore
 from sessiond_client.v1 import admin_pb2 as pb
 from sessiond_client.v1 import admin_pb2_grpc
 
@@ -61,12 +63,13 @@ def backup_target(directory: Path | None, name: str) -> Path:
 
 
 class AdminService(admin_pb2_grpc.AdminServicer):
-    """sessiond.v1.Admin over the daemon's storage, sharing the session service's store threads."""
+    """sessiond.v1.Admin over the daemon's storage and store."""
 
-    def __init__(self, storage: DaemonStorage, sessions: SessionStoreService, backup_dir: Path | None, scratch: Path):
-        self.storage = storage
-        self.threads = sessions.threads
-        self.metrics = sessions.metrics  # ``rpc`` records every call in it
+    def __init__(
+        self, storage: DaemonStorage, store: SessionStore, runtime: Runtime, backup_dir: Path | None, scratch: Path
+    ):
+        self.storage, self.store, self.runtime = storage, store, runtime
+        self.threads, self.metrics = runtime.threads, runtime.metrics
         self.backup_dir = backup_dir
         self.scratch = scratch  # the daemon's own directory (the database's), for a snapshot's copy
 
@@ -89,10 +92,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
     def FindSession(self, request: pb.FindSessionRequest, deadline: float | None) -> pb.FindSessionResponse:
         if not request.session_id:
             raise InvalidArgument("session_id", "required")
-        entry = self.storage.read(lambda tx: tx.entry_by_session_id(request.session_id))
-        if entry is None:
-            raise NotFound(f"no session key points at session id {request.session_id!r}")
-        return pb.FindSessionResponse(entry=convert.entry_to_proto(entry))
+        return pb.FindSessionResponse(entry=convert.entry_to_proto(self.store.find(request.session_id)))
 
     async def _copy(self, target: Path) -> AsyncIterator[tuple[int, int] | int]:
         """Copy the database to ``target`` on a store thread: (pages done, total) as it goes, then its size."""

@@ -53,8 +53,9 @@ from psycopg.types.string import StrDumperUnknown, TextLoader
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from sessiond.errors import DeadlineExceeded, DiskFull, FailedPrecondition, StorageError
-from sessiond.model import Entry, Event, EventKind, Lease, Message, ResetPolicy
-from sessiond.rows import (
+from sessiond.model import Cursor, Entry, Event, EventKind, Lease, Message, ResetPolicy, from_us, to_us
+from sessiond.storage.interface import AppendResult, EventPage, ExpiryCutoffs, StorageStats, Transaction
+from sessiond.storage.rows import (
     DAY_US,
     ENTRY_COLUMNS,
     EVENT_COLUMNS,
@@ -71,9 +72,8 @@ from sessiond.rows import (
     policies_from_rows,
     prune_params,
 )
-from sessiond.storage import AppendResult, Cursor, EventPage, ExpiryCutoffs, StorageStats, Transaction, from_us, to_us
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("sessiond.postgres_storage")  # the logger's name predates the module's place
 T = TypeVar("T")
 
 # The schema ladder: entry i brings schema_version from i to i + 1. Forward only; a released step

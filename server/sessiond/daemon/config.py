@@ -16,9 +16,12 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sessiond.errors import ConfigError, InvalidArgument
-from sessiond.model import HomeChannel, KeyOptions, ResetPolicies, ResetPolicy
-from sessiond.platforms import BUILTIN, Platforms
-from sessiond.prompt import PromptOptions
+from sessiond.model import HomeChannel, KeyOptions, Limits, ResetPolicies, ResetPolicy
+from sessiond.rpc.auth import Security
+from sessiond.rules.platforms import BUILTIN, Platforms
+from sessiond.rules.prompt import PromptOptions
+from sessiond.rules.settings import Settings, mapping
+from sessiond.store.session_store import Retention
 
 CHAT_TYPES = ("dm", "group", "channel", "thread")
 RESET_MODES = ("daily", "idle", "both", "none")
@@ -73,33 +76,6 @@ def host_zone() -> tzinfo:
 
 
 @dataclass(frozen=True)
-class Limits:
-    """Bounds on what one request may carry."""
-
-    max_field_bytes: int = 4096
-    max_request_bytes: int = 16 * 1024 * 1024
-    max_message_bytes: int = 4 * 1024 * 1024
-    max_batch: int = 1000
-    max_transcript_messages: int = 100_000
-
-
-@dataclass(frozen=True)
-class Security:
-    """Who may call over TCP (the Unix socket is guarded by its file permissions).
-
-    TCP needs TLS (``tls_cert`` + ``tls_key``; mutual when ``tls_client_ca`` is set) or a bearer
-    token: the contents of ``token_file``, or the ``SESSIOND_TOKEN`` environment variable.
-    """
-
-    token_file: Path | None = None
-    token: str = field(default="", repr=False)  # never printed or logged
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
-    tls_client_ca: Path | None = None
-    health_without_auth: bool = True
-
-
-@dataclass(frozen=True)
 class Maintenance:
     """Background work inside the daemon; an interval of 0 turns that job off."""
 
@@ -143,6 +119,20 @@ class Config:
     def zone(self, policy: ResetPolicy) -> tzinfo:
         """The time zone of a policy's daily reset (the host's when the policy names none)."""
         return self.zones[policy.time_zone]
+
+    def settings(self) -> Settings:
+        """The rule settings the store applies when a gateway sends none of its own."""
+        return Settings(
+            key_options=self.key_options,
+            platforms=self.platforms,
+            mapped=mapping(self.whatsapp_mapping_dir),
+            prompt=self.prompt,
+            policies=self.policies,
+            host_zone=self.zones[""],
+        )
+
+    def retention(self) -> Retention:
+        return Retention(self.max_age_days, self.limits.max_transcript_messages)
 
 
 class _Table:

@@ -16,7 +16,7 @@ from typing import Any
 
 from sessiond.logs import hashed
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("sessiond.lid_mapping")  # the logger's name predates the module's place
 
 
 class MappingDirectory:

@@ -16,6 +16,7 @@ import socket
 import stat
 import threading
 from collections.abc import Callable, Coroutine, Iterable, Sequence
+from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,16 +25,17 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from sessiond import auth
-from sessiond.admin_service import AdminService
-from sessiond.config import Config
+from sessiond.daemon.config import Config
+from sessiond.daemon.maintenance import Maintenance
 from sessiond.errors import ConfigError, StorageError
-from sessiond.maintenance import Maintenance
-from sessiond.metrics import Metrics, MetricsEndpoint
-from sessiond.service import SessionStoreService, add_to_server
-from sessiond.sqlite_storage import SqliteStorage
-from sessiond.storage import DaemonStorage
-from sessiond.store import Clock, SessionStore, utc_now
+from sessiond.rpc import auth
+from sessiond.rpc.admin_service import AdminService
+from sessiond.rpc.framework import Runtime, add_to_server
+from sessiond.rpc.metrics import Metrics, MetricsEndpoint
+from sessiond.rpc.session_service import Connected, SessionStoreService
+from sessiond.storage.interface import DaemonStorage, Storage
+from sessiond.storage.sqlite import SqliteStorage
+from sessiond.store.session_store import Clock, SessionStore, utc_now
 from sessiond_client.v1 import admin_pb2
 from sessiond_client.v1 import session_store_pb2 as pb
 
@@ -277,7 +279,7 @@ class Daemon:
             log.info("draining", extra={"grace_seconds": grace})
             self.loop.run(self._stop(grace))
             self.loop.close()
-            self.service.close()  # waits for store work that outlived a cancelled call
+            self.service.runtime.threads.shutdown(wait=True)  # store work that outlived a cancelled call
             if self._checks is not None:
                 self._checks.join()  # before the storage closes the connection it may be reading on
             if self.maintenance is not None:
@@ -309,8 +311,13 @@ def grpc_server(config: Config, interceptors: Sequence[grpc.aio.ServerIntercepto
 
 async def _build(config: Config, storage: DaemonStorage, clock: Clock, loop: EventLoopThread) -> Daemon:
     metrics = Metrics(lambda: storage.stats(clock()))
-    service = SessionStoreService(config, SessionStore(storage, config, clock), metrics)
-    admin = AdminService(storage, service, config.backup_dir, config.database.parent)
+    # Store work that blocks (or cannot run on the loop) runs here; the event loop only moves bytes.
+    threads = futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="rpc")
+    runtime = Runtime(storage, threads, metrics)
+    store = new_store(storage, config, clock)
+    connected = Connected(config.connected_platforms, config.home_channels)
+    service = SessionStoreService(store, runtime, config.limits, connected)
+    admin = AdminService(storage, store, runtime, config.backup_dir, config.database.parent)
     health_servicer = HealthServicer()
 
     def with_services(server: grpc.aio.Server) -> grpc.aio.Server:
@@ -340,11 +347,16 @@ async def _build(config: Config, storage: DaemonStorage, clock: Clock, loop: Eve
     )
 
 
+def new_store(storage: Storage, config: Config, clock: Clock = utc_now) -> SessionStore:
+    """The store over ``storage`` with the configured rule settings and retention."""
+    return SessionStore(storage, config.settings(), config.retention(), clock)
+
+
 def open_storage(config: Config) -> DaemonStorage:
     """The configured backend: the embedded SQLite file (the default), or a PostgreSQL database
     that daemons on several hosts share."""
     if config.backend == "postgres":
-        from sessiond.postgres_storage import PostgresStorage  # the driver is an extra: imported only when chosen
+        from sessiond.storage.postgres import PostgresStorage  # the driver is an extra: imported only when chosen
 
         return PostgresStorage(config.dsn, config.pool_size)
     return SqliteStorage(config.database, durable=config.durable)

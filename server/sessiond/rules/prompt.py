@@ -10,9 +10,9 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from sessiond.keys import is_shared_multi_user
 from sessiond.model import Context, EntryRef, HomeChannel, KeyOptions, Source
-from sessiond.platforms import Platforms
+from sessiond.rules.keys import is_shared_multi_user
+from sessiond.rules.platforms import Platforms
 
 SLACK_NOTE = (
     "**Platform notes:** You are running inside Slack. "

@@ -9,12 +9,10 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sessiond import keys, reset, transcript
-from sessiond.config import Config
 from sessiond.errors import (
     Conflict,
     FailedPrecondition,
@@ -24,9 +22,10 @@ from sessiond.errors import (
     ResourceExhausted,
     shown,
 )
-from sessiond.model import Entry, Event, EventKind, Lease, Message, ResetPolicy, Source, Usage
-from sessiond.settings import Settings, mapping
-from sessiond.storage import AppendResult, Cursor, EventPage, ExpiryCutoffs, Storage, Transaction, cursor_of
+from sessiond.model import Cursor, Entry, Event, EventKind, Lease, Message, ResetPolicy, Source, Usage, cursor_of
+from sessiond.rules import keys, reset, transcript
+from sessiond.rules.settings import Settings
+from sessiond.storage.interface import AppendResult, EventPage, ExpiryCutoffs, Storage, Transaction
 
 Clock = Callable[[], datetime]
 NO_USAGE = Usage()
@@ -40,26 +39,31 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class SessionStore:
-    """Store operations over a ``Storage`` backend, with the clock injected."""
+@dataclass(frozen=True)
+class Retention:
+    """The daemon's bounds on what it keeps: the default age of a prune, the longest transcript."""
 
-    def __init__(self, storage: Storage, config: Config, clock: Clock = utc_now):
-        self.storage, self.config, self.clock = storage, config, clock
-        # The daemon's own rule settings; a call may bring its gateway's (``Settings.with_sent``).
-        self.settings = Settings(
-            key_options=config.key_options,
-            platforms=config.platforms,
-            mapped=mapping(config.whatsapp_mapping_dir),
-            prompt=config.prompt,
-            policies=config.policies,
-            host_zone=config.zones[""],
-        )
+    max_age_days: int = 90
+    max_transcript_messages: int = 100_000
+
+
+class SessionStore:
+    """Store operations over a ``Storage`` backend, with the clock injected.
+
+    ``settings`` are the daemon's own rule settings (key options, platforms, policies and zones,
+    the WhatsApp mapping lookup); a call may bring its gateway's (``Settings.with_sent``).
+    """
+
+    def __init__(
+        self, storage: Storage, settings: Settings, retention: Retention = Retention(), clock: Clock = utc_now
+    ):
+        self.storage, self.settings, self.retention, self.clock = storage, settings, retention, clock
 
     # -- helpers ------------------------------------------------------------------------
 
     def _new_session_id(self, tx: Transaction, now: datetime, platform: str, user_id: str | None) -> str:
         """``YYYYMMDD_HHMMSS_<8 hex>`` in the host's time, as the reference; unique by construction."""
-        stamp = now.astimezone(self.config.zones[""]).strftime("%Y%m%d_%H%M%S")
+        stamp = now.astimezone(self.settings.host_zone).strftime("%Y%m%d_%H%M%S")
         while True:
             session_id = f"{stamp}_{uuid.uuid4().hex[:8]}"
             if tx.create_session(session_id, platform, user_id, now):
@@ -153,6 +157,13 @@ class SessionStore:
 
     def get(self, session_key: str) -> Entry:
         return self.storage.read(lambda tx: self._current(tx, session_key))
+
+    def find(self, session_id: str) -> Entry:
+        """The entry whose key points at ``session_id`` (an operator's look-up: ``sessiond admin find``)."""
+        entry = self.storage.read(lambda tx: tx.entry_by_session_id(session_id))
+        if entry is None:
+            raise NotFound(f"no session key points at session id {session_id!r}")
+        return entry
 
     def update(
         self,
@@ -302,7 +313,7 @@ class SessionStore:
         gateway's) applies, else the configured one."""
         if max_age_days is not None and max_age_days <= 0:
             return []
-        days = self.config.max_age_days if max_age_days is None else max_age_days
+        days = self.retention.max_age_days if max_age_days is None else max_age_days
 
         def work(tx: Transaction) -> list[str]:
             now = self.clock()
@@ -474,7 +485,7 @@ class SessionStore:
         def work(tx: Transaction) -> AppendResult:
             self._session_to_write(tx, session_id, create)
             result = tx.append_messages(session_id, stored, self.clock())
-            limit = self.config.limits.max_transcript_messages
+            limit = self.retention.max_transcript_messages
             if result.message_count > limit:
                 raise ResourceExhausted(f"session_id: the transcript would exceed {limit} messages")
             return result

@@ -38,8 +38,17 @@ from typing import Any, TypeVar
 import apsw
 
 from sessiond.errors import AlreadyExists, DeadlineExceeded, DiskFull, StorageError
-from sessiond.model import Entry, Event, EventKind, Lease, Message, ResetPolicy
-from sessiond.rows import (
+from sessiond.model import Cursor, Entry, Event, EventKind, Lease, Message, ResetPolicy, from_us, to_us
+from sessiond.storage.interface import (
+    AppendResult,
+    EventPage,
+    ExpiryCutoffs,
+    LoopCall,
+    StorageStats,
+    Transaction,
+    WriterBusy,
+)
+from sessiond.storage.rows import (
     DAY_US,
     ENTRY_COLUMN_COUNT,
     ENTRY_COLUMNS,
@@ -57,20 +66,8 @@ from sessiond.rows import (
     policies_from_rows,
     prune_params,
 )
-from sessiond.storage import (
-    AppendResult,
-    Cursor,
-    EventPage,
-    ExpiryCutoffs,
-    LoopCall,
-    StorageStats,
-    Transaction,
-    WriterBusy,
-    from_us,
-    to_us,
-)
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("sessiond.sqlite_storage")  # the logger's name predates the module's place
 T = TypeVar("T")
 
 BACKUP_PAGES = 1024  # pages copied between progress reports (4 MiB at the default page size)

@@ -19,9 +19,9 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from sessiond.errors import ConfigError, StorageError
-from sessiond.storage import StorageStats
+from sessiond.storage.interface import StorageStats
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("sessiond.metrics")  # the logger's name predates the module's place
 
 # From 100 µs (a key built in memory) to 10 s (a large rewrite behind a busy writer or a slow disk).
 BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)

@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sessiond.model import Entry, Event, Message, ResetPolicy, Source, Usage
-from sessiond.storage import Cursor, ExpiryCutoffs, from_us, to_us
+from sessiond.model import Cursor, Entry, Event, Message, ResetPolicy, Source, Usage, from_us, to_us
+from sessiond.storage.interface import ExpiryCutoffs
 
 NEVER = -(2**63)  # a cutoff no timestamp is below
 DAY_US = 86_400_000_000

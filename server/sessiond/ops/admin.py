@@ -23,10 +23,10 @@ import grpc
 from google.protobuf import json_format
 from tqdm import tqdm
 
-from sessiond import config as config_module
+from sessiond.daemon import config as config_module
 from sessiond.errors import SessiondError
-from sessiond.hermes_import import import_hermes
-from sessiond.sqlite_storage import SqliteStorage, restore
+from sessiond.ops.hermes_import import import_hermes
+from sessiond.storage.sqlite import SqliteStorage, restore
 from sessiond_client.channel import TLS, open_channel
 from sessiond_client.store_client import message_from_proto
 from sessiond_client.v1 import admin_pb2, admin_pb2_grpc, session_pb2, session_store_pb2_grpc

@@ -1,0 +1,1 @@
+"""Operator tools run beside the daemon: ``sessiond admin`` and the import of a Hermes home."""
