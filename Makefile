@@ -46,9 +46,9 @@ run: $(VENV)/bin/sessiond ## Run the daemon (default configuration, or SESSIOND_
 test: $(VENV)/bin/sessiond ## Run the test suite (needs ../shared beside the checkout)
 	$(PY) -m pytest -q
 
-# The suites that take a storage backend, on a throwaway PostgreSQL server (tests/postgres.py); they skip where
+# The suites that take a storage backend, on a throwaway PostgreSQL server (tests/helpers/postgres.py); they skip where
 # PostgreSQL is missing. The two-daemon tests (tests/test_postgres.py) always use PostgreSQL: `make test` runs them.
-PG_SUITES := tests/test_store_behaviour.py tests/test_store_differential.py tests/test_store_races.py \
+PG_SUITES := tests/test_store_logic.py tests/test_store_behaviour.py tests/test_store_differential.py tests/test_store_races.py \
 	tests/test_events.py tests/test_fuzz.py tests/test_hermes_dropin.py
 
 .PHONY: test-postgres
@@ -100,8 +100,9 @@ lint: $(VENV)/bin/sessiond $(BUF) ## buf lint the contract, ruff the Python, the
 	$(VENV)/bin/ruff format --check server client tests bench
 
 .PHONY: typecheck
-typecheck: $(VENV)/bin/sessiond ## mypy --strict on the Python client (with the generated .pyi stubs)
+typecheck: $(VENV)/bin/sessiond ## mypy --strict on the Python client (with the generated .pyi stubs) and the daemon
 	$(VENV)/bin/mypy --strict client/python/sessiond_client
+	$(VENV)/bin/mypy --strict server/sessiond
 
 .PHONY: bench
 bench: $(VENV)/bin/sessiond ## Benchmark against two echo servers and the reference: table + bench/results/*.json (~7 min)

@@ -4,7 +4,7 @@ Three setups, each on a fresh database holding ``rpc_suite.DATABASE_SESSIONS`` c
 each measured at once after the other on the Unix socket (the transport a sidecar's gateway
 uses): SQLite at full durability, one daemon on PostgreSQL, two daemons on the same PostgreSQL
 (the threads take turns between them, as two gateway hosts would). The PostgreSQL server is the
-tests' throwaway one (``tests.postgres``) but durable, like SQLite's default: fsync on and
+tests' throwaway one (``tests.helpers.postgres``) but durable, like SQLite's default: fsync on and
 synchronous commit. The daemons reach it over loopback TCP, as they would a database on another
 host, minus the network.
 """
@@ -18,7 +18,7 @@ from typing import Any
 from bench import load, populate, report, rpc_suite, scenarios, servers
 from bench.profiles import Profile
 from bench.servers import Server
-from tests.postgres import PostgresServer, Unavailable
+from tests.helpers.postgres import PostgresServer, Unavailable
 
 CONCURRENCY = (1, 8)
 SETUPS = (("sqlite", 1), ("postgres", 1), ("postgres", 2))  # (backend, daemons)

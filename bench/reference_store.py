@@ -17,7 +17,7 @@ from typing import Any
 
 from bench import populate, targets
 from bench.profiles import Profile
-from tests.reference import oracle
+from tests.helpers.reference import oracle
 
 MIN_CALLS, MAX_CALLS = 3, 100
 TARGETS = {1_000: targets.REFERENCE_1K, 100_000: targets.REFERENCE_100K}

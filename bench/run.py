@@ -1,7 +1,7 @@
 """``python -m bench.run [--quick | --full] [--postgres-only]``: run every measurement, print the table, save the JSON.
 
 Run it from the project root (``make bench``, ``make bench-quick``): ``bench`` and the shared
-oracle helper ``tests.reference`` import from there. Everything it creates (databases, sockets)
+oracle helper ``tests.helpers.reference`` import from there. Everything it creates (databases, sockets)
 lives in one temporary directory, removed at the end; only ``bench/results/*.json`` stays.
 """
 

@@ -1,35 +1,36 @@
-"""Shared fixtures: the reference oracle on sys.path, and real daemons on temp sockets.
+"""Shared fixtures and pytest hooks: the reference oracle on sys.path, real daemons on temp sockets,
+and in-process stores. The classes they hand out live in ``helpers``.
 
-``--backend=postgres`` (or ``SESSIOND_TEST_BACKEND=postgres``) runs the daemons on a throwaway
-PostgreSQL server (``tests/postgres.py``) instead of SQLite files, so the same suites check
-both backends; tests marked ``sqlite_only`` (they look at the file) are skipped then.
+``--backend=postgres`` (or ``SESSIOND_TEST_BACKEND=postgres``) runs the daemons and stores on a
+throwaway PostgreSQL server (``helpers/postgres.py``) instead of SQLite files, so the same suites
+check both backends; tests marked ``sqlite_only`` (they look at the file) are skipped then.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import tempfile
-import threading
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
 
-import reference  # noqa: F401 - the project's one path trick: puts the reference oracle on sys.path
+import helpers.reference  # noqa: F401 - the project's one path trick: puts the reference oracle on sys.path
 
 # Nothing a test starts may write to the user's real state directory.
 os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="sessiond-tests-state-")
 
-from postgres import PostgresServer, Unavailable  # noqa: E402
+from helpers.clock import START, Clock  # noqa: E402
+from helpers.daemons import Databases, JsonLines, Running  # noqa: E402
+from helpers.postgres import PostgresServer, Unavailable  # noqa: E402
 from sessiond.daemon import config as config_module  # noqa: E402
-from sessiond.daemon.server import Daemon, create_server  # noqa: E402
-from sessiond.logs import JsonFormatter  # noqa: E402
-from sessiond.store.session_store import utc_now  # noqa: E402
-from sessiond_client.v1 import session_store_pb2_grpc  # noqa: E402
+from sessiond.daemon.server import create_server, new_store, open_storage  # noqa: E402
+from sessiond.storage.interface import DaemonStorage  # noqa: E402
+from sessiond.store.session_store import SessionStore, utc_now  # noqa: E402
 
 BACKENDS = ("sqlite", "postgres")
 
@@ -66,54 +67,15 @@ def postgres_server() -> Iterator[PostgresServer]:
     server.close()
 
 
-class Databases:
-    """The ``[storage]`` config data of the daemons a test starts, on the run's backend.
-
-    Each call without a path is a new, empty database; the same path again is the same database
-    (a restart), as SQLite files are: on PostgreSQL each path stands for a schema of its own.
-    """
-
-    def __init__(self, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
-        self.request, self.tmp_path_factory = request, tmp_path_factory
-        self.backend: str = request.config.getoption("backend")
-        self._dsns: dict[str, str] = {}
-
-    def data(self, path: str | None = None) -> dict[str, Any]:
-        path = path or str(self.tmp_path_factory.mktemp("db") / "sessiond.db")
-        if self.backend == "sqlite":
-            return {"path": path}
-        if path not in self._dsns:
-            server: PostgresServer = self.request.getfixturevalue("postgres_server")
-            self._dsns[path] = server.fresh_dsn()
-        return {"backend": "postgres", "dsn": self._dsns[path]}
-
-
 @pytest.fixture
 def databases(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Databases:
     return Databases(request, tmp_path_factory)
 
 
-class Clock:
-    """A daemon's clock: an aware UTC instant that moves only when a test advances it."""
-
-    def __init__(self, start: datetime | None = None):
-        self.now = start or datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> datetime:
-        self.now += timedelta(**delta)
-        return self.now
-
-
-class Running:
-    """A started daemon and a channel to it."""
-
-    def __init__(self, daemon: Daemon, channel: grpc.Channel):
-        self.daemon, self.channel = daemon, channel
-        self.stub = session_store_pb2_grpc.SessionStoreStub(channel)
-        self.address = daemon.addresses[0]
+@pytest.fixture
+def clock() -> Clock:
+    """The clock a test injects into its daemons and stores, at ``helpers.clock.START``."""
+    return Clock(START)
 
 
 @pytest.fixture
@@ -148,35 +110,34 @@ def daemon(start_daemon: Callable[..., Running]) -> Running:
     return start_daemon()
 
 
-class JsonLines(logging.Handler):
-    """The daemon's RPC log lines as the JSON objects it writes (it runs in this process)."""
+@pytest.fixture
+def open_store(tmp_path: Path, databases: Databases, clock: Clock) -> Iterator[Callable[..., SessionStore]]:
+    """Open an in-process ``SessionStore`` from TOML-shaped config data, on the test's ``clock``: the
+    storage and the store the daemon builds (``open_storage``, ``new_store``), without the daemon.
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.setFormatter(JsonFormatter())
-        self.lines: list[dict[str, Any]] = []
-        self.written = threading.Condition()
+    Each call opens a new database: a SQLite file in ``tmp_path``, or with ``--backend=postgres`` a
+    fresh PostgreSQL schema. Every storage opened is closed at teardown.
+    """
+    opened: list[DaemonStorage] = []
 
-    def emit(self, record: logging.LogRecord) -> None:
-        with self.written:
-            self.lines.append(json.loads(self.format(record)))
-            self.written.notify_all()
+    def open_(data: dict[str, Any] | None = None) -> SessionStore:
+        data = {**(data or {})}
+        storage = dict(data.get("storage", {}))
+        if "backend" not in storage:  # else the test chose its database itself
+            storage.update(databases.data(storage.pop("path", None) or str(tmp_path / f"store-{len(opened)}.db")))
+        config = config_module.parse({**data, "storage": storage})
+        opened.append(open_storage(config))
+        return new_store(opened[-1], config, clock)
 
-    def answered(self, method: str, code: str, messages: tuple[str, ...] = ("rpc",)) -> dict[str, Any]:
-        """The ``rpc`` line of a call, once written: an error's line (and its metric) comes just after
-        the status reaches the caller, a success's just before. ``messages``: the lines that count
-        (a call its caller gave up on also ends in an "abandoned rpc finished" line)."""
+    yield open_
+    for storage in opened:
+        storage.close()
 
-        def line() -> dict[str, Any] | None:
-            return next(
-                (x for x in self.lines if x["msg"] in messages and (x.get("method"), x.get("code")) == (method, code)),
-                None,
-            )
 
-        with self.written:
-            found = self.written.wait_for(line, timeout=10)
-        assert found is not None, f"no log line for {method} {code}"
-        return found
+@pytest.fixture
+def store(open_store: Callable[..., SessionStore]) -> SessionStore:
+    """An in-process store with the default configuration, on the test's ``clock``."""
+    return open_store()
 
 
 @pytest.fixture

@@ -19,14 +19,14 @@ from typing import Any
 import apsw
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from test_import_hermes import build_home
-from test_metrics import metrics_url, scrape
 
-from conftest import Running
+from helpers.daemons import Running
+from helpers.hermes_home import build_home
+from helpers.metrics import metrics_url, scrape
+from helpers.wire import all_entries, load_transcript
 from sessiond.cli import main
 from sessiond_client.v1 import session_store_pb2 as pb
 from sessiond_client.v1 import source_pb2, transcript_pb2
-from wire import all_entries, load_transcript
 
 Start = Callable[..., Running]
 

@@ -15,7 +15,7 @@ import apsw
 import grpc
 import pytest
 
-from conftest import Running
+from helpers.daemons import Running
 from sessiond_client.v1 import admin_pb2, admin_pb2_grpc
 
 pytestmark = pytest.mark.sqlite_only  # backups of the postgres backend are pg_dump's

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import Running
+from helpers.daemons import Running
 from sessiond_client import connect
 from sessiond_client.v1.session_store_pb2 import RuntimePlatforms
 from sessiond_client.v1.source_pb2 import CHAT_TYPE_GROUP, HomeChannel, SessionSource

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Running
+from helpers.daemons import Running
 
 ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN = {

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from conftest import Running
+from helpers.daemons import Running
 from sessiond.daemon import config as config_module
 from sessiond.daemon.server import new_store
 from sessiond.errors import StorageError

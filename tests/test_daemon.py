@@ -22,13 +22,13 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
 
-from conftest import Running
+from helpers.daemons import Running
+from helpers.wire import invalid_field
 from sessiond.daemon import config as config_module
 from sessiond.daemon.server import create_server
 from sessiond.errors import ConfigError
 from sessiond_client.v1 import session_store_pb2 as pb
 from sessiond_client.v1 import session_store_pb2_grpc, source_pb2
-from wire import invalid_field
 
 RPCS = {
     "BuildSessionKey",

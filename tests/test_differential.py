@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import cases
+from helpers import cases
 from sessiond.daemon import config as config_module
 from sessiond.errors import InvalidArgument
 from sessiond.model import EntryRef

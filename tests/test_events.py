@@ -26,7 +26,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -34,9 +33,11 @@ from typing import Any
 import apsw
 import grpc
 import pytest
-from test_store_behaviour import GROUP, Clock, acquire, get_or_create, source, when
 
-from conftest import Running
+from helpers.clock import Clock
+from helpers.daemons import Running
+from helpers.events import STREAM_SECONDS, Stream
+from helpers.wire import GROUP, acquire, get_or_create, invalid_field, key_of, source, when
 from sessiond.daemon import config as config_module
 from sessiond.daemon.maintenance import Maintenance
 from sessiond.daemon.server import new_store
@@ -47,12 +48,10 @@ from sessiond_client import SessionStoreClient
 from sessiond_client.errors import InvalidArgumentError, OutOfRangeError, UnavailableError
 from sessiond_client.v1 import events_pb2
 from sessiond_client.v1 import session_store_pb2 as pb
-from wire import invalid_field
 
 Start = Callable[..., Running]
 Event = events_pb2.SessionEvent
 K = events_pb2.EventKind
-STREAM_SECONDS = 20.0  # the deadline of each test stream: how long a test waits for an event
 TICK = 0.05  # maintenance interval in tests (real seconds)
 MAINTENANCE_OFF = {"prune_seconds": 0, "lease_sweep_seconds": 0, "checkpoint_seconds": 0}
 POLICIES = {
@@ -60,43 +59,6 @@ POLICIES = {
     "chat_types": {"group": {"mode": "daily", "at_hour": 4, "time_zone": "UTC"}},
 }
 QUIET = {"reset": POLICIES, "maintenance": MAINTENANCE_OFF}  # events come from RPCs only
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-class Stream:
-    """A WatchSessionEvents call, read as the test needs it; it is live once its first response came."""
-
-    def __init__(self, stub: Any, timeout: float = STREAM_SECONDS, **request: Any):
-        self.call = stub.WatchSessionEvents(pb.WatchSessionEventsRequest(**request), timeout=timeout)
-        self.pending: deque[Event] = deque()
-        self.cursor = 0
-        self._read()
-
-    def _read(self) -> None:
-        response = next(self.call)
-        self.pending.extend(response.events)
-        self.cursor = response.cursor
-
-    def take(self, count: int) -> list[Event]:
-        """The next ``count`` events, waiting for them."""
-        while len(self.pending) < count:
-            self._read()
-        return [self.pending.popleft() for _ in range(count)]
-
-    def until(self, cursor: int) -> list[Event]:
-        """Every event up to the cursor ``cursor``, waiting until the stream's cursor gets there."""
-        while self.cursor < cursor:
-            self._read()
-        events = list(self.pending)
-        self.pending.clear()
-        return events
-
-    def close(self) -> None:
-        self.call.cancel()
 
 
 def log_of(stub: Any, after: int = 0, **request: Any) -> list[Event]:
@@ -120,10 +82,6 @@ def status_of(call: Callable[[], object]) -> grpc.RpcError:
     with pytest.raises(grpc.RpcError) as raised:
         call()
     return raised.value
-
-
-def key_of(stub: Any, chat_id: str, **fields: Any) -> str:
-    return get_or_create(stub, source(chat_id, **fields)).entry.session_key
 
 
 # --------------------------------------------------------------------------- each kind

@@ -47,10 +47,10 @@ from grpc_status import rpc_status
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from conftest import Running
+from helpers.daemons import Running
+from helpers.wire import Snapshot, snapshot
 from sessiond_client.v1 import session_store_pb2 as pb
 from sessiond_client.v1 import session_store_pb2_grpc, source_pb2, transcript_pb2
-from wire import Snapshot, snapshot
 
 Start = Callable[..., Running]
 Code = grpc.StatusCode

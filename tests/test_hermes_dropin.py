@@ -20,7 +20,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cases import (
+from helpers.cases import (
     daemon_configs,
     entries,
     is_flag_difference,
@@ -29,8 +29,9 @@ from cases import (
     sources,
     whatsapp_mapping,
 )
-from conftest import Clock, Running
-from reference import oracle
+from helpers.clock import Clock
+from helpers.daemons import Running
+from helpers.reference import oracle
 from sessiond_client import hermes
 from sessiond_client.hermes import wire
 from sessiond_client.store_client import source_to_proto

@@ -16,8 +16,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import Running
-from reference import ORACLE_DIR, oracle
+from helpers.daemons import Running
+from helpers.reference import ORACLE_DIR, oracle
 
 HOST = ORACLE_DIR / "hermes_seed"
 GATEWAY_CODE = """

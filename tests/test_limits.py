@@ -22,10 +22,10 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from conftest import JsonLines, Running
+from helpers.daemons import JsonLines, Running
+from helpers.wire import load_transcript, snapshot, violated_field
 from sessiond_client.v1 import session_store_pb2 as pb
 from sessiond_client.v1 import session_store_pb2_grpc, source_pb2, transcript_pb2
-from wire import load_transcript, snapshot, violated_field
 
 Start = Callable[..., Running]
 Code = grpc.StatusCode

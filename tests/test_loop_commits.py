@@ -15,7 +15,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from conftest import Running
+from helpers.daemons import Running
 from sessiond.storage.sqlite import SqliteStorage
 from sessiond_client.v1 import session_store_pb2 as pb
 from sessiond_client.v1 import source_pb2, transcript_pb2

@@ -16,7 +16,9 @@ from google.protobuf.duration_pb2 import Duration
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import JsonLines, Running
+from helpers.daemons import JsonLines, Running
+from helpers.metrics import metrics_url, scrape
+from helpers.wire import invalid_field
 from sessiond.daemon import config as config_module
 from sessiond.daemon.server import create_server
 from sessiond.errors import ConfigError, StorageError
@@ -24,7 +26,6 @@ from sessiond.rpc.metrics import Metrics
 from sessiond.storage.interface import StorageStats
 from sessiond_client.v1 import session_pb2, source_pb2, transcript_pb2
 from sessiond_client.v1 import session_store_pb2 as pb
-from wire import invalid_field
 
 Start = Callable[..., Running]
 METRICS_ON = {"metrics": {"address": "127.0.0.1:0"}}
@@ -38,15 +39,6 @@ def source(chat_id: str = CHAT_ID) -> source_pb2.SessionSource:
 
 def create(stub: Any, chat_id: str = CHAT_ID) -> session_pb2.SessionEntry:
     return stub.GetOrCreateSession(pb.GetOrCreateSessionRequest(source=source(chat_id)), timeout=5).entry
-
-
-def metrics_url(running: Running) -> str:
-    return next(a for a in running.daemon.addresses if a.startswith("metrics:")).removeprefix("metrics:")
-
-
-def scrape(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return str(response.read().decode())
 
 
 def rpc_samples(text: str, suffix: str) -> dict[tuple[str, str], float]:

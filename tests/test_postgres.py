@@ -1,7 +1,7 @@
 """The PostgreSQL backend with two daemons on one database, as replicas on two hosts would run.
 
 Whatever ``--backend`` says, these tests run on the throwaway PostgreSQL server of
-``tests/postgres.py`` (skipped, saying what to install, where there is none). The races are
+``helpers/postgres.py`` (skipped, saying what to install, where there is none). The races are
 those of ``test_store_races`` with the callers split between the daemons, so the only thing that
 serialises them is the database: one session per key, one lease holder, each retried message
 stored once with contiguous positions. Then: random sequences alternating between the daemons
@@ -29,13 +29,14 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_events import Stream, key_of
-from test_store_behaviour import Clock
-from test_store_differential import daemon_client, reset_configs, run_sequence, sequences, starts
-from test_store_races import DEADLINE, NO_RESETS, batches, check_transcript, codes, source, stubs, together
 
-from conftest import Running
-from postgres import PostgresServer
+from helpers.clock import START, Clock
+from helpers.daemons import Running
+from helpers.events import Stream
+from helpers.postgres import PostgresServer
+from helpers.races import DEADLINE, NO_RESETS, batches, check_transcript, codes, stubs, together
+from helpers.store_differential import daemon_client, reset_configs, run_sequence, sequences, starts
+from helpers.wire import key_of, load_transcript, source
 from sessiond.daemon import config as config_module
 from sessiond.daemon.server import create_server, new_store
 from sessiond.errors import ConfigError, DeadlineExceeded, StorageError
@@ -44,7 +45,6 @@ from sessiond.storage.postgres import MIGRATIONS, PostgresStorage
 from sessiond.store.watch import RECHECK_SECONDS
 from sessiond_client.v1 import admin_pb2, admin_pb2_grpc
 from sessiond_client.v1 import session_store_pb2 as pb
-from wire import load_transcript
 
 Start = Callable[..., Running]
 SEQUENCES = 60  # alternating differential sequences (the single-daemon suite runs 500 on either backend)
@@ -208,7 +208,7 @@ def test_events_of_one_daemon_reach_the_other_in_commit_order(two: tuple[Running
 def test_expiry_scans_of_two_daemons_announce_each_session_once(
     start_daemon: Start, postgres_server: PostgresServer
 ) -> None:
-    clock = Clock()
+    clock = Clock(START)
     policy = {"reset": {"default": {"mode": "idle", "idle_minutes": 60, "time_zone": "UTC"}}}
     data = postgres_data(postgres_server.fresh_dsn(), **policy)
     daemons = [start_daemon(data, clock=clock) for _ in range(2)]

@@ -53,7 +53,7 @@ import psycopg
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from postgres import PostgresServer, Unavailable
+from helpers.postgres import PostgresServer, Unavailable
 from sessiond_client.v1 import session_pb2, source_pb2, transcript_pb2
 from sessiond_client.v1 import session_store_pb2 as pb
 from sessiond_client.v1.session_store_pb2_grpc import SessionStoreStub

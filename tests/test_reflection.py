@@ -21,7 +21,7 @@ from google.protobuf.descriptor_pool import DescriptorPool
 from google.protobuf.message_factory import GetMessageClass
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
-from conftest import Running
+from helpers.daemons import Running
 from sessiond_client.v1.session_store_pb2 import BuildSessionKeyRequest
 from sessiond_client.v1.source_pb2 import CHAT_TYPE_GROUP, SessionSource
 

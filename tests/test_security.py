@@ -27,7 +27,8 @@ from cryptography.x509.oid import NameOID
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
-from conftest import Running
+from helpers.daemons import Running
+from helpers.wire import all_entries
 from sessiond import logs
 from sessiond.daemon import config as config_module
 from sessiond.daemon.server import create_server
@@ -38,7 +39,6 @@ from sessiond_client.channel import open_channel
 from sessiond_client.errors import SessiondError
 from sessiond_client.v1 import session_store_pb2 as pb
 from sessiond_client.v1 import session_store_pb2_grpc, source_pb2
-from wire import all_entries
 
 TOKEN = "token-3b6a41f0c9"
 SOURCE = source_pb2.SessionSource(platform="telegram", chat_id="-100777", chat_type=source_pb2.CHAT_TYPE_GROUP)

@@ -32,24 +32,10 @@ from typing import Any
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from test_crash import (
-    CHANNEL_OPTIONS,
-    DEADLINE,
-    SERVICE,
-    START_TIMEOUT,
-    Daemon,
-    channel_to,
-    file_problems,
-    integrity,
-    kill,
-    load_transcript,
-    start,
-    stop,
-    stored_messages,
-    write_config,
-)
 
-from conftest import Running
+from helpers import process
+from helpers.daemons import Running
+from helpers.process import CHANNEL_OPTIONS, DEADLINE, SERVICE, START_TIMEOUT, load_transcript
 from sessiond_client.v1 import session_store_pb2 as pb
 from sessiond_client.v1 import source_pb2, transcript_pb2
 from sessiond_client.v1.session_store_pb2_grpc import SessionStoreStub
@@ -86,7 +72,7 @@ class Load:
     lock: threading.Lock = field(default_factory=threading.Lock)
     terminated: threading.Event = field(default_factory=threading.Event)
 
-    def ack(self, kind: str, daemon: Daemon) -> None:
+    def ack(self, kind: str, daemon: process.Daemon) -> None:
         """Count one acknowledged write (under ``lock``); the one reaching TERM_AFTER sends SIGTERM."""
         self.writes[kind] += 1
         if self.terminated.is_set():
@@ -97,7 +83,7 @@ class Load:
             daemon.process.terminate()
 
 
-def write(writer: Writer, daemon: Daemon, load: Load) -> None:
+def write(writer: Writer, daemon: process.Daemon, load: Load) -> None:
     """GetOrCreateSession, then appends (a get every tenth call), until the first failed call."""
     source = source_pb2.SessionSource(platform="slack", chat_id=f"shutdown-{writer.number}")
     sent, before_term = 0, True
@@ -148,7 +134,7 @@ def write(writer: Writer, daemon: Daemon, load: Load) -> None:
                 load.unclean.append(f"writer {writer.number}: {error.code().name}: {error.details()}")
 
 
-def watch(daemon: Daemon, seen: list[tuple[str, float]], serving: threading.Event) -> None:
+def watch(daemon: process.Daemon, seen: list[tuple[str, float]], serving: threading.Event) -> None:
     """Follow health; on NOT_SERVING, note when and hang up (an open stream would hold the drain)."""
     with grpc.insecure_channel(daemon.address, options=CHANNEL_OPTIONS) as channel:
         request = health_pb2.HealthCheckRequest(service=SERVICE)
@@ -167,12 +153,12 @@ def watch(daemon: Daemon, seen: list[tuple[str, float]], serving: threading.Even
 
 
 def test_sigterm_under_load_drains_cleanly(tmp_path: Path) -> None:
-    config = write_config(tmp_path, grace_seconds=GRACE)
+    config = process.write_config(tmp_path, grace_seconds=GRACE)
     load, writers = Load(), [Writer(number) for number in range(WRITERS)]
     seen: list[tuple[str, float]] = []
     log_path = tmp_path / "sessiond.log"
     with open(log_path, "ab") as log:
-        daemon = start(tmp_path, log, config)
+        daemon = process.start(tmp_path, log, config)
         try:
             serving = threading.Event()
             watcher = threading.Thread(target=watch, args=(daemon, seen, serving), name="watcher")
@@ -190,16 +176,16 @@ def test_sigterm_under_load_drains_cleanly(tmp_path: Path) -> None:
                 thread.join(timeout=2 * DEADLINE)
             assert not any(thread.is_alive() for thread in [*threads, watcher]), "a client hung"
         finally:
-            kill(daemon)
+            process.kill(daemon)
         assert code == 0, log_path.read_text()[-2000:]
         drained = exited - load.term_at
         told = [at for status, at in seen if status == "NOT_SERVING"]
 
-        daemon = start(tmp_path, log, config)  # on the same database
+        daemon = process.start(tmp_path, log, config)  # on the same database
         try:
-            with channel_to(daemon.address) as channel:
+            with process.channel_to(daemon.address) as channel:
                 stub = SessionStoreStub(channel)
-                where = stored_messages(stub, {w.session_id for w in writers if w.session_id})
+                where = process.stored_messages(stub, {w.session_id for w in writers if w.session_id})
                 problems = list(load.problems)
                 lost = sorted(mid for mid, place in load.acked.items() if where.get(mid) != [place])
                 twice = sorted(mid for mid, places in where.items() if len(places) > 1)
@@ -221,9 +207,9 @@ def test_sigterm_under_load_drains_cleanly(tmp_path: Path) -> None:
                             problems.append(f"writer {writer.number}: {entry.session_id} v{entry.version}")
                 unknown = sorted(set(where) - set(load.acked) - in_doubt)
         finally:
-            stop(daemon)
-    result = integrity(daemon.db)
-    problems += file_problems(daemon.db)
+            process.stop(daemon)
+    result = process.integrity(daemon.db)
+    problems += process.file_problems(daemon.db)
     daemon_log = log_path.read_text()
     health = f"NOT_SERVING pushed {told[0] - load.term_at:.3f} s after SIGTERM" if told else "NOT_SERVING not seen"
     print(

@@ -12,47 +12,26 @@ import base64
 import json
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import apsw
 import grpc
 import pytest
-from google.protobuf.duration_pb2 import Duration
 
-from conftest import Running
+from helpers.clock import START, Clock
+from helpers.daemons import Running
+from helpers.wire import DM, GROUP, acquire, get_or_create, invalid_field, source, when
+from helpers.wire import load_transcript as load
 from sessiond.daemon import config as config_module
 from sessiond.daemon.server import create_server
 from sessiond.errors import StorageError
-from sessiond_client.v1 import session_pb2, source_pb2, transcript_pb2
+from sessiond_client.v1 import session_pb2, transcript_pb2
 from sessiond_client.v1 import session_store_pb2 as pb
-from wire import invalid_field
-from wire import load_transcript as load
 
-START = datetime(2026, 5, 4, 10, 0, tzinfo=UTC)
 SESSION_ID = re.compile(r"^\d{8}_\d{6}_[0-9a-f]{8}$")
-DM, GROUP = source_pb2.CHAT_TYPE_DM, source_pb2.CHAT_TYPE_GROUP
 IDLE_1_MIN = {"reset": {"default": {"mode": "idle", "idle_minutes": 1, "time_zone": "UTC"}}}
-
-
-class Clock:
-    """The daemon's clock: an aware UTC instant that moves only when a test advances it."""
-
-    def __init__(self, start: datetime = START):
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> datetime:
-        self.now += timedelta(**delta)
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 Start = Callable[..., Running]
@@ -61,37 +40,12 @@ Start = Callable[..., Running]
 # --------------------------------------------------------------------------- helpers
 
 
-def source(
-    chat_id: str = "1001", platform: str = "telegram", chat_type: int = DM, **fields: Any
-) -> source_pb2.SessionSource:
-    if chat_type != DM:
-        fields.setdefault("user_id", "u1")
-    return source_pb2.SessionSource(platform=platform, chat_id=chat_id, chat_type=chat_type, **fields)
-
-
-def get_or_create(
-    stub: Any, src: source_pb2.SessionSource | None = None, force_new: bool = False
-) -> pb.GetOrCreateSessionResponse:
-    request = pb.GetOrCreateSessionRequest(source=src or source(), force_new=force_new)
-    return stub.GetOrCreateSession(request, timeout=10)
-
-
 def get(stub: Any, key: str) -> session_pb2.SessionEntry:
     return stub.GetSession(pb.GetSessionRequest(session_key=key), timeout=10).entry
 
 
 def update(stub: Any, key: str, **fields: Any) -> session_pb2.SessionEntry:
     return stub.UpdateSession(pb.UpdateSessionRequest(session_key=key, **fields), timeout=10).entry
-
-
-def when(timestamp: Any) -> datetime:
-    return timestamp.ToDatetime(tzinfo=UTC)
-
-
-def ttl(**delta: float) -> Duration:
-    duration = Duration()
-    duration.FromTimedelta(timedelta(**delta))
-    return duration
 
 
 def status_of(call: Callable[[], object]) -> grpc.RpcError:
@@ -321,11 +275,6 @@ def test_platform_policy_decides_the_reset_not_the_chat_type(start_daemon: Start
 
 
 # --------------------------------------------------------------------------- leases
-
-
-def acquire(stub: Any, key: str, owner: str, **delta: float) -> session_pb2.Lease:
-    request = pb.AcquireLeaseRequest(session_key=key, owner=owner, ttl=ttl(**delta))
-    return stub.AcquireLease(request, timeout=10).lease
 
 
 def release(stub: Any, key: str, owner: str) -> bool:

@@ -19,14 +19,18 @@ from typing import Any
 import grpc
 import oracle
 import pytest
+from google.protobuf.message import Message
+from google.rpc import code_pb2, error_details_pb2, status_pb2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import cases
-from conftest import Running
+from helpers import cases
+from helpers.clock import Clock
+from helpers.daemons import Running
 from sessiond_client import SessionStoreClient, errors, types
 from sessiond_client.store_client import (
     entry_from_proto,
+    event_kind_to_proto,
     message_from_proto,
     message_to_proto,
     source_from_proto,
@@ -257,7 +261,14 @@ def test_entries_carry_the_reference_names_and_dict_format() -> None:
 def test_invalid_argument_names_its_field() -> None:
     error = errors.InvalidArgumentError(grpc.StatusCode.INVALID_ARGUMENT, "source.platform: unknown platform 'x'")
     assert error.field == "source.platform" and error.details.endswith("'x'")
-    assert errors.InvalidArgumentError(grpc.StatusCode.INVALID_ARGUMENT, "bad request: no field").field == ""
+    assert error.description == "unknown platform 'x'"
+    unnamed = errors.InvalidArgumentError(grpc.StatusCode.INVALID_ARGUMENT, "bad request: no field")
+    assert unnamed.field == "" and unnamed.description == "bad request: no field"
+    explicit = errors.InvalidArgumentError(grpc.StatusCode.INVALID_ARGUMENT, "whatever: x", "kinds", "unknown")
+    assert explicit.field == "kinds" and explicit.description == "unknown"
+    with pytest.raises(errors.InvalidArgumentError) as raised:
+        event_kind_to_proto("nope")
+    assert raised.value.field == "kinds" and raised.value.description == "unknown event kind 'nope'"
 
 
 # -- grpc behaviour against a fake server ------------------------------------------------------
@@ -270,6 +281,7 @@ class FakeStore(session_store_pb2_grpc.SessionStoreServicer):
         self.calls: Counter[str] = Counter()
         self.unavailable: Counter[str] = Counter()
         self.status: dict[str, tuple[grpc.StatusCode, str]] = {}
+        self.trailers: dict[str, tuple[tuple[str, bytes], ...]] = {}  # sent with the status of ``status[m]``
         self.release = threading.Event()
         self.page_tokens: list[str] = []
 
@@ -279,6 +291,7 @@ class FakeStore(session_store_pb2_grpc.SessionStoreServicer):
             self.unavailable[method] -= 1
             context.abort(grpc.StatusCode.UNAVAILABLE, "daemon restarting")
         if method in self.status:
+            context.set_trailing_metadata(self.trailers.get(method, ()))
             context.abort(*self.status[method])
         return response
 
@@ -393,6 +406,81 @@ def test_status_codes_become_error_classes(
     assert raised.value.details == "messages[0].role: required"
     if error_class is errors.InvalidArgumentError:
         assert raised.value.field == "messages[0].role"
+
+
+def rich_status(message: str, *details: Message, code: int = code_pb2.INVALID_ARGUMENT) -> tuple[tuple[str, bytes]]:
+    """The trailer of a google.rpc.Status with ``details`` (how the daemon sends INVALID_ARGUMENT)."""
+    status = status_pb2.Status(code=code, message=message)
+    for detail in details:
+        status.details.add().Pack(detail)
+    return (("grpc-status-details-bin", status.SerializeToString()),)
+
+
+def bad_request(*violations: tuple[str, str]) -> error_details_pb2.BadRequest:
+    return error_details_pb2.BadRequest(
+        field_violations=[error_details_pb2.BadRequest.FieldViolation(field=f, description=d) for f, d in violations]
+    )
+
+
+MISLEADING = "messages[0].role: required"  # a message naming another field than the detail does
+
+
+@pytest.mark.parametrize(
+    ("message", "trailers", "field", "description"),
+    [
+        # The BadRequest detail decides, whatever the message says.
+        (
+            MISLEADING,
+            rich_status(MISLEADING, bad_request(("source.platform", "unknown"))),
+            "source.platform",
+            "unknown",
+        ),
+        (
+            "rejected",
+            rich_status("rejected", bad_request(("messages[3].role", "required"))),
+            "messages[3].role",
+            "required",
+        ),
+        (
+            MISLEADING,
+            rich_status(MISLEADING, error_details_pb2.ErrorInfo(reason="x"), bad_request(("a.b", "c"), ("d", "e"))),
+            "a.b",
+            "c",
+        ),
+        # Without a usable detail, the message: no trailer, a BadRequest without violations, only
+        # another detail, a status that is not the call's (grpc_status refuses it), bytes that are no Status.
+        (MISLEADING, (), "messages[0].role", "required"),
+        ("a sentence: with a colon", (), "", "a sentence: with a colon"),
+        (MISLEADING, rich_status(MISLEADING, bad_request()), "messages[0].role", "required"),
+        (MISLEADING, rich_status(MISLEADING, error_details_pb2.ErrorInfo(reason="x")), "messages[0].role", "required"),
+        (
+            MISLEADING,
+            rich_status("source.platform: x", bad_request(("source.platform", "x"))),
+            "messages[0].role",
+            "required",
+        ),
+        (
+            MISLEADING,
+            rich_status(MISLEADING, bad_request(("a", "b")), code=code_pb2.NOT_FOUND),
+            "messages[0].role",
+            "required",
+        ),
+        (MISLEADING, (("grpc-status-details-bin", b"\xff\xff not a status"),), "messages[0].role", "required"),
+    ],
+)
+def test_invalid_argument_reads_the_bad_request_detail_else_the_message(
+    fake: tuple[FakeStore, SessionStoreClient],
+    message: str,
+    trailers: tuple[tuple[str, bytes], ...],
+    field: str,
+    description: str,
+) -> None:
+    store, client = fake
+    store.status["GetSession"] = (grpc.StatusCode.INVALID_ARGUMENT, message)
+    store.trailers["GetSession"] = trailers
+    with pytest.raises(errors.InvalidArgumentError) as raised:
+        client.get_session("k")
+    assert (raised.value.field, raised.value.description, raised.value.details) == (field, description, message)
 
 
 # -- every method against a real daemon --------------------------------------------------------
@@ -626,10 +714,21 @@ def test_unknown_session_ids(store: SessionStoreClient) -> None:
         store.append_to_transcript("20000101_000000_deadbeef", {"role": "user", "content": "x"})
 
 
-def test_bad_input_is_invalid_argument(store: SessionStoreClient) -> None:
+def test_bad_input_is_invalid_argument(store: SessionStoreClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The field and its description come from the daemon's BadRequest detail: with the message
+    parsing made to fail, they still arrive."""
+    parse = errors.InvalidArgumentError.__init__
+
+    def without_parsing(self: errors.InvalidArgumentError, *args: Any) -> None:
+        assert len(args) == 4 and args[2] is not None, "the field was parsed out of the message"
+        parse(self, *args)
+
+    monkeypatch.setattr(errors.InvalidArgumentError, "__init__", without_parsing)
     with pytest.raises(errors.InvalidArgumentError) as raised:
         store.get_or_create_session({"platform": "myspace", "chat_id": "1"})
     assert raised.value.field == "source.platform"
+    assert raised.value.description == "unknown platform 'myspace' (not built in, not a configured plugin)"
+    assert raised.value.details == f"source.platform: {raised.value.description}"
 
 
 def test_expiry_watcher_calls(store: SessionStoreClient) -> None:
@@ -641,16 +740,6 @@ def test_expiry_watcher_calls(store: SessionStoreClient) -> None:
         store.mark_expiry_finalized(entry.session_key, "20000101_000000_deadbeef")
     with pytest.raises(errors.NotFoundError):
         store.mark_expiry_finalized("agent:main:telegram:dm:nobody", entry.session_id)
-
-
-class Clock:
-    """The daemon's clock, moved by the test."""
-
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def test_time_driven_calls_follow_the_daemon_clock(start_daemon: Callable[..., Running]) -> None:

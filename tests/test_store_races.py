@@ -10,75 +10,24 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 import pytest
 
-from conftest import Running
+from helpers.daemons import Running
+from helpers.races import DEADLINE, NO_RESETS, batches, check_transcript, codes, stubs, together
+from helpers.wire import load_transcript, source
 from sessiond_client.v1 import session_store_pb2 as pb
-from sessiond_client.v1 import source_pb2, transcript_pb2
+from sessiond_client.v1 import transcript_pb2
 from sessiond_client.v1.session_store_pb2_grpc import SessionStoreStub
-from wire import load_transcript
-
-T = TypeVar("T")
-DEADLINE = 30.0  # seconds, on every RPC
-NO_RESETS = {"reset": {"default": {"mode": "none"}}}  # no daily boundary may fall inside a test
 
 
 @pytest.fixture
 def running(start_daemon: Callable[..., Running]) -> Running:
     return start_daemon(NO_RESETS)
-
-
-@contextmanager
-def stubs(address: str, count: int) -> Iterator[list[SessionStoreStub]]:
-    """``count`` stubs, each on its own connected channel."""
-    channels = [grpc.insecure_channel(address) for _ in range(count)]
-    try:
-        for channel in channels:
-            grpc.channel_ready_future(channel).result(timeout=DEADLINE)
-        yield [SessionStoreStub(channel) for channel in channels]
-    finally:
-        for channel in channels:
-            channel.close()
-
-
-def together(count: int, work: Callable[[int], T]) -> list[T | grpc.RpcError]:
-    """Run ``work(i)`` on ``count`` threads released by one barrier; a failed RPC is its result."""
-    barrier = threading.Barrier(count)
-    results: list[Any] = [None] * count
-    crashed: list[BaseException] = []
-
-    def run(index: int) -> None:
-        try:
-            barrier.wait(timeout=DEADLINE)
-            results[index] = work(index)
-        except grpc.RpcError as error:
-            results[index] = error
-        except BaseException as error:  # re-raised below, in the test's thread
-            crashed.append(error)
-
-    threads = [threading.Thread(target=run, args=(i,), name=f"race-{i}") for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=2 * DEADLINE)
-    assert not any(thread.is_alive() for thread in threads), "a racing thread hung"
-    if crashed:
-        raise crashed[0]
-    return results
-
-
-def codes(results: list[Any]) -> list[grpc.StatusCode]:
-    return [r.code() if isinstance(r, grpc.RpcError) else grpc.StatusCode.OK for r in results]
-
-
-def source(chat_id: str) -> source_pb2.SessionSource:
-    return source_pb2.SessionSource(platform="telegram", chat_id=chat_id, chat_type=source_pb2.CHAT_TYPE_DM)
 
 
 def key_of(stub: SessionStoreStub, chat_id: str) -> str:
@@ -225,36 +174,6 @@ def test_one_lease_holder_among_32(running: Running) -> None:
 
 
 # -- appends with retries --------------------------------------------------------------------------
-
-BATCH_SIZES = (1, 3, 7, 2, 5, 4, 8, 1, 6, 3)
-
-
-def batches(thread: int, count: int) -> list[list[transcript_pb2.Message]]:
-    """``count`` messages of one thread, ids unique, cut into batches of varying size."""
-    messages = [
-        transcript_pb2.Message(
-            role="user" if n % 2 else "assistant", text=f"thread {thread} message {n}", message_id=f"t{thread}-m{n}"
-        )
-        for n in range(count)
-    ]
-    cut, start = [], 0
-    for size in BATCH_SIZES * count:
-        if start >= count:
-            break
-        cut.append(messages[start : start + size])
-        start += size
-    return cut
-
-
-def check_transcript(messages: list[transcript_pb2.Message], threads: int, per_thread: int) -> None:
-    ids = [m.message_id for m in messages]
-    assert len(messages) == threads * per_thread
-    assert len(set(ids)) == len(ids), "a message id was stored twice"
-    assert [m.position for m in messages] == list(range(len(messages)))
-    for thread in range(threads):
-        mine = [m for m in messages if m.message_id.startswith(f"t{thread}-")]
-        assert [m.message_id for m in mine] == [f"t{thread}-m{n}" for n in range(per_thread)], "order lost"
-        assert all(m.text == f"thread {thread} message {m.message_id.split('-m')[1]}" for m in mine)
 
 
 def test_concurrent_appends_with_retries_store_each_message_once(running: Running) -> None:

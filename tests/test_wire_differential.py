@@ -16,8 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import cases
-from conftest import Running
+from helpers import cases
+from helpers.daemons import Running
 from sessiond_client.v1 import session_store_pb2 as pb
 
 MIN_CASES = 2000

@@ -1,1 +1,1 @@
-"""sessiond: the session store of chat-agent gateways, as a gRPC sidecar over SQLite."""
+"""sessiond: the session store of chat-agent gateways, as a gRPC sidecar over SQLite or PostgreSQL."""

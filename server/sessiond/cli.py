@@ -93,7 +93,8 @@ def health(args: argparse.Namespace) -> int:
     with open_channel(address, token=token, tls=tls) as channel:
         request = health_pb2.HealthCheckRequest(service=args.service)
         try:
-            status = health_pb2_grpc.HealthStub(channel).Check(request, timeout=args.timeout).status
+            stub = health_pb2_grpc.HealthStub(channel)
+            status = stub.Check(request, timeout=args.timeout).status  # type: ignore[attr-defined]  # the stubs' HealthStub lacks its methods
         except grpc.RpcError as exc:
             sys.stdout.write(f"{address}: {exc.code().name}: {exc.details()}\n")
             return 1

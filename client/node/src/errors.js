@@ -2,7 +2,12 @@
 // a gateway tells "the key is gone" from "someone else changed the entry" from "the daemon is
 // down" with `instanceof`, without importing grpc. Mirrors sessiond_client.errors (Python).
 
+import { isAbsolute, join } from 'node:path';
+
 import grpc from '@grpc/grpc-js';
+import protobuf from 'protobufjs';
+
+import { PROTOS_DIR } from './proto.js';
 
 /** gRPC status codes by name (`Status.NOT_FOUND === 5`), as `@grpc/grpc-js` numbers them. */
 export const Status = grpc.status;
@@ -43,18 +48,100 @@ export class SessiondError extends Error {
   }
 }
 
+/** The trailer of the standard rich status: a serialized google.rpc.Status. */
+const DETAILS_KEY = 'grpc-status-details-bin';
+
+/** @type {{Status: protobuf.Type, BadRequest: protobuf.Type} | undefined} */
+let richStatusTypes;
+
 /**
- * A request field was rejected; `field` names it (`source.platform`), or is "" if unknown.
- * The daemon phrases these as `field.path: reason`, so the field is the part before the colon.
+ * google.rpc.Status and google.rpc.BadRequest, parsed once from the copies in the package's
+ * `protos/google/rpc/` (google/protobuf/any and duration are protobufjs's bundled ones).
+ */
+function richStatus() {
+  if (!richStatusTypes) {
+    const root = new protobuf.Root();
+    root.resolvePath = (_origin, target) => (isAbsolute(target) ? target : join(PROTOS_DIR, target));
+    root.loadSync(['google/rpc/status.proto', 'google/rpc/error_details.proto'], { keepCase: true });
+    richStatusTypes = { Status: root.lookupType('google.rpc.Status'), BadRequest: root.lookupType('google.rpc.BadRequest') };
+  }
+  return richStatusTypes;
+}
+
+/**
+ * The first field violation of the google.rpc.BadRequest in a status's `grpc-status-details-bin`
+ * trailer, or null without one. As grpcio-status's `from_call` (the Python client), the rich
+ * status counts only when its code and message are the call's; one that does not decode counts
+ * as absent.
+ * @param {grpc.Metadata | null} metadata  the call's trailers
+ * @param {number} code
+ * @param {string} details
+ * @returns {{field: string, description: string} | null}
+ */
+export function fieldViolationOf(metadata, code, details) {
+  const [bytes] = metadata?.get(DETAILS_KEY) ?? [];
+  if (!(bytes instanceof Uint8Array)) return null;
+  const { Status, BadRequest } = richStatus();
+  const status = /** @type {any} */ (decoded(Status, bytes));
+  if (status?.code !== code || status.message !== details) return null;
+  for (const detail of status.details) {
+    const typeUrl = String(detail.type_url);
+    if (typeUrl.slice(typeUrl.lastIndexOf('/') + 1) !== 'google.rpc.BadRequest') continue;
+    const [violation] = /** @type {any} */ (decoded(BadRequest, detail.value))?.field_violations ?? [];
+    if (violation) return { field: violation.field, description: violation.description };
+  }
+  return null;
+}
+
+/**
+ * `bytes` decoded as `type`, or null if they are not one (protobufjs throws on malformed input).
+ * @param {protobuf.Type} type
+ * @param {Uint8Array} bytes
+ */
+function decoded(type, bytes) {
+  try {
+    return type.decode(bytes);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * A field and reason read from a message worded like the daemon's ("field.path: reason"): the
+ * part before ": " when it holds no space, else "" and the whole message.
+ * @param {string} details
+ */
+function fieldViolationIn(details) {
+  const separator = details.indexOf(': ');
+  const field = separator >= 0 ? details.slice(0, separator) : '';
+  if (!field || field.includes(' ')) return { field: '', description: details };
+  return { field, description: details.slice(separator + 2) };
+}
+
+/**
+ * A request field was rejected; `field` names it (`source.platform`), or is "" if unknown, and
+ * `description` says what is wrong with it. The daemon sends both in a google.rpc.BadRequest
+ * detail (the `grpc-status-details-bin` trailer), where they are read from; a status without
+ * that detail (a proxy that dropped it) falls back to the message, which the daemon words
+ * `field.path: reason`.
  */
 export class InvalidArgumentError extends SessiondError {
-  /** @param {ConstructorParameters<typeof SessiondError>} args */
-  constructor(...args) {
-    super(...args);
-    const separator = this.details.indexOf(': ');
-    const field = separator >= 0 ? this.details.slice(0, separator) : '';
+  /**
+   * @param {number} code  a `Status` value
+   * @param {string} details  the server's message
+   * @param {{metadata?: grpc.Metadata | null, cause?: unknown, field?: string, description?: string}} [extra]
+   *   the call's trailers, the grpc error; `field` and `description` when known (else read from the trailers or `details`)
+   */
+  constructor(code, details, extra = {}) {
+    super(code, details, extra);
+    const { field, description } =
+      extra.field !== undefined
+        ? { field: extra.field, description: extra.description ?? details }
+        : (fieldViolationOf(this.metadata, code, details) ?? fieldViolationIn(details));
     /** @type {string} */
-    this.field = field.includes(' ') ? '' : field;
+    this.field = field;
+    /** @type {string} */
+    this.description = description;
   }
 }
 
@@ -121,5 +208,5 @@ export function fromServiceError(error) {
  * @param {string} reason
  */
 export function invalidArgument(field, reason) {
-  return new InvalidArgumentError(Status.INVALID_ARGUMENT, `${field}: ${reason}`);
+  return new InvalidArgumentError(Status.INVALID_ARGUMENT, `${field}: ${reason}`, { field, description: reason });
 }

@@ -364,10 +364,21 @@ export class SessiondError extends Error {
   /** The call's trailers. */
   metadata: Metadata | null;
 }
-/** A request field was rejected. */
+/**
+ * A request field was rejected. Both properties come from the status's google.rpc.BadRequest
+ * detail; without one, from the message ("field.path: reason").
+ */
 export class InvalidArgumentError extends SessiondError {
-  /** The field (`source.platform`), "" if unknown. */
+  /** @param extra `field` and `description` when known (else read from `metadata`'s detail or `details`) */
+  constructor(
+    code: number,
+    details: string,
+    extra?: { metadata?: Metadata | null; cause?: unknown; field?: string; description?: string },
+  );
+  /** The field (`source.platform`, `messages[3].role`), "" if unknown. */
   field: string;
+  /** What is wrong with the field (the whole message if the field is unknown). */
+  description: string;
 }
 /** An unknown session key or session id. */
 export class NotFoundError extends SessiondError {}

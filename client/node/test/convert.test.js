@@ -67,6 +67,15 @@ describe('errors', () => {
     assert.equal(field('no separator'), '');
   });
 
+  it('InvalidArgumentError.description is the reason after the field, else the whole message', () => {
+    const error = (/** @type {string} */ details) =>
+      /** @type {InvalidArgumentError} */ (fromServiceError({ code: Status.INVALID_ARGUMENT, details }));
+    assert.equal(error('source.platform: unknown platform').description, 'unknown platform');
+    assert.equal(error('a sentence: with a colon').description, 'a sentence: with a colon');
+    const given = new InvalidArgumentError(Status.INVALID_ARGUMENT, 'whatever: x', { field: 'kinds', description: 'unknown' });
+    assert.deepEqual([given.field, given.description], ['kinds', 'unknown']);
+  });
+
   it('anything without a status code is SessiondError UNKNOWN', () => {
     const error = fromServiceError(new TypeError('boom'));
     assert.equal(error.constructor, SessiondError);

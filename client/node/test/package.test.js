@@ -55,6 +55,7 @@ const GATEWAY_TS = `
 import * as api from '@sessiond/client';
 import {
   ConflictError,
+  InvalidArgumentError,
   SessionStoreClient,
   type HealthStatus,
   type SessionEntry,
@@ -73,6 +74,7 @@ export async function onMessage(text: string): Promise<string> {
   try {
     await store.updateSession(entry.sessionKey, { totalTokens: messageCount, expectedVersion: entry.version });
   } catch (error) {
+    if (error instanceof InvalidArgumentError) console.warn(error.field, error.description satisfies string);
     if (!(error instanceof ConflictError)) throw error;
     console.warn(error.codeName, error.details);
   }
@@ -112,7 +114,16 @@ try {
   const append = await store.appendToTranscript(entry.sessionId, { role: 'user', content: 'hello from the tarball' });
   const transcript = await store.loadTranscript(entry.sessionId);
   const prompt = await store.buildSessionContextPrompt(source, { entry });
-  console.log(JSON.stringify({ protosDir: PROTOS_DIR, entry, append, transcript, prompt }));
+  // The google.rpc.BadRequest detail decodes with the package's own protos and dependencies.
+  const error = await store.getOrCreateSession({ ...source, platform: 'myspace' }).catch((rejected) => rejected);
+  const { fieldViolationOf } = await import('./node_modules/@sessiond/client/src/errors.js');
+  const rejected = {
+    name: error.name,
+    field: error.field,
+    description: error.description,
+    detail: fieldViolationOf(error.metadata, error.code, error.details),
+  };
+  console.log(JSON.stringify({ protosDir: PROTOS_DIR, entry, append, transcript, prompt, rejected }));
 } finally {
   store.close();
 }
@@ -163,7 +174,8 @@ describe('the package installed from its tarball', () => {
   it('holds src/ with the declarations, the .proto files and the README, nothing else', async () => {
     const files = tarball.files.map(({ path }) => path);
     const contract = (await readdir(join(PACKAGE_DIR, 'protos/sessiond/v1'))).map((name) => `protos/sessiond/v1/${name}`);
-    for (const path of ['package.json', 'README.md', 'src/index.js', 'src/index.d.ts', 'protos/grpc/health/v1/health.proto', ...contract]) {
+    const rpc = ['protos/google/rpc/status.proto', 'protos/google/rpc/error_details.proto'];
+    for (const path of ['package.json', 'README.md', 'src/index.js', 'src/index.d.ts', 'protos/grpc/health/v1/health.proto', ...rpc, ...contract]) {
       assert.ok(files.includes(path), `${path} is not in ${tarball.filename}`);
     }
     assert.deepEqual(files.filter((path) => !/^(src\/|protos\/|package\.json$|README\.md$)/.test(path)), []);
@@ -190,6 +202,8 @@ describe('the package installed from its tarball', () => {
     assert.match(out.entry.sessionId, SESSION_ID);
     assert.deepEqual(out.append, { appended: 1, duplicates: 0, messageCount: 1 });
     assert.deepEqual(out.transcript, [{ role: 'user', content: 'hello from the tarball' }]);
+    const violation = { field: 'source.platform', description: "unknown platform 'myspace' (not built in, not a configured plugin)" };
+    assert.deepEqual(out.rejected, { name: 'InvalidArgumentError', ...violation, detail: violation });
     // The checkout's client agrees on the key and the prompt.
     const store = new api.SessionStoreClient(address);
     try {

@@ -22,6 +22,7 @@ import {
   Status,
   UnavailableError,
 } from '../src/index.js';
+import { fieldViolationOf } from '../src/errors.js';
 import { CASES, camelEntry, camelPlatforms, camelSource } from './cases.js';
 import { PACKAGE_DIR, runPython, startDaemon } from './helpers/daemon.js';
 
@@ -405,6 +406,29 @@ describe('errors arrive typed', () => {
       Status.INVALID_ARGUMENT,
     );
     assert.equal(chatType.field, 'source.chat_type', 'checked by the client before sending');
+  });
+
+  it("INVALID_ARGUMENT: the field and its description are the daemon's google.rpc.BadRequest detail", async () => {
+    const platform = await rejectsWith(
+      store.getOrCreateSession(freshSource({ platform: 'myspace' })),
+      InvalidArgumentError,
+      Status.INVALID_ARGUMENT,
+    );
+    const description = "unknown platform 'myspace' (not built in, not a configured plugin)";
+    assert.deepEqual([platform.field, platform.description], ['source.platform', description]);
+    assert.equal(platform.details, `source.platform: ${description}`);
+    const { sessionId } = await store.getOrCreateSession(freshSource());
+    const messages = ['m1', 'm2', 'm3', 'm3'].map((id) => ({ role: 'user', content: id, message_id: id }));
+    const repeated = await rejectsWith(store.rewriteTranscript(sessionId, messages), InvalidArgumentError, Status.INVALID_ARGUMENT);
+    assert.deepEqual([repeated.field, repeated.description], ['messages[3].message_id', 'repeated within the transcript']);
+    for (const error of [platform, repeated]) {
+      // The trailer is there and is where they come from: decoded, it names the same field and description.
+      assert.equal(error.metadata?.get('grpc-status-details-bin').length, 1);
+      assert.deepEqual(fieldViolationOf(error.metadata, error.code, error.details), {
+        field: error.field,
+        description: error.description,
+      });
+    }
   });
 
   it('ABORTED: ConflictError for a stale expectedVersion, and nothing changes', async () => {

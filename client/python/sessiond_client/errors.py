@@ -8,6 +8,10 @@ message for logs, and ``from_rpc_error`` is the one place that maps a ``grpc.Rpc
 from __future__ import annotations
 
 import grpc
+from google.protobuf.message import DecodeError
+from google.rpc.error_details_pb2 import BadRequest
+from google.rpc.status_pb2 import Status
+from grpc_status import rpc_status
 
 
 class SessiondError(Exception):
@@ -20,17 +24,26 @@ class SessiondError(Exception):
 
 
 class InvalidArgumentError(SessiondError, ValueError):
-    """A request field was rejected; ``field`` names it (``source.platform``), or is "" if unknown.
+    """A request field was rejected; ``field`` names it (``source.platform``), or is "" if unknown,
+    and ``description`` says what is wrong with it.
 
     Also a ``ValueError``, which is what the reference's functions raised for the same inputs.
 
-    The daemon phrases these as ``field.path: reason``, so the field is the part before the colon.
+    The daemon sends both in a ``google.rpc.BadRequest`` detail of the status, which
+    ``from_rpc_error`` passes in. Without them (a status whose detail a proxy dropped) they are
+    read from the message, which the daemon words ``field.path: reason``: the field is the part
+    before the colon if it holds no space, else "" with the whole message as the description.
     """
 
-    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+    def __init__(
+        self, code: grpc.StatusCode, details: str, field: str | None = None, description: str | None = None
+    ) -> None:
         super().__init__(code, details)
-        field, separator, _ = details.partition(": ")
-        self.field = field if separator and " " not in field else ""
+        if field is None:
+            named, separator, reason = details.partition(": ")
+            field, description = (named, reason) if named and separator and " " not in named else ("", details)
+        self.field = field
+        self.description = details if description is None else description
 
 
 class NotFoundError(SessiondError):
@@ -73,10 +86,34 @@ _BY_CODE: dict[grpc.StatusCode, type[SessiondError]] = {
 }
 
 
+def _field_violation(call: grpc.Call) -> BadRequest.FieldViolation | None:
+    """The first field violation of the ``google.rpc.BadRequest`` detail of a call's status, if any.
+
+    A rich status that ``grpc_status`` rejects (its code or message is not the call's) or that
+    does not decode counts as absent.
+    """
+    try:
+        status: Status | None = rpc_status.from_call(call)
+    except (ValueError, DecodeError):
+        return None
+    for detail in status.details if status is not None else ():
+        bad_request = BadRequest()
+        try:
+            if detail.Unpack(bad_request) and bad_request.field_violations:
+                return bad_request.field_violations[0]
+        except DecodeError:
+            continue
+    return None
+
+
 def from_rpc_error(error: grpc.RpcError) -> SessiondError:
-    """The ``SessiondError`` subclass for a failed call (the base class for other codes)."""
-    if isinstance(error, grpc.Call):
-        code, details = error.code(), error.details() or ""
-    else:  # an RpcError that is not a call carries no status; treat it as the unknown one
-        code, details = grpc.StatusCode.UNKNOWN, str(error)
+    """The ``SessiondError`` subclass for a failed call (the base class for other codes).
+
+    For INVALID_ARGUMENT, the field and its description come from the status's BadRequest detail.
+    """
+    if not isinstance(error, grpc.Call):  # an RpcError that is not a call carries no status: the unknown one
+        return SessiondError(grpc.StatusCode.UNKNOWN, str(error))
+    code, details = error.code(), error.details() or ""
+    if code == grpc.StatusCode.INVALID_ARGUMENT and (violation := _field_violation(error)) is not None:
+        return InvalidArgumentError(code, details, violation.field, violation.description)
     return _BY_CODE.get(code, SessiondError)(code, details)

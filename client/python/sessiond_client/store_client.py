@@ -266,7 +266,8 @@ def event_kind_to_proto(kind: str) -> events_pb2.EventKind.ValueType:
     """The enum value of a kind's name ("expired": EVENT_KIND_EXPIRED); ``InvalidArgumentError`` if unknown."""
     name = EVENT_KIND_PREFIX + kind.upper()
     if kind != kind.lower() or name not in events_pb2.EventKind.keys() or name == "EVENT_KIND_UNSPECIFIED":
-        raise errors.InvalidArgumentError(grpc.StatusCode.INVALID_ARGUMENT, f"kinds: unknown event kind {kind!r}")
+        reason = f"unknown event kind {kind!r}"
+        raise errors.InvalidArgumentError(grpc.StatusCode.INVALID_ARGUMENT, f"kinds: {reason}", "kinds", reason)
     return events_pb2.EventKind.Value(name)
 
 

@@ -141,7 +141,8 @@ class _Table:
     def __init__(self, data: Any, path: str):
         if not isinstance(data, dict):
             raise ConfigError(f"{path or 'config'}: expected a table")
-        self.data, self.path, self.read = data, path, set()
+        self.data, self.path = data, path
+        self.read: set[str] = set()
 
     def key(self, name: str) -> str:
         return f"{self.path}.{name}" if self.path else name

@@ -19,7 +19,7 @@ from collections.abc import Callable, Coroutine, Iterable, Sequence
 from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -128,13 +128,15 @@ def _serving(ok: bool) -> int:
 
 
 NOT_SERVING = health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.NOT_SERVING)
+HealthContext = grpc.aio.ServicerContext[health_pb2.HealthCheckRequest, health_pb2.HealthCheckResponse]
 
 
 class _LastSent:
     """The context a stock Watch writes through, remembering the last status delivered."""
 
-    def __init__(self, context: grpc.aio.ServicerContext):
-        self.context, self.status = context, None
+    def __init__(self, context: HealthContext):
+        self.context = context
+        self.status: int | None = None
 
     async def write(self, response: health_pb2.HealthCheckResponse) -> None:
         await self.context.write(response)
@@ -154,9 +156,10 @@ class HealthServicer(health.aio.HealthServicer):
         self._watches: set[asyncio.Future[None]] = set()
         self._ending = False
 
-    async def Watch(self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext) -> None:
+    async def Watch(self, request: health_pb2.HealthCheckRequest, context: HealthContext) -> None:
         sent = _LastSent(context)
-        watch = asyncio.ensure_future(super().Watch(request, sent))
+        # The stock Watch only writes through its context: that much of one is all _LastSent is.
+        watch = asyncio.ensure_future(super().Watch(request, cast(HealthContext, sent)))
         self._watches.add(watch)
         try:
             await watch
@@ -204,7 +207,7 @@ class Daemon:
     loop: EventLoopThread
     server: grpc.aio.Server  # the Unix socket's (with no port when server.socket is off)
     service: SessionStoreService
-    health: health.aio.HealthServicer
+    health: HealthServicer
     addresses: list[str]
     storage: DaemonStorage
     probe_server: grpc.aio.Server | None = None

@@ -17,7 +17,7 @@ import tempfile
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Never, TypeVar
 
 import grpc
 from google.protobuf import json_format
@@ -34,6 +34,8 @@ from sessiond_client.v1 import session_store_pb2 as pb
 
 LIST_COLUMNS = ("session_key", "session_id", "platform", "updated_at", "flags")
 PAGE = 1000
+Request = TypeVar("Request")
+Response = TypeVar("Response")
 
 
 class Daemon:
@@ -48,7 +50,7 @@ class Daemon:
         self.store = session_store_pb2_grpc.SessionStoreStub(self.channel)
         self.admin = admin_pb2_grpc.AdminStub(self.channel)
 
-    def call(self, method: Callable[..., Any], request: Any) -> Any:
+    def call(self, method: grpc.UnaryUnaryMultiCallable[Request, Response], request: Request) -> Response:
         return method(request, timeout=self.timeout)
 
 
@@ -79,7 +81,7 @@ def _emit(args: argparse.Namespace, value: Any, human: str) -> None:
     sys.stdout.write((json.dumps(value, indent=2) if args.json else human) + "\n")
 
 
-def _progress(description: str, unit: str) -> tqdm:
+def _progress(description: str, unit: str) -> tqdm[Never]:
     """A progress bar on stderr, shown only on a terminal (scripts and logs get none)."""
     return tqdm(desc=description, unit=unit, file=sys.stderr, disable=None, leave=False)
 

@@ -11,7 +11,7 @@ import hmac
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from grpc_health.v1 import health
@@ -38,13 +38,17 @@ class Security:
 REJECTED = "missing or invalid bearer token"
 HEALTH_METHODS = f"/{health.SERVICE_NAME}/"
 
+Request = TypeVar("Request")
+Response = TypeVar("Response")
 
-async def _reject(_requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> None:
+
+async def _reject(_requests: AsyncIterator[object], context: grpc.aio.ServicerContext[object, object]) -> None:
     await context.abort(grpc.StatusCode.UNAUTHENTICATED, REJECTED)
 
 
-# Streaming both ways suits every method: it answers at once and reads nothing of the request.
-_REJECTION = grpc.stream_stream_rpc_method_handler(_reject)
+# Streaming both ways suits every method: it answers at once and reads nothing of the request,
+# so it stands for a handler of any request and response types.
+_REJECTION: grpc.RpcMethodHandler[Any, Any] = grpc.stream_stream_rpc_method_handler(_reject)
 
 
 class BearerToken(grpc.aio.ServerInterceptor):
@@ -62,9 +66,9 @@ class BearerToken(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Request, Response] | None]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[Request, Response] | None:
         exempt = self._exempt_health and handler_call_details.method.startswith(HEALTH_METHODS)
         if exempt or self._authorized(handler_call_details.invocation_metadata):
             return await continuation(handler_call_details)

@@ -11,7 +11,7 @@ import json
 import math
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 from zoneinfo import ZoneInfoNotFoundError
 
 from google.protobuf.duration_pb2 import Duration
@@ -330,7 +330,7 @@ def lease_to_proto(lease: Lease) -> session_pb2.Lease:
 # -- events ----------------------------------------------------------------------------------
 
 # "created" <-> EVENT_KIND_CREATED, ...: the stored names are the enum's, lower case.
-EVENT_KINDS: dict[int, EventKind] = {
+EVENT_KINDS: dict[events_pb2.EventKind.ValueType, EventKind] = {
     number: name.removeprefix("EVENT_KIND_").lower()  # type: ignore[misc]
     for name, number in events_pb2.EventKind.items()
     if number != events_pb2.EVENT_KIND_UNSPECIFIED
@@ -339,7 +339,7 @@ EVENT_KIND_VALUES = {name: number for number, name in EVENT_KINDS.items()}
 EVENT_OPTIONAL = ("previous_session_id", "reason", "lease_owner")
 
 
-def event_kinds(numbers: Iterable[int], path: str = "kinds") -> frozenset[EventKind]:
+def event_kinds(numbers: Iterable[events_pb2.EventKind.ValueType], path: str = "kinds") -> frozenset[EventKind]:
     """The kinds a watch asks for; unknown numbers and UNSPECIFIED are rejected, naming the item."""
     kinds = set()
     for index, number in enumerate(numbers):
@@ -420,7 +420,7 @@ def position_cursor(token: str, path: str = "page_token") -> int:
 
 
 def _is_utf8(value: object) -> bool:
-    """A string SQLite can bind (JSON text may spell lone surrogates, which UTF-8 cannot)."""
+    """A string the storage can bind (JSON text may spell lone surrogates, which UTF-8 cannot)."""
     if not isinstance(value, str):
         return False
     try:
@@ -449,7 +449,8 @@ def page_size(requested: int, default: int, maximum: int, path: str = "page_size
 
 # -- transcript messages ------------------------------------------------------------------
 
-MESSAGE_JSON = (
+# Final: the names stay literals, which HasField takes.
+MESSAGE_JSON: Final = (
     "json",
     "tool_calls_json",
     "reasoning_details_json",
@@ -486,7 +487,11 @@ def message(value: transcript_pb2.Message, max_bytes: int, path: str) -> Message
         timestamp=timestamp(value.timestamp, f"{path}.timestamp") if value.HasField("timestamp") else None,
         token_count=non_negative(value.token_count, f"{path}.token_count") if value.HasField("token_count") else None,
         message_id=value.message_id,
-        **{name: _optional(value, name) for name in MESSAGE_OPTIONAL},
+        tool_call_id=_optional(value, "tool_call_id"),  # the fields of MESSAGE_OPTIONAL, by name
+        tool_name=_optional(value, "tool_name"),
+        reasoning=_optional(value, "reasoning"),
+        reasoning_content=_optional(value, "reasoning_content"),
+        finish_reason=_optional(value, "finish_reason"),
     )
 
 

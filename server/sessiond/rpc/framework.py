@@ -47,9 +47,9 @@ log = logging.getLogger("sessiond.rpc")
 Request = TypeVar("Request")
 Response = TypeVar("Response")
 Handler = Callable[[Any, Request, float | None], Response]
-AsyncHandler = Callable[[Any, Request, grpc.aio.ServicerContext], Awaitable[Response]]
+AsyncHandler = Callable[[Any, Request, grpc.aio.ServicerContext[Request, Response]], Awaitable[Response]]
 StreamHandler = Callable[[Any, Request, float | None], AsyncIterator[Response]]
-AsyncStreamHandler = Callable[[Any, Request, grpc.aio.ServicerContext], AsyncIterator[Response]]
+AsyncStreamHandler = Callable[[Any, Request, grpc.aio.ServicerContext[Request, Response]], AsyncIterator[Response]]
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ STATUS = {
 }
 
 
-def _request_id(context: grpc.aio.ServicerContext) -> str:
+def _request_id(context: grpc.aio.ServicerContext[Request, Response]) -> str:
     """The caller's ``x-request-id``, else a new one: asked for only when a line is logged."""
     for key, value in context.invocation_metadata() or ():
         if key == "x-request-id" and isinstance(value, str) and 0 < len(value) <= 64:
@@ -117,7 +117,7 @@ def _status_of(exc: SessiondError) -> grpc.StatusCode:
     return next((STATUS[kind] for kind in type(exc).__mro__ if kind in STATUS), grpc.StatusCode.INTERNAL)
 
 
-async def _abort_for(context: grpc.aio.ServicerContext, exc: SessiondError) -> NoReturn:
+async def _abort_for(context: grpc.aio.ServicerContext[Request, Response], exc: SessiondError) -> NoReturn:
     """End the call with the error's status; INVALID_ARGUMENT carries the field as a BadRequest detail."""
     if isinstance(exc, InvalidArgument):
         status = rpc_status.to_status(_invalid_argument(exc))
@@ -137,7 +137,7 @@ def _log_abandoned(method: str, request_id: str, work: asyncio.Future[Any]) -> N
 
 @contextlib.asynccontextmanager
 async def _handled(
-    servicer: Any, method: str, request: object, context: grpc.aio.ServicerContext
+    servicer: Any, method: str, request: object, context: grpc.aio.ServicerContext[Request, Response]
 ) -> AsyncIterator[float | None]:
     """Around every call, unary or streaming: errors become statuses, the metrics, a log line.
 
@@ -183,10 +183,11 @@ def rpc(handler: Handler[Request, Response]) -> AsyncHandler[Request, Response]:
     method = handler.__name__
 
     @functools.wraps(handler)
-    async def wrapper(self: Any, request: Request, context: grpc.aio.ServicerContext) -> Response:
+    async def wrapper(self: Any, request: Request, context: grpc.aio.ServicerContext[Request, Response]) -> Response:
         async with _handled(self, method, request, context) as deadline:
+            storage: Storage = self.runtime.storage
             try:
-                ran = self.runtime.storage.run_on_loop(lambda: handler(self, request, deadline))
+                ran = storage.run_on_loop(lambda: handler(self, request, deadline))
             except WriterBusy:
                 ran = None
             if ran is None:
@@ -206,7 +207,7 @@ def blocking_rpc(handler: Handler[Request, Response]) -> AsyncHandler[Request, R
     method = handler.__name__
 
     @functools.wraps(handler)
-    async def wrapper(self: Any, request: Request, context: grpc.aio.ServicerContext) -> Response:
+    async def wrapper(self: Any, request: Request, context: grpc.aio.ServicerContext[Request, Response]) -> Response:
         async with _handled(self, method, request, context) as deadline:
             return await _on_thread(self, method, handler, request, deadline, context)
         raise AssertionError("unreachable")  # pragma: no cover - abort always raises
@@ -220,7 +221,7 @@ async def _on_thread(
     handler: Handler[Request, Response],
     request: Request,
     deadline: float | None,
-    context: grpc.aio.ServicerContext,
+    context: grpc.aio.ServicerContext[Request, Response],
 ) -> Response:
     """Run the handler on a store thread; shielded: a cancelled call's store work goes on (writing
     nothing past the deadline), and its outcome is logged."""
@@ -232,7 +233,9 @@ async def _on_thread(
         raise
 
 
-async def _committed(method: str, commit: Awaitable[None], context: grpc.aio.ServicerContext) -> None:
+async def _committed(
+    method: str, commit: Awaitable[None], context: grpc.aio.ServicerContext[Request, Response]
+) -> None:
     """Wait for the commit of a call's writes; shielded, as ``_on_thread``: a caller going away
     does not undo writes that others of the same turn commit with."""
     done = asyncio.ensure_future(commit)
@@ -249,7 +252,9 @@ def stream(handler: StreamHandler[Request, Response]) -> AsyncStreamHandler[Requ
     method = handler.__name__
 
     @functools.wraps(handler)
-    async def wrapper(self: Any, request: Request, context: grpc.aio.ServicerContext) -> AsyncIterator[Response]:
+    async def wrapper(
+        self: Any, request: Request, context: grpc.aio.ServicerContext[Request, Response]
+    ) -> AsyncIterator[Response]:
         async with _handled(self, method, request, context) as deadline:
             async for response in handler(self, request, deadline):
                 yield response
@@ -257,7 +262,7 @@ def stream(handler: StreamHandler[Request, Response]) -> AsyncStreamHandler[Requ
     return wrapper
 
 
-def _deadline(context: grpc.aio.ServicerContext) -> float | None:
+def _deadline(context: grpc.aio.ServicerContext[Request, Response]) -> float | None:
     """The caller's deadline on the ``time.monotonic()`` clock, if it set one."""
     remaining = context.time_remaining()
     return None if remaining is None else time.monotonic() + remaining

@@ -48,7 +48,7 @@ def build_session_key(source: Source, options: KeyOptions, mapped: MappedValues)
         field_name = "source.user_id_alt" if source.user_id_alt else "source.user_id"
         participant = _whatsapp_canonical(participant, field_name, mapped) or participant
     # The chat type is always a part, even an empty one; the others only when set.
-    parts = [part for part in (source.chat_id, source.thread_id) if part]
+    tail = [part for part in (source.chat_id, source.thread_id) if part]
     if participant and isolates_participant(source, options):
-        parts.append(participant)
-    return ":".join(["agent:main", source.platform, source.chat_type, *parts])
+        tail.append(participant)
+    return ":".join(["agent:main", source.platform, source.chat_type, *tail])

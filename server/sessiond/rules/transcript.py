@@ -42,4 +42,12 @@ def as_stored(message: Message) -> Message:
     """Reasoning is kept for assistant messages only, as the reference stores it."""
     if message.role == "assistant" or not any(getattr(message, name) for name in REASONING_FIELDS):
         return message
-    return replace(message, **dict.fromkeys(REASONING_FIELDS))
+    # The fields of REASONING_FIELDS, by name: ``replace`` then checks each against the dataclass.
+    return replace(
+        message,
+        reasoning=None,
+        reasoning_content=None,
+        reasoning_details=None,
+        codex_reasoning_items=None,
+        codex_message_items=None,
+    )

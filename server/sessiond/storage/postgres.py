@@ -53,24 +53,36 @@ from psycopg.types.string import StrDumperUnknown, TextLoader
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from sessiond.errors import DeadlineExceeded, DiskFull, FailedPrecondition, StorageError
-from sessiond.model import Cursor, Entry, Event, EventKind, Lease, Message, ResetPolicy, from_us, to_us
+from sessiond.model import Cursor, Entry, Event, EventKind, Lease, Message, ResetPolicy, to_us
 from sessiond.storage.interface import AppendResult, EventPage, ExpiryCutoffs, StorageStats, Transaction
 from sessiond.storage.rows import (
     DAY_US,
     ENTRY_COLUMNS,
+    ENTRY_LIST,
     EVENT_COLUMNS,
-    MESSAGE_COLUMNS,
+    EVENT_LIST,
+    LEASE_COLUMNS,
+    LEASE_LIST,
+    MESSAGE_INSERT_COLUMNS,
+    MESSAGE_LIST,
     NEVER,
+    SESSION_INSERT_COLUMNS,
     STORED_POLICIES,
     cursor_params,
     entry_from_row,
     entry_row,
     event_from_row,
+    event_row,
     expiry_params,
+    lease_from_row,
+    lease_row,
+    listed,
     message_from_row,
     message_row,
+    placeholders,
     policies_from_rows,
     prune_params,
+    session_row,
 )
 
 log = logging.getLogger("sessiond.postgres_storage")  # the logger's name predates the module's place
@@ -176,25 +188,31 @@ CONNECT_SECONDS = 5.0  # the longest a unit of work waits for a connection when 
 CHECK_SECONDS = 2.0  # the health check's budget
 LISTEN_SECONDS = 1.0  # how often the NOTIFY listener looks up from its socket (it also wakes on close)
 
-SELECT_ENTRY = f"SELECT {ENTRY_COLUMNS} FROM entries"
-_ENTRY_NAMES = ENTRY_COLUMNS.split(", ")
+SELECT_ENTRY = f"SELECT {ENTRY_LIST} FROM entries"
 PUT_ENTRY = f"""
-    INSERT INTO entries ({ENTRY_COLUMNS}) VALUES ({", ".join(["%s"] * len(_ENTRY_NAMES))})
-    ON CONFLICT (session_key) DO UPDATE SET ({ENTRY_COLUMNS}) = ({", ".join(f"EXCLUDED.{n}" for n in _ENTRY_NAMES)})
+    INSERT INTO entries ({ENTRY_LIST}) VALUES ({placeholders(ENTRY_COLUMNS, "%s")})
+    ON CONFLICT (session_key) DO UPDATE SET ({ENTRY_LIST}) = ({listed([f"EXCLUDED.{n}" for n in ENTRY_COLUMNS])})
     WHERE entries.version < EXCLUDED.version
 """
-PUT_LEASE = """
-    INSERT INTO leases (session_key, owner, expires_at) VALUES (%s, %s, %s)
+PUT_LEASE = f"""
+    INSERT INTO leases ({LEASE_LIST}) VALUES ({placeholders(LEASE_COLUMNS, "%s")})
     ON CONFLICT (session_key) DO UPDATE SET expires_at = EXCLUDED.expires_at WHERE leases.owner = EXCLUDED.owner
 """
+LIVE_LEASE = f"SELECT {LEASE_LIST} FROM leases WHERE session_key = %s AND expires_at > %s"
+CREATE_SESSION = (
+    f"INSERT INTO sessions ({listed(SESSION_INSERT_COLUMNS)}) VALUES ({placeholders(SESSION_INSERT_COLUMNS, '%s')})"
+    " ON CONFLICT DO NOTHING"
+)
 # A batch in one statement (a column of values each): an append of 100 costs one statement, not 100.
-MESSAGE_TYPES = ("text", "text", "text", "boolean", *("text",) * 8, "bigint", "bigint", "text", "text", "bigint")
+# unnest's arrays are typed by column: text unless named here.
+MESSAGE_TYPES = {"content_is_json": "boolean", "timestamp": "bigint", "token_count": "bigint", "position": "bigint"}
+MESSAGE_ARRAYS = listed([f"%s::{MESSAGE_TYPES.get(column, 'text')}[]" for column in MESSAGE_INSERT_COLUMNS])
 INSERT_MESSAGES = (
-    f"INSERT INTO messages (session_id, {MESSAGE_COLUMNS})"
-    f" SELECT * FROM unnest({', '.join(f'%s::{kind}[]' for kind in MESSAGE_TYPES)}) ON CONFLICT DO NOTHING"
+    f"INSERT INTO messages ({listed(MESSAGE_INSERT_COLUMNS)}) SELECT * FROM unnest({MESSAGE_ARRAYS})"
+    " ON CONFLICT DO NOTHING"
 )
 LOAD_MESSAGES = (
-    f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_id = %s AND position > %s ORDER BY position LIMIT %s"
+    f"SELECT {MESSAGE_LIST} FROM messages WHERE session_id = %s AND position > %s ORDER BY position LIMIT %s"
 )
 NEXT_POSITION = "SELECT COALESCE(MAX(position), -1) + 1 FROM messages WHERE session_id = %s"
 NOT_LEASED = "NOT EXISTS (SELECT 1 FROM leases AS l WHERE l.session_key = e.session_key AND l.expires_at > %(now)s)"
@@ -224,13 +242,13 @@ PRUNABLE = f"e.updated_at < {PRUNE_CUTOFF} AND NOT e.suspended AND {NOT_LEASED} 
 PRUNE = f"""
     DELETE FROM entries AS e
     WHERE e.session_key IN (SELECT session_key FROM entries AS e WHERE {PRUNABLE} LIMIT %(limit)s) AND {PRUNABLE}
-    RETURNING {ENTRY_COLUMNS}
+    RETURNING {ENTRY_LIST}
 """
-PRUNE_DRY_RUN = f"SELECT {ENTRY_COLUMNS} FROM entries AS e WHERE {PRUNABLE} LIMIT %(limit)s"
+PRUNE_DRY_RUN = f"SELECT {ENTRY_LIST} FROM entries AS e WHERE {PRUNABLE} LIMIT %(limit)s"
 ANNOUNCED = "SELECT 1 FROM events WHERE kind = 'expired' AND session_key = %s AND version = %s AND session_id = %s"
-INSERT_EVENT = f"INSERT INTO events ({EVENT_COLUMNS}) VALUES ({', '.join(['%s'] * 9)})"
+INSERT_EVENT = f"INSERT INTO events ({EVENT_LIST}) VALUES ({placeholders(EVENT_COLUMNS, '%s')})"
 EVENTS_AFTER = f"""
-    SELECT {EVENT_COLUMNS} FROM events
+    SELECT {EVENT_LIST} FROM events
     WHERE sequence > %(after)s AND (%(every)s OR kind = ANY(%(kinds)s))
     ORDER BY sequence LIMIT %(limit)s
 """
@@ -316,11 +334,7 @@ class PostgresTransaction(Transaction):
             raise Retry(f"entry {entry.session_key!r} was written meanwhile")
 
     def create_session(self, session_id: str, platform: str, user_id: str | None, started_at: datetime) -> bool:
-        cursor = self.db.execute(
-            "INSERT INTO sessions (id, platform, user_id, started_at) VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
-            (session_id, platform, user_id, to_us(started_at)),
-        )
-        return cursor.rowcount == 1
+        return self.db.execute(CREATE_SESSION, session_row(session_id, platform, user_id, started_at)).rowcount == 1
 
     def end_session(self, session_id: str, reason: str, at: datetime) -> None:
         self.db.execute(
@@ -338,16 +352,12 @@ class PostgresTransaction(Transaction):
         return self._one("SELECT 1 FROM sessions LIMIT 1 OFFSET 1") is not None
 
     def live_lease(self, session_key: str, now: datetime) -> Lease | None:
-        row = self._one(
-            "SELECT owner, expires_at FROM leases WHERE session_key = %s AND expires_at > %s",
-            (session_key, to_us(now)),
-        )
-        return None if row is None else Lease(session_key, row[0], from_us(row[1]))
+        row = self._one(LIVE_LEASE, (session_key, to_us(now)))
+        return None if row is None else lease_from_row(row)
 
     def put_lease(self, lease: Lease) -> None:
         """Take a free key or renew one's own lease; another owner's lease taken meanwhile: ``Retry``."""
-        cursor = self.db.execute(PUT_LEASE, (lease.session_key, lease.owner, to_us(lease.expires_at)))
-        if cursor.rowcount == 0:
+        if self.db.execute(PUT_LEASE, lease_row(lease)).rowcount == 0:
             raise Retry(f"lease of {lease.session_key!r} was taken meanwhile")
 
     def delete_lease(self, session_key: str, owner: str, now: datetime) -> bool:
@@ -361,8 +371,7 @@ class PostgresTransaction(Transaction):
         query, params = "DELETE FROM leases WHERE expires_at <= %(now)s", {"now": to_us(now), "key": session_key}
         if session_key is not None:
             query += " AND session_key = %(key)s"
-        rows = self._rows(f"{query} RETURNING session_key, owner, expires_at", params)
-        return [Lease(key, owner, from_us(expires_at)) for key, owner, expires_at in rows]
+        return [lease_from_row(row) for row in self._rows(f"{query} RETURNING {LEASE_LIST}", params)]
 
     def prune_entries(
         self,
@@ -383,7 +392,7 @@ class PostgresTransaction(Transaction):
         rows = self._rows(
             "UPDATE entries SET resume_pending = TRUE, resume_reason = %s, last_resume_marked_at = %s,"
             " version = version + 1 WHERE updated_at >= %s AND NOT resume_pending AND NOT suspended"
-            f" RETURNING {ENTRY_COLUMNS}",
+            f" RETURNING {ENTRY_LIST}",
             (reason, to_us(now), to_us(since)),
         )
         return [entry_from_row(row) for row in rows]
@@ -419,11 +428,7 @@ class PostgresTransaction(Transaction):
             return
         (newest,) = self._one("UPDATE event_log SET newest = newest + %s RETURNING newest", (len(self.pending),))
         first = newest - len(self.pending) + 1
-        rows = [
-            (first + i, e.kind, e.session_key, e.session_id, e.version, e.previous_session_id, e.reason,
-             e.lease_owner, to_us(at))
-            for i, (e, at) in enumerate(self.pending)
-        ]  # fmt: skip
+        rows = [event_row(event, at, first + i) for i, (event, at) in enumerate(self.pending)]
         self.db.cursor().executemany(INSERT_EVENT, rows)
         self.db.execute("SELECT pg_notify(%s, '')", (self.channel,))
         self.events_added += len(self.pending)

@@ -38,7 +38,7 @@ from typing import Any, TypeVar
 import apsw
 
 from sessiond.errors import AlreadyExists, DeadlineExceeded, DiskFull, StorageError
-from sessiond.model import Cursor, Entry, Event, EventKind, Lease, Message, ResetPolicy, from_us, to_us
+from sessiond.model import Cursor, Entry, Event, EventKind, Lease, Message, ResetPolicy, to_us
 from sessiond.storage.interface import (
     AppendResult,
     EventPage,
@@ -50,21 +50,32 @@ from sessiond.storage.interface import (
 )
 from sessiond.storage.rows import (
     DAY_US,
-    ENTRY_COLUMN_COUNT,
     ENTRY_COLUMNS,
+    ENTRY_LIST,
     EVENT_COLUMNS,
-    MESSAGE_COLUMNS,
+    EVENT_LIST,
+    LEASE_COLUMNS,
+    LEASE_LIST,
+    MESSAGE_INSERT_COLUMNS,
+    MESSAGE_LIST,
     NEVER,
+    SESSION_INSERT_COLUMNS,
     STORED_POLICIES,
     cursor_params,
     entry_from_row,
     entry_row,
     event_from_row,
+    event_row,
     expiry_params,
+    lease_from_row,
+    lease_row,
+    listed,
     message_from_row,
     message_row,
+    placeholders,
     policies_from_rows,
     prune_params,
+    session_row,
 )
 
 log = logging.getLogger("sessiond.sqlite_storage")  # the logger's name predates the module's place
@@ -172,11 +183,19 @@ SLOW_SYNC_S = 0.001  # log syncs slower than this on average leave the event loo
 SYNC_AVERAGE_WEIGHT = 0.1  # of the newest sync in that moving average
 CHECKPOINT_WAIT_MS = 200  # how long a checkpoint waits for readers before leaving the rest for next time
 
-SELECT_ENTRY = f"SELECT {ENTRY_COLUMNS} FROM entries"
-PUT_ENTRY = f"INSERT OR REPLACE INTO entries ({ENTRY_COLUMNS}) VALUES ({', '.join('?' * ENTRY_COLUMN_COUNT)})"
+SELECT_ENTRY = f"SELECT {ENTRY_LIST} FROM entries"
+PUT_ENTRY = f"INSERT OR REPLACE INTO entries ({ENTRY_LIST}) VALUES ({placeholders(ENTRY_COLUMNS, '?')})"
 INSERT_MESSAGE = (
-    f"INSERT INTO messages (session_id, {MESSAGE_COLUMNS}) VALUES ({', '.join('?' * 17)}) ON CONFLICT DO NOTHING"
+    f"INSERT INTO messages ({listed(MESSAGE_INSERT_COLUMNS)}) VALUES ({placeholders(MESSAGE_INSERT_COLUMNS, '?')})"
+    " ON CONFLICT DO NOTHING"
 )
+LOAD_MESSAGES = f"SELECT {MESSAGE_LIST} FROM messages WHERE session_id = ? AND position > ? ORDER BY position LIMIT ?"
+CREATE_SESSION = (
+    f"INSERT INTO sessions ({listed(SESSION_INSERT_COLUMNS)}) VALUES ({placeholders(SESSION_INSERT_COLUMNS, '?')})"
+    " ON CONFLICT DO NOTHING"
+)
+PUT_LEASE = f"INSERT OR REPLACE INTO leases ({LEASE_LIST}) VALUES ({placeholders(LEASE_COLUMNS, '?')})"
+INSERT_EVENT = f"INSERT INTO events ({EVENT_LIST}) VALUES ({placeholders(EVENT_COLUMNS, '?')})"
 NEXT_POSITION = "SELECT COALESCE(MAX(position), -1) + 1 FROM messages WHERE session_id = ?"
 NOT_LEASED = "NOT EXISTS (SELECT 1 FROM leases AS l WHERE l.session_key = e.session_key AND l.expires_at > :now)"
 LIST_ENTRIES = f"""
@@ -206,14 +225,15 @@ PRUNABLE = f"""
       AND e.session_key NOT IN (SELECT value FROM json_each(:keep))
     LIMIT :limit
 """
-PRUNE = f"DELETE FROM entries WHERE session_key IN ({PRUNABLE}) RETURNING {ENTRY_COLUMNS}"
+PRUNE = f"DELETE FROM entries WHERE session_key IN ({PRUNABLE}) RETURNING {ENTRY_LIST}"
 PRUNE_DRY_RUN = f"{SELECT_ENTRY} WHERE session_key IN ({PRUNABLE})"
 EVENTS_AFTER = f"""
-    SELECT {EVENT_COLUMNS} FROM events
+    SELECT {EVENT_LIST} FROM events
     WHERE sequence > :after AND (:every OR kind IN (SELECT value FROM json_each(:kinds)))
     ORDER BY sequence LIMIT :limit
 """
-LAPSED_LEASES = "DELETE FROM leases WHERE expires_at <= ?"
+LIVE_LEASE = f"SELECT {LEASE_LIST} FROM leases WHERE session_key = ? AND expires_at > ?"
+LAPSED_LEASES = "DELETE FROM leases WHERE expires_at <= :now"
 COUNTS = """
     SELECT (SELECT count(*) FROM entries), (SELECT count(*) FROM sessions), (SELECT count(*) FROM messages),
            (SELECT count(*) FROM leases WHERE expires_at > :now)
@@ -244,10 +264,7 @@ class SqliteTransaction(Transaction):
         self.db.execute(PUT_ENTRY, entry_row(entry))
 
     def create_session(self, session_id: str, platform: str, user_id: str | None, started_at: datetime) -> bool:
-        self.db.execute(
-            "INSERT INTO sessions (id, platform, user_id, started_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            (session_id, platform, user_id, to_us(started_at)),
-        )
+        self.db.execute(CREATE_SESSION, session_row(session_id, platform, user_id, started_at))
         return self.db.changes() == 1
 
     def end_session(self, session_id: str, reason: str, at: datetime) -> None:
@@ -266,17 +283,11 @@ class SqliteTransaction(Transaction):
         return self._one("SELECT 1 FROM sessions LIMIT 1 OFFSET 1") is not None
 
     def live_lease(self, session_key: str, now: datetime) -> Lease | None:
-        row = self._one(
-            "SELECT owner, expires_at FROM leases WHERE session_key = ? AND expires_at > ?",
-            (session_key, to_us(now)),
-        )
-        return None if row is None else Lease(session_key, row[0], from_us(row[1]))
+        row = self._one(LIVE_LEASE, (session_key, to_us(now)))
+        return None if row is None else lease_from_row(row)
 
     def put_lease(self, lease: Lease) -> None:
-        self.db.execute(
-            "INSERT OR REPLACE INTO leases (session_key, owner, expires_at) VALUES (?, ?, ?)",
-            (lease.session_key, lease.owner, to_us(lease.expires_at)),
-        )
+        self.db.execute(PUT_LEASE, lease_row(lease))
 
     def delete_lease(self, session_key: str, owner: str, now: datetime) -> bool:
         self.db.execute(
@@ -286,11 +297,10 @@ class SqliteTransaction(Transaction):
         return self.db.changes() == 1
 
     def expire_leases(self, now: datetime, session_key: str | None = None) -> list[Lease]:
-        sql, params = LAPSED_LEASES, [to_us(now)]
+        sql, params = LAPSED_LEASES, {"now": to_us(now), "key": session_key}
         if session_key is not None:
-            sql, params = f"{sql} AND session_key = ?", [*params, session_key]
-        rows = self.db.execute(f"{sql} RETURNING session_key, owner, expires_at", params).fetchall()
-        return [Lease(key, owner, from_us(expires_at)) for key, owner, expires_at in rows]
+            sql += " AND session_key = :key"
+        return [lease_from_row(row) for row in self.db.execute(f"{sql} RETURNING {LEASE_LIST}", params)]
 
     def prune_entries(
         self,
@@ -311,7 +321,7 @@ class SqliteTransaction(Transaction):
         rows = self.db.execute(
             "UPDATE entries SET resume_pending = 1, resume_reason = ?, last_resume_marked_at = ?,"
             " version = version + 1 WHERE updated_at >= ? AND resume_pending = 0 AND suspended = 0"
-            f" RETURNING {ENTRY_COLUMNS}",
+            f" RETURNING {ENTRY_LIST}",
             (reason, to_us(now), to_us(since)),
         )
         return [entry_from_row(row) for row in rows]
@@ -328,14 +338,7 @@ class SqliteTransaction(Transaction):
         return [entry_from_row(row) for row in self.db.execute(EXPIRED_ENTRIES, params)]
 
     def add_event(self, event: Event, at: datetime) -> None:
-        self.db.execute(
-            "INSERT INTO events (kind, session_key, session_id, version, previous_session_id, reason, lease_owner, at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                event.kind, event.session_key, event.session_id, event.version, event.previous_session_id,
-                event.reason, event.lease_owner, to_us(at),
-            ),
-        )  # fmt: skip
+        self.db.execute(INSERT_EVENT, event_row(event, at, sequence=None))  # AUTOINCREMENT numbers it
         self.events_added += 1
 
     def events_after(self, after: int, limit: int, kinds: frozenset[EventKind]) -> EventPage:
@@ -383,10 +386,7 @@ class SqliteTransaction(Transaction):
         return len(messages)
 
     def load_messages(self, session_id: str, after_position: int, limit: int) -> list[Message]:
-        rows = self.db.execute(
-            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_id = ? AND position > ? ORDER BY position LIMIT ?",
-            (session_id, after_position, limit),
-        )
+        rows = self.db.execute(LOAD_MESSAGES, (session_id, after_position, limit))
         return [message_from_row(row) for row in rows]
 
 
@@ -556,7 +556,7 @@ class SqliteStorage:
         connection = getattr(self._readers, "connection", None)
         if connection is None:
             connection = self._readers.connection = self._connect()
-        return connection  # type: ignore[no-any-return]
+        return connection
 
     def read(self, work: Callable[[Transaction], T]) -> T:
         connection = self._reader()
@@ -753,12 +753,14 @@ class SqliteStorage:
             connection = apsw.Connection(str(self.path), flags=apsw.SQLITE_OPEN_READONLY)
             try:
                 connection.set_busy_timeout(5000)
-                counts = connection.execute(COUNTS, {"now": to_us(now or datetime.now(UTC))}).fetchone()
+                counts = connection.execute(COUNTS, {"now": to_us(now or datetime.now(UTC))})
+                (entries, sessions, messages, live_leases) = next(counts)  # one row
             finally:
                 connection.close()
         except apsw.Error as exc:
             raise StorageError(f"{self.path}: cannot be read ({exc})") from None
-        return StorageStats(*counts, _file_size(self.path), _file_size(Path(f"{self.path}-wal")))
+        wal_bytes = _file_size(Path(f"{self.path}-wal"))
+        return StorageStats(entries, sessions, messages, live_leases, _file_size(self.path), wal_bytes)
 
     def checkpoint(self) -> tuple[bool, int]:
         """Copy the WAL into the database file and truncate it: (done, bytes the WAL had).
@@ -775,7 +777,7 @@ class SqliteStorage:
             wal_bytes = _file_size(Path(f"{self.path}-wal"))
             self._writer.set_busy_timeout(CHECKPOINT_WAIT_MS)
             try:
-                (busy, _, _) = self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                (busy, _, _) = next(self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)"))
             except apsw.Error as exc:
                 raise _storage_error(exc) from None
             finally:

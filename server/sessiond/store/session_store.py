@@ -6,6 +6,7 @@ unknown key this raises ``NotFound``. Leases stand in for its ``has_active_proce
 
 from __future__ import annotations
 
+import builtins
 import functools
 import uuid
 from collections.abc import Callable, Sequence
@@ -149,7 +150,8 @@ class SessionStore:
             if old is None:
                 self._event(tx, now, "created", entry)
             else:
-                kind, why = ("reset", "force_new") if reason is None else ("auto_reset", reason)
+                kind: EventKind = "reset" if reason is None else "auto_reset"
+                why = "force_new" if reason is None else reason
                 self._event(tx, now, kind, entry, previous_session_id=old.session_id, reason=why)
             return entry, True
 
@@ -333,6 +335,7 @@ class SessionStore:
             pruned += count
         return pruned + count
 
+    # From here on, ``list`` in this class's annotations is this method: they say ``builtins.list``.
     def list(self, active_minutes: int | None, limit: int, after: Cursor | None) -> list[Entry]:
         since = None if active_minutes is None else self.clock() - timedelta(minutes=active_minutes)
         return self.storage.read(lambda tx: tx.list_entries(since, after, limit))
@@ -354,7 +357,7 @@ class SessionStore:
             stored={policy: cutoff(policy) for policy in tx.stored_policies()},
         )
 
-    def list_expired(self, limit: int, after: Cursor | None) -> list[Entry]:
+    def list_expired(self, limit: int, after: Cursor | None) -> builtins.list[Entry]:
         """What the reference's expiry watcher finds, minus finalised and leased entries."""
         now = self.clock()
         return self.storage.read(lambda tx: tx.expired_entries(self._expiry_cutoffs(tx, now), now, after, limit))
@@ -378,10 +381,10 @@ class SessionStore:
                 return announced
             after = cursor_of(found[-1])
 
-    def _unannounced(self, cutoffs: ExpiryCutoffs, now: datetime, after: Cursor | None) -> list[Entry]:
+    def _unannounced(self, cutoffs: ExpiryCutoffs, now: datetime, after: Cursor | None) -> builtins.list[Entry]:
         return self.storage.read(lambda tx: tx.expired_entries(cutoffs, now, after, EXPIRY_BATCH, unannounced=True))
 
-    def _announce_expired(self, tx: Transaction, found: list[Entry], now: datetime) -> int:
+    def _announce_expired(self, tx: Transaction, found: builtins.list[Entry], now: datetime) -> int:
         """Announce the entries the search found that are still as found (unchanged, not leased since)."""
         count = 0
         for entry in found:
@@ -504,7 +507,7 @@ class SessionStore:
 
         return self.storage.write(work, deadline)
 
-    def load(self, session_id: str, after_position: int, limit: int, raw: bool = False) -> list[Message]:
+    def load(self, session_id: str, after_position: int, limit: int, raw: bool = False) -> builtins.list[Message]:
         def work(tx: Transaction) -> list[Message]:
             self._session(tx, session_id)
             return tx.load_messages(session_id, after_position, limit)

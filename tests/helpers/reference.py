@@ -7,10 +7,11 @@ Shared by the tests (``conftest``) and the benchmark (``bench``), so the oracle'
 import sys
 from pathlib import Path
 
-ORACLE_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "oracle"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+ORACLE_DIR = PROJECT_ROOT.parent / "shared" / "oracle"
 if str(ORACLE_DIR) not in sys.path:
     sys.path.insert(0, str(ORACLE_DIR))
 
 import oracle  # noqa: E402
 
-__all__ = ["oracle"]
+__all__ = ["ORACLE_DIR", "oracle"]

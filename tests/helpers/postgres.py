@@ -10,8 +10,8 @@ Each database a test asks for is a fresh schema of one database: the DSN carries
 milliseconds, where a new database copies a template; nothing is dropped until the whole
 directory goes at the end.
 
-Shared by ``tests/conftest.py`` and ``bench`` (imported as ``tests.postgres``, as ``bench``
-already imports ``tests.reference``), so there is one way to start PostgreSQL.
+Shared by ``tests/conftest.py`` and ``bench`` (imported as ``tests.helpers.postgres``, as ``bench``
+imports ``tests.helpers.reference``), so there is one way to start PostgreSQL.
 """
 
 from __future__ import annotations

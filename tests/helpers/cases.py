@@ -1,5 +1,6 @@
-"""Generated inputs for the differential tests, in the oracle's dict form, and their
-translations into sessiond's config data, domain values and protobuf requests."""
+"""Inputs for the differential and drop-in tests in the oracle's dict form, generated (sources,
+platforms, entries, configs) and fixed (a conversation), and their translations into sessiond's
+config data, domain values and protobuf requests."""
 
 from __future__ import annotations
 
@@ -65,6 +66,30 @@ platform = st.one_of(
 CHAT_TYPES = ["dm", "group", "channel", "thread"]
 
 SOURCE_FIELDS = convert.SOURCE_OPTIONAL  # in the order of the reference's to_dict()
+
+# A conversation as the gateway's agent writes it (OpenAI chat format): system, Unicode, structured
+# content, a tool call and its result, reasoning fields.
+CONVERSATION: list[dict[str, Any]] = [
+    {"role": "system", "content": "You are helpful."},
+    {"role": "user", "content": "<memory-context>recalled</memory-context>  Grüße ☃ 你好  "},
+    {"role": "user", "content": [{"type": "text", "text": "what is this?"}, {"type": "image_url", "image_url": {}}]},
+    {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": "{}"}}],
+        "finish_reason": "tool_calls",
+    },
+    {"role": "tool", "content": '{"result": 1}', "tool_call_id": "call_1", "tool_name": "lookup"},
+    {
+        "role": "assistant",
+        "content": "Done.",
+        "reasoning": "thought about it",
+        "reasoning_content": "",
+        "reasoning_details": [{"type": "reasoning.text", "text": "x"}],
+        "codex_reasoning_items": [{"id": "rs_1"}],
+        "finish_reason": "stop",
+    },
+]
 
 
 @st.composite

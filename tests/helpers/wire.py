@@ -4,15 +4,55 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
 import pytest
+from google.protobuf.duration_pb2 import Duration
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from sessiond_client.v1 import session_pb2, transcript_pb2
+from sessiond_client.v1 import session_pb2, source_pb2, transcript_pb2
 from sessiond_client.v1 import session_store_pb2 as pb
+
+DM, GROUP = source_pb2.CHAT_TYPE_DM, source_pb2.CHAT_TYPE_GROUP
+
+
+def source(
+    chat_id: str = "1001", platform: str = "telegram", chat_type: int = DM, **fields: Any
+) -> source_pb2.SessionSource:
+    """A Telegram DM by default; other chat types get a ``user_id`` (``u1``) unless one is given."""
+    if chat_type != DM:
+        fields.setdefault("user_id", "u1")
+    return source_pb2.SessionSource(platform=platform, chat_id=chat_id, chat_type=chat_type, **fields)
+
+
+def get_or_create(
+    stub: Any, src: source_pb2.SessionSource | None = None, force_new: bool = False
+) -> pb.GetOrCreateSessionResponse:
+    request = pb.GetOrCreateSessionRequest(source=src or source(), force_new=force_new)
+    return stub.GetOrCreateSession(request, timeout=10)
+
+
+def key_of(stub: Any, chat_id: str, **fields: Any) -> str:
+    """The key of the source's session, creating it (``source(chat_id, **fields)``)."""
+    return get_or_create(stub, source(chat_id, **fields)).entry.session_key
+
+
+def when(timestamp: Any) -> datetime:
+    return timestamp.ToDatetime(tzinfo=UTC)
+
+
+def ttl(**delta: float) -> Duration:
+    duration = Duration()
+    duration.FromTimedelta(timedelta(**delta))
+    return duration
+
+
+def acquire(stub: Any, key: str, owner: str, **delta: float) -> session_pb2.Lease:
+    request = pb.AcquireLeaseRequest(session_key=key, owner=owner, ttl=ttl(**delta))
+    return stub.AcquireLease(request, timeout=10).lease
 
 
 def load_transcript(stub: Any, session_id: str, raw: bool = False) -> list[transcript_pb2.Message]:
