@@ -16,7 +16,16 @@ from typing import Any, Literal
 ChatType = str
 ResetMode = Literal["daily", "idle", "both", "none"]
 EventKind = Literal[
-    "created", "auto_reset", "reset", "switched", "suspended", "resume_pending", "expired", "pruned", "lease_expired"
+    "created",
+    "auto_reset",
+    "reset",
+    "switched",
+    "suspended",
+    "resume_pending",
+    "expired",
+    "pruned",
+    "lease_expired",
+    "titled",
 ]
 
 

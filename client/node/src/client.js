@@ -39,7 +39,10 @@ import { SERVICE, loadContract } from './proto.js';
 
 /** @typedef {{appended: number, duplicates: number, messageCount: number}} AppendResult */
 
-/** Safe to send twice: reads, pure rules, and AppendMessages once every message has an id. */
+/**
+ * Safe to send twice: reads, pure rules, AppendMessages once every message has an id, and the
+ * title RPCs (setting the title a session already has changes nothing).
+ */
 export const IDEMPOTENT_METHODS = Object.freeze([
   'BuildSessionKey',
   'BuildSessionContext',
@@ -49,6 +52,10 @@ export const IDEMPOTENT_METHODS = Object.freeze([
   'ListExpiredSessions',
   'LoadTranscript',
   'AppendMessages',
+  'SetSessionTitle',
+  'GetSessionTitle',
+  'FindSessionByTitle',
+  'NextTitleInLineage',
 ]);
 export const RETRY_POLICY = Object.freeze({
   maxAttempts: 3,
@@ -262,12 +269,14 @@ export class SessionStoreClient {
 
   /**
    * The current session of the source's key; a new one when missing, stale, suspended or forced.
+   * `title`: the title a session this call starts gets (/new <name>; a kept session's title is
+   * not changed); `AlreadyExistsError`, and nothing written, when another session has it.
    * @param {SessionSourceInput | Record<string, unknown>} source
-   * @param {{forceNew?: boolean}} [options]
+   * @param {{forceNew?: boolean, title?: string | null}} [options]
    * @returns {Promise<SessionEntry>}
    */
-  async getOrCreateSession(source, { forceNew = false } = {}) {
-    const request = { source: this.#codec.sourceToProto(source), forceNew: Boolean(forceNew) };
+  async getOrCreateSession(source, { forceNew = false, title = null } = {}) {
+    const request = { source: this.#codec.sourceToProto(source), forceNew: Boolean(forceNew), title };
     return this.#codec.entryFromProto((await this.#call(this.#stub, 'GetOrCreateSession', request)).entry);
   }
 
@@ -372,28 +381,75 @@ export class SessionStoreClient {
   }
 
   /**
-   * A new session id for the key (/new, /reset); null for an unknown key.
+   * A new session id for the key (/new, /reset), titled `title` if given; null for an unknown
+   * key. `AlreadyExistsError`, and nothing written, when another session has the title.
    * @param {string} sessionKey
-   * @param {{expectedVersion?: number | null}} [options]
+   * @param {{expectedVersion?: number | null, title?: string | null}} [options]
    * @returns {Promise<SessionEntry | null>}
    */
-  async resetSession(sessionKey, { expectedVersion = null } = {}) {
-    const request = { sessionKey, expectedVersion };
+  async resetSession(sessionKey, { expectedVersion = null, title = null } = {}) {
+    const request = { sessionKey, expectedVersion, title };
     const response = await SessionStoreClient.#orOnNotFound(this.#call(this.#stub, 'ResetSession', request), null);
     return response ? this.#codec.entryFromProto(response.entry) : null;
   }
 
   /**
-   * Points the key at an existing session id (/resume); null when the key or the id is unknown.
+   * Points the key at an existing session id, or (with `targetSessionId` "" and `targetTitle`)
+   * at the session with that title (/resume, /resume <name>); null when the key, the id or the
+   * title is unknown.
    * @param {string} sessionKey
-   * @param {string} targetSessionId
-   * @param {{expectedVersion?: number | null}} [options]
+   * @param {string} [targetSessionId=""]
+   * @param {{expectedVersion?: number | null, targetTitle?: string}} [options]
    * @returns {Promise<SessionEntry | null>}
    */
-  async switchSession(sessionKey, targetSessionId, { expectedVersion = null } = {}) {
-    const request = { sessionKey, targetSessionId, expectedVersion };
+  async switchSession(sessionKey, targetSessionId = '', { expectedVersion = null, targetTitle = '' } = {}) {
+    const request = { sessionKey, targetSessionId, expectedVersion, targetTitle };
     const response = await SessionStoreClient.#orOnNotFound(this.#call(this.#stub, 'SwitchSession', request), null);
     return response ? this.#codec.entryFromProto(response.entry) : null;
+  }
+
+  // -- titles
+
+  /**
+   * Sets the session's title (an empty one clears it); resolves to the title as stored, in its
+   * one spelling (surrounding whitespace removed, inner runs one space), or null when cleared.
+   * `AlreadyExistsError` when another session has it, `NotFoundError` for an unknown session.
+   * @param {string} sessionId
+   * @param {string} title
+   * @returns {Promise<string | null>}
+   */
+  async setSessionTitle(sessionId, title) {
+    return (await this.#call(this.#stub, 'SetSessionTitle', { sessionId, title })).title ?? null;
+  }
+
+  /**
+   * The session's title; null when it has none or the session is unknown.
+   * @param {string} sessionId
+   * @returns {Promise<string | null>}
+   */
+  async getSessionTitle(sessionId) {
+    const response = await SessionStoreClient.#orOnNotFound(this.#call(this.#stub, 'GetSessionTitle', { sessionId }), null);
+    return response?.title ?? null;
+  }
+
+  /**
+   * The id of the session with this title (normalised as `setSessionTitle` does), or null.
+   * @param {string} title
+   * @returns {Promise<string | null>}
+   */
+  async findSessionByTitle(title) {
+    const response = await SessionStoreClient.#orOnNotFound(this.#call(this.#stub, 'FindSessionByTitle', { title }), null);
+    return response ? response.sessionId : null;
+  }
+
+  /**
+   * The next free title of the lineage: `title` itself when no session has it, else
+   * "<base> #<n>", one more than the highest number in use ("name #3"'s base is "name").
+   * @param {string} title
+   * @returns {Promise<string>}
+   */
+  async nextTitleInLineage(title) {
+    return (await this.#call(this.#stub, 'NextTitleInLineage', { title })).title;
   }
 
   /**

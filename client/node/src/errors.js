@@ -148,6 +148,9 @@ export class InvalidArgumentError extends SessiondError {
 /** An unknown session key or session id. */
 export class NotFoundError extends SessiondError {}
 
+/** ALREADY_EXISTS: the name is taken (another session has the title); nothing was written. */
+export class AlreadyExistsError extends SessiondError {}
+
 /** ABORTED: the entry changed since it was read (`expectedVersion`) or moved on to another id. */
 export class ConflictError extends SessiondError {}
 
@@ -167,6 +170,7 @@ export class DeadlineExceededError extends SessiondError {}
 const BY_CODE = new Map([
   [Status.INVALID_ARGUMENT, InvalidArgumentError],
   [Status.NOT_FOUND, NotFoundError],
+  [Status.ALREADY_EXISTS, AlreadyExistsError],
   [Status.ABORTED, ConflictError],
   [Status.FAILED_PRECONDITION, FailedPreconditionError],
   [Status.RESOURCE_EXHAUSTED, ResourceExhaustedError],

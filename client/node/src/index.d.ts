@@ -253,6 +253,26 @@ export interface UpdateSessionOptions extends VersionCondition {
   costStatus?: string | null;
 }
 
+export interface GetOrCreateSessionOptions {
+  /** Start a new session even when the current one is fresh. */
+  forceNew?: boolean;
+  /**
+   * The title of a session this call starts (/new <name>); a kept session's title is not changed.
+   * `AlreadyExistsError` (and nothing written) when another session has it. Not sent when null.
+   */
+  title?: string | null;
+}
+
+export interface ResetSessionOptions extends VersionCondition {
+  /** The new session's title; `AlreadyExistsError` (and nothing written) when another session has it. */
+  title?: string | null;
+}
+
+export interface SwitchSessionOptions extends VersionCondition {
+  /** Instead of `targetSessionId` (pass ""): the session with this title (/resume <name>). */
+  targetTitle?: string;
+}
+
 export interface HealthCheckOptions {
   timeoutMs?: number;
   /** Wait (until the deadline) for the daemon to accept connections. */
@@ -285,7 +305,7 @@ export class SessionStoreClient {
   buildSessionContext(source: SourceArgument, options?: ContextOptions): Promise<SessionContextResult>;
   buildSessionContextPrompt(source: SourceArgument, options?: ContextOptions): Promise<string>;
 
-  getOrCreateSession(source: SourceArgument, options?: { forceNew?: boolean }): Promise<SessionEntry>;
+  getOrCreateSession(source: SourceArgument, options?: GetOrCreateSessionOptions): Promise<SessionEntry>;
   getSession(sessionKey: string): Promise<SessionEntry | null>;
   /** null: unknown key (ignored, as the reference did). */
   updateSession(sessionKey: string, options?: UpdateSessionOptions): Promise<SessionEntry | null>;
@@ -294,8 +314,10 @@ export class SessionStoreClient {
   markResumePending(sessionKey: string, options?: { reason?: string } & VersionCondition): Promise<boolean>;
   clearResumePending(sessionKey: string, options?: VersionCondition): Promise<boolean>;
   suspendRecentlyActive(maxAgeSeconds?: number): Promise<number>;
-  resetSession(sessionKey: string, options?: VersionCondition): Promise<SessionEntry | null>;
-  switchSession(sessionKey: string, targetSessionId: string, options?: VersionCondition): Promise<SessionEntry | null>;
+  /** null: unknown key. */
+  resetSession(sessionKey: string, options?: ResetSessionOptions): Promise<SessionEntry | null>;
+  /** By id, or by `options.targetTitle` with `targetSessionId` ""; null when the key, the id or the title is unknown. */
+  switchSession(sessionKey: string, targetSessionId?: string, options?: SwitchSessionOptions): Promise<SessionEntry | null>;
   /** <= 0: none; null/omitted: the daemon's configured age. */
   pruneOldEntries(maxAgeDays?: number | null): Promise<number>;
   listSessions(options?: { activeMinutes?: number | null }): Promise<SessionEntry[]>;
@@ -304,6 +326,18 @@ export class SessionStoreClient {
   markExpiryFinalized(sessionKey: string, sessionId: string): Promise<SessionEntry>;
   acquireLease(sessionKey: string, owner: string, ttlSeconds: number): Promise<Lease>;
   releaseLease(sessionKey: string, owner: string): Promise<boolean>;
+
+  /**
+   * Sets (or, with "", clears) the session's title; the title as stored (whitespace normalised),
+   * null when cleared. `AlreadyExistsError` when another session has it, `NotFoundError` for an unknown session.
+   */
+  setSessionTitle(sessionId: string, title: string): Promise<string | null>;
+  /** null when the session has no title or is unknown. */
+  getSessionTitle(sessionId: string): Promise<string | null>;
+  /** The id of the session with this title; null when none has it. */
+  findSessionByTitle(title: string): Promise<string | null>;
+  /** `title` itself when free, else "<base> #<n>" one past the highest number in use. */
+  nextTitleInLineage(title: string): Promise<string>;
 
   appendMessages(sessionId: string, messages: Iterable<TranscriptMessage>): Promise<AppendResult>;
   /** Gives the message a random `message_id` unless it has one; `skipDb: true` sends nothing. */
@@ -333,8 +367,12 @@ export type IdempotentMethod =
   | 'HasAnySessions'
   | 'ListExpiredSessions'
   | 'LoadTranscript'
-  | 'AppendMessages';
-/** Safe to send twice: reads, pure rules, and AppendMessages once every message has an id. */
+  | 'AppendMessages'
+  | 'SetSessionTitle'
+  | 'GetSessionTitle'
+  | 'FindSessionByTitle'
+  | 'NextTitleInLineage';
+/** Safe to send twice: reads, pure rules, AppendMessages once every message has an id, and the title RPCs. */
 export const IDEMPOTENT_METHODS: readonly IdempotentMethod[];
 export const RETRY_POLICY: Readonly<{
   maxAttempts: number;
@@ -382,6 +420,8 @@ export class InvalidArgumentError extends SessiondError {
 }
 /** An unknown session key or session id. */
 export class NotFoundError extends SessiondError {}
+/** ALREADY_EXISTS: the name is taken (another session has the title); nothing was written. */
+export class AlreadyExistsError extends SessiondError {}
 /** ABORTED: the entry changed since it was read (`expectedVersion`) or moved on to another id. */
 export class ConflictError extends SessiondError {}
 /** The entry's state forbids the change (suspended, leased by another owner). */

@@ -5,6 +5,7 @@ export {
   SessiondError,
   InvalidArgumentError,
   NotFoundError,
+  AlreadyExistsError,
   ConflictError,
   FailedPreconditionError,
   ResourceExhaustedError,

@@ -7,6 +7,7 @@ import { describe, it } from 'node:test';
 import grpc from '@grpc/grpc-js';
 
 import {
+  AlreadyExistsError,
   CHAT_TYPES,
   ConflictError,
   DeadlineExceededError,
@@ -34,6 +35,7 @@ describe('errors', () => {
   const cases = [
     [Status.INVALID_ARGUMENT, InvalidArgumentError],
     [Status.NOT_FOUND, NotFoundError],
+    [Status.ALREADY_EXISTS, AlreadyExistsError],
     [Status.ABORTED, ConflictError],
     [Status.FAILED_PRECONDITION, FailedPreconditionError],
     [Status.RESOURCE_EXHAUSTED, ResourceExhaustedError],

@@ -54,6 +54,7 @@ async function runOk(...args) {
 const GATEWAY_TS = `
 import * as api from '@sessiond/client';
 import {
+  AlreadyExistsError,
   ConflictError,
   InvalidArgumentError,
   SessionStoreClient,
@@ -80,13 +81,28 @@ export async function onMessage(text: string): Promise<string> {
   }
   const { context } = await store.buildSessionContext(entry.origin ?? { platform: 'telegram', chat_id: '12345' });
   const status: HealthStatus = await store.checkHealth();
+  // Titles: set/get resolve to string | null, find to string | null, next to a string.
+  const titled = await store.getOrCreateSession(source, { forceNew: true, title: 'Trip' });
+  const stored: string | null = await store.setSessionTitle(titled.sessionId, 'Trip to Paris');
+  const next: string = await store.nextTitleInLineage(stored ?? 'Trip');
+  await store.resetSession(titled.sessionKey, { title: next, expectedVersion: titled.version });
+  await store.switchSession(titled.sessionKey, '', { targetTitle: 'Trip' });
+  // @ts-expect-error findSessionByTitle resolves to null when no session has the title
+  const found: string = await store.findSessionByTitle('Trip');
+  // @ts-expect-error a title is a string
+  await store.setSessionTitle(titled.sessionId, 42);
+  try {
+    await store.setSessionTitle(titled.sessionId, 'Taken');
+  } catch (error) {
+    if (!(error instanceof AlreadyExistsError)) throw error;
+  }
   // @ts-expect-error getSession resolves to null for an unknown key
   const missing: SessionEntry = await store.getSession('agent:main:telegram:dm:nobody');
   // Any string is a chat type ("forum" is none of the enum's names); anything else is not.
   await store.buildSessionKey({ platform: 'telegram', chatId: '-100', chatType: 'forum' });
   // @ts-expect-error not a chat type
   await store.buildSessionKey({ platform: 'telegram', chatType: 3 });
-  return [prompt, history.length, context.connectedPlatforms.join(), status, missing.sessionId].join(' ');
+  return [prompt, history.length, context.connectedPlatforms.join(), status, missing.sessionId, found, await store.getSessionTitle(titled.sessionId)].join(' ');
 }
 
 // The declarations export exactly the names index.js does ("Property 'x' is missing" otherwise).

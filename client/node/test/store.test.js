@@ -24,6 +24,7 @@ import {
 } from '../src/index.js';
 import { fieldViolationOf } from '../src/errors.js';
 import { CASES, camelEntry, camelPlatforms, camelSource } from './cases.js';
+import { rejectsWith } from './helpers/assertions.js';
 import { PACKAGE_DIR, runPython, startDaemon } from './helpers/daemon.js';
 
 const SESSION_ID = /^\d{8}_\d{6}_[0-9a-f]{8}$/;
@@ -46,25 +47,6 @@ function freshSource(overrides = {}) {
   };
 }
 
-/**
- * Asserts that `promise` rejects with an instance of `type` carrying `code`; returns the error.
- * @template {typeof SessiondError} T
- * @param {Promise<unknown>} promise
- * @param {T} type
- * @param {number} code
- * @returns {Promise<InstanceType<T>>}
- */
-async function rejectsWith(promise, type, code) {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(error instanceof type, `expected ${type.name}, got ${/** @type {Error} */ (error)?.constructor?.name}: ${error}`);
-    assert.ok(error instanceof SessiondError);
-    assert.equal(/** @type {SessiondError} */ (error).code, code);
-    return /** @type {InstanceType<T>} */ (error);
-  }
-  assert.fail(`expected a ${type.name}, but the call succeeded`);
-}
 
 before(async () => {
   daemon = await startDaemon();

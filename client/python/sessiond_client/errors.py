@@ -50,6 +50,10 @@ class NotFoundError(SessiondError):
     """An unknown session key or session id."""
 
 
+class AlreadyExistsError(SessiondError):
+    """The name is taken: another session has the title."""
+
+
 class ConflictError(SessiondError):
     """The entry changed since it was read (``expected_version``) or moved on to another id."""
 
@@ -77,6 +81,7 @@ class DeadlineExceededError(SessiondError):
 _BY_CODE: dict[grpc.StatusCode, type[SessiondError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidArgumentError,
     grpc.StatusCode.NOT_FOUND: NotFoundError,
+    grpc.StatusCode.ALREADY_EXISTS: AlreadyExistsError,
     grpc.StatusCode.ABORTED: ConflictError,
     grpc.StatusCode.FAILED_PRECONDITION: FailedPreconditionError,
     grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhaustedError,

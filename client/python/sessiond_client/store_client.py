@@ -43,6 +43,10 @@ IDEMPOTENT_METHODS = (
     "ListExpiredSessions",
     "LoadTranscript",
     "AppendMessages",
+    "SetSessionTitle",  # setting the title it already has changes nothing
+    "GetSessionTitle",
+    "FindSessionByTitle",
+    "NextTitleInLineage",
 )
 RETRY_POLICY = {
     "maxAttempts": 3,
@@ -433,9 +437,12 @@ class SessionStoreClient:
 
     # -- the reference's methods
 
-    def get_or_create_session(self, source: object, force_new: bool = False) -> types.SessionEntry:
-        """The current session of the source's key; a new one when missing, stale, suspended or forced."""
-        request = pb.GetOrCreateSessionRequest(source=source_to_proto(source), force_new=force_new)
+    def get_or_create_session(
+        self, source: object, force_new: bool = False, *, title: str | None = None
+    ) -> types.SessionEntry:
+        """The current session of the source's key; a new one when missing, stale, suspended or forced.
+        ``title``: the title a new session gets (/new <name>); AlreadyExistsError when it is taken."""
+        request = pb.GetOrCreateSessionRequest(source=source_to_proto(source), force_new=force_new, title=title)
         return self._entry(self._call(self._stub.GetOrCreateSession, request).entry)
 
     def update_session(
@@ -506,25 +513,61 @@ class SessionStoreClient:
         request = pb.SuspendRecentlyActiveRequest(max_age_seconds=max_age_seconds)
         return self._call(self._stub.SuspendRecentlyActive, request).count
 
-    def reset_session(self, session_key: str, *, expected_version: int | None = None) -> types.SessionEntry | None:
-        """A new session id for the key (/new, /reset); None for an unknown key."""
-        request = pb.ResetSessionRequest(session_key=session_key, expected_version=expected_version)
+    def reset_session(
+        self, session_key: str, *, expected_version: int | None = None, title: str | None = None
+    ) -> types.SessionEntry | None:
+        """A new session id for the key (/new, /reset), titled ``title`` if given; None for an unknown key."""
+        request = pb.ResetSessionRequest(session_key=session_key, expected_version=expected_version, title=title)
         try:
             return self._entry(self._call(self._stub.ResetSession, request).entry)
         except errors.NotFoundError:
             return None
 
     def switch_session(
-        self, session_key: str, target_session_id: str, *, expected_version: int | None = None
+        self,
+        session_key: str,
+        target_session_id: str = "",
+        *,
+        expected_version: int | None = None,
+        target_title: str = "",
     ) -> types.SessionEntry | None:
-        """Points the key at an existing session id (/resume); None when the key or the id is unknown."""
+        """Points the key at an existing session id, or at the session titled ``target_title``
+        (/resume, /resume <name>); None when the key, the id or the title is unknown."""
         request = pb.SwitchSessionRequest(
-            session_key=session_key, target_session_id=target_session_id, expected_version=expected_version
+            session_key=session_key,
+            target_session_id=target_session_id,
+            expected_version=expected_version,
+            target_title=target_title,
         )
         try:
             return self._entry(self._call(self._stub.SwitchSession, request).entry)
         except errors.NotFoundError:
             return None
+
+    def set_session_title(self, session_id: str, title: str) -> str | None:
+        """Sets the session's title (an empty one clears it); the title as stored, in its one spelling.
+        AlreadyExistsError when another session has it, NotFoundError for an unknown session."""
+        response = self._call(self._stub.SetSessionTitle, pb.SetSessionTitleRequest(session_id=session_id, title=title))
+        return response.title if response.HasField("title") else None
+
+    def get_session_title(self, session_id: str) -> str | None:
+        """The session's title; None when it has none or the session is unknown."""
+        try:
+            response = self._call(self._stub.GetSessionTitle, pb.GetSessionTitleRequest(session_id=session_id))
+        except errors.NotFoundError:
+            return None
+        return response.title if response.HasField("title") else None
+
+    def find_session_by_title(self, title: str) -> str | None:
+        """The id of the session with this title, or None."""
+        try:
+            return self._call(self._stub.FindSessionByTitle, pb.FindSessionByTitleRequest(title=title)).session_id
+        except errors.NotFoundError:
+            return None
+
+    def next_title_in_lineage(self, title: str) -> str:
+        """The next free title of the lineage: ``title`` itself when free, else ``<base> #<n>``."""
+        return self._call(self._stub.NextTitleInLineage, pb.NextTitleInLineageRequest(title=title)).title
 
     def prune_old_entries(self, max_age_days: int | None) -> int:
         """Forgets entries idle for ``max_age_days`` (<= 0: none); None means the daemon's configured age."""

@@ -70,6 +70,14 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
         convert.check_sizes(request, "", (name,), self.max_bytes)
         return value
 
+    def _title(self, request: Any, name: str = "title") -> str | None:
+        """A title the request carries (``None`` when an optional one is unset), bounded in size."""
+        if request.DESCRIPTOR.fields_by_name[name].has_presence and not request.HasField(name):
+            return None
+        convert.check_sizes(request, "", (name,), self.max_bytes)
+        value: str = getattr(request, name)
+        return value
+
     @staticmethod
     def _version(request: Any) -> int | None:
         return request.expected_version if request.HasField("expected_version") else None
@@ -160,7 +168,9 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
     ) -> pb.GetOrCreateSessionResponse:
         settings = self._settings(request)
         source = self._source(request, settings)
-        entry, created = self.store.get_or_create(source, request.force_new, deadline, settings, request.active_process)
+        entry, created = self.store.get_or_create(
+            source, request.force_new, deadline, settings, request.active_process, self._title(request)
+        )
         policy = settings.policy_for(source.platform, source.chat_type, entry.reset_policy)
         return self._entry_response(
             pb.GetOrCreateSessionResponse, entry, created=created, policy=convert.policy_to_proto(policy)
@@ -221,14 +231,17 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
 
     @rpc
     def ResetSession(self, request: pb.ResetSessionRequest, deadline: float | None) -> pb.ResetSessionResponse:
-        entry = self.store.reset(self._key(request), self._version(request), deadline)
+        entry = self.store.reset(self._key(request), self._version(request), deadline, self._title(request))
         return self._entry_response(pb.ResetSessionResponse, entry)
 
     @rpc
     def SwitchSession(self, request: pb.SwitchSessionRequest, deadline: float | None) -> pb.SwitchSessionResponse:
-        target = self._key(request, "target_session_id")
+        by_title = self._title(request, "target_title")
+        if by_title and request.target_session_id:
+            raise InvalidArgument("target_title", "set either target_session_id or target_title, not both")
+        target = "" if by_title else self._key(request, "target_session_id")
         entry, switched = self.store.switch(
-            self._key(request), target, self._version(request), deadline, request.create_session
+            self._key(request), target, self._version(request), deadline, request.create_session, by_title
         )
         return self._entry_response(pb.SwitchSessionResponse, entry, switched=switched)
 
@@ -314,6 +327,27 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
         if len(response.messages) < len(loaded):
             response.next_page_token = convert.page_token(response.messages[-1].position)
         return response
+
+    @rpc
+    def SetSessionTitle(self, request: pb.SetSessionTitleRequest, deadline: float | None) -> pb.SetSessionTitleResponse:
+        title = self.store.set_title(self._key(request, "session_id"), self._title(request) or "", deadline)
+        return pb.SetSessionTitleResponse(title=title)
+
+    @rpc
+    def GetSessionTitle(self, request: pb.GetSessionTitleRequest, deadline: float | None) -> pb.GetSessionTitleResponse:
+        return pb.GetSessionTitleResponse(title=self.store.title(self._key(request, "session_id")))
+
+    @rpc
+    def FindSessionByTitle(
+        self, request: pb.FindSessionByTitleRequest, deadline: float | None
+    ) -> pb.FindSessionByTitleResponse:
+        return pb.FindSessionByTitleResponse(session_id=self.store.find_by_title(self._key(request, "title")))
+
+    @rpc
+    def NextTitleInLineage(
+        self, request: pb.NextTitleInLineageRequest, deadline: float | None
+    ) -> pb.NextTitleInLineageResponse:
+        return pb.NextTitleInLineageResponse(title=self.store.next_title(self._key(request, "title")))
 
     @stream
     async def WatchSessionEvents(

@@ -83,6 +83,7 @@ from sessiond.storage.rows import (
     policies_from_rows,
     prune_params,
     session_row,
+    title_range,
 )
 
 log = logging.getLogger("sessiond.postgres_storage")  # the logger's name predates the module's place
@@ -180,6 +181,11 @@ MIGRATIONS = (
     """
     ALTER TABLE entries ADD COLUMN reset_policy TEXT;
     ALTER TABLE entries ADD COLUMN max_age_days INTEGER;
+    """,
+    # Titles (SetSessionTitle): unique among stored sessions; "C" so that lineage ranges are by code point.
+    """
+    ALTER TABLE sessions ADD COLUMN title TEXT COLLATE "C";
+    CREATE UNIQUE INDEX sessions_by_title ON sessions (title) WHERE title IS NOT NULL;
     """,
 )
 MIGRATION_LOCK = 0x5E55_10D  # advisory lock class of the migrations; the schema's name hash is the key
@@ -347,6 +353,24 @@ class PostgresTransaction(Transaction):
 
     def session_exists(self, session_id: str) -> bool:
         return self._one("SELECT 1 FROM sessions WHERE id = %s", (session_id,)) is not None
+
+    def title_of(self, session_id: str) -> str | None:
+        row = self._one("SELECT title FROM sessions WHERE id = %s", (session_id,))
+        return None if row is None else row[0]
+
+    def session_titled(self, title: str) -> str | None:
+        row = self._one("SELECT id FROM sessions WHERE title = %s", (title,))
+        return None if row is None else row[0]
+
+    def set_title(self, session_id: str, title: str | None) -> None:
+        self.db.execute("UPDATE sessions SET title = %s WHERE id = %s", (title, session_id))
+
+    def lineage_titles(self, base: str, numbered_prefix: str) -> list[str]:
+        low, high = title_range(numbered_prefix)
+        rows = self.db.execute(
+            "SELECT title FROM sessions WHERE title = %s OR (title >= %s AND title < %s)", (base, low, high)
+        )
+        return [row[0] for row in rows]
 
     def has_two_sessions(self) -> bool:
         return self._one("SELECT 1 FROM sessions LIMIT 1 OFFSET 1") is not None
@@ -613,7 +637,9 @@ class PostgresStorage:
 
     def _error(self, exc: psycopg.Error, deadline: float | None = None, committing: bool = False) -> BaseException:
         """The domain error of a database error (``Retry`` for the ones worth another run)."""
-        if isinstance(exc, errors.SerializationFailure | errors.DeadlockDetected):
+        if isinstance(exc, errors.SerializationFailure | errors.DeadlockDetected | errors.UniqueViolation):
+            # UniqueViolation: units check before they insert, so another daemon won a race; the
+            # next run sees its row (a title another session took is ALREADY_EXISTS then).
             return Retry(type(exc).__name__)
         if isinstance(exc, errors.DiskFull):
             return DiskFull("the database's disk is full; writes resume once space is freed")

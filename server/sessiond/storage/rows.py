@@ -316,3 +316,9 @@ def expiry_params(
 def policies_from_rows(rows: Iterable[Sequence[Any]]) -> list[ResetPolicy]:
     """The policies of ``STORED_POLICIES``' rows (a text this version cannot read is left out)."""
     return [policy for (text,) in rows if (policy := policy_from_text(text)) is not None]
+
+
+def title_range(prefix: str) -> tuple[str, str]:
+    """The half-open range of the strings that start with ``prefix`` (it ends with "#": the next
+    character, "$", bounds it), in code point order: an index range scan, no LIKE escaping."""
+    return prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)

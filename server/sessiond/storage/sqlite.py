@@ -76,6 +76,7 @@ from sessiond.storage.rows import (
     policies_from_rows,
     prune_params,
     session_row,
+    title_range,
 )
 
 log = logging.getLogger("sessiond.sqlite_storage")  # the logger's name predates the module's place
@@ -176,6 +177,11 @@ MIGRATIONS = (
     """
     ALTER TABLE entries ADD COLUMN reset_policy TEXT;
     ALTER TABLE entries ADD COLUMN max_age_days INTEGER;
+    """,
+    # Titles (SetSessionTitle): unique among stored sessions.
+    """
+    ALTER TABLE sessions ADD COLUMN title TEXT;
+    CREATE UNIQUE INDEX sessions_by_title ON sessions (title) WHERE title IS NOT NULL;
     """,
 )
 BUSY_TIMEOUT_MS = 5000
@@ -278,6 +284,24 @@ class SqliteTransaction(Transaction):
 
     def session_exists(self, session_id: str) -> bool:
         return self._one("SELECT 1 FROM sessions WHERE id = ?", (session_id,)) is not None
+
+    def title_of(self, session_id: str) -> str | None:
+        row = self._one("SELECT title FROM sessions WHERE id = ?", (session_id,))
+        return None if row is None else row[0]
+
+    def session_titled(self, title: str) -> str | None:
+        row = self._one("SELECT id FROM sessions WHERE title = ?", (title,))
+        return None if row is None else row[0]
+
+    def set_title(self, session_id: str, title: str | None) -> None:
+        self.db.execute("UPDATE sessions SET title = ? WHERE id = ?", (title, session_id))
+
+    def lineage_titles(self, base: str, numbered_prefix: str) -> list[str]:
+        low, high = title_range(numbered_prefix)
+        rows = self.db.execute(
+            "SELECT title FROM sessions WHERE title = ? OR (title >= ? AND title < ?)", (base, low, high)
+        )
+        return [row[0] for row in rows]
 
     def has_two_sessions(self) -> bool:
         return self._one("SELECT 1 FROM sessions LIMIT 1 OFFSET 1") is not None

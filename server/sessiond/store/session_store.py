@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sessiond.errors import (
+    AlreadyExists,
     Conflict,
     FailedPrecondition,
     InvalidArgument,
@@ -24,7 +25,7 @@ from sessiond.errors import (
     shown,
 )
 from sessiond.model import Cursor, Entry, Event, EventKind, Lease, Message, ResetPolicy, Source, Usage, cursor_of
-from sessiond.rules import keys, reset, transcript
+from sessiond.rules import keys, reset, titles, transcript
 from sessiond.rules.settings import Settings
 from sessiond.storage.interface import AppendResult, EventPage, ExpiryCutoffs, Storage, Transaction
 
@@ -62,12 +63,17 @@ class SessionStore:
 
     # -- helpers ------------------------------------------------------------------------
 
-    def _new_session_id(self, tx: Transaction, now: datetime, platform: str, user_id: str | None) -> str:
-        """``YYYYMMDD_HHMMSS_<8 hex>`` in the host's time, as the reference; unique by construction."""
+    def _new_session_id(
+        self, tx: Transaction, now: datetime, platform: str, user_id: str | None, title: str | None = None
+    ) -> str:
+        """``YYYYMMDD_HHMMSS_<8 hex>`` in the host's time, as the reference; unique by construction.
+        ``title``: the new session's (the caller checked it is free before it wrote anything)."""
         stamp = now.astimezone(self.settings.host_zone).strftime("%Y%m%d_%H%M%S")
         while True:
             session_id = f"{stamp}_{uuid.uuid4().hex[:8]}"
             if tx.create_session(session_id, platform, user_id, now):
+                if title:
+                    tx.set_title(session_id, title)
                 return session_id
 
     @staticmethod
@@ -115,13 +121,15 @@ class SessionStore:
         deadline: Deadline = None,
         settings: Settings | None = None,
         active_process: bool = False,
+        title: str | None = None,
     ) -> tuple[Entry, bool]:
         """The current entry of the source's key, and whether this call started a new session.
 
         ``settings``: the calling gateway's (default: the daemon's); ``active_process``: the gateway
-        runs background work for the key, so a stale session is kept.
+        runs background work for the key, so a stale session is kept; ``title``: a new session's.
         """
         settings = settings or self.settings
+        title = titles.normalized(title) if title is not None else None
         key = keys.build_session_key(source, settings.key_options, settings.mapped)
 
         def work(tx: Transaction) -> tuple[Entry, bool]:
@@ -135,9 +143,11 @@ class SessionStore:
                     return self._save(tx, old, updated_at=now, **governs), False
             if old is not None:
                 tx.end_session(old.session_id, "session_reset", now)
+            if title:
+                _title_free(tx, title, "title")  # before the old session ends: a refusal writes nothing
             entry = Entry.started(
                 key,
-                self._new_session_id(tx, now, source.platform, source.user_id),
+                self._new_session_id(tx, now, source.platform, source.user_id, title),
                 source,
                 now,
                 was_auto_reset=reason is not None,
@@ -153,6 +163,8 @@ class SessionStore:
                 kind: EventKind = "reset" if reason is None else "auto_reset"
                 why = "force_new" if reason is None else reason
                 self._event(tx, now, kind, entry, previous_session_id=old.session_id, reason=why)
+            if title:
+                self._event(tx, now, "titled", entry, reason="set")
             return entry, True
 
         return self.storage.write(work, deadline)
@@ -258,18 +270,26 @@ class SessionStore:
 
         return self.storage.write(work, deadline)
 
-    def reset(self, session_key: str, expected_version: int | None = None, deadline: Deadline = None) -> Entry:
-        """A new session id on the user's request; where the message came from is kept."""
+    def reset(
+        self, session_key: str, expected_version: int | None = None, deadline: Deadline = None, title: str | None = None
+    ) -> Entry:
+        """A new session id on the user's request; where the message came from is kept. ``title``:
+        the new session's (/new <name>)."""
+        title = titles.normalized(title) if title is not None else None
 
         def work(tx: Transaction) -> Entry:
             old = self._current(tx, session_key, expected_version)
             now = self.clock()
+            if title:
+                _title_free(tx, title, "title")
             tx.end_session(old.session_id, "session_reset", now)
             user_id = old.origin.user_id if old.origin else None
-            entry = _successor(old, self._new_session_id(tx, now, old.platform or "unknown", user_id), now)
+            entry = _successor(old, self._new_session_id(tx, now, old.platform or "unknown", user_id, title), now)
             entry = replace(entry, is_fresh_reset=True)
             tx.put_entry(entry)
             self._event(tx, now, "reset", entry, previous_session_id=old.session_id, reason="reset")
+            if title:
+                self._event(tx, now, "titled", entry, reason="set")
             return entry
 
         return self.storage.write(work, deadline)
@@ -281,26 +301,82 @@ class SessionStore:
         expected_version: int | None = None,
         deadline: Deadline = None,
         create: bool = False,
+        target_title: str | None = None,
     ) -> tuple[Entry, bool]:
         """Point the key at an existing session id, reopening it (``/resume``); ``create`` records an
-        unknown one first."""
+        unknown one first. ``target_title``: the session with this title instead (/resume <name>)."""
+        wanted = titles.normalized(target_title, "target_title") if target_title else None
 
         def work(tx: Transaction) -> tuple[Entry, bool]:
             old = self._current(tx, session_key, expected_version)
+            if wanted is not None:
+                target = self._titled(tx, wanted, "target_title")
+                return (old, False) if old.session_id == target else self._switch(tx, old, target)
             if old.session_id == target_session_id:
                 return old, False
             if not (create and tx.create_session(target_session_id, "unknown", None, self.clock())):
                 if not tx.session_exists(target_session_id):
                     raise NotFound(f"target_session_id: no session {shown(target_session_id)}")
-            now = self.clock()
-            tx.end_session(old.session_id, "session_switch", now)
-            tx.reopen_session(target_session_id)
-            entry = _successor(old, target_session_id, now)
-            tx.put_entry(entry)
-            self._event(tx, now, "switched", entry, previous_session_id=old.session_id)
-            return entry, True
+            return self._switch(tx, old, target_session_id)
 
         return self.storage.write(work, deadline)
+
+    def _switch(self, tx: Transaction, old: Entry, target_session_id: str) -> tuple[Entry, bool]:
+        now = self.clock()
+        tx.end_session(old.session_id, "session_switch", now)
+        tx.reopen_session(target_session_id)
+        entry = _successor(old, target_session_id, now)
+        tx.put_entry(entry)
+        self._event(tx, now, "switched", entry, previous_session_id=old.session_id)
+        return entry, True
+
+    # -- titles ---------------------------------------------------------------------------
+
+    def set_title(self, session_id: str, title: str, deadline: Deadline = None) -> str | None:
+        """Set (or, with an empty one, clear) a session's title; the title as stored."""
+        spelled = titles.normalized(title) or None
+
+        def work(tx: Transaction) -> str | None:
+            self._session(tx, session_id)
+            if spelled is not None:
+                _title_free(tx, spelled, "title", session_id)
+            if tx.title_of(session_id) == spelled:
+                return spelled
+            tx.set_title(session_id, spelled)
+            entry = tx.entry_by_session_id(session_id)
+            key, version = (entry.session_key, entry.version) if entry else ("", 0)
+            reason = "cleared" if spelled is None else "set"
+            tx.add_event(Event("titled", key, session_id, version, reason=reason), self.clock())
+            return spelled
+
+        return self.storage.write(work, deadline)
+
+    def title(self, session_id: str) -> str | None:
+        def work(tx: Transaction) -> str | None:
+            self._session(tx, session_id)
+            return tx.title_of(session_id)
+
+        return self.storage.read(work)
+
+    def find_by_title(self, title: str) -> str:
+        """The session a title names."""
+        spelled = titles.normalized(title)
+        return self.storage.read(lambda tx: self._titled(tx, spelled, "title"))
+
+    def next_title(self, title: str) -> str:
+        """The next free title of ``title``'s lineage."""
+        base = titles.lineage_base(titles.normalized(title))
+        if not base:
+            raise InvalidArgument("title", "required")
+        taken = self.storage.read(lambda tx: tx.lineage_titles(base, titles.numbered_prefix(base)))
+        return titles.next_in_lineage(base, taken)
+
+    @staticmethod
+    def _titled(tx: Transaction, title: str, field: str) -> str:
+        session_id = tx.session_titled(title) if title else None
+        if session_id is None:
+            raise NotFound(f"{field}: no session is titled {shown(title)}")
+        return session_id
 
     def prune(
         self,
@@ -548,3 +624,10 @@ def _unique_message_ids(messages: Sequence[Message]) -> None:
         if message.message_id and message.message_id in seen:
             raise InvalidArgument(f"messages[{index}].message_id", "repeated within the transcript")
         seen.add(message.message_id)
+
+
+def _title_free(tx: Transaction, title: str, field: str, session_id: str | None = None) -> None:
+    """Titles are unique among stored sessions: refuse one another session has."""
+    holder = tx.session_titled(title)
+    if holder is not None and holder != session_id:
+        raise AlreadyExists(f"{field}: session {holder} is already titled {shown(title)}")

@@ -60,6 +60,10 @@ class _EventKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventKind.V
     """A lease lapsed without being released (found by the daemon's lease
     sweep, or when the key was leased again); lease_owner held it.
     """
+    EVENT_KIND_TITLED: _EventKind.ValueType  # 10
+    """SetSessionTitle set or cleared a session's title; session_key is the key
+    pointing at the session ("" when none does), reason "set" or "cleared".
+    """
 
 class EventKind(_EventKind, metaclass=_EventKindEnumTypeWrapper):
     """What happened to a session key. Each kind names the operation that wrote
@@ -102,6 +106,10 @@ transcript stays.
 EVENT_KIND_LEASE_EXPIRED: EventKind.ValueType  # 9
 """A lease lapsed without being released (found by the daemon's lease
 sweep, or when the key was leased again); lease_owner held it.
+"""
+EVENT_KIND_TITLED: EventKind.ValueType  # 10
+"""SetSessionTitle set or cleared a session's title; session_key is the key
+pointing at the session ("" when none does), reason "set" or "cleared".
 """
 Global___EventKind: _TypeAlias = EventKind  # noqa: Y015
 

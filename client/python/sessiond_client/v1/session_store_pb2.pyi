@@ -365,11 +365,17 @@ class GetOrCreateSessionRequest(_message.Message):
     FORCE_NEW_FIELD_NUMBER: _builtins.int
     CONFIG_FIELD_NUMBER: _builtins.int
     ACTIVE_PROCESS_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
     force_new: _builtins.bool
     """Start a new session even when the current one is fresh."""
     active_process: _builtins.bool
     """The gateway runs a background process for this key (the reference's
     has_active_processes_fn): a stale session is kept, as under a lease.
+    """
+    title: _builtins.str
+    """The title of the session this call starts, if it starts one (/new
+    <name>); a kept session's title is not changed. ALREADY_EXISTS (and
+    nothing written) when another session has it.
     """
     @_builtins.property
     def source(self) -> _source_pb2.SessionSource:
@@ -386,12 +392,15 @@ class GetOrCreateSessionRequest(_message.Message):
         force_new: _builtins.bool = ...,
         config: Global___GatewayConfig | None = ...,
         active_process: _builtins.bool = ...,
+        title: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "source", b"source"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_title", b"_title", "config", b"config", "source", b"source", "title", b"title"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_process", b"active_process", "config", b"config", "force_new", b"force_new", "source", b"source"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_title", b"_title", "active_process", b"active_process", "config", b"config", "force_new", b"force_new", "source", b"source", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__title: _TypeAlias = _typing.Literal["title"]  # noqa: Y015
+    _WhichOneofArgType__title: _TypeAlias = _typing.Literal["_title", b"_title"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__title) -> _WhichOneofReturnType__title | None: ...
 
 Global___GetOrCreateSessionRequest: _TypeAlias = GetOrCreateSessionRequest  # noqa: Y015
 
@@ -835,23 +844,34 @@ class ResetSessionRequest(_message.Message):
 
     SESSION_KEY_FIELD_NUMBER: _builtins.int
     EXPECTED_VERSION_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
     session_key: _builtins.str
     """The session key."""
     expected_version: _builtins.int
     """Apply only if the entry's version is still this one."""
+    title: _builtins.str
+    """The new session's title; ALREADY_EXISTS (and nothing written) when
+    another session has it.
+    """
     def __init__(
         self,
         *,
         session_key: _builtins.str = ...,
         expected_version: _builtins.int | None = ...,
+        title: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version", "expected_version", b"expected_version"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version", "_title", b"_title", "expected_version", b"expected_version", "title", b"title"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version", "expected_version", b"expected_version", "session_key", b"session_key"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version", "_title", b"_title", "expected_version", b"expected_version", "session_key", b"session_key", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__expected_version: _TypeAlias = _typing.Literal["expected_version"]  # noqa: Y015
     _WhichOneofArgType__expected_version: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version"]  # noqa: Y015
+    _WhichOneofReturnType__title: _TypeAlias = _typing.Literal["title"]  # noqa: Y015
+    _WhichOneofArgType__title: _TypeAlias = _typing.Literal["_title", b"_title"]  # noqa: Y015
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__expected_version) -> _WhichOneofReturnType__expected_version | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__title) -> _WhichOneofReturnType__title | None: ...
 
 Global___ResetSessionRequest: _TypeAlias = ResetSessionRequest  # noqa: Y015
 
@@ -891,6 +911,7 @@ class SwitchSessionRequest(_message.Message):
     TARGET_SESSION_ID_FIELD_NUMBER: _builtins.int
     EXPECTED_VERSION_FIELD_NUMBER: _builtins.int
     CREATE_SESSION_FIELD_NUMBER: _builtins.int
+    TARGET_TITLE_FIELD_NUMBER: _builtins.int
     session_key: _builtins.str
     """The session key."""
     target_session_id: _builtins.str
@@ -901,6 +922,10 @@ class SwitchSessionRequest(_message.Message):
     """Record the target session id when it is unknown instead of answering
     NOT_FOUND (the reference switched to any id).
     """
+    target_title: _builtins.str
+    """Instead of target_session_id: the session with this title (/resume
+    <name>); NOT_FOUND when none has it. Set exactly one of the two.
+    """
     def __init__(
         self,
         *,
@@ -908,10 +933,11 @@ class SwitchSessionRequest(_message.Message):
         target_session_id: _builtins.str = ...,
         expected_version: _builtins.int | None = ...,
         create_session: _builtins.bool = ...,
+        target_title: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version", "expected_version", b"expected_version"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version", "create_session", b"create_session", "expected_version", b"expected_version", "session_key", b"session_key", "target_session_id", b"target_session_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version", "create_session", b"create_session", "expected_version", b"expected_version", "session_key", b"session_key", "target_session_id", b"target_session_id", "target_title", b"target_title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__expected_version: _TypeAlias = _typing.Literal["expected_version"]  # noqa: Y015
     _WhichOneofArgType__expected_version: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version"]  # noqa: Y015
@@ -1703,3 +1729,189 @@ class WatchSessionEventsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WatchSessionEventsResponse: _TypeAlias = WatchSessionEventsResponse  # noqa: Y015
+
+@_typing.final
+class SetSessionTitleRequest(_message.Message):
+    """Request of SetSessionTitle."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    session_id: _builtins.str
+    """The session id."""
+    title: _builtins.str
+    """The title: surrounding whitespace is removed and inner runs of
+    whitespace become one space; at most 100 characters; empty clears it.
+    """
+    def __init__(
+        self,
+        *,
+        session_id: _builtins.str = ...,
+        title: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["session_id", b"session_id", "title", b"title"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetSessionTitleRequest: _TypeAlias = SetSessionTitleRequest  # noqa: Y015
+
+@_typing.final
+class SetSessionTitleResponse(_message.Message):
+    """Response of SetSessionTitle."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TITLE_FIELD_NUMBER: _builtins.int
+    title: _builtins.str
+    """The title as stored (unset when cleared)."""
+    def __init__(
+        self,
+        *,
+        title: _builtins.str | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_title", b"_title", "title", b"title"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_title", b"_title", "title", b"title"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__title: _TypeAlias = _typing.Literal["title"]  # noqa: Y015
+    _WhichOneofArgType__title: _TypeAlias = _typing.Literal["_title", b"_title"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__title) -> _WhichOneofReturnType__title | None: ...
+
+Global___SetSessionTitleResponse: _TypeAlias = SetSessionTitleResponse  # noqa: Y015
+
+@_typing.final
+class GetSessionTitleRequest(_message.Message):
+    """Request of GetSessionTitle."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    session_id: _builtins.str
+    """The session id."""
+    def __init__(
+        self,
+        *,
+        session_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["session_id", b"session_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSessionTitleRequest: _TypeAlias = GetSessionTitleRequest  # noqa: Y015
+
+@_typing.final
+class GetSessionTitleResponse(_message.Message):
+    """Response of GetSessionTitle."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TITLE_FIELD_NUMBER: _builtins.int
+    title: _builtins.str
+    """The session's title, unset when it has none."""
+    def __init__(
+        self,
+        *,
+        title: _builtins.str | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_title", b"_title", "title", b"title"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_title", b"_title", "title", b"title"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__title: _TypeAlias = _typing.Literal["title"]  # noqa: Y015
+    _WhichOneofArgType__title: _TypeAlias = _typing.Literal["_title", b"_title"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__title) -> _WhichOneofReturnType__title | None: ...
+
+Global___GetSessionTitleResponse: _TypeAlias = GetSessionTitleResponse  # noqa: Y015
+
+@_typing.final
+class FindSessionByTitleRequest(_message.Message):
+    """Request of FindSessionByTitle."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TITLE_FIELD_NUMBER: _builtins.int
+    title: _builtins.str
+    """The title, normalised as SetSessionTitle does."""
+    def __init__(
+        self,
+        *,
+        title: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["title", b"title"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FindSessionByTitleRequest: _TypeAlias = FindSessionByTitleRequest  # noqa: Y015
+
+@_typing.final
+class FindSessionByTitleResponse(_message.Message):
+    """Response of FindSessionByTitle."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    session_id: _builtins.str
+    """The session with that title."""
+    def __init__(
+        self,
+        *,
+        session_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["session_id", b"session_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FindSessionByTitleResponse: _TypeAlias = FindSessionByTitleResponse  # noqa: Y015
+
+@_typing.final
+class NextTitleInLineageRequest(_message.Message):
+    """Request of NextTitleInLineage."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TITLE_FIELD_NUMBER: _builtins.int
+    title: _builtins.str
+    """The lineage's title ("name", or "name #3": its base is "name")."""
+    def __init__(
+        self,
+        *,
+        title: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["title", b"title"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NextTitleInLineageRequest: _TypeAlias = NextTitleInLineageRequest  # noqa: Y015
+
+@_typing.final
+class NextTitleInLineageResponse(_message.Message):
+    """Response of NextTitleInLineage."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TITLE_FIELD_NUMBER: _builtins.int
+    title: _builtins.str
+    """The next free title of the lineage."""
+    def __init__(
+        self,
+        *,
+        title: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["title", b"title"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NextTitleInLineageResponse: _TypeAlias = NextTitleInLineageResponse  # noqa: Y015

@@ -159,6 +159,26 @@ class SessionStoreStub:
                 request_serializer=sessiond_dot_v1_dot_session__store__pb2.WatchSessionEventsRequest.SerializeToString,
                 response_deserializer=sessiond_dot_v1_dot_session__store__pb2.WatchSessionEventsResponse.FromString,
                 _registered_method=True)
+        self.SetSessionTitle = channel.unary_unary(
+                '/sessiond.v1.SessionStore/SetSessionTitle',
+                request_serializer=sessiond_dot_v1_dot_session__store__pb2.SetSessionTitleRequest.SerializeToString,
+                response_deserializer=sessiond_dot_v1_dot_session__store__pb2.SetSessionTitleResponse.FromString,
+                _registered_method=True)
+        self.GetSessionTitle = channel.unary_unary(
+                '/sessiond.v1.SessionStore/GetSessionTitle',
+                request_serializer=sessiond_dot_v1_dot_session__store__pb2.GetSessionTitleRequest.SerializeToString,
+                response_deserializer=sessiond_dot_v1_dot_session__store__pb2.GetSessionTitleResponse.FromString,
+                _registered_method=True)
+        self.FindSessionByTitle = channel.unary_unary(
+                '/sessiond.v1.SessionStore/FindSessionByTitle',
+                request_serializer=sessiond_dot_v1_dot_session__store__pb2.FindSessionByTitleRequest.SerializeToString,
+                response_deserializer=sessiond_dot_v1_dot_session__store__pb2.FindSessionByTitleResponse.FromString,
+                _registered_method=True)
+        self.NextTitleInLineage = channel.unary_unary(
+                '/sessiond.v1.SessionStore/NextTitleInLineage',
+                request_serializer=sessiond_dot_v1_dot_session__store__pb2.NextTitleInLineageRequest.SerializeToString,
+                response_deserializer=sessiond_dot_v1_dot_session__store__pb2.NextTitleInLineageResponse.FromString,
+                _registered_method=True)
 
 
 class SessionStoreServicer:
@@ -351,6 +371,37 @@ class SessionStoreServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetSessionTitle(self, request, context):
+        """Sets a session's title (/title), or clears it with an empty title. Titles
+        are unique among stored sessions: ALREADY_EXISTS when another has it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSessionTitle(self, request, context):
+        """A session's title (unset when it has none).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FindSessionByTitle(self, request, context):
+        """The session a title names (/resume <name>): NOT_FOUND when none has it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def NextTitleInLineage(self, request, context):
+        """The next free title of a lineage: the title itself when no session has
+        it, else "<base> #<n>" with n one more than the highest in use (a
+        "<base> #<n>" title counts as that base's lineage).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SessionStoreServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -473,6 +524,26 @@ def add_SessionStoreServicer_to_server(servicer, server):
                     servicer.WatchSessionEvents,
                     request_deserializer=sessiond_dot_v1_dot_session__store__pb2.WatchSessionEventsRequest.FromString,
                     response_serializer=sessiond_dot_v1_dot_session__store__pb2.WatchSessionEventsResponse.SerializeToString,
+            ),
+            'SetSessionTitle': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetSessionTitle,
+                    request_deserializer=sessiond_dot_v1_dot_session__store__pb2.SetSessionTitleRequest.FromString,
+                    response_serializer=sessiond_dot_v1_dot_session__store__pb2.SetSessionTitleResponse.SerializeToString,
+            ),
+            'GetSessionTitle': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSessionTitle,
+                    request_deserializer=sessiond_dot_v1_dot_session__store__pb2.GetSessionTitleRequest.FromString,
+                    response_serializer=sessiond_dot_v1_dot_session__store__pb2.GetSessionTitleResponse.SerializeToString,
+            ),
+            'FindSessionByTitle': grpc.unary_unary_rpc_method_handler(
+                    servicer.FindSessionByTitle,
+                    request_deserializer=sessiond_dot_v1_dot_session__store__pb2.FindSessionByTitleRequest.FromString,
+                    response_serializer=sessiond_dot_v1_dot_session__store__pb2.FindSessionByTitleResponse.SerializeToString,
+            ),
+            'NextTitleInLineage': grpc.unary_unary_rpc_method_handler(
+                    servicer.NextTitleInLineage,
+                    request_deserializer=sessiond_dot_v1_dot_session__store__pb2.NextTitleInLineageRequest.FromString,
+                    response_serializer=sessiond_dot_v1_dot_session__store__pb2.NextTitleInLineageResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1128,6 +1199,114 @@ class SessionStore:
             '/sessiond.v1.SessionStore/WatchSessionEvents',
             sessiond_dot_v1_dot_session__store__pb2.WatchSessionEventsRequest.SerializeToString,
             sessiond_dot_v1_dot_session__store__pb2.WatchSessionEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetSessionTitle(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sessiond.v1.SessionStore/SetSessionTitle',
+            sessiond_dot_v1_dot_session__store__pb2.SetSessionTitleRequest.SerializeToString,
+            sessiond_dot_v1_dot_session__store__pb2.SetSessionTitleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSessionTitle(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sessiond.v1.SessionStore/GetSessionTitle',
+            sessiond_dot_v1_dot_session__store__pb2.GetSessionTitleRequest.SerializeToString,
+            sessiond_dot_v1_dot_session__store__pb2.GetSessionTitleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FindSessionByTitle(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sessiond.v1.SessionStore/FindSessionByTitle',
+            sessiond_dot_v1_dot_session__store__pb2.FindSessionByTitleRequest.SerializeToString,
+            sessiond_dot_v1_dot_session__store__pb2.FindSessionByTitleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def NextTitleInLineage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sessiond.v1.SessionStore/NextTitleInLineage',
+            sessiond_dot_v1_dot_session__store__pb2.NextTitleInLineageRequest.SerializeToString,
+            sessiond_dot_v1_dot_session__store__pb2.NextTitleInLineageResponse.FromString,
             options,
             channel_credentials,
             insecure,

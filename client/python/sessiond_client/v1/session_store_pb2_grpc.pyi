@@ -107,6 +107,19 @@ class SessionStoreStub:
     log, as after a restore): resync with ListSessions. The stream ends
     UNAVAILABLE when the daemon stops; reconnect with the last cursor.
     """
+    SetSessionTitle: _grpc.UnaryUnaryMultiCallable[_session_store_pb2.SetSessionTitleRequest, _session_store_pb2.SetSessionTitleResponse]
+    """Sets a session's title (/title), or clears it with an empty title. Titles
+    are unique among stored sessions: ALREADY_EXISTS when another has it.
+    """
+    GetSessionTitle: _grpc.UnaryUnaryMultiCallable[_session_store_pb2.GetSessionTitleRequest, _session_store_pb2.GetSessionTitleResponse]
+    """A session's title (unset when it has none)."""
+    FindSessionByTitle: _grpc.UnaryUnaryMultiCallable[_session_store_pb2.FindSessionByTitleRequest, _session_store_pb2.FindSessionByTitleResponse]
+    """The session a title names (/resume <name>): NOT_FOUND when none has it."""
+    NextTitleInLineage: _grpc.UnaryUnaryMultiCallable[_session_store_pb2.NextTitleInLineageRequest, _session_store_pb2.NextTitleInLineageResponse]
+    """The next free title of a lineage: the title itself when no session has
+    it, else "<base> #<n>" with n one more than the highest in use (a
+    "<base> #<n>" title counts as that base's lineage).
+    """
 
 @_typing.type_check_only
 class SessionStoreAsyncStub(SessionStoreStub):
@@ -186,6 +199,19 @@ class SessionStoreAsyncStub(SessionStoreStub):
     after the cursor are no longer retained (or the cursor is ahead of the
     log, as after a restore): resync with ListSessions. The stream ends
     UNAVAILABLE when the daemon stops; reconnect with the last cursor.
+    """
+    SetSessionTitle: _aio.UnaryUnaryMultiCallable[_session_store_pb2.SetSessionTitleRequest, _session_store_pb2.SetSessionTitleResponse]  # type: ignore[assignment]
+    """Sets a session's title (/title), or clears it with an empty title. Titles
+    are unique among stored sessions: ALREADY_EXISTS when another has it.
+    """
+    GetSessionTitle: _aio.UnaryUnaryMultiCallable[_session_store_pb2.GetSessionTitleRequest, _session_store_pb2.GetSessionTitleResponse]  # type: ignore[assignment]
+    """A session's title (unset when it has none)."""
+    FindSessionByTitle: _aio.UnaryUnaryMultiCallable[_session_store_pb2.FindSessionByTitleRequest, _session_store_pb2.FindSessionByTitleResponse]  # type: ignore[assignment]
+    """The session a title names (/resume <name>): NOT_FOUND when none has it."""
+    NextTitleInLineage: _aio.UnaryUnaryMultiCallable[_session_store_pb2.NextTitleInLineageRequest, _session_store_pb2.NextTitleInLineageResponse]  # type: ignore[assignment]
+    """The next free title of a lineage: the title itself when no session has
+    it, else "<base> #<n>" with n one more than the highest in use (a
+    "<base> #<n>" title counts as that base's lineage).
     """
 
 class SessionStoreServicer(metaclass=_abc_1.ABCMeta):
@@ -407,6 +433,43 @@ class SessionStoreServicer(metaclass=_abc_1.ABCMeta):
         after the cursor are no longer retained (or the cursor is ahead of the
         log, as after a restore): resync with ListSessions. The stream ends
         UNAVAILABLE when the daemon stops; reconnect with the last cursor.
+        """
+
+    @_abc_1.abstractmethod
+    def SetSessionTitle(
+        self,
+        request: _session_store_pb2.SetSessionTitleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_session_store_pb2.SetSessionTitleResponse, _abc.Awaitable[_session_store_pb2.SetSessionTitleResponse]]:
+        """Sets a session's title (/title), or clears it with an empty title. Titles
+        are unique among stored sessions: ALREADY_EXISTS when another has it.
+        """
+
+    @_abc_1.abstractmethod
+    def GetSessionTitle(
+        self,
+        request: _session_store_pb2.GetSessionTitleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_session_store_pb2.GetSessionTitleResponse, _abc.Awaitable[_session_store_pb2.GetSessionTitleResponse]]:
+        """A session's title (unset when it has none)."""
+
+    @_abc_1.abstractmethod
+    def FindSessionByTitle(
+        self,
+        request: _session_store_pb2.FindSessionByTitleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_session_store_pb2.FindSessionByTitleResponse, _abc.Awaitable[_session_store_pb2.FindSessionByTitleResponse]]:
+        """The session a title names (/resume <name>): NOT_FOUND when none has it."""
+
+    @_abc_1.abstractmethod
+    def NextTitleInLineage(
+        self,
+        request: _session_store_pb2.NextTitleInLineageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_session_store_pb2.NextTitleInLineageResponse, _abc.Awaitable[_session_store_pb2.NextTitleInLineageResponse]]:
+        """The next free title of a lineage: the title itself when no session has
+        it, else "<base> #<n>" with n one more than the highest in use (a
+        "<base> #<n>" title counts as that base's lineage).
         """
 
 def add_SessionStoreServicer_to_server(servicer: SessionStoreServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
