@@ -79,7 +79,7 @@ KEYS_PER_CLIENT = 2
 KILL_AFTER = (1, 240)  # acknowledged operations per round before SIGKILL, drawn uniformly
 MAX_OPERATIONS = 20_000  # per client and round: a guard, never reached when the kill comes
 # Operation mix of the clients (weights); an append goes to the key's current session.
-MIX = {"append": 50, "update": 14, "get": 10, "force": 4, "reset": 7, "switch": 15}
+MIX = {"append": 50, "update": 14, "get": 10, "force": 4, "reset": 7, "switch": 15, "title": 6}
 
 
 # -- the database file ----------------------------------------------------------------------------
@@ -193,6 +193,8 @@ class Client:
     in_flight: InFlight | None = None
     failed: tuple[str, list[transcript_pb2.Message]] | None = None  # a batch whose call failed
     failed_stored: bool = False  # what the check after the restart found for it
+    titles: int = 0  # titles made so far, all rounds (c<number>-t<n>: unique among clients)
+    title_failed: tuple[str, str] | None = None  # (session id, title) of a SetSessionTitle the kill failed
 
 
 @dataclass
@@ -200,6 +202,7 @@ class Ledger:
     """Everything acknowledged, shared by the client threads (under ``lock``)."""
 
     acked: dict[str, tuple[str, str]] = field(default_factory=dict)  # message id -> (session id, text)
+    titles: dict[str, str] = field(default_factory=dict)  # session id -> its acknowledged title
     sessions: set[str] = field(default_factory=set)  # every session id seen
     writes: Counter[str] = field(default_factory=Counter)  # acknowledged writes by kind, all rounds
     messages: int = 0  # in acknowledged appends, all rounds (retries not counted)
@@ -399,7 +402,28 @@ def update(
         ledger.ack("update", kill)
 
 
+def title(
+    stub: SessionStoreStub, client: Client, key: Key, rng: random.Random, ledger: Ledger, kill: Callable[[], None]
+) -> None:
+    """Title the key's current session with a new name; a title a failed call left is in doubt."""
+    assert key.last is not None
+    client.titles += 1
+    session_id, name = key.last.session_id, f"c{client.number}-t{client.titles}"
+    request = pb.SetSessionTitleRequest(session_id=session_id, title=name)
+    try:
+        response = stub.SetSessionTitle(request, timeout=DEADLINE)
+    except grpc.RpcError:
+        client.title_failed = (session_id, name)
+        raise
+    with ledger.lock:
+        if response.title != name:
+            ledger.problems.append(f"title of {session_id}: answered {response.title!r}, set {name!r}")
+        ledger.titles[session_id] = name
+        ledger.ack("title", kill)
+
+
 OPERATIONS = {
+    "title": title,
     "append": append,
     "update": update,
     "get": get_or_create,
@@ -516,8 +540,30 @@ def check(stub: SessionStoreStub, clients: list[Client], ledger: Ledger, db: Pat
     unknown = sorted(set(where) - set(ledger.acked) - in_doubt)
     if unknown:
         found.problems.append(f"stored, yet never sent or still in doubt: {unknown[:10]}")
+    found.lost += check_titles(stub, clients, ledger, found.problems)
     found.problems += file_problems(db)
     return found
+
+
+def check_titles(stub: SessionStoreStub, clients: list[Client], ledger: Ledger, problems: list[str]) -> int:
+    """Each session holds its acknowledged title, or the one a failed call was setting (then
+    adopted); the titles lost."""
+    in_doubt = {c.title_failed[0]: c.title_failed[1] for c in clients if c.title_failed is not None}
+    lost = 0
+    for session_id in set(ledger.titles) | set(in_doubt):
+        response = stub.GetSessionTitle(pb.GetSessionTitleRequest(session_id=session_id), timeout=DEADLINE)
+        got = response.title if response.HasField("title") else None
+        allowed = {ledger.titles.get(session_id), in_doubt.get(session_id)} - {None} or {None}
+        if session_id not in ledger.titles:
+            allowed.add(None)
+        if got not in allowed:
+            lost += 1
+            problems.append(f"title of {session_id}: {got!r}, allowed {allowed}")
+        elif got is not None:
+            ledger.titles[session_id] = got
+    for client in clients:
+        client.title_failed = None
+    return lost
 
 
 # -- the test --------------------------------------------------------------------------------------
@@ -610,7 +656,7 @@ def test_kill_9_at_random_moments_loses_nothing_acknowledged(tmp_path: Path) -> 
             kill(daemon)
     result = integrity(daemon.db)
     problems = file_problems(daemon.db)
-    kinds = ("get_or_create", "force_new", "append", "retried batch", "reset", "switch", "update")
+    kinds = ("get_or_create", "force_new", "append", "retried batch", "reset", "switch", "update", "title")
     writes = ", ".join(f"{kind} {ledger.writes[kind]}" for kind in kinds)
     print(
         f"crash: {ROUNDS} rounds (seed {seed}); {sum(ledger.writes.values())} acknowledged writes: {writes}"
