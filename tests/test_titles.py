@@ -15,6 +15,7 @@ from helpers.events import Stream
 from helpers.wire import get_or_create, invalid_field, source
 from sessiond.rules import titles
 from sessiond_client import SessionStoreClient, errors
+from sessiond_client.hermes.session_db import SessionDB
 from sessiond_client.v1 import events_pb2
 from sessiond_client.v1 import session_store_pb2 as pb
 
@@ -172,8 +173,44 @@ def test_the_python_client_speaks_titles(daemon: Running) -> None:
 
 def test_title_rules() -> None:
     assert titles.normalized("\x07 a \u2003 b\n") == "a b"
+    assert titles.normalized("a\u200bb \u202e c") == "ab c"  # invisible and direction characters go
     assert titles.lineage_base("Trip #12") == "Trip" and titles.lineage_base("#3") == "#3"
-    assert titles.lineage_base("Trip #0") == "Trip #0"  # not a lineage number
+    assert titles.lineage_base("Trip #0") == "Trip"
     assert titles.next_in_lineage("Trip", []) == "Trip"
     assert titles.next_in_lineage("Trip", ["Trip #3"]) == "Trip #4"
-    assert titles.next_in_lineage("Trip", ["Trip", "Trip #x", "Tripper #9"]) == "Trip #2"
+    assert titles.next_in_lineage("Trip", ["Trip", "Trip #x"]) == "Trip #2"
+    assert titles.next_in_lineage("Trip", ["Trip #2 #7"]) == "Trip #8"  # the trailing number counts
+
+
+def test_the_latest_in_a_lineage_is_found_by_its_base(stub: Any) -> None:
+    ids = [get_or_create(stub, source(str(n))).entry.session_id for n in range(3)]
+    set_title(stub, ids[0], "Saga")
+    latest = pb.FindSessionByTitleRequest(title="Saga", latest_in_lineage=True)
+    assert stub.FindSessionByTitle(latest, timeout=10).session_id == ids[0]  # no continuation yet
+    set_title(stub, ids[1], "Saga #2")
+    set_title(stub, ids[2], "Saga #3")
+    assert stub.FindSessionByTitle(latest, timeout=10).session_id == ids[2]  # the newest started
+    assert find(stub, "Saga") == ids[0]  # an exact look-up is exact
+
+
+def test_the_hermes_session_db_serves_the_gateways_title_commands(daemon: Running) -> None:
+    """What the gateway's /title, /new <name> and /resume <name> handlers ask its SessionDB."""
+    sessions = SessionDB(address=daemon.address)
+    with SessionStoreClient(daemon.address) as store:
+        first = store.get_or_create_session(CLIENT_SOURCE)
+        second = store.reset_session(first.session_key)
+    assert second is not None
+    assert SessionDB.sanitize_title("  My \u200b trip\n") == "My trip" and SessionDB.sanitize_title(" \t") is None
+    with pytest.raises(ValueError, match="too long"):
+        SessionDB.sanitize_title("x" * 101)
+    assert sessions.set_session_title(first.session_id, "My trip") is True
+    assert sessions.set_session_title("20000101_000000_deadbeef", "Other") is False
+    with pytest.raises(ValueError, match="already titled"):
+        sessions.set_session_title(second.session_id, "My trip")
+    assert sessions.get_session_title(first.session_id) == "My trip"
+    assert sessions.get_session_title(second.session_id) is None
+    assert sessions.get_next_title_in_lineage("My trip") == "My trip #2"
+    assert sessions.set_session_title(second.session_id, sessions.get_next_title_in_lineage("My trip"))
+    assert sessions.get_session_by_title("My trip") == {"id": first.session_id, "title": "My trip"}
+    assert sessions.resolve_session_by_title("My trip") == second.session_id  # the chain's latest
+    assert sessions.resolve_session_by_title("Nothing") is None and sessions.get_session_by_title("") is None

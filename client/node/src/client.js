@@ -433,12 +433,15 @@ export class SessionStoreClient {
   }
 
   /**
-   * The id of the session with this title (normalised as `setSessionTitle` does), or null.
+   * The id of the session with this title (normalised as `setSessionTitle` does), or null;
+   * `latestInLineage` prefers the newest session titled "<title> #<n>" (where a resumed chain went on).
    * @param {string} title
+   * @param {{latestInLineage?: boolean}} [options]
    * @returns {Promise<string | null>}
    */
-  async findSessionByTitle(title) {
-    const response = await SessionStoreClient.#orOnNotFound(this.#call(this.#stub, 'FindSessionByTitle', { title }), null);
+  async findSessionByTitle(title, { latestInLineage = false } = {}) {
+    const request = { title, latestInLineage };
+    const response = await SessionStoreClient.#orOnNotFound(this.#call(this.#stub, 'FindSessionByTitle', request), null);
     return response ? response.sessionId : null;
   }
 

@@ -334,8 +334,8 @@ export class SessionStoreClient {
   setSessionTitle(sessionId: string, title: string): Promise<string | null>;
   /** null when the session has no title or is unknown. */
   getSessionTitle(sessionId: string): Promise<string | null>;
-  /** The id of the session with this title; null when none has it. */
-  findSessionByTitle(title: string): Promise<string | null>;
+  /** The id of the session with this title; null when none has it. `latestInLineage`: the newest "<title> #<n>" first. */
+  findSessionByTitle(title: string, options?: { latestInLineage?: boolean }): Promise<string | null>;
   /** `title` itself when free, else "<base> #<n>" one past the highest number in use. */
   nextTitleInLineage(title: string): Promise<string>;
 

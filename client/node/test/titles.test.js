@@ -96,6 +96,18 @@ describe('titles', () => {
     assert.equal(await store.findSessionByTitle(secondTitle), second.sessionId);
   });
 
+  it('findSessionByTitle with latestInLineage prefers the newest numbered continuation', async () => {
+    const base = `Saga ${randomUUID().slice(0, 8)}`;
+    const ids = [];
+    for (let n = 0; n < 3; n += 1) ids.push((await store.getOrCreateSession(freshSource())).sessionId);
+    await store.setSessionTitle(ids[0], base);
+    assert.equal(await store.findSessionByTitle(base, { latestInLineage: true }), ids[0]);
+    await store.setSessionTitle(ids[1], `${base} #2`);
+    await store.setSessionTitle(ids[2], `${base} #3`);
+    assert.equal(await store.findSessionByTitle(base, { latestInLineage: true }), ids[2]);
+    assert.equal(await store.findSessionByTitle(base), ids[0]);
+  });
+
   it('findSessionByTitle finds the session (normalising the title), null when none has it', async () => {
     const { sessionId } = await store.getOrCreateSession(freshSource());
     const title = freshTitle('Find me');

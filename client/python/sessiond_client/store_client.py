@@ -558,10 +558,12 @@ class SessionStoreClient:
             return None
         return response.title if response.HasField("title") else None
 
-    def find_session_by_title(self, title: str) -> str | None:
-        """The id of the session with this title, or None."""
+    def find_session_by_title(self, title: str, *, latest_in_lineage: bool = False) -> str | None:
+        """The id of the session with this title, or None; ``latest_in_lineage`` prefers the newest
+        session titled ``<title> #<n>`` (where a resumed chain went on)."""
+        request = pb.FindSessionByTitleRequest(title=title, latest_in_lineage=latest_in_lineage)
         try:
-            return self._call(self._stub.FindSessionByTitle, pb.FindSessionByTitleRequest(title=title)).session_id
+            return self._call(self._stub.FindSessionByTitle, request).session_id
         except errors.NotFoundError:
             return None
 

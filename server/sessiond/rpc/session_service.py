@@ -341,7 +341,8 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
     def FindSessionByTitle(
         self, request: pb.FindSessionByTitleRequest, deadline: float | None
     ) -> pb.FindSessionByTitleResponse:
-        return pb.FindSessionByTitleResponse(session_id=self.store.find_by_title(self._key(request, "title")))
+        found = self.store.find_by_title(self._key(request, "title"), request.latest_in_lineage)
+        return pb.FindSessionByTitleResponse(session_id=found)
 
     @rpc
     def NextTitleInLineage(

@@ -1,8 +1,10 @@
 """Session titles (/title, /new <name>, /resume <name>): one spelling per title, and lineages.
 
 A title is matched exactly, so it is stored in one spelling: no surrounding whitespace, inner
-runs of whitespace as one space, no control characters. A lineage is a title and its numbered
-successors (``name``, ``name #2``, ``name #3``...), as the Hermes host numbers resumed chains.
+runs of whitespace as one space, no control characters (ASCII ones, and the invisible and
+direction-changing Unicode ones a title could hide behind). A lineage is a title and its
+numbered successors (``name``, ``name #2``, ``name #3``...). Both as the Hermes host's session
+database spells and numbers them, so a gateway moving to sessiond keeps its titles.
 """
 
 from __future__ import annotations
@@ -13,8 +15,11 @@ from collections.abc import Iterable
 from sessiond.errors import InvalidArgument
 
 MAX_TITLE_CHARS = 100
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_NUMBERED = re.compile(r"^(?P<base>.*?) #(?P<n>[1-9][0-9]*)$")
+_CONTROL = re.compile(
+    r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ufffc\ufff9-\ufffb]"
+)
+_NUMBERED = re.compile(r"^(?P<base>.*?) #(?P<n>[0-9]+)$")
+_SUFFIX = re.compile(r"^.* #(?P<n>[0-9]+)$")
 
 
 def normalized(title: str, field: str = "title") -> str:
@@ -37,18 +42,14 @@ def numbered_prefix(base: str) -> str:
 
 
 def next_in_lineage(base: str, taken: Iterable[str]) -> str:
-    """The next free title of ``base``'s lineage, given the titles of it in use (the base counts
-    as number 1): the base itself when none is taken."""
-    numbers = [1 if title == base else _number(title, base) for title in taken]
-    numbers = [n for n in numbers if n]
-    if not numbers:
+    """The next free title of ``base``'s lineage, given the titles in use that are ``base`` or
+    start with ``base #``: the base itself when there are none, else one past the highest
+    trailing number (the base counts as 1; ``base #x`` counts as 1 too)."""
+    taken = list(taken)
+    if not taken:
         return base
-    candidate = f"{base} #{max(numbers) + 1}"
+    highest = max([1, *(int(match["n"]) for title in taken if (match := _SUFFIX.match(title)))])
+    candidate = f"{base} #{highest + 1}"
     if len(candidate) > MAX_TITLE_CHARS:
         raise InvalidArgument("title", f"the lineage's next title would exceed {MAX_TITLE_CHARS} characters")
     return candidate
-
-
-def _number(title: str, base: str) -> int:
-    match = _NUMBERED.match(title)
-    return int(match["n"]) if match and match["base"] == base else 0

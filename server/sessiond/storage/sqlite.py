@@ -303,6 +303,14 @@ class SqliteTransaction(Transaction):
         )
         return [row[0] for row in rows]
 
+    def newest_numbered(self, numbered_prefix: str) -> str | None:
+        low, high = title_range(numbered_prefix)
+        row = self._one(
+            "SELECT id FROM sessions WHERE title >= ? AND title < ? ORDER BY started_at DESC, id DESC LIMIT 1",
+            (low, high),
+        )
+        return None if row is None else row[0]
+
     def has_two_sessions(self) -> bool:
         return self._one("SELECT 1 FROM sessions LIMIT 1 OFFSET 1") is not None
 

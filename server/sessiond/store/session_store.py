@@ -358,10 +358,16 @@ class SessionStore:
 
         return self.storage.read(work)
 
-    def find_by_title(self, title: str) -> str:
-        """The session a title names."""
+    def find_by_title(self, title: str, latest_in_lineage: bool = False) -> str:
+        """The session a title names; with ``latest_in_lineage``, the newest session titled
+        ``<title> #<n>`` if there is one (where a resumed chain went on)."""
         spelled = titles.normalized(title)
-        return self.storage.read(lambda tx: self._titled(tx, spelled, "title"))
+
+        def work(tx: Transaction) -> str:
+            newest = tx.newest_numbered(titles.numbered_prefix(spelled)) if latest_in_lineage and spelled else None
+            return newest or self._titled(tx, spelled, "title")
+
+        return self.storage.read(work)
 
     def next_title(self, title: str) -> str:
         """The next free title of ``title``'s lineage."""

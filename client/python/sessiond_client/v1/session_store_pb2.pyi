@@ -1835,16 +1835,22 @@ class FindSessionByTitleRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     TITLE_FIELD_NUMBER: _builtins.int
+    LATEST_IN_LINEAGE_FIELD_NUMBER: _builtins.int
     title: _builtins.str
     """The title, normalised as SetSessionTitle does."""
+    latest_in_lineage: _builtins.bool
+    """Prefer the newest session (by start) titled "<title> #<n>", the latest
+    continuation of the lineage; the one titled exactly when there is none.
+    """
     def __init__(
         self,
         *,
         title: _builtins.str = ...,
+        latest_in_lineage: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["latest_in_lineage", b"latest_in_lineage", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

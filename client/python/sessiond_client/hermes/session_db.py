@@ -1,0 +1,87 @@
+"""``SessionDB``: the titles of the Hermes host's session database (``hermes_state.SessionDB``),
+kept by sessiond.
+
+A Hermes gateway on sessiond keeps no ``state.db`` of its own, yet its ``/title``, ``/new <name>``
+and ``/resume <name>`` handlers ask a ``SessionDB``. This one answers those calls from the daemon
+with the host's names, arguments and conventions: ``ValueError`` for a title another session has
+or one too long, ``None`` where nothing is found, ``True``/``False`` for whether a session was
+there. Built without arguments it follows the gateway's ``SessionStore`` (the last one made),
+else ``SESSIOND_ADDRESS``, else the daemon of ``$HERMES_HOME/sessions``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from sessiond_client import errors
+from sessiond_client.hermes import wire
+from sessiond_client.v1 import session_store_pb2 as pb
+
+_CONTROL = re.compile(
+    r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ufffc\ufff9-\ufffb]"
+)
+
+
+class SessionDB:
+    """The title calls of the host's ``SessionDB``, over sessiond."""
+
+    MAX_TITLE_LENGTH = 100
+
+    def __init__(self, db_path: Path | None = None, *, address: str | None = None):
+        # ``db_path`` is the host's state.db: accepted and unused, the daemon holds the sessions.
+        self._daemon = wire.Connection(address, None) if address else wire.default_connection()
+
+    @staticmethod
+    def sanitize_title(title: str | None) -> str | None:
+        """The stored spelling (the daemon's too): None when nothing printable is left; a
+        ``ValueError`` past ``MAX_TITLE_LENGTH`` characters."""
+        if not title:
+            return None
+        cleaned = " ".join(_CONTROL.sub("", title).split())
+        if len(cleaned) > SessionDB.MAX_TITLE_LENGTH:
+            raise ValueError(f"Title too long ({len(cleaned)} chars, max {SessionDB.MAX_TITLE_LENGTH})")
+        return cleaned or None
+
+    def set_session_title(self, session_id: str, title: str) -> bool:
+        """Set (or with an empty title clear) the title; False for an unknown session, a
+        ``ValueError`` when another session has the title."""
+        request = pb.SetSessionTitleRequest(session_id=session_id, title=self.sanitize_title(title) or "")
+        try:
+            self._daemon.call(lambda s: s.SetSessionTitle, request)
+        except errors.NotFoundError:
+            return False
+        except errors.AlreadyExistsError as exc:
+            raise ValueError(exc.details) from None
+        return True
+
+    def get_session_title(self, session_id: str) -> str | None:
+        try:
+            response = self._daemon.call(lambda s: s.GetSessionTitle, pb.GetSessionTitleRequest(session_id=session_id))
+        except errors.NotFoundError:
+            return None
+        return response.title if response.HasField("title") else None
+
+    def get_session_by_title(self, title: str) -> dict[str, Any] | None:
+        """``{"id", "title"}`` of the session with exactly this title, or None."""
+        found = self._find(title, latest_in_lineage=False)
+        return None if found is None else {"id": found, "title": self.sanitize_title(title)}
+
+    def resolve_session_by_title(self, title: str) -> str | None:
+        """The newest ``<title> #<n>`` session (a resumed chain's latest), else the one titled exactly."""
+        return self._find(title, latest_in_lineage=True)
+
+    def get_next_title_in_lineage(self, base_title: str) -> str:
+        request = pb.NextTitleInLineageRequest(title=base_title)
+        return self._daemon.call(lambda s: s.NextTitleInLineage, request).title
+
+    def _find(self, title: str, latest_in_lineage: bool) -> str | None:
+        spelled = self.sanitize_title(title)
+        if spelled is None:
+            return None
+        request = pb.FindSessionByTitleRequest(title=spelled, latest_in_lineage=latest_in_lineage)
+        try:
+            return self._daemon.call(lambda s: s.FindSessionByTitle, request).session_id
+        except errors.NotFoundError:
+            return None
