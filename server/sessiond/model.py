@@ -206,6 +206,17 @@ class Event:
 
 
 @dataclass(frozen=True)
+class LineageLink:
+    """A session as its lineage sees it: where it came from and why (``None`` for a root)."""
+
+    session_id: str
+    parent_session_id: str | None
+    reason: str | None
+    started_at: datetime
+    title: str | None = None
+
+
+@dataclass(frozen=True)
 class Lease:
     """A claim on a session key by a background job, until ``expires_at``."""
 

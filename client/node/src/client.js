@@ -23,6 +23,15 @@ import { SERVICE, loadContract } from './proto.js';
 /** @typedef {import('./convert.js').EntryRef} EntryRef */
 /** @typedef {import('./convert.js').Lease} Lease */
 /** @typedef {import('./convert.js').TranscriptMessage} TranscriptMessage */
+/** @typedef {import('./convert.js').LineageLink} LineageLink */
+
+/**
+ * A session, where it came from and what came of it.
+ * @typedef {object} SessionLineage
+ * @property {LineageLink} session  the session itself
+ * @property {LineageLink[]} ancestors  its parent, the parent's parent, ... back to the root
+ * @property {LineageLink[]} children  the sessions started from it, newest first
+ */
 
 /**
  * Platforms and home channels the gateway knows at run time (replace the daemon's configured ones).
@@ -40,8 +49,8 @@ import { SERVICE, loadContract } from './proto.js';
 /** @typedef {{appended: number, duplicates: number, messageCount: number}} AppendResult */
 
 /**
- * Safe to send twice: reads, pure rules, AppendMessages once every message has an id, and the
- * title RPCs (setting the title a session already has changes nothing).
+ * Safe to send twice: reads (the lineage RPCs among them), pure rules, AppendMessages once every
+ * message has an id, and the title RPCs (setting the title a session already has changes nothing).
  */
 export const IDEMPOTENT_METHODS = Object.freeze([
   'BuildSessionKey',
@@ -56,6 +65,8 @@ export const IDEMPOTENT_METHODS = Object.freeze([
   'GetSessionTitle',
   'FindSessionByTitle',
   'NextTitleInLineage',
+  'GetSessionLineage',
+  'GetLineageTip',
 ]);
 export const RETRY_POLICY = Object.freeze({
   maxAttempts: 3,
@@ -453,6 +464,38 @@ export class SessionStoreClient {
    */
   async nextTitleInLineage(title) {
     return (await this.#call(this.#stub, 'NextTitleInLineage', { title })).title;
+  }
+
+  // -- lineage
+
+  /**
+   * Where the session came from and what came of it: the session's own link, its ancestors
+   * (parent first, back to the root) and its children (newest first); null for an unknown session.
+   * Each link says why its session started from its parent (`reason`: "reset", "auto_reset",
+   * "force_new" or "switch"; null, as `parentSessionId`, for a root).
+   * @param {string} sessionId
+   * @returns {Promise<SessionLineage | null>}
+   */
+  async getSessionLineage(sessionId) {
+    const response = await SessionStoreClient.#orOnNotFound(this.#call(this.#stub, 'GetSessionLineage', { sessionId }), null);
+    if (!response) return null;
+    const link = this.#codec.lineageLinkFromProto;
+    return {
+      session: link(response.session ?? {}),
+      ancestors: response.ancestors.map(link),
+      children: response.children.map(link),
+    };
+  }
+
+  /**
+   * The newest end of the session's lineage: from it, the newest child at each step (the session
+   * itself when it has none); null for an unknown session.
+   * @param {string} sessionId
+   * @returns {Promise<string | null>}
+   */
+  async getLineageTip(sessionId) {
+    const response = await SessionStoreClient.#orOnNotFound(this.#call(this.#stub, 'GetLineageTip', { sessionId }), null);
+    return response ? response.sessionId : null;
   }
 
   /**

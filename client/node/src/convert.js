@@ -138,6 +138,16 @@ export const MESSAGE_PLAIN_FIELDS = Object.freeze([
  */
 
 /**
+ * One session in a lineage: where it came from (null for a root) and why.
+ * @typedef {object} LineageLink
+ * @property {string} sessionId
+ * @property {string | null} parentSessionId  null for a lineage's root
+ * @property {string | null} reason  "reset", "auto_reset", "force_new" or "switch"; null for a root
+ * @property {Date} startedAt
+ * @property {string | null} title
+ */
+
+/**
  * A transcript message in the OpenAI chat format, as the Python client's dicts.
  * @typedef {{role: string, content?: unknown, message_id?: string | number | null, [key: string]: unknown}} TranscriptMessage
  */
@@ -416,6 +426,8 @@ export function createCodec(definition) {
     entryFromProto: (message) => /** @type {SessionEntry} */ (fromProto(`${PACKAGE}.SessionEntry`, message)),
     /** @param {Record<string, any>} message @returns {Lease} */
     leaseFromProto: (message) => /** @type {Lease} */ (fromProto(`${PACKAGE}.Lease`, message)),
+    /** @param {Record<string, any>} message @returns {LineageLink} */
+    lineageLinkFromProto: (message) => /** @type {LineageLink} */ (fromProto(`${PACKAGE}.LineageLink`, message)),
     entryRefToProto,
     messageToProto,
     messageFromProto,

@@ -124,6 +124,33 @@ export interface Lease {
   expiresAt: Date | null;
 }
 
+/** Why a session started from its parent. */
+export type LineageReason = 'reset' | 'auto_reset' | 'force_new' | 'switch';
+
+/** One session in a lineage: where it came from (null for a root) and why. */
+export interface LineageLink {
+  sessionId: string;
+  /** null for a lineage's root. */
+  parentSessionId: string | null;
+  /**
+   * "reset" (`resetSession`), "auto_reset" (stale by policy, or suspended), "force_new"
+   * (`getOrCreateSession` with `forceNew`), "switch" (a switch that recorded an unknown target);
+   * null for a root. (`string & {}`: a reason a newer daemon adds still fits.)
+   */
+  reason: LineageReason | (string & {}) | null;
+  startedAt: Date;
+  title: string | null;
+}
+
+/** A session, where it came from and what came of it. */
+export interface SessionLineage {
+  session: LineageLink;
+  /** Its parent, the parent's parent, ... back to the root (at most 1000). */
+  ancestors: LineageLink[];
+  /** The sessions started from it, newest first. */
+  children: LineageLink[];
+}
+
 /**
  * A transcript message in the OpenAI chat format, with its snake_case keys. Other keys are not
  * stored. Non-string `content` and the structured fields travel as JSON.
@@ -339,6 +366,11 @@ export class SessionStoreClient {
   /** `title` itself when free, else "<base> #<n>" one past the highest number in use. */
   nextTitleInLineage(title: string): Promise<string>;
 
+  /** The session, its ancestors (parent first, back to the root) and its children (newest first); null for an unknown session. */
+  getSessionLineage(sessionId: string): Promise<SessionLineage | null>;
+  /** From the session, the newest child at each step (the session itself when it has none); null for an unknown session. */
+  getLineageTip(sessionId: string): Promise<string | null>;
+
   appendMessages(sessionId: string, messages: Iterable<TranscriptMessage>): Promise<AppendResult>;
   /** Gives the message a random `message_id` unless it has one; `skipDb: true` sends nothing. */
   appendToTranscript(sessionId: string, message: TranscriptMessage, options: { skipDb: true }): Promise<null>;
@@ -371,8 +403,10 @@ export type IdempotentMethod =
   | 'SetSessionTitle'
   | 'GetSessionTitle'
   | 'FindSessionByTitle'
-  | 'NextTitleInLineage';
-/** Safe to send twice: reads, pure rules, AppendMessages once every message has an id, and the title RPCs. */
+  | 'NextTitleInLineage'
+  | 'GetSessionLineage'
+  | 'GetLineageTip';
+/** Safe to send twice: reads (the lineage RPCs among them), pure rules, AppendMessages once every message has an id, and the title RPCs. */
 export const IDEMPOTENT_METHODS: readonly IdempotentMethod[];
 export const RETRY_POLICY: Readonly<{
   maxAttempts: number;
@@ -480,6 +514,7 @@ export interface Codec {
   sourceFromProto(message: Record<string, unknown>): SessionSource;
   entryFromProto(message: Record<string, unknown>): SessionEntry;
   leaseFromProto(message: Record<string, unknown>): Lease;
+  lineageLinkFromProto(message: Record<string, unknown>): LineageLink;
   entryRefToProto(entry: EntryRef): { sessionKey: string; sessionId: string; createdAt: Timestamp; updatedAt: Timestamp };
   messageToProto(message: TranscriptMessage): Record<string, unknown>;
   messageFromProto(proto: Record<string, unknown>): TranscriptMessage;

@@ -96,13 +96,22 @@ export async function onMessage(text: string): Promise<string> {
   } catch (error) {
     if (!(error instanceof AlreadyExistsError)) throw error;
   }
+  // Lineage: null for an unknown session; a link's reason and parent are null for a root, startedAt a Date.
+  const lineage = await store.getSessionLineage(titled.sessionId);
+  const startedAt: Date | undefined = lineage?.ancestors[0]?.startedAt;
+  const reason: string | null | undefined = lineage?.session.reason;
+  const tip: string | null = await store.getLineageTip(titled.sessionId);
+  // @ts-expect-error getSessionLineage resolves to null for an unknown session
+  const rootId: string = (await store.getSessionLineage('nope')).session.sessionId;
+  // @ts-expect-error getLineageTip resolves to null for an unknown session
+  const tipId: string = await store.getLineageTip('nope');
   // @ts-expect-error getSession resolves to null for an unknown key
   const missing: SessionEntry = await store.getSession('agent:main:telegram:dm:nobody');
   // Any string is a chat type ("forum" is none of the enum's names); anything else is not.
   await store.buildSessionKey({ platform: 'telegram', chatId: '-100', chatType: 'forum' });
   // @ts-expect-error not a chat type
   await store.buildSessionKey({ platform: 'telegram', chatType: 3 });
-  return [prompt, history.length, context.connectedPlatforms.join(), status, missing.sessionId, found, await store.getSessionTitle(titled.sessionId)].join(' ');
+  return [prompt, history.length, context.connectedPlatforms.join(), status, missing.sessionId, found, await store.getSessionTitle(titled.sessionId), startedAt?.toISOString(), reason, tip, rootId, tipId].join(' ');
 }
 
 // The declarations export exactly the names index.js does ("Property 'x' is missing" otherwise).

@@ -47,6 +47,8 @@ IDEMPOTENT_METHODS = (
     "GetSessionTitle",
     "FindSessionByTitle",
     "NextTitleInLineage",
+    "GetSessionLineage",
+    "GetLineageTip",
 )
 RETRY_POLICY = {
     "maxAttempts": 3,
@@ -566,6 +568,35 @@ class SessionStoreClient:
             return self._call(self._stub.FindSessionByTitle, request).session_id
         except errors.NotFoundError:
             return None
+
+    def get_session_lineage(self, session_id: str) -> types.SessionLineage | None:
+        """Where the session came from and what came of it; None for an unknown session."""
+        request = pb.GetSessionLineageRequest(session_id=session_id)
+        try:
+            response = self._call(self._stub.GetSessionLineage, request)
+        except errors.NotFoundError:
+            return None
+        return types.SessionLineage(
+            self._link(response.session),
+            [self._link(link) for link in response.ancestors],
+            [self._link(link) for link in response.children],
+        )
+
+    def get_lineage_tip(self, session_id: str) -> str | None:
+        """The newest end of the session's lineage (the newest child at each step); None if unknown."""
+        try:
+            return self._call(self._stub.GetLineageTip, pb.GetLineageTipRequest(session_id=session_id)).session_id
+        except errors.NotFoundError:
+            return None
+
+    def _link(self, link: pb.LineageLink) -> types.LineageLink:
+        return types.LineageLink(
+            session_id=link.session_id,
+            parent_session_id=link.parent_session_id if link.HasField("parent_session_id") else None,
+            reason=link.reason if link.HasField("reason") else None,
+            started_at=datetime_from_proto(link.started_at, self.aware_times),
+            title=link.title if link.HasField("title") else None,
+        )
 
     def next_title_in_lineage(self, title: str) -> str:
         """The next free title of the lineage: ``title`` itself when free, else ``<base> #<n>``."""

@@ -155,6 +155,26 @@ class Lease:
 
 
 @dataclass
+class LineageLink:
+    """A session in a lineage: where it came from (``None`` for a root) and why."""
+
+    session_id: str
+    parent_session_id: str | None
+    reason: str | None  # "reset", "auto_reset", "force_new", "switch"
+    started_at: datetime
+    title: str | None = None
+
+
+@dataclass
+class SessionLineage:
+    """A session, its ancestors (parent first, back to the root) and its children (newest first)."""
+
+    session: LineageLink
+    ancestors: list[LineageLink]
+    children: list[LineageLink]
+
+
+@dataclass
 class SessionEvent:
     """A change of a session key, from ``SessionStoreClient.watch_events``.
 

@@ -29,6 +29,7 @@ from sessiond.model import (
     HomeChannel,
     KeyOptions,
     Lease,
+    LineageLink,
     Message,
     ResetPolicy,
     Source,
@@ -522,3 +523,11 @@ def message_to_proto(value: Message) -> transcript_pb2.Message:
     if value.timestamp is not None:
         fields["timestamp"] = timestamp_to_proto(value.timestamp)
     return transcript_pb2.Message(role=value.role, message_id=value.message_id, position=value.position, **fields)
+
+
+def lineage_link_to_proto(link: LineageLink) -> session_store_pb2.LineageLink:
+    result = session_store_pb2.LineageLink(
+        session_id=link.session_id, parent_session_id=link.parent_session_id, reason=link.reason, title=link.title
+    )
+    _set_time(result, "started_at", link.started_at)
+    return result

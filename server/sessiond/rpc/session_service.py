@@ -350,6 +350,21 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
     ) -> pb.NextTitleInLineageResponse:
         return pb.NextTitleInLineageResponse(title=self.store.next_title(self._key(request, "title")))
 
+    @rpc
+    def GetSessionLineage(
+        self, request: pb.GetSessionLineageRequest, deadline: float | None
+    ) -> pb.GetSessionLineageResponse:
+        link, ancestors, children = self.store.lineage(self._key(request, "session_id"))
+        return pb.GetSessionLineageResponse(
+            session=convert.lineage_link_to_proto(link),
+            ancestors=[convert.lineage_link_to_proto(a) for a in ancestors],
+            children=[convert.lineage_link_to_proto(c) for c in children],
+        )
+
+    @rpc
+    def GetLineageTip(self, request: pb.GetLineageTipRequest, deadline: float | None) -> pb.GetLineageTipResponse:
+        return pb.GetLineageTipResponse(session_id=self.store.lineage_tip(self._key(request, "session_id")))
+
     @stream
     async def WatchSessionEvents(
         self, request: pb.WatchSessionEventsRequest, deadline: float | None

@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from sessiond.model import Cursor, Entry, Event, EventKind, Lease, Message, ResetPolicy
+from sessiond.model import Cursor, Entry, Event, EventKind, Lease, LineageLink, Message, ResetPolicy
 
 T = TypeVar("T")
 
@@ -117,6 +117,14 @@ class Transaction(Protocol):
 
     def newest_numbered(self, numbered_prefix: str) -> str | None:
         """The newest session (by start) whose title starts with ``numbered_prefix``."""
+        ...
+
+    def set_parent(self, session_id: str, parent_session_id: str, reason: str) -> None: ...
+
+    def lineage_link(self, session_id: str) -> LineageLink | None: ...
+
+    def children(self, session_id: str) -> list[LineageLink]:
+        """The sessions started from ``session_id``, newest first."""
         ...
 
     def has_two_sessions(self) -> bool: ...

@@ -18,7 +18,7 @@ from datetime import datetime
 from operator import itemgetter
 from typing import Any
 
-from sessiond.model import Cursor, Entry, Event, Lease, Message, ResetPolicy, Source, Usage, from_us, to_us
+from sessiond.model import Cursor, Entry, Event, Lease, LineageLink, Message, ResetPolicy, Source, Usage, from_us, to_us
 from sessiond.storage.interface import ExpiryCutoffs
 
 NEVER = -(2**63)  # a cutoff no timestamp is below
@@ -42,6 +42,7 @@ EVENT_COLUMNS = (
 )  # fmt: skip
 LEASE_COLUMNS = ("session_key", "owner", "expires_at")
 SESSION_INSERT_COLUMNS = ("id", "platform", "user_id", "started_at")
+LINEAGE_COLUMNS = ("id", "parent_session_id", "parent_reason", "started_at", "title")
 STORED_POLICIES = "SELECT DISTINCT reset_policy FROM entries WHERE reset_policy IS NOT NULL"
 
 
@@ -59,6 +60,7 @@ ENTRY_LIST = listed(ENTRY_COLUMNS)
 MESSAGE_LIST = listed(MESSAGE_COLUMNS)
 EVENT_LIST = listed(EVENT_COLUMNS)
 LEASE_LIST = listed(LEASE_COLUMNS)
+LINEAGE_LIST = listed(LINEAGE_COLUMNS)
 
 
 def in_order(columns: Sequence[str]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
@@ -263,6 +265,16 @@ def lease_row(lease: Lease) -> tuple[Any, ...]:
 def lease_from_row(row: Sequence[Any]) -> Lease:
     column = _LEASE_ROW._make(row)
     return Lease(session_key=column.session_key, owner=column.owner, expires_at=from_us(column.expires_at))
+
+
+_LINEAGE_ROW = row_type("LineageRow", LINEAGE_COLUMNS)
+
+
+def lineage_from_row(row: Sequence[Any]) -> LineageLink:
+    column = _LINEAGE_ROW._make(row)
+    return LineageLink(
+        column.id, column.parent_session_id, column.parent_reason, from_us(column.started_at), column.title
+    )
 
 
 _SESSION_VALUES = in_order(SESSION_INSERT_COLUMNS)

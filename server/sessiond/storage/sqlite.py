@@ -38,7 +38,7 @@ from typing import Any, TypeVar
 import apsw
 
 from sessiond.errors import AlreadyExists, DeadlineExceeded, DiskFull, StorageError
-from sessiond.model import Cursor, Entry, Event, EventKind, Lease, Message, ResetPolicy, to_us
+from sessiond.model import Cursor, Entry, Event, EventKind, Lease, LineageLink, Message, ResetPolicy, to_us
 from sessiond.storage.interface import (
     AppendResult,
     EventPage,
@@ -56,6 +56,7 @@ from sessiond.storage.rows import (
     EVENT_LIST,
     LEASE_COLUMNS,
     LEASE_LIST,
+    LINEAGE_LIST,
     MESSAGE_INSERT_COLUMNS,
     MESSAGE_LIST,
     NEVER,
@@ -69,6 +70,7 @@ from sessiond.storage.rows import (
     expiry_params,
     lease_from_row,
     lease_row,
+    lineage_from_row,
     listed,
     message_from_row,
     message_row,
@@ -182,6 +184,12 @@ MIGRATIONS = (
     """
     ALTER TABLE sessions ADD COLUMN title TEXT;
     CREATE UNIQUE INDEX sessions_by_title ON sessions (title) WHERE title IS NOT NULL;
+    """,
+    # Lineage (GetSessionLineage): the session a new one started from, and why.
+    """
+    ALTER TABLE sessions ADD COLUMN parent_session_id TEXT;
+    ALTER TABLE sessions ADD COLUMN parent_reason TEXT;
+    CREATE INDEX sessions_by_parent ON sessions (parent_session_id, started_at) WHERE parent_session_id IS NOT NULL;
     """,
 )
 BUSY_TIMEOUT_MS = 5000
@@ -310,6 +318,23 @@ class SqliteTransaction(Transaction):
             (low, high),
         )
         return None if row is None else row[0]
+
+    def set_parent(self, session_id: str, parent_session_id: str, reason: str) -> None:
+        self.db.execute(
+            "UPDATE sessions SET parent_session_id = ?, parent_reason = ? WHERE id = ?",
+            (parent_session_id, reason, session_id),
+        )
+
+    def lineage_link(self, session_id: str) -> LineageLink | None:
+        row = self._one(f"SELECT {LINEAGE_LIST} FROM sessions WHERE id = ?", (session_id,))
+        return None if row is None else lineage_from_row(row)
+
+    def children(self, session_id: str) -> list[LineageLink]:
+        rows = self.db.execute(
+            f"SELECT {LINEAGE_LIST} FROM sessions WHERE parent_session_id = ? ORDER BY started_at DESC, id DESC",
+            (session_id,),
+        )
+        return [lineage_from_row(row) for row in rows]
 
     def has_two_sessions(self) -> bool:
         return self._one("SELECT 1 FROM sessions LIMIT 1 OFFSET 1") is not None

@@ -24,7 +24,19 @@ from sessiond.errors import (
     ResourceExhausted,
     shown,
 )
-from sessiond.model import Cursor, Entry, Event, EventKind, Lease, Message, ResetPolicy, Source, Usage, cursor_of
+from sessiond.model import (
+    Cursor,
+    Entry,
+    Event,
+    EventKind,
+    Lease,
+    LineageLink,
+    Message,
+    ResetPolicy,
+    Source,
+    Usage,
+    cursor_of,
+)
 from sessiond.rules import keys, reset, titles, transcript
 from sessiond.rules.settings import Settings
 from sessiond.storage.interface import AppendResult, EventPage, ExpiryCutoffs, Storage, Transaction
@@ -34,6 +46,7 @@ NO_USAGE = Usage()
 Deadline = float | None
 EXPIRY_BATCH = 500  # expired entries announced per transaction
 PRUNE_BATCH = 1000  # entries a scheduled prune removes per transaction
+MAX_ANCESTORS = 1000  # a lineage walked back further is cut (GetSessionLineage says at most this many)
 RESYNC = "resync with ListSessions (watch from_now first, then list, so that nothing falls in between)"
 
 
@@ -64,16 +77,25 @@ class SessionStore:
     # -- helpers ------------------------------------------------------------------------
 
     def _new_session_id(
-        self, tx: Transaction, now: datetime, platform: str, user_id: str | None, title: str | None = None
+        self,
+        tx: Transaction,
+        now: datetime,
+        platform: str,
+        user_id: str | None,
+        title: str | None = None,
+        parent: tuple[str, str] | None = None,
     ) -> str:
         """``YYYYMMDD_HHMMSS_<8 hex>`` in the host's time, as the reference; unique by construction.
-        ``title``: the new session's (the caller checked it is free before it wrote anything)."""
+        ``title``: the new session's (the caller checked it is free before it wrote anything);
+        ``parent``: the session it starts from and why, for its lineage."""
         stamp = now.astimezone(self.settings.host_zone).strftime("%Y%m%d_%H%M%S")
         while True:
             session_id = f"{stamp}_{uuid.uuid4().hex[:8]}"
             if tx.create_session(session_id, platform, user_id, now):
                 if title:
                     tx.set_title(session_id, title)
+                if parent is not None:
+                    tx.set_parent(session_id, *parent)
                 return session_id
 
     @staticmethod
@@ -147,7 +169,7 @@ class SessionStore:
                 _title_free(tx, title, "title")  # before the old session ends: a refusal writes nothing
             entry = Entry.started(
                 key,
-                self._new_session_id(tx, now, source.platform, source.user_id, title),
+                self._new_session_id(tx, now, source.platform, source.user_id, title, _parent(old, reason)),
                 source,
                 now,
                 was_auto_reset=reason is not None,
@@ -284,7 +306,10 @@ class SessionStore:
                 _title_free(tx, title, "title")
             tx.end_session(old.session_id, "session_reset", now)
             user_id = old.origin.user_id if old.origin else None
-            entry = _successor(old, self._new_session_id(tx, now, old.platform or "unknown", user_id, title), now)
+            session_id = self._new_session_id(
+                tx, now, old.platform or "unknown", user_id, title, (old.session_id, "reset")
+            )
+            entry = _successor(old, session_id, now)
             entry = replace(entry, is_fresh_reset=True)
             tx.put_entry(entry)
             self._event(tx, now, "reset", entry, previous_session_id=old.session_id, reason="reset")
@@ -314,9 +339,10 @@ class SessionStore:
                 return (old, False) if old.session_id == target else self._switch(tx, old, target)
             if old.session_id == target_session_id:
                 return old, False
-            if not (create and tx.create_session(target_session_id, "unknown", None, self.clock())):
-                if not tx.session_exists(target_session_id):
-                    raise NotFound(f"target_session_id: no session {shown(target_session_id)}")
+            if create and tx.create_session(target_session_id, "unknown", None, self.clock()):
+                tx.set_parent(target_session_id, old.session_id, "switch")
+            elif not tx.session_exists(target_session_id):
+                raise NotFound(f"target_session_id: no session {shown(target_session_id)}")
             return self._switch(tx, old, target_session_id)
 
         return self.storage.write(work, deadline)
@@ -376,6 +402,43 @@ class SessionStore:
             raise InvalidArgument("title", "required")
         taken = self.storage.read(lambda tx: tx.lineage_titles(base, titles.numbered_prefix(base)))
         return titles.next_in_lineage(base, taken)
+
+    # -- lineage --------------------------------------------------------------------------
+
+    def lineage(self, session_id: str) -> tuple[LineageLink, builtins.list[LineageLink], builtins.list[LineageLink]]:
+        """The session, its ancestors (parent first, at most ``MAX_ANCESTORS``) and its children
+        (newest first)."""
+
+        def work(tx: Transaction) -> tuple[LineageLink, builtins.list[LineageLink], builtins.list[LineageLink]]:
+            link = tx.lineage_link(session_id)
+            if link is None:
+                raise NotFound(f"session_id: no session {shown(session_id)}")
+            ancestors: builtins.list[LineageLink] = []
+            seen = {session_id}
+            parent = link.parent_session_id
+            while parent is not None and parent not in seen and len(ancestors) < MAX_ANCESTORS:
+                seen.add(parent)
+                above = tx.lineage_link(parent)
+                if above is None:  # a parent recorded by id only (a transcript by id): the chain ends
+                    break
+                ancestors.append(above)
+                parent = above.parent_session_id
+            return link, ancestors, tx.children(session_id)
+
+        return self.storage.read(work)
+
+    def lineage_tip(self, session_id: str) -> str:
+        """From ``session_id``, the newest child at each step."""
+
+        def work(tx: Transaction) -> str:
+            self._session(tx, session_id)
+            tip, seen = session_id, {session_id}
+            while (children := tx.children(tip)) and children[0].session_id not in seen:
+                tip = children[0].session_id
+                seen.add(tip)
+            return tip
+
+        return self.storage.read(work)
 
     @staticmethod
     def _titled(tx: Transaction, title: str, field: str) -> str:
@@ -630,6 +693,12 @@ def _unique_message_ids(messages: Sequence[Message]) -> None:
         if message.message_id and message.message_id in seen:
             raise InvalidArgument(f"messages[{index}].message_id", "repeated within the transcript")
         seen.add(message.message_id)
+
+
+def _parent(old: Entry | None, reason: str | None) -> tuple[str, str] | None:
+    """Where a session GetOrCreateSession starts comes from: the key's previous one, auto-reset
+    (the policy, or a suspension) or forced."""
+    return None if old is None else (old.session_id, "force_new" if reason is None else "auto_reset")
 
 
 def _title_free(tx: Transaction, title: str, field: str, session_id: str | None = None) -> None:

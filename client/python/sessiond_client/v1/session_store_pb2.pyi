@@ -1921,3 +1921,158 @@ class NextTitleInLineageResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___NextTitleInLineageResponse: _TypeAlias = NextTitleInLineageResponse  # noqa: Y015
+
+@_typing.final
+class LineageLink(_message.Message):
+    """One session in a lineage."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    PARENT_SESSION_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    STARTED_AT_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    session_id: _builtins.str
+    """The session id."""
+    parent_session_id: _builtins.str
+    """The session it came from (unset for a lineage's root)."""
+    reason: _builtins.str
+    """Why it started from its parent: "reset", "auto_reset", "force_new" or
+    "switch" (unset for a root).
+    """
+    title: _builtins.str
+    """Its title, if it has one."""
+    @_builtins.property
+    def started_at(self) -> _timestamp_pb2.Timestamp:
+        """When it started."""
+
+    def __init__(
+        self,
+        *,
+        session_id: _builtins.str = ...,
+        parent_session_id: _builtins.str | None = ...,
+        reason: _builtins.str | None = ...,
+        started_at: _timestamp_pb2.Timestamp | None = ...,
+        title: _builtins.str | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_parent_session_id", b"_parent_session_id", "_reason", b"_reason", "_title", b"_title", "parent_session_id", b"parent_session_id", "reason", b"reason", "started_at", b"started_at", "title", b"title"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_parent_session_id", b"_parent_session_id", "_reason", b"_reason", "_title", b"_title", "parent_session_id", b"parent_session_id", "reason", b"reason", "session_id", b"session_id", "started_at", b"started_at", "title", b"title"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__parent_session_id: _TypeAlias = _typing.Literal["parent_session_id"]  # noqa: Y015
+    _WhichOneofArgType__parent_session_id: _TypeAlias = _typing.Literal["_parent_session_id", b"_parent_session_id"]  # noqa: Y015
+    _WhichOneofReturnType__reason: _TypeAlias = _typing.Literal["reason"]  # noqa: Y015
+    _WhichOneofArgType__reason: _TypeAlias = _typing.Literal["_reason", b"_reason"]  # noqa: Y015
+    _WhichOneofReturnType__title: _TypeAlias = _typing.Literal["title"]  # noqa: Y015
+    _WhichOneofArgType__title: _TypeAlias = _typing.Literal["_title", b"_title"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__parent_session_id) -> _WhichOneofReturnType__parent_session_id | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__reason) -> _WhichOneofReturnType__reason | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__title) -> _WhichOneofReturnType__title | None: ...
+
+Global___LineageLink: _TypeAlias = LineageLink  # noqa: Y015
+
+@_typing.final
+class GetSessionLineageRequest(_message.Message):
+    """Request of GetSessionLineage."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    session_id: _builtins.str
+    """The session id."""
+    def __init__(
+        self,
+        *,
+        session_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["session_id", b"session_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSessionLineageRequest: _TypeAlias = GetSessionLineageRequest  # noqa: Y015
+
+@_typing.final
+class GetSessionLineageResponse(_message.Message):
+    """Response of GetSessionLineage."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_FIELD_NUMBER: _builtins.int
+    ANCESTORS_FIELD_NUMBER: _builtins.int
+    CHILDREN_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def session(self) -> Global___LineageLink:
+        """The session itself."""
+
+    @_builtins.property
+    def ancestors(self) -> _containers.RepeatedCompositeFieldContainer[Global___LineageLink]:
+        """Its parent, the parent's parent, ... up to the root (at most 1000)."""
+
+    @_builtins.property
+    def children(self) -> _containers.RepeatedCompositeFieldContainer[Global___LineageLink]:
+        """The sessions started from it, newest first."""
+
+    def __init__(
+        self,
+        *,
+        session: Global___LineageLink | None = ...,
+        ancestors: _abc.Iterable[Global___LineageLink] | None = ...,
+        children: _abc.Iterable[Global___LineageLink] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["session", b"session"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ancestors", b"ancestors", "children", b"children", "session", b"session"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSessionLineageResponse: _TypeAlias = GetSessionLineageResponse  # noqa: Y015
+
+@_typing.final
+class GetLineageTipRequest(_message.Message):
+    """Request of GetLineageTip."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    session_id: _builtins.str
+    """The session id."""
+    def __init__(
+        self,
+        *,
+        session_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["session_id", b"session_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetLineageTipRequest: _TypeAlias = GetLineageTipRequest  # noqa: Y015
+
+@_typing.final
+class GetLineageTipResponse(_message.Message):
+    """Response of GetLineageTip."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    session_id: _builtins.str
+    """The newest end of the lineage from the session."""
+    def __init__(
+        self,
+        *,
+        session_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["session_id", b"session_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetLineageTipResponse: _TypeAlias = GetLineageTipResponse  # noqa: Y015

@@ -179,6 +179,16 @@ class SessionStoreStub:
                 request_serializer=sessiond_dot_v1_dot_session__store__pb2.NextTitleInLineageRequest.SerializeToString,
                 response_deserializer=sessiond_dot_v1_dot_session__store__pb2.NextTitleInLineageResponse.FromString,
                 _registered_method=True)
+        self.GetSessionLineage = channel.unary_unary(
+                '/sessiond.v1.SessionStore/GetSessionLineage',
+                request_serializer=sessiond_dot_v1_dot_session__store__pb2.GetSessionLineageRequest.SerializeToString,
+                response_deserializer=sessiond_dot_v1_dot_session__store__pb2.GetSessionLineageResponse.FromString,
+                _registered_method=True)
+        self.GetLineageTip = channel.unary_unary(
+                '/sessiond.v1.SessionStore/GetLineageTip',
+                request_serializer=sessiond_dot_v1_dot_session__store__pb2.GetLineageTipRequest.SerializeToString,
+                response_deserializer=sessiond_dot_v1_dot_session__store__pb2.GetLineageTipResponse.FromString,
+                _registered_method=True)
 
 
 class SessionStoreServicer:
@@ -402,6 +412,24 @@ class SessionStoreServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetSessionLineage(self, request, context):
+        """Where a session came from and what came of it: its ancestors (parent
+        first, back to the root) and its children (newest first). Every session
+        a call starts records its parent and why (reset, auto_reset, force_new,
+        switch).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetLineageTip(self, request, context):
+        """The newest end of a session's lineage: from the session, the newest child
+        at each step (the session itself when it has none).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SessionStoreServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -544,6 +572,16 @@ def add_SessionStoreServicer_to_server(servicer, server):
                     servicer.NextTitleInLineage,
                     request_deserializer=sessiond_dot_v1_dot_session__store__pb2.NextTitleInLineageRequest.FromString,
                     response_serializer=sessiond_dot_v1_dot_session__store__pb2.NextTitleInLineageResponse.SerializeToString,
+            ),
+            'GetSessionLineage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSessionLineage,
+                    request_deserializer=sessiond_dot_v1_dot_session__store__pb2.GetSessionLineageRequest.FromString,
+                    response_serializer=sessiond_dot_v1_dot_session__store__pb2.GetSessionLineageResponse.SerializeToString,
+            ),
+            'GetLineageTip': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetLineageTip,
+                    request_deserializer=sessiond_dot_v1_dot_session__store__pb2.GetLineageTipRequest.FromString,
+                    response_serializer=sessiond_dot_v1_dot_session__store__pb2.GetLineageTipResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1307,6 +1345,60 @@ class SessionStore:
             '/sessiond.v1.SessionStore/NextTitleInLineage',
             sessiond_dot_v1_dot_session__store__pb2.NextTitleInLineageRequest.SerializeToString,
             sessiond_dot_v1_dot_session__store__pb2.NextTitleInLineageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSessionLineage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sessiond.v1.SessionStore/GetSessionLineage',
+            sessiond_dot_v1_dot_session__store__pb2.GetSessionLineageRequest.SerializeToString,
+            sessiond_dot_v1_dot_session__store__pb2.GetSessionLineageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetLineageTip(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sessiond.v1.SessionStore/GetLineageTip',
+            sessiond_dot_v1_dot_session__store__pb2.GetLineageTipRequest.SerializeToString,
+            sessiond_dot_v1_dot_session__store__pb2.GetLineageTipResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -120,6 +120,16 @@ class SessionStoreStub:
     it, else "<base> #<n>" with n one more than the highest in use (a
     "<base> #<n>" title counts as that base's lineage).
     """
+    GetSessionLineage: _grpc.UnaryUnaryMultiCallable[_session_store_pb2.GetSessionLineageRequest, _session_store_pb2.GetSessionLineageResponse]
+    """Where a session came from and what came of it: its ancestors (parent
+    first, back to the root) and its children (newest first). Every session
+    a call starts records its parent and why (reset, auto_reset, force_new,
+    switch).
+    """
+    GetLineageTip: _grpc.UnaryUnaryMultiCallable[_session_store_pb2.GetLineageTipRequest, _session_store_pb2.GetLineageTipResponse]
+    """The newest end of a session's lineage: from the session, the newest child
+    at each step (the session itself when it has none).
+    """
 
 @_typing.type_check_only
 class SessionStoreAsyncStub(SessionStoreStub):
@@ -212,6 +222,16 @@ class SessionStoreAsyncStub(SessionStoreStub):
     """The next free title of a lineage: the title itself when no session has
     it, else "<base> #<n>" with n one more than the highest in use (a
     "<base> #<n>" title counts as that base's lineage).
+    """
+    GetSessionLineage: _aio.UnaryUnaryMultiCallable[_session_store_pb2.GetSessionLineageRequest, _session_store_pb2.GetSessionLineageResponse]  # type: ignore[assignment]
+    """Where a session came from and what came of it: its ancestors (parent
+    first, back to the root) and its children (newest first). Every session
+    a call starts records its parent and why (reset, auto_reset, force_new,
+    switch).
+    """
+    GetLineageTip: _aio.UnaryUnaryMultiCallable[_session_store_pb2.GetLineageTipRequest, _session_store_pb2.GetLineageTipResponse]  # type: ignore[assignment]
+    """The newest end of a session's lineage: from the session, the newest child
+    at each step (the session itself when it has none).
     """
 
 class SessionStoreServicer(metaclass=_abc_1.ABCMeta):
@@ -470,6 +490,28 @@ class SessionStoreServicer(metaclass=_abc_1.ABCMeta):
         """The next free title of a lineage: the title itself when no session has
         it, else "<base> #<n>" with n one more than the highest in use (a
         "<base> #<n>" title counts as that base's lineage).
+        """
+
+    @_abc_1.abstractmethod
+    def GetSessionLineage(
+        self,
+        request: _session_store_pb2.GetSessionLineageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_session_store_pb2.GetSessionLineageResponse, _abc.Awaitable[_session_store_pb2.GetSessionLineageResponse]]:
+        """Where a session came from and what came of it: its ancestors (parent
+        first, back to the root) and its children (newest first). Every session
+        a call starts records its parent and why (reset, auto_reset, force_new,
+        switch).
+        """
+
+    @_abc_1.abstractmethod
+    def GetLineageTip(
+        self,
+        request: _session_store_pb2.GetLineageTipRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_session_store_pb2.GetLineageTipResponse, _abc.Awaitable[_session_store_pb2.GetLineageTipResponse]]:
+        """The newest end of a session's lineage: from the session, the newest child
+        at each step (the session itself when it has none).
         """
 
 def add_SessionStoreServicer_to_server(servicer: SessionStoreServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
