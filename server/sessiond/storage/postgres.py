@@ -604,6 +604,10 @@ class PostgresStorage:
             name="sessiond",
             open=True,
         )
+        # The health check's own connection: it must not queue behind the writers for a pooled one,
+        # or a busy daemon would look like an unreachable database.
+        self._check_connection: psycopg.Connection[Any] | None = None
+        self._check_lock = threading.Lock()
         self._closing = threading.Event()
         self._listener = threading.Thread(target=self._listen, name="pg-listen", daemon=True)
         self._listener.start()
@@ -722,24 +726,39 @@ class PostgresStorage:
     # -- the daemon's other needs ---------------------------------------------------------
 
     def check(self) -> None:
-        """A ``SELECT 1`` on a pooled connection, within ``CHECK_SECONDS`` in all.
+        """A ``SELECT 1`` within ``CHECK_SECONDS``, on a connection of its own (never queued behind
+        the writers' pooled ones).
 
-        A connection the server closed while it sat in the pool (``pg_terminate_backend``, an
-        ``idle_session_timeout``, a proxy's restart) says nothing about the database: it is dropped,
-        with the others the server closed, and the check runs once more on a fresh one (as writes
-        are retried), so that health does not flap to NOT_SERVING with the database up.
+        A connection the server closed since the last check (``pg_terminate_backend``, an
+        ``idle_session_timeout``, a proxy's restart) says nothing about the database: the check
+        connects again and runs once more, so that health does not flap with the database up.
         """
         deadline = time.monotonic() + CHECK_SECONDS
-        for attempt in (1, 2):
-            try:
-                with self._pool.connection(timeout=_remaining(deadline, CHECK_SECONDS)) as connection:
-                    connection.execute("SELECT 1")
-                return
-            except psycopg.Error as exc:
-                if attempt == 1 and _disconnected(exc) and not isinstance(exc, PoolTimeout):
-                    self._pool.check()
-                    continue
-                raise StorageError(f"{self.where}: cannot be read ({_reason(exc)})") from None
+        with self._check_lock:
+            for attempt in (1, 2):
+                try:
+                    self._checked_connection(deadline).execute("SELECT 1")
+                    return
+                except psycopg.Error as exc:
+                    self._drop_check_connection()
+                    if attempt == 1 and _disconnected(exc) and time.monotonic() < deadline:
+                        continue
+                    raise StorageError(f"{self.where}: cannot be read ({_reason(exc)})") from None
+
+    def _checked_connection(self, deadline: float) -> psycopg.Connection[Any]:
+        if self._check_connection is None or self._check_connection.closed:
+            budget = max(1, int(_remaining(deadline, CHECK_SECONDS)))
+            timeout_ms = budget * 1000  # the statement's too, should the server hang
+            self._check_connection = psycopg.connect(
+                self.dsn, autocommit=True, connect_timeout=budget, options=f"-c statement_timeout={timeout_ms}"
+            )
+        return self._check_connection
+
+    def _drop_check_connection(self) -> None:
+        if self._check_connection is not None:
+            with contextlib.suppress(psycopg.Error):
+                self._check_connection.close()
+            self._check_connection = None
 
     def stats(self, now: datetime | None = None) -> StorageStats:
         """Row counts from one statement (one snapshot) and the size of sessiond's tables.
@@ -778,6 +797,8 @@ class PostgresStorage:
         with contextlib.suppress(psycopg.Error), self._pool.connection(timeout=CHECK_SECONDS) as connection:
             connection.execute("SELECT pg_notify(%s, 'closing')", (self.channel,))
         self._pool.close()
+        with self._check_lock:
+            self._drop_check_connection()
         self._listener.join()
 
 
