@@ -317,3 +317,28 @@ def test_the_dsn_password_shows_nowhere() -> None:
     with pytest.raises(ConfigError, match=r"^storage\.pool_size: expected at least 1"):
         config_module.parse({"storage": {"pool_size": 0}}, {})
     assert config_module.parse({"server": {"max_workers": 7}}, {}).pool_size == 7
+
+
+def test_two_daemons_racing_for_one_title_give_it_to_one_session(two: tuple[Running, Running]) -> None:
+    """16 sessions, 16 callers across both daemons, one title: one wins, the rest are ALREADY_EXISTS
+    (a UniqueViolation of the loser's insert is retried and then sees the winner), nothing else."""
+    with split_stubs(two, 16) as racers:
+        ids = [
+            racers[0]
+            .GetOrCreateSession(pb.GetOrCreateSessionRequest(source=source(f"title-race-{n}")), timeout=DEADLINE)
+            .entry.session_id
+            for n in range(16)
+        ]
+
+        def claim(index: int) -> str | None:
+            request = pb.SetSessionTitleRequest(session_id=ids[index], title="The one")
+            response = racers[index].SetSessionTitle(request, timeout=DEADLINE)
+            return response.title if response.HasField("title") else None
+
+        results = together(16, claim)
+        got = Counter(code.name for code in codes(results))
+        assert got == Counter({"OK": 1, "ALREADY_EXISTS": 15}), got
+        winner = ids[results.index("The one")]
+        for racer in racers[:2]:  # one stub on each daemon
+            found = racer.FindSessionByTitle(pb.FindSessionByTitleRequest(title="The one"), timeout=DEADLINE)
+            assert found.session_id == winner
