@@ -39,7 +39,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -53,7 +53,7 @@ from psycopg.types.string import StrDumperUnknown, TextLoader
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from sessiond.errors import DeadlineExceeded, DiskFull, FailedPrecondition, StorageError
-from sessiond.model import Cursor, Entry, Event, EventKind, Lease, LineageLink, Message, ResetPolicy, to_us
+from sessiond.model import Cursor, Entry, Event, EventKind, Lease, Message, ResetPolicy, to_us
 from sessiond.storage.interface import AppendResult, EventPage, ExpiryCutoffs, StorageStats, Transaction
 from sessiond.storage.rows import (
     DAY_US,
@@ -63,7 +63,6 @@ from sessiond.storage.rows import (
     EVENT_LIST,
     LEASE_COLUMNS,
     LEASE_LIST,
-    LINEAGE_LIST,
     MESSAGE_INSERT_COLUMNS,
     MESSAGE_LIST,
     NEVER,
@@ -77,7 +76,6 @@ from sessiond.storage.rows import (
     expiry_params,
     lease_from_row,
     lease_row,
-    lineage_from_row,
     listed,
     message_from_row,
     message_row,
@@ -85,8 +83,8 @@ from sessiond.storage.rows import (
     policies_from_rows,
     prune_params,
     session_row,
-    title_range,
 )
+from sessiond.storage.sessions_table import SessionsTable
 
 log = logging.getLogger("sessiond.postgres_storage")  # the logger's name predates the module's place
 T = TypeVar("T")
@@ -313,7 +311,7 @@ def describe(dsn: str) -> str:
     return f"postgres {parts.get('host') or 'localhost'}:{parts.get('port') or 5432}/{parts.get('dbname') or '-'}"
 
 
-class PostgresTransaction(Transaction):
+class PostgresTransaction(SessionsTable, Transaction, marker="%s"):
     """The Transaction interface over one connection inside an open transaction.
 
     ``writing``: entries read are locked (``FOR UPDATE``) until the commit. Events are kept until
@@ -329,6 +327,9 @@ class PostgresTransaction(Transaction):
 
     def _one(self, query: str, params: Any = ()) -> Any:
         return self.db.execute(query, params).fetchone()
+
+    def _execute(self, sql: str, params: Any = ()) -> Iterable[Any]:
+        return self.db.execute(sql, params)
 
     def _rows(self, query: str, params: Any = ()) -> list[Any]:
         return self.db.execute(query, params).fetchall()
@@ -349,64 +350,6 @@ class PostgresTransaction(Transaction):
 
     def create_session(self, session_id: str, platform: str, user_id: str | None, started_at: datetime) -> bool:
         return self.db.execute(CREATE_SESSION, session_row(session_id, platform, user_id, started_at)).rowcount == 1
-
-    def end_session(self, session_id: str, reason: str, at: datetime) -> None:
-        self.db.execute(
-            "UPDATE sessions SET ended_at = %s, end_reason = %s WHERE id = %s AND ended_at IS NULL",
-            (to_us(at), reason, session_id),
-        )
-
-    def reopen_session(self, session_id: str) -> None:
-        self.db.execute("UPDATE sessions SET ended_at = NULL, end_reason = NULL WHERE id = %s", (session_id,))
-
-    def session_exists(self, session_id: str) -> bool:
-        return self._one("SELECT 1 FROM sessions WHERE id = %s", (session_id,)) is not None
-
-    def title_of(self, session_id: str) -> str | None:
-        row = self._one("SELECT title FROM sessions WHERE id = %s", (session_id,))
-        return None if row is None else row[0]
-
-    def session_titled(self, title: str) -> str | None:
-        row = self._one("SELECT id FROM sessions WHERE title = %s", (title,))
-        return None if row is None else row[0]
-
-    def set_title(self, session_id: str, title: str | None) -> None:
-        self.db.execute("UPDATE sessions SET title = %s WHERE id = %s", (title, session_id))
-
-    def lineage_titles(self, base: str, numbered_prefix: str) -> list[str]:
-        low, high = title_range(numbered_prefix)
-        rows = self.db.execute(
-            "SELECT title FROM sessions WHERE title = %s OR (title >= %s AND title < %s)", (base, low, high)
-        )
-        return [row[0] for row in rows]
-
-    def newest_numbered(self, numbered_prefix: str) -> str | None:
-        low, high = title_range(numbered_prefix)
-        row = self._one(
-            "SELECT id FROM sessions WHERE title >= %s AND title < %s ORDER BY started_at DESC, id DESC LIMIT 1",
-            (low, high),
-        )
-        return None if row is None else row[0]
-
-    def set_parent(self, session_id: str, parent_session_id: str, reason: str) -> None:
-        self.db.execute(
-            "UPDATE sessions SET parent_session_id = %s, parent_reason = %s WHERE id = %s",
-            (parent_session_id, reason, session_id),
-        )
-
-    def lineage_link(self, session_id: str) -> LineageLink | None:
-        row = self._one(f"SELECT {LINEAGE_LIST} FROM sessions WHERE id = %s", (session_id,))
-        return None if row is None else lineage_from_row(row)
-
-    def children(self, session_id: str) -> list[LineageLink]:
-        rows = self.db.execute(
-            f"SELECT {LINEAGE_LIST} FROM sessions WHERE parent_session_id = %s ORDER BY started_at DESC, id DESC",
-            (session_id,),
-        )
-        return [lineage_from_row(row) for row in rows]
-
-    def has_two_sessions(self) -> bool:
-        return self._one("SELECT 1 FROM sessions LIMIT 1 OFFSET 1") is not None
 
     def live_lease(self, session_key: str, now: datetime) -> Lease | None:
         row = self._one(LIVE_LEASE, (session_key, to_us(now)))

@@ -28,7 +28,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent import futures
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -38,7 +38,7 @@ from typing import Any, TypeVar
 import apsw
 
 from sessiond.errors import AlreadyExists, DeadlineExceeded, DiskFull, StorageError
-from sessiond.model import Cursor, Entry, Event, EventKind, Lease, LineageLink, Message, ResetPolicy, to_us
+from sessiond.model import Cursor, Entry, Event, EventKind, Lease, Message, ResetPolicy, to_us
 from sessiond.storage.interface import (
     AppendResult,
     EventPage,
@@ -56,7 +56,6 @@ from sessiond.storage.rows import (
     EVENT_LIST,
     LEASE_COLUMNS,
     LEASE_LIST,
-    LINEAGE_LIST,
     MESSAGE_INSERT_COLUMNS,
     MESSAGE_LIST,
     NEVER,
@@ -70,7 +69,6 @@ from sessiond.storage.rows import (
     expiry_params,
     lease_from_row,
     lease_row,
-    lineage_from_row,
     listed,
     message_from_row,
     message_row,
@@ -78,8 +76,8 @@ from sessiond.storage.rows import (
     policies_from_rows,
     prune_params,
     session_row,
-    title_range,
 )
+from sessiond.storage.sessions_table import SessionsTable
 
 log = logging.getLogger("sessiond.sqlite_storage")  # the logger's name predates the module's place
 T = TypeVar("T")
@@ -254,7 +252,7 @@ COUNTS = """
 """
 
 
-class SqliteTransaction(Transaction):
+class SqliteTransaction(SessionsTable, Transaction, marker="?"):
     """The Transaction interface over one APSW connection inside an open transaction."""
 
     def __init__(self, connection: apsw.Connection):
@@ -264,6 +262,9 @@ class SqliteTransaction(Transaction):
     def _one(self, sql: str, params: Any = ()) -> Any:
         row = self.db.execute(sql, params).fetchone()
         return None if row is None else row
+
+    def _execute(self, sql: str, params: Any = ()) -> Iterable[Any]:
+        return self.db.execute(sql, params)
 
     def get_entry(self, session_key: str) -> Entry | None:
         row = self._one(f"{SELECT_ENTRY} WHERE session_key = ?", (session_key,))
@@ -280,64 +281,6 @@ class SqliteTransaction(Transaction):
     def create_session(self, session_id: str, platform: str, user_id: str | None, started_at: datetime) -> bool:
         self.db.execute(CREATE_SESSION, session_row(session_id, platform, user_id, started_at))
         return self.db.changes() == 1
-
-    def end_session(self, session_id: str, reason: str, at: datetime) -> None:
-        self.db.execute(
-            "UPDATE sessions SET ended_at = ?, end_reason = ? WHERE id = ? AND ended_at IS NULL",
-            (to_us(at), reason, session_id),
-        )
-
-    def reopen_session(self, session_id: str) -> None:
-        self.db.execute("UPDATE sessions SET ended_at = NULL, end_reason = NULL WHERE id = ?", (session_id,))
-
-    def session_exists(self, session_id: str) -> bool:
-        return self._one("SELECT 1 FROM sessions WHERE id = ?", (session_id,)) is not None
-
-    def title_of(self, session_id: str) -> str | None:
-        row = self._one("SELECT title FROM sessions WHERE id = ?", (session_id,))
-        return None if row is None else row[0]
-
-    def session_titled(self, title: str) -> str | None:
-        row = self._one("SELECT id FROM sessions WHERE title = ?", (title,))
-        return None if row is None else row[0]
-
-    def set_title(self, session_id: str, title: str | None) -> None:
-        self.db.execute("UPDATE sessions SET title = ? WHERE id = ?", (title, session_id))
-
-    def lineage_titles(self, base: str, numbered_prefix: str) -> list[str]:
-        low, high = title_range(numbered_prefix)
-        rows = self.db.execute(
-            "SELECT title FROM sessions WHERE title = ? OR (title >= ? AND title < ?)", (base, low, high)
-        )
-        return [row[0] for row in rows]
-
-    def newest_numbered(self, numbered_prefix: str) -> str | None:
-        low, high = title_range(numbered_prefix)
-        row = self._one(
-            "SELECT id FROM sessions WHERE title >= ? AND title < ? ORDER BY started_at DESC, id DESC LIMIT 1",
-            (low, high),
-        )
-        return None if row is None else row[0]
-
-    def set_parent(self, session_id: str, parent_session_id: str, reason: str) -> None:
-        self.db.execute(
-            "UPDATE sessions SET parent_session_id = ?, parent_reason = ? WHERE id = ?",
-            (parent_session_id, reason, session_id),
-        )
-
-    def lineage_link(self, session_id: str) -> LineageLink | None:
-        row = self._one(f"SELECT {LINEAGE_LIST} FROM sessions WHERE id = ?", (session_id,))
-        return None if row is None else lineage_from_row(row)
-
-    def children(self, session_id: str) -> list[LineageLink]:
-        rows = self.db.execute(
-            f"SELECT {LINEAGE_LIST} FROM sessions WHERE parent_session_id = ? ORDER BY started_at DESC, id DESC",
-            (session_id,),
-        )
-        return [lineage_from_row(row) for row in rows]
-
-    def has_two_sessions(self) -> bool:
-        return self._one("SELECT 1 FROM sessions LIMIT 1 OFFSET 1") is not None
 
     def live_lease(self, session_key: str, now: datetime) -> Lease | None:
         row = self._one(LIVE_LEASE, (session_key, to_us(now)))
