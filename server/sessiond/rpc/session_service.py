@@ -328,7 +328,7 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
             response.next_page_token = convert.page_token(response.messages[-1].position)
         return response
 
-    @rpc
+    @blocking_rpc  # its event names the key pointing at the session: a scan of the entries (no index on session_id)
     def SetSessionTitle(self, request: pb.SetSessionTitleRequest, deadline: float | None) -> pb.SetSessionTitleResponse:
         title = self.store.set_title(self._key(request, "session_id"), self._title(request) or "", deadline)
         return pb.SetSessionTitleResponse(title=title)
