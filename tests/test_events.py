@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import apsw
 import grpc
@@ -42,6 +42,7 @@ from sessiond.daemon import config as config_module
 from sessiond.daemon.maintenance import Maintenance
 from sessiond.daemon.server import new_store
 from sessiond.model import Entry, Source
+from sessiond.storage.interface import DaemonStorage
 from sessiond.storage.sqlite import MIGRATIONS, SqliteStorage
 from sessiond.store.session_store import EXPIRY_BATCH, PRUNE_BATCH
 from sessiond_client import SessionStoreClient
@@ -53,7 +54,7 @@ Start = Callable[..., Running]
 Event = events_pb2.SessionEvent
 K = events_pb2.EventKind
 TICK = 0.05  # maintenance interval in tests (real seconds)
-MAINTENANCE_OFF = {"prune_seconds": 0, "lease_sweep_seconds": 0, "checkpoint_seconds": 0}
+MAINTENANCE_OFF = {"prune_seconds": 0, "lease_sweep_seconds": 0, "checkpoint_seconds": 0, "search_index_seconds": 0}
 POLICIES = {
     "default": {"mode": "idle", "idle_minutes": 60, "time_zone": "UTC"},
     "chat_types": {"group": {"mode": "daily", "at_hour": 4, "time_zone": "UTC"}},
@@ -377,13 +378,20 @@ def test_a_failing_job_is_logged_and_runs_again(start_daemon: Start, maintenance
     running = start_daemon({"maintenance": MAINTENANCE_OFF})
     results: Iterator[tuple[bool, int]] = iter([(True, 4096)])
 
-    def checkpoint() -> tuple[bool, int]:  # fails once, then works
-        if not maintenance_log.records:
-            raise RuntimeError("disk on fire")
-        return next(results)
+    class CheckpointFailingOnce:
+        """The daemon's storage, whose checkpoint fails once, then works."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(running.daemon.storage, name)
+
+        def checkpoint(self) -> tuple[bool, int]:
+            if not maintenance_log.records:
+                raise RuntimeError("disk on fire")
+            return next(results)
 
     config = config_module.parse({"maintenance": {**MAINTENANCE_OFF, "checkpoint_seconds": TICK}})
-    jobs, stop = Maintenance(running.daemon.service.store, checkpoint, config), threading.Event()
+    storage = cast(DaemonStorage, CheckpointFailingOnce())
+    jobs, stop = Maintenance(running.daemon.service.store, storage, config), threading.Event()
     jobs.start(stop)
     try:
         maintenance_log.wait_for(lambda r: r.getMessage() == "maintenance")

@@ -61,7 +61,7 @@ METHODS = {method.name: method for method in SERVICE.methods}
 NAMES = sorted(METHODS)
 READ_ONLY = frozenset(
     {"BuildSessionKey", "BuildSessionContext", "GetSession", "ListSessions", "HasAnySessions"}
-    | {"ListExpiredSessions", "LoadTranscript", "WatchSessionEvents"}
+    | {"ListExpiredSessions", "LoadTranscript", "WatchSessionEvents", "SearchSessions", "SearchMessages"}
 )
 ALLOWED = frozenset(
     {
@@ -76,7 +76,7 @@ ALLOWED = frozenset(
         Code.OUT_OF_RANGE,  # WatchSessionEvents: a cursor outside the event log
     }
 )
-ROUNDS, EXAMPLES_PER_ROUND = 3, 21  # per RPC: 3 x 21 Hypothesis examples of one request each (63; 1,764 for 28 RPCs)
+ROUNDS, EXAMPLES_PER_ROUND = 3, 21  # per RPC: 3 x 21 Hypothesis examples of one request each (63; 1,890 for 30 RPCs)
 MIN_REQUESTS = 1000
 RAW_EXAMPLES = 300
 SERVING = health_pb2.HealthCheckResponse.SERVING

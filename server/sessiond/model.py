@@ -7,6 +7,7 @@ exactly.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -214,6 +215,68 @@ class LineageLink:
     reason: str | None
     started_at: datetime
     title: str | None = None
+
+
+@dataclass(frozen=True)
+class Term:
+    """Words of a search that must occur together, in order; ``prefix``: the last may be a word's start."""
+
+    words: tuple[str, ...]
+    prefix: bool = False
+
+
+_WORD = re.compile(r"[^\W_]+")  # letters and digits
+
+
+def words(text: str) -> list[str]:
+    """The lower-case words of ``text``: runs of letters and digits, as the full-text indexes split text."""
+    return _WORD.findall(text.lower())
+
+
+def fold(text: str) -> str:
+    """``text`` lower-cased without anything but letters and digits: the form title search compares."""
+    return "".join(words(text))
+
+
+@dataclass(frozen=True)
+class SessionSummary:
+    """A stored session as search finds it."""
+
+    session_id: str
+    platform: str
+    started_at: datetime
+    message_count: int
+    title: str | None = None
+    session_key: str | None = None  # the key it was started for, when a key started it
+    ended_at: datetime | None = None
+    end_reason: str | None = None
+    parent_session_id: str | None = None
+
+
+@dataclass(frozen=True)
+class MessageFilter:
+    """Which messages a full-text search looks at (``None``, or no roles: any)."""
+
+    platform: str | None = None
+    session_key: str | None = None
+    session_id: str | None = None
+    roles: tuple[str, ...] = ()
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """A message that matched a search: where it is, a snippet of it, and its neighbours."""
+
+    session: SessionSummary
+    position: int
+    message_id: str
+    role: str
+    timestamp: datetime
+    snippet: str
+    score: float  # higher is better; the scale is the backend's
+    window: tuple[Message, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -146,6 +146,19 @@ EVENT_PROBLEMS = {  # each query finds what breaks "an event exists exactly when
     " WHERE sequence > (SELECT MIN(sequence) FROM events)"
     " AND NOT EXISTS (SELECT 1 FROM events AS w WHERE w.sequence = v.sequence - 1)",
 }
+# Each finds where the full-text index and the messages disagree (when the index is complete):
+# a text message its own words do not find, and an index entry of a message no longer stored.
+SEARCH_PROBLEMS = {
+    "messages their own text does not find": "SELECT m.id FROM messages AS m"
+    " WHERE NOT m.content_is_json AND m.content GLOB '*[0-9A-Za-z]*' AND NOT EXISTS (SELECT 1 FROM message_index"
+    " WHERE message_index MATCH '\"' || replace(m.content, '\"', '\"\"') || '\"' AND rowid = m.id)",
+    "index entries of messages no longer stored": "SELECT d.id FROM message_index_docsize AS d"
+    " WHERE NOT EXISTS (SELECT 1 FROM messages AS m WHERE m.id = d.id)",
+}
+
+
+def _has_table(connection: apsw.Connection, name: str) -> bool:
+    return connection.execute("SELECT 1 FROM sqlite_schema WHERE name = ?", (name,)).fetchone() is not None
 
 
 def file_problems(db: Path) -> list[str]:
@@ -153,8 +166,8 @@ def file_problems(db: Path) -> list[str]:
 
     The sessions not ended must be exactly the entries' current ones (no key holds two live
     sessions, none is orphaned open), no session is current for two keys, no message id is
-    stored twice, each session's message_count matches its messages, and the event log
-    agrees with the rest (``EVENT_PROBLEMS``).
+    stored twice, each session's message_count matches its messages, the event log agrees with
+    the rest (``EVENT_PROBLEMS``), and so does the full-text index, once built (``SEARCH_PROBLEMS``).
     """
     connection = apsw.Connection(str(db), flags=apsw.SQLITE_OPEN_READONLY)
     try:
@@ -169,6 +182,9 @@ def file_problems(db: Path) -> list[str]:
             " WHERE message_count <> (SELECT COUNT(*) FROM messages AS m WHERE m.session_id = s.id)"
         ).fetchall()
         events = {problem: connection.execute(sql).fetchall() for problem, sql in EVENT_PROBLEMS.items()}
+        built = "SELECT next_id >= end_id FROM search_backfill"  # the index covers every message
+        if _has_table(connection, "message_index") and connection.execute(built).fetchone()[0]:
+            events.update({problem: connection.execute(sql).fetchall() for problem, sql in SEARCH_PROBLEMS.items()})
         connection.execute("COMMIT")
     finally:
         connection.close()

@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import grpc from '@grpc/grpc-js';
 
-import { createCodec, secondsToDuration } from './convert.js';
+import { createCodec, dateToTimestamp, secondsToDuration } from './convert.js';
 import {
   DeadlineExceededError,
   FailedPreconditionError,
@@ -24,6 +24,8 @@ import { SERVICE, loadContract } from './proto.js';
 /** @typedef {import('./convert.js').Lease} Lease */
 /** @typedef {import('./convert.js').TranscriptMessage} TranscriptMessage */
 /** @typedef {import('./convert.js').LineageLink} LineageLink */
+/** @typedef {import('./convert.js').SessionSummary} SessionSummary */
+/** @typedef {import('./convert.js').SearchHit} SearchHit */
 
 /**
  * A session, where it came from and what came of it.
@@ -49,8 +51,24 @@ import { SERVICE, loadContract } from './proto.js';
 /** @typedef {{appended: number, duplicates: number, messageCount: number}} AppendResult */
 
 /**
- * Safe to send twice: reads (the lineage RPCs among them), pure rules, AppendMessages once every
- * message has an id, and the title RPCs (setting the title a session already has changes nothing).
+ * One page of `searchSessions`.
+ * @typedef {object} SearchSessionsResult
+ * @property {SessionSummary[]} sessions  newest first
+ * @property {string} nextPageToken  pass it as `pageToken` for the next page; "" on the last page
+ */
+
+/**
+ * One page of `searchMessages`.
+ * @typedef {object} SearchMessagesResult
+ * @property {SearchHit[]} hits  best first
+ * @property {string} nextPageToken  pass it as `pageToken` for the next page; "" on the last page
+ * @property {boolean} indexBuilding  the index is still being built: older messages may be missing from the hits
+ */
+
+/**
+ * Safe to send twice: reads (the lineage and search RPCs among them), pure rules, AppendMessages
+ * once every message has an id, and the title RPCs (setting the title a session already has
+ * changes nothing).
  */
 export const IDEMPOTENT_METHODS = Object.freeze([
   'BuildSessionKey',
@@ -67,6 +85,8 @@ export const IDEMPOTENT_METHODS = Object.freeze([
   'NextTitleInLineage',
   'GetSessionLineage',
   'GetLineageTip',
+  'SearchSessions',
+  'SearchMessages',
 ]);
 export const RETRY_POLICY = Object.freeze({
   maxAttempts: 3,
@@ -631,6 +651,75 @@ export class SessionStoreClient {
     const request = { sessionId, pageSize: PAGE_SIZE, raw: Boolean(raw) };
     const messages = await SessionStoreClient.#orOnNotFound(this.#pages('LoadTranscript', request, 'messages'), []);
     return (messages ?? []).map(this.#codec.messageFromProto);
+  }
+
+  // -- search
+
+  /**
+   * One page of the sessions whose id starts with `query`, or whose title starts with it
+   * ignoring case and punctuation ("my-proj" finds "My Project #2"), newest first.
+   * @param {string} query
+   * @param {object} [options]
+   * @param {string | null} [options.platform]  only sessions of this platform
+   * @param {number} [options.pageSize]  sessions per page (0: the daemon's 20; at most 100)
+   * @param {string} [options.pageToken]  the previous page's `nextPageToken` ("" for the first page)
+   * @returns {Promise<SearchSessionsResult>}
+   */
+  async searchSessions(query, { platform = null, pageSize = 0, pageToken = '' } = {}) {
+    const request = { query, platform, pageSize, pageToken };
+    const response = await this.#call(this.#stub, 'SearchSessions', request);
+    return { sessions: response.sessions.map(this.#codec.summaryFromProto), nextPageToken: response.nextPageToken };
+  }
+
+  /**
+   * One page of a full-text search over transcripts, best hits first. `query`: words that must
+   * all occur, "quoted phrases", `word*` for words starting so (an `InvalidArgumentError` when it
+   * has no letter or digit). Each hit has its session, a snippet with the matched words between
+   * ">>>" and "<<<", and `window` messages on each side of it (in the replay shape of
+   * `loadTranscript`). `FailedPreconditionError` when the daemon has no full-text index.
+   * @param {string} query
+   * @param {object} [options]
+   * @param {string | null} [options.platform]  only messages of sessions on this platform
+   * @param {string | null} [options.sessionKey]  only messages of the sessions started for this key (and its current one)
+   * @param {string | null} [options.sessionId]  only messages of this session
+   * @param {Iterable<string> | null} [options.roles]  only messages of these roles ("user", "assistant", ...)
+   * @param {Date | string | number | null} [options.since]  only messages timestamped at or after this
+   * @param {Date | string | number | null} [options.until]  only messages timestamped before this
+   * @param {number | null} [options.window]  neighbours on each side of a hit (null: the daemon's 1; at most 10)
+   * @param {number} [options.pageSize]  hits per page (0: the daemon's 20; at most 100)
+   * @param {string} [options.pageToken]  the previous page's `nextPageToken` ("" for the first page)
+   * @returns {Promise<SearchMessagesResult>}
+   */
+  async searchMessages(query, options = {}) {
+    const {
+      platform = null,
+      sessionKey = null,
+      sessionId = null,
+      roles = null,
+      since = null,
+      until = null,
+      window = null,
+      pageSize = 0,
+      pageToken = '',
+    } = options;
+    const request = {
+      query,
+      platform,
+      sessionKey,
+      sessionId,
+      roles: typeof roles === 'string' ? [roles] : Array.from(roles ?? []),
+      since: since === null || since === undefined ? null : dateToTimestamp(since, 'since'),
+      until: until === null || until === undefined ? null : dateToTimestamp(until, 'until'),
+      window,
+      pageSize,
+      pageToken,
+    };
+    const response = await this.#call(this.#stub, 'SearchMessages', request);
+    return {
+      hits: response.hits.map(this.#codec.hitFromProto),
+      nextPageToken: response.nextPageToken,
+      indexBuilding: response.indexBuilding,
+    };
   }
 
   // -- health and lifetime

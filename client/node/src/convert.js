@@ -148,6 +148,33 @@ export const MESSAGE_PLAIN_FIELDS = Object.freeze([
  */
 
 /**
+ * A stored session as search finds it.
+ * @typedef {object} SessionSummary
+ * @property {string} sessionId
+ * @property {string | null} title
+ * @property {string} platform  "unknown" for a session created by an append
+ * @property {string | null} sessionKey  the key it was started for; null for one created by an append or a switch to a new id
+ * @property {Date} startedAt
+ * @property {Date | null} endedAt  null while it has not ended
+ * @property {string | null} endReason
+ * @property {number} messageCount
+ * @property {string | null} parentSessionId  null for a lineage's root
+ */
+
+/**
+ * One message that matched a full-text search.
+ * @typedef {object} SearchHit
+ * @property {SessionSummary} session  the session the message belongs to
+ * @property {number} position  the message's position in its transcript (0-based)
+ * @property {string} messageId  "" when it has none
+ * @property {string} role
+ * @property {Date | null} time  the message's timestamp
+ * @property {string} snippet  up to about 40 words around the match, matched words between ">>>" and "<<<", "..." where text was cut
+ * @property {number} score  relevance, higher is better (only the order means something)
+ * @property {TranscriptMessage[]} window  the message and its neighbours in transcript order, in the replay shape
+ */
+
+/**
  * A transcript message in the OpenAI chat format, as the Python client's dicts.
  * @typedef {{role: string, content?: unknown, message_id?: string | number | null, [key: string]: unknown}} TranscriptMessage
  */
@@ -416,6 +443,21 @@ export function createCodec(definition) {
     return result;
   }
 
+  const SUMMARY = `${PACKAGE}.SessionSummary`;
+
+  /**
+   * A search hit: its fields as `fromProto` reads them (times as Dates, the session a
+   * `SessionSummary`), the window's messages in the replay shape of `loadTranscript`.
+   * @param {Record<string, any>} message
+   * @returns {SearchHit}
+   */
+  function hitFromProto(message) {
+    const hit = fromProto(`${PACKAGE}.SearchHit`, message);
+    hit.session = fromProto(SUMMARY, message.session ?? {});
+    hit.window = (message.window ?? []).map(messageFromProto);
+    return /** @type {SearchHit} */ (hit);
+  }
+
   return {
     fieldsOf,
     fromProto,
@@ -428,6 +470,9 @@ export function createCodec(definition) {
     leaseFromProto: (message) => /** @type {Lease} */ (fromProto(`${PACKAGE}.Lease`, message)),
     /** @param {Record<string, any>} message @returns {LineageLink} */
     lineageLinkFromProto: (message) => /** @type {LineageLink} */ (fromProto(`${PACKAGE}.LineageLink`, message)),
+    /** @param {Record<string, any>} message @returns {SessionSummary} */
+    summaryFromProto: (message) => /** @type {SessionSummary} */ (fromProto(SUMMARY, message)),
+    hitFromProto,
     entryRefToProto,
     messageToProto,
     messageFromProto,

@@ -151,6 +151,60 @@ export interface SessionLineage {
   children: LineageLink[];
 }
 
+/** A stored session as search finds it; unset optionals are null. */
+export interface SessionSummary {
+  sessionId: string;
+  title: string | null;
+  /** "unknown" for a session created by an append. */
+  platform: string;
+  /** The key it was started for; null for one created by an append or a switch to a new id. */
+  sessionKey: string | null;
+  startedAt: Date;
+  /** null while it has not ended. */
+  endedAt: Date | null;
+  endReason: string | null;
+  messageCount: number;
+  /** null for a lineage's root. */
+  parentSessionId: string | null;
+}
+
+/** One message that matched a full-text search. */
+export interface SearchHit {
+  /** The session the message belongs to. */
+  session: SessionSummary;
+  /** The message's position in its transcript (0-based). */
+  position: number;
+  /** "" when the message has none. */
+  messageId: string;
+  role: string;
+  /** The message's timestamp. */
+  time: Date | null;
+  /** Up to about 40 words around the match, matched words between ">>>" and "<<<", "..." where text was cut. */
+  snippet: string;
+  /** Relevance, higher is better; only the order means something (the scale is the backend's). */
+  score: number;
+  /** The message and its neighbours in transcript order (`window` on each side, where the transcript has them), in the replay shape. */
+  window: TranscriptMessage[];
+}
+
+/** One page of `searchSessions`. */
+export interface SearchSessionsResult {
+  /** Newest first. */
+  sessions: SessionSummary[];
+  /** Pass it as `pageToken` for the next page; "" on the last page. */
+  nextPageToken: string;
+}
+
+/** One page of `searchMessages`. */
+export interface SearchMessagesResult {
+  /** Best first. */
+  hits: SearchHit[];
+  /** Pass it as `pageToken` for the next page; "" on the last page. */
+  nextPageToken: string;
+  /** The index is still being built (after an upgrade or a rebuild): older messages may be missing from the hits. */
+  indexBuilding: boolean;
+}
+
 /**
  * A transcript message in the OpenAI chat format, with its snake_case keys. Other keys are not
  * stored. Non-string `content` and the structured fields travel as JSON.
@@ -300,6 +354,35 @@ export interface SwitchSessionOptions extends VersionCondition {
   targetTitle?: string;
 }
 
+export interface SearchPageOptions {
+  /** Results per page (0 or omitted: the daemon's 20; at most 100). */
+  pageSize?: number;
+  /** The previous page's `nextPageToken` ("" or omitted for the first page). */
+  pageToken?: string;
+}
+
+export interface SearchSessionsOptions extends SearchPageOptions {
+  /** Only sessions of this platform. */
+  platform?: string | null;
+}
+
+export interface SearchMessagesOptions extends SearchPageOptions {
+  /** Only messages of sessions on this platform. */
+  platform?: string | null;
+  /** Only messages of the sessions started for this key (and of its current session). */
+  sessionKey?: string | null;
+  /** Only messages of this session. */
+  sessionId?: string | null;
+  /** Only messages of these roles ("user", "assistant", "tool", ...). */
+  roles?: Iterable<string> | null;
+  /** Only messages timestamped at or after this. */
+  since?: Date | string | number | null;
+  /** Only messages timestamped before this. */
+  until?: Date | string | number | null;
+  /** Neighbouring messages on each side of a hit (null or omitted: the daemon's 1; at most 10). */
+  window?: number | null;
+}
+
 export interface HealthCheckOptions {
   timeoutMs?: number;
   /** Wait (until the deadline) for the daemon to accept connections. */
@@ -379,6 +462,15 @@ export class SessionStoreClient {
   rewriteTranscript(sessionId: string, messages: Iterable<TranscriptMessage>): Promise<number>;
   loadTranscript(sessionId: string, options?: { raw?: boolean }): Promise<TranscriptMessage[]>;
 
+  /** One page of the sessions whose id starts with `query`, or whose title does ignoring case and punctuation; newest first. */
+  searchSessions(query: string, options?: SearchSessionsOptions): Promise<SearchSessionsResult>;
+  /**
+   * One page of a full-text search over transcripts, best first: words that must all occur,
+   * "quoted phrases", `word*` prefixes. `InvalidArgumentError` for a query without a letter or
+   * digit, `FailedPreconditionError` when the daemon has no full-text index.
+   */
+  searchMessages(query: string, options?: SearchMessagesOptions): Promise<SearchMessagesResult>;
+
   /** @param service "sessiond.v1.SessionStore" (default), "sessiond.writes" or "" (the server) */
   checkHealth(service?: string, options?: HealthCheckOptions): Promise<HealthStatus>;
   isServing(): Promise<boolean>;
@@ -405,8 +497,10 @@ export type IdempotentMethod =
   | 'FindSessionByTitle'
   | 'NextTitleInLineage'
   | 'GetSessionLineage'
-  | 'GetLineageTip';
-/** Safe to send twice: reads (the lineage RPCs among them), pure rules, AppendMessages once every message has an id, and the title RPCs. */
+  | 'GetLineageTip'
+  | 'SearchSessions'
+  | 'SearchMessages';
+/** Safe to send twice: reads (the lineage and search RPCs among them), pure rules, AppendMessages once every message has an id, and the title RPCs. */
 export const IDEMPOTENT_METHODS: readonly IdempotentMethod[];
 export const RETRY_POLICY: Readonly<{
   maxAttempts: number;
@@ -515,6 +609,9 @@ export interface Codec {
   entryFromProto(message: Record<string, unknown>): SessionEntry;
   leaseFromProto(message: Record<string, unknown>): Lease;
   lineageLinkFromProto(message: Record<string, unknown>): LineageLink;
+  summaryFromProto(message: Record<string, unknown>): SessionSummary;
+  /** The window's messages in the replay shape (`messageFromProto`). */
+  hitFromProto(message: Record<string, unknown>): SearchHit;
   entryRefToProto(entry: EntryRef): { sessionKey: string; sessionId: string; createdAt: Timestamp; updatedAt: Timestamp };
   messageToProto(message: TranscriptMessage): Record<string, unknown>;
   messageFromProto(proto: Record<string, unknown>): TranscriptMessage;

@@ -227,6 +227,64 @@ describe('transcript messages', () => {
   });
 });
 
+describe('search results', () => {
+  const summary = {
+    sessionId: '20260101_120000_abcdef01',
+    platform: 'telegram',
+    startedAt: { seconds: 1767268800, nanos: 250_000_000 },
+    endedAt: null,
+    messageCount: 3,
+  };
+
+  it('a summary has every field, unset optionals null, times Dates', () => {
+    assert.deepEqual(codec.summaryFromProto(summary), {
+      sessionId: '20260101_120000_abcdef01',
+      title: null,
+      platform: 'telegram',
+      sessionKey: null,
+      startedAt: new Date('2026-01-01T12:00:00.250Z'),
+      endedAt: null,
+      endReason: null,
+      messageCount: 3,
+      parentSessionId: null,
+    });
+    const ended = codec.summaryFromProto({ ...summary, title: 'Trip', endedAt: { seconds: 1767272400, nanos: 0 }, endReason: 'reset' });
+    assert.deepEqual([ended.title, ended.endedAt, ended.endReason], ['Trip', new Date('2026-01-01T13:00:00Z'), 'reset']);
+  });
+
+  it('a hit has its session as a summary, its time a Date, its window in the replay shape', () => {
+    const hit = codec.hitFromProto({
+      session: { ...summary, sessionKey: 'agent:main:telegram:dm:7' },
+      position: 1,
+      messageId: 'm1',
+      role: 'assistant',
+      time: { seconds: 1767268801, nanos: 0 },
+      snippet: 'a >>>zebra<<< ...',
+      score: 1.5,
+      window: [
+        { role: 'user', content: 'text', text: 'hi', messageId: 'm0', position: 0 },
+        { role: 'assistant', content: 'text', text: 'a zebra', reasoning: 'think', messageId: 'm1', position: 1 },
+      ],
+    });
+    assert.deepEqual(hit, {
+      session: { ...codec.summaryFromProto(summary), sessionKey: 'agent:main:telegram:dm:7' },
+      position: 1,
+      messageId: 'm1',
+      role: 'assistant',
+      time: new Date('2026-01-01T12:00:01Z'),
+      snippet: 'a >>>zebra<<< ...',
+      score: 1.5,
+      window: [
+        { role: 'user', content: 'hi' },
+        { role: 'assistant', content: 'a zebra', reasoning: 'think' },
+      ],
+    });
+    const bare = codec.hitFromProto({ position: 0, messageId: '', role: 'user', time: null, snippet: '', score: 0, window: [] });
+    assert.equal(bare.time, null);
+    assert.deepEqual(bare.window, []);
+  });
+});
+
 describe('client set-up', () => {
   it('defaultTarget follows SESSIOND_TARGET, then XDG_RUNTIME_DIR', () => {
     const saved = { target: process.env.SESSIOND_TARGET, runtime: process.env.XDG_RUNTIME_DIR };

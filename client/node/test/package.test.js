@@ -105,13 +105,24 @@ export async function onMessage(text: string): Promise<string> {
   const rootId: string = (await store.getSessionLineage('nope')).session.sessionId;
   // @ts-expect-error getLineageTip resolves to null for an unknown session
   const tipId: string = await store.getLineageTip('nope');
+  // Search: one page each; times are Dates, a summary's optionals null, window messages transcript messages.
+  const searched: api.SearchMessagesResult = await store.searchMessages('zebra', { roles: ['user'], since: new Date(0), window: 2, pageSize: 5 });
+  const hit: api.SearchHit | undefined = searched.hits[0];
+  const hitTime: Date | null | undefined = hit?.time;
+  const around: TranscriptMessage[] | undefined = hit?.window;
+  const sessions: api.SessionSummary[] = (await store.searchSessions('trip', { platform: 'telegram', pageToken: searched.nextPageToken })).sessions;
+  const endedAt: Date | null | undefined = sessions[0]?.endedAt;
+  // @ts-expect-error a summary's title may be null
+  const summaryTitle: string = sessions[0].title;
+  // @ts-expect-error roles are strings
+  await store.searchMessages('zebra', { roles: [1] });
   // @ts-expect-error getSession resolves to null for an unknown key
   const missing: SessionEntry = await store.getSession('agent:main:telegram:dm:nobody');
   // Any string is a chat type ("forum" is none of the enum's names); anything else is not.
   await store.buildSessionKey({ platform: 'telegram', chatId: '-100', chatType: 'forum' });
   // @ts-expect-error not a chat type
   await store.buildSessionKey({ platform: 'telegram', chatType: 3 });
-  return [prompt, history.length, context.connectedPlatforms.join(), status, missing.sessionId, found, await store.getSessionTitle(titled.sessionId), startedAt?.toISOString(), reason, tip, rootId, tipId].join(' ');
+  return [prompt, history.length, context.connectedPlatforms.join(), status, missing.sessionId, found, await store.getSessionTitle(titled.sessionId), startedAt?.toISOString(), reason, tip, rootId, tipId, hitTime, around?.length, endedAt, summaryTitle, searched.indexBuilding].join(' ');
 }
 
 // The declarations export exactly the names index.js does ("Property 'x' is missing" otherwise).

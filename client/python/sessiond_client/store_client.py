@@ -49,6 +49,8 @@ IDEMPOTENT_METHODS = (
     "NextTitleInLineage",
     "GetSessionLineage",
     "GetLineageTip",
+    "SearchSessions",
+    "SearchMessages",
 )
 RETRY_POLICY = {
     "maxAttempts": 3,
@@ -61,6 +63,8 @@ MAX_RECEIVE_BYTES = 64 * 1024 * 1024
 # Callers want whole listings, so ask for big pages (the daemon caps them: 1000 entries, 10000
 # messages or ~3 MiB) to save round trips.
 PAGE_SIZE = 10_000
+SEARCH_PAGE = 20  # sessions or hits a search returns unless asked for more
+SEARCH_PAGE_MAX = 100  # the most the daemon puts in one page
 # grpc gives up retrying a call whose request outgrew this buffer (default 256 KiB); transcripts
 # carry messages of megabytes, and the daemon accepts requests up to 16 MiB by default.
 RETRY_BUFFER_BYTES = 16 * 1024 * 1024
@@ -588,6 +592,83 @@ class SessionStoreClient:
             return self._call(self._stub.GetLineageTip, pb.GetLineageTipRequest(session_id=session_id)).session_id
         except errors.NotFoundError:
             return None
+
+    def search_sessions(
+        self, query: str, *, platform: str | None = None, limit: int = SEARCH_PAGE
+    ) -> list[types.SessionSummary]:
+        """Up to ``limit`` sessions whose id starts with ``query`` or whose title starts with it (case
+        and punctuation ignored), newest first."""
+        request = pb.SearchSessionsRequest(query=query, platform=platform, page_size=min(limit, SEARCH_PAGE_MAX))
+        found: list[types.SessionSummary] = []
+        for page in self._pages(self._stub.SearchSessions, request):
+            found.extend(self._summary(summary) for summary in page.sessions)
+            if len(found) >= limit:
+                break
+        return found[:limit]
+
+    def search_messages(
+        self,
+        query: str,
+        *,
+        platform: str | None = None,
+        session_key: str | None = None,
+        session_id: str | None = None,
+        roles: Iterable[str] = (),
+        since: datetime | None = None,
+        until: datetime | None = None,
+        window: int = 1,
+        limit: int = SEARCH_PAGE,
+        offset: int = 0,
+    ) -> types.SearchResults:
+        """Full-text search of transcripts: hits ``offset`` to ``offset + limit``, best first.
+
+        ``query``: words that must all occur, "quoted phrases", ``word*`` prefixes. ``window``:
+        neighbours on each side of a hit. FailedPreconditionError when the daemon has no index.
+        """
+        request = pb.SearchMessagesRequest(
+            query=query,
+            platform=platform,
+            session_key=session_key,
+            session_id=session_id,
+            roles=list(roles),
+            since=None if since is None else datetime_to_proto(since),
+            until=None if until is None else datetime_to_proto(until),
+            window=window,
+            page_size=min(offset + limit, SEARCH_PAGE_MAX),
+        )
+        hits: list[types.SearchHit] = []
+        building = False
+        for page in self._pages(self._stub.SearchMessages, request):
+            hits.extend(self._hit(hit) for hit in page.hits)
+            building = building or page.index_building
+            if len(hits) >= offset + limit:
+                break
+        return types.SearchResults(hits[offset : offset + limit], building)
+
+    def _summary(self, summary: pb.SessionSummary) -> types.SessionSummary:
+        return types.SessionSummary(
+            session_id=summary.session_id,
+            platform=summary.platform,
+            started_at=datetime_from_proto(summary.started_at, self.aware_times),
+            message_count=summary.message_count,
+            title=_optional(summary, "title"),
+            session_key=_optional(summary, "session_key"),
+            ended_at=datetime_from_proto(summary.ended_at, self.aware_times) if summary.HasField("ended_at") else None,
+            end_reason=_optional(summary, "end_reason"),
+            parent_session_id=_optional(summary, "parent_session_id"),
+        )
+
+    def _hit(self, hit: pb.SearchHit) -> types.SearchHit:
+        return types.SearchHit(
+            session=self._summary(hit.session),
+            position=hit.position,
+            message_id=hit.message_id,
+            role=hit.role,
+            time=datetime_from_proto(hit.time, self.aware_times),
+            snippet=hit.snippet,
+            score=hit.score,
+            window=[message_from_proto(message) for message in hit.window],
+        )
 
     def _link(self, link: pb.LineageLink) -> types.LineageLink:
         return types.LineageLink(

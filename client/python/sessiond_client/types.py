@@ -175,6 +175,48 @@ class SessionLineage:
 
 
 @dataclass
+class SessionSummary:
+    """A stored session as search finds it (``SessionStoreClient.search_sessions`` and search hits)."""
+
+    session_id: str
+    platform: str
+    started_at: datetime
+    message_count: int
+    title: str | None = None
+    session_key: str | None = None  # the key it was started for, when a key started it
+    ended_at: datetime | None = None
+    end_reason: str | None = None
+    parent_session_id: str | None = None
+
+
+@dataclass
+class SearchHit:
+    """A message that matched a full-text search.
+
+    ``snippet`` has the matched words between ">>>" and "<<<"; ``window`` is the message and its
+    neighbours, in transcript order, as ``load_transcript`` returns messages. ``score``: higher
+    is better (only the order means something).
+    """
+
+    session: SessionSummary
+    position: int
+    message_id: str
+    role: str
+    time: datetime
+    snippet: str
+    score: float
+    window: list[dict[str, Any]]
+
+
+@dataclass
+class SearchResults:
+    """Hits, best first; ``index_building``: older messages may be missing while the index is built."""
+
+    hits: list[SearchHit]
+    index_building: bool = False
+
+
+@dataclass
 class SessionEvent:
     """A change of a session key, from ``SessionStoreClient.watch_events``.
 

@@ -83,6 +83,7 @@ class Maintenance:
     lease_sweep_seconds: float = 60.0  # delete expired leases (and announce them)
     checkpoint_seconds: float = 300.0  # WAL checkpoint
     event_retention_days: int = 7  # how long WatchSessionEvents can resume from
+    search_index_seconds: float = 1.0  # build the full-text index further, while it is being built
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,7 @@ class Config:
     database: Path = field(default_factory=default_database_path)
     backup_dir: Path | None = None  # where Admin.Backup may create files (off when unset)
     durable: bool = True
+    full_text_search: bool = True  # SQLite: keep the FTS5 index of transcripts (SearchMessages)
     backend: str = "sqlite"  # or "postgres": ``dsn`` names the database, ``pool_size`` bounds its connections
     dsn: str = field(default="", repr=False)  # may hold a password: never printed or logged
     pool_size: int = 32
@@ -309,6 +311,7 @@ def _maintenance(table: _Table) -> Maintenance:
         lease_sweep_seconds=float(table.get("lease_sweep_seconds", (int, float), Maintenance.lease_sweep_seconds)),
         checkpoint_seconds=float(table.get("checkpoint_seconds", (int, float), Maintenance.checkpoint_seconds)),
         event_retention_days=table.get("event_retention_days", int, Maintenance.event_retention_days),
+        search_index_seconds=float(table.get("search_index_seconds", (int, float), Maintenance.search_index_seconds)),
     )
 
 
@@ -375,6 +378,7 @@ def parse(data: dict[str, Any], environ: Mapping[str, str] = os.environ) -> Conf
         database=Path(database).expanduser(),
         backup_dir=_optional_path(storage, "backup_dir"),
         durable=durability == "full",
+        full_text_search=storage.get("full_text_search", bool, True),
         backend=backend,
         dsn=dsn,
         pool_size=pool_size,
@@ -435,6 +439,7 @@ def parse(data: dict[str, Any], environ: Mapping[str, str] = os.environ) -> Conf
         ("maintenance.prune_seconds", config.maintenance.prune_seconds, 0),
         ("maintenance.lease_sweep_seconds", config.maintenance.lease_sweep_seconds, 0),
         ("maintenance.checkpoint_seconds", config.maintenance.checkpoint_seconds, 0),
+        ("maintenance.search_index_seconds", config.maintenance.search_index_seconds, 0),
         ("maintenance.event_retention_days", config.maintenance.event_retention_days, 1),
     ):
         if value < least:

@@ -6,7 +6,10 @@
 - ``lease_sweep``: lapsed leases, each announced once;
 - ``expiry_scan``: an "expired" event for each newly expired session, after the lease sweep at
   the same interval (a lapsed lease can make a session reportable);
-- ``checkpoint``: the WAL copied into the database file and truncated.
+- ``checkpoint``: the WAL copied into the database file and truncated;
+- ``search_index``: while the full-text index is being built (after an upgrade, or a rebuild),
+  the next messages indexed, in batches of short write transactions for at most half a second
+  per run, so that building it never stops the daemon.
 
 One thread runs them all, one after another: each is one or a few short transactions, and one
 at a time they never compete with each other for the writer. Each job first runs one interval
@@ -23,11 +26,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sessiond.daemon.config import Config
+from sessiond.storage.interface import DaemonStorage
 from sessiond.store.session_store import SessionStore
 
 log = logging.getLogger("sessiond.maintenance")
 
 Facts = dict[str, int]  # what a run did; logged when any is non-zero
+INDEX_BATCH = 2000  # messages indexed per write transaction
+INDEX_RUN_SECONDS = 0.5  # the longest one run of the search_index job keeps indexing
 
 
 @dataclass
@@ -39,14 +45,14 @@ class Job:
 
 
 class Maintenance:
-    """The daemon's scheduled jobs over its store; ``checkpoint`` is the storage's (done, WAL bytes)."""
+    """The daemon's scheduled jobs over its store and storage."""
 
-    def __init__(self, store: SessionStore, checkpoint: Callable[[], tuple[bool, int]], config: Config):
+    def __init__(self, store: SessionStore, storage: DaemonStorage, config: Config):
         every = config.maintenance
         retention_days = every.event_retention_days
 
         def checkpointed() -> Facts:
-            done, wal_bytes = checkpoint()
+            done, wal_bytes = storage.checkpoint()
             return {"wal_bytes": wal_bytes, "busy": int(not done)}
 
         jobs = (
@@ -55,6 +61,7 @@ class Maintenance:
             Job("lease_sweep", every.lease_sweep_seconds, lambda: {"expired": store.expire_leases()}),
             Job("expiry_scan", every.lease_sweep_seconds, lambda: {"announced": store.announce_expired()}),
             Job("checkpoint", every.checkpoint_seconds, checkpointed),
+            Job("search_index", every.search_index_seconds, lambda: _build_index(storage)),
         )
         self.jobs = [job for job in jobs if job.interval > 0]
         self._thread: threading.Thread | None = None
@@ -80,6 +87,17 @@ class Maintenance:
                 return
             _run_once(job)
             job.due = time.monotonic() + job.interval
+
+
+def _build_index(storage: DaemonStorage) -> Facts:
+    """Index messages while the index is being built: batch after batch, for ``INDEX_RUN_SECONDS``."""
+    status, built = storage.search_index()
+    if status != "building":
+        return {}
+    before, until = built.done, time.monotonic() + INDEX_RUN_SECONDS
+    while not built.complete and time.monotonic() < until:
+        built = storage.index_batch(INDEX_BATCH)
+    return {"indexed": built.done - before, "done": built.done, "total": built.total, "complete": int(built.complete)}
 
 
 def _run_once(job: Job) -> None:

@@ -346,7 +346,7 @@ async def _build(config: Config, storage: DaemonStorage, clock: Clock, loop: Eve
         config.check_seconds,
         tcp_server,
         metrics_endpoint,
-        Maintenance(service.store, storage.checkpoint, config),
+        Maintenance(service.store, storage, config),
     )
 
 
@@ -362,7 +362,7 @@ def open_storage(config: Config) -> DaemonStorage:
         from sessiond.storage.postgres import PostgresStorage  # the driver is an extra: imported only when chosen
 
         return PostgresStorage(config.dsn, config.pool_size)
-    return SqliteStorage(config.database, durable=config.durable)
+    return SqliteStorage(config.database, durable=config.durable, full_text_search=config.full_text_search)
 
 
 def create_server(config: Config, clock: Clock = utc_now) -> Daemon:

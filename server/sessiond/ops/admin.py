@@ -230,6 +230,32 @@ def _write_new(target: Path, chunks: Iterator[bytes]) -> int:
         partial.unlink(missing_ok=True)
 
 
+def cmd_rebuild_search_index(args: argparse.Namespace, daemon: Daemon) -> int:
+    """Empty the daemon's full-text index and build it again, with a progress bar (it serves meanwhile)."""
+    with _progress("search index", "message") as bar:
+        for update in daemon.admin.RebuildSearchIndex(admin_pb2.RebuildSearchIndexRequest(), timeout=args.timeout):
+            bar.total = update.messages_total
+            bar.update(update.messages_done - bar.n)
+            if update.done:
+                result = {"messages": update.messages_done}
+                _emit(args, result, f"search index rebuilt: {update.messages_done} messages")
+                return 0
+    return 1  # pragma: no cover - the daemon always ends with done or an error
+
+
+def cmd_search(args: argparse.Namespace, daemon: Daemon) -> int:
+    """Transcript messages matching the words, best first: session, position, role, snippet."""
+    request = pb.SearchMessagesRequest(query=args.query, page_size=args.limit, window=0, roles=args.role or [])
+    for name in ("platform", "session_key"):
+        if getattr(args, name):
+            setattr(request, name, getattr(args, name))
+    hits = daemon.call(daemon.store.SearchMessages, request).hits
+    rows = [(hit.session.session_id, str(hit.position), hit.role, hit.snippet) for hit in hits]
+    found = [dict(zip(("session_id", "position", "role", "snippet"), row, strict=True)) for row in rows]
+    _emit(args, found, _table(("SESSION", "POS", "ROLE", "SNIPPET"), rows) if rows else "no messages found")
+    return 0
+
+
 def cmd_verify(args: argparse.Namespace, daemon: Daemon) -> int:
     result = json_format.MessageToDict(
         daemon.call(daemon.admin.Verify, admin_pb2.VerifyRequest()),
@@ -303,6 +329,8 @@ ONLINE: dict[str, Callable[[argparse.Namespace, Daemon], int]] = {
     "export": cmd_export,
     "backup": cmd_backup,
     "verify": cmd_verify,
+    "rebuild-search-index": cmd_rebuild_search_index,
+    "search": cmd_search,
 }
 OFFLINE: dict[str, Callable[[argparse.Namespace], int]] = {
     "restore": cmd_restore,
@@ -349,6 +377,15 @@ def add_parser(commands: Any) -> None:
         "path", help="a new file here (or, with --on-daemon, a name in the daemon's storage.backup_dir)"
     )
     backup.add_argument("--on-daemon", action="store_true", help="write it on the daemon's host, in storage.backup_dir")
+    tasks.add_parser(
+        "rebuild-search-index", parents=[common, online], help="build the full-text index again (while serving)"
+    )
+    searching = tasks.add_parser("search", parents=[common, online], help="transcript messages with these words")
+    searching.add_argument("query", help='words (all must occur), "quoted phrases", word* prefixes')
+    searching.add_argument("--platform", help="only sessions of this platform")
+    searching.add_argument("--key", dest="session_key", help="only the sessions of this session key")
+    searching.add_argument("--role", action="append", help="only this role (repeatable)")
+    searching.add_argument("--limit", type=int, default=20, help="at most this many hits (default 20, max 100)")
     verify = tasks.add_parser("verify", parents=[common, online, offline], help="integrity check and counts")
     verify.add_argument("--offline", action="store_true", help="check the file itself (the daemon must be stopped)")
     restore_parser = tasks.add_parser("restore", parents=[common, offline], help="replace the database with a backup")

@@ -30,6 +30,7 @@ from sessiond_client.v1 import admin_pb2_grpc
 
 DONE = object()  # the last item a backup's progress queue carries
 SNAPSHOT_CHUNK = 1024 * 1024  # bytes per Snapshot response
+INDEX_BATCH = 5000  # messages a rebuild indexes per write transaction (tens of milliseconds)
 NAME_BYTES = 255  # the longest file name the usual file systems take
 
 
@@ -86,6 +87,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             live_leases=stats.live_leases,
             database_bytes=stats.database_bytes,
             wal_bytes=stats.wal_bytes,
+            search_index=self.storage.search_index()[0],
         )
 
     @rpc
@@ -93,6 +95,21 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         if not request.session_id:
             raise InvalidArgument("session_id", "required")
         return pb.FindSessionResponse(entry=convert.entry_to_proto(self.store.find(request.session_id)))
+
+    @stream
+    async def RebuildSearchIndex(
+        self, request: pb.RebuildSearchIndexRequest, deadline: float | None
+    ) -> AsyncIterator[pb.RebuildSearchIndexResponse]:
+        """Empty the index, then fill it batch by batch on a store thread, reporting each batch."""
+        loop = asyncio.get_running_loop()
+        built = await loop.run_in_executor(self.threads, self.storage.start_index_rebuild)
+        while True:
+            yield pb.RebuildSearchIndexResponse(
+                messages_done=built.done, messages_total=built.total, done=built.complete
+            )
+            if built.complete:
+                return
+            built = await loop.run_in_executor(self.threads, self.storage.index_batch, INDEX_BATCH)
 
     async def _copy(self, target: Path) -> AsyncIterator[tuple[int, int] | int]:
         """Copy the database to ``target`` on a store thread: (pages done, total) as it goes, then its size."""

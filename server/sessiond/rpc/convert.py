@@ -31,7 +31,10 @@ from sessiond.model import (
     Lease,
     LineageLink,
     Message,
+    MessageFilter,
     ResetPolicy,
+    SearchHit,
+    SessionSummary,
     Source,
     Usage,
     to_us,
@@ -410,6 +413,16 @@ def entry_cursor(token: str, path: str = "page_token") -> Cursor | None:
     return value[0], value[1]
 
 
+def offset_cursor(token: str, path: str = "page_token") -> int:
+    """How many results earlier pages of a ranked search returned (0: the first page)."""
+    if not token:
+        return 0
+    value = _decode_token(token, path)
+    if not (_is_int64(value) and value >= 0):
+        raise InvalidArgument(path, "not a token of this search")
+    return int(value)
+
+
 def position_cursor(token: str, path: str = "page_token") -> int:
     """The position after which a transcript page starts (-1: from the beginning)."""
     if not token:
@@ -530,4 +543,65 @@ def lineage_link_to_proto(link: LineageLink) -> session_store_pb2.LineageLink:
         session_id=link.session_id, parent_session_id=link.parent_session_id, reason=link.reason, title=link.title
     )
     _set_time(result, "started_at", link.started_at)
+    return result
+
+
+# -- search ---------------------------------------------------------------------------------
+
+MAX_WINDOW = 10  # neighbours on each side of a hit
+
+
+def message_filter(request: session_store_pb2.SearchMessagesRequest, max_bytes: int) -> MessageFilter:
+    """Which messages a search looks at, each field checked (sizes, times in order)."""
+    check_sizes(request, "", ("platform", "session_key", "session_id"), max_bytes)
+    for index, role in enumerate(request.roles):
+        check_size(role, f"roles[{index}]", max_bytes)
+        if not role:
+            raise InvalidArgument(f"roles[{index}]", "required")
+    since = timestamp(request.since, "since") if request.HasField("since") else None
+    until = timestamp(request.until, "until") if request.HasField("until") else None
+    if since is not None and until is not None and until <= since:
+        raise InvalidArgument("until", "must be after since")
+    return MessageFilter(
+        platform=request.platform if request.HasField("platform") else None,
+        session_key=request.session_key if request.HasField("session_key") else None,
+        session_id=request.session_id if request.HasField("session_id") else None,
+        roles=tuple(request.roles),
+        since=since,
+        until=until,
+    )
+
+
+def search_window(request: session_store_pb2.SearchMessagesRequest) -> int:
+    if not request.HasField("window"):
+        return 1
+    return non_negative(request.window, "window", MAX_WINDOW)
+
+
+def summary_to_proto(summary: SessionSummary) -> session_store_pb2.SessionSummary:
+    result = session_store_pb2.SessionSummary(
+        session_id=summary.session_id,
+        title=summary.title,
+        platform=summary.platform,
+        session_key=summary.session_key,
+        end_reason=summary.end_reason,
+        message_count=summary.message_count,
+        parent_session_id=summary.parent_session_id,
+    )
+    _set_time(result, "started_at", summary.started_at)
+    _set_time(result, "ended_at", summary.ended_at)
+    return result
+
+
+def hit_to_proto(hit: SearchHit) -> session_store_pb2.SearchHit:
+    result = session_store_pb2.SearchHit(
+        session=summary_to_proto(hit.session),
+        position=hit.position,
+        message_id=hit.message_id,
+        role=hit.role,
+        snippet=hit.snippet,
+        score=hit.score,
+        window=[message_to_proto(message) for message in hit.window],
+    )
+    _set_time(result, "time", hit.timestamp)
     return result

@@ -25,6 +25,7 @@ from sessiond_client.v1 import session_store_pb2_grpc
 LIST_PAGE = (100, 1000)  # default and maximum entries per page
 TRANSCRIPT_PAGE = (1000, 10000)  # default and maximum messages per page
 TRANSCRIPT_PAGE_BYTES = 3 * 1024 * 1024  # under the 4 MiB a gRPC client accepts by default
+SEARCH_PAGE = (20, 100)  # default and maximum sessions or hits per page
 
 
 def _entries_page(entries: list[Entry], size: int) -> tuple[list[Any], str]:
@@ -364,6 +365,38 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
     @rpc
     def GetLineageTip(self, request: pb.GetLineageTipRequest, deadline: float | None) -> pb.GetLineageTipResponse:
         return pb.GetLineageTipResponse(session_id=self.store.lineage_tip(self._key(request, "session_id")))
+
+    @blocking_rpc  # an id prefix scans the sessions
+    def SearchSessions(self, request: pb.SearchSessionsRequest, deadline: float | None) -> pb.SearchSessionsResponse:
+        size = convert.page_size(request.page_size, *SEARCH_PAGE)
+        offset = convert.offset_cursor(request.page_token)
+        convert.check_sizes(request, "", ("query", "platform"), self.max_bytes)
+        platform = request.platform if request.HasField("platform") else None
+        found = self.store.search_sessions(request.query, platform, offset, size + 1)
+        token = convert.page_token(offset + size) if len(found) > size else ""
+        return pb.SearchSessionsResponse(
+            sessions=[convert.summary_to_proto(s) for s in found[:size]], next_page_token=token
+        )
+
+    @blocking_rpc  # ranking a common word's matches is O(matches): never on the event loop
+    def SearchMessages(self, request: pb.SearchMessagesRequest, deadline: float | None) -> pb.SearchMessagesResponse:
+        size = convert.page_size(request.page_size, *SEARCH_PAGE)
+        offset = convert.offset_cursor(request.page_token)
+        convert.check_sizes(request, "", ("query",), self.max_bytes)
+        where = convert.message_filter(request, self.max_bytes)
+        hits, building = self.store.search_messages(
+            request.query, where, convert.search_window(request), offset, size + 1
+        )
+        response, page_bytes = pb.SearchMessagesResponse(index_building=building), 0
+        for hit in hits[:size]:
+            wire = convert.hit_to_proto(hit)
+            page_bytes += wire.ByteSize() + 8
+            if response.hits and page_bytes > TRANSCRIPT_PAGE_BYTES:
+                break
+            response.hits.append(wire)
+        if len(response.hits) < len(hits):
+            response.next_page_token = convert.page_token(offset + len(response.hits))
+        return response
 
     @stream
     async def WatchSessionEvents(

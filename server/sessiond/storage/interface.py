@@ -12,7 +12,20 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from sessiond.model import Cursor, Entry, Event, EventKind, Lease, LineageLink, Message, ResetPolicy
+from sessiond.model import (
+    Cursor,
+    Entry,
+    Event,
+    EventKind,
+    Lease,
+    LineageLink,
+    Message,
+    MessageFilter,
+    ResetPolicy,
+    SearchHit,
+    SessionSummary,
+    Term,
+)
 
 T = TypeVar("T")
 
@@ -69,6 +82,15 @@ class AppendResult:
 
 
 @dataclass(frozen=True)
+class IndexProgress:
+    """How far building the full-text index has come, in messages."""
+
+    done: int
+    total: int
+    complete: bool
+
+
+@dataclass(frozen=True)
 class StorageStats:
     """What the database holds and how big its files are: for metrics and ``admin verify``."""
 
@@ -91,8 +113,10 @@ class Transaction(Protocol):
 
     def put_entry(self, entry: Entry) -> None: ...
 
-    def create_session(self, session_id: str, platform: str, user_id: str | None, started_at: datetime) -> bool:
-        """Record a new session id; False when the id already exists."""
+    def create_session(
+        self, session_id: str, platform: str, user_id: str | None, started_at: datetime, session_key: str | None = None
+    ) -> bool:
+        """Record a new session id (started for ``session_key``, when a key started it); False when it exists."""
         ...
 
     def end_session(self, session_id: str, reason: str, at: datetime) -> None:
@@ -197,6 +221,24 @@ class Transaction(Protocol):
 
     def load_messages(self, session_id: str, after_position: int, limit: int) -> list[Message]: ...
 
+    def messages_around(self, session_id: str, position: int, count: int) -> list[Message]:
+        """The message at ``position`` (if any) and up to ``count`` on each side of it, in order."""
+        ...
+
+    def search_sessions(
+        self, id_prefix: str, title_prefix: str, platform: str | None, offset: int, limit: int
+    ) -> list[SessionSummary]:
+        """Sessions whose id starts with ``id_prefix`` or whose title, folded (``model.fold``), starts
+        with ``title_prefix`` folded; newest first."""
+        ...
+
+    def search_messages(
+        self, terms: tuple[Term, ...], where: MessageFilter, offset: int, limit: int
+    ) -> tuple[list[SearchHit], bool]:
+        """Messages with every term, best first (windows empty), and whether the index is still being
+        built; ``FailedPrecondition`` when there is no full-text index."""
+        ...
+
 
 class Storage(Protocol):
     """A database holding entries, session records, leases and transcripts."""
@@ -246,5 +288,18 @@ class DaemonStorage(Storage, Protocol):
         ...
 
     def integrity_problems(self) -> list[str]: ...
+
+    def search_index(self) -> tuple[str, IndexProgress]:
+        """The full-text index's status ("ready", "building", "off", "unavailable") and progress."""
+        ...
+
+    def index_batch(self, limit: int) -> IndexProgress:
+        """Index up to ``limit`` messages not yet in the full-text index, in one write transaction."""
+        ...
+
+    def start_index_rebuild(self) -> IndexProgress:
+        """Empty the full-text index so that ``index_batch`` builds it again (``FailedPrecondition``
+        where the backend keeps its own)."""
+        ...
 
     def backup(self, target: Path, progress: Callable[[int, int], None] | None = None) -> int: ...

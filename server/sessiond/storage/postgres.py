@@ -53,14 +53,35 @@ from psycopg.types.string import StrDumperUnknown, TextLoader
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from sessiond.errors import DeadlineExceeded, DiskFull, FailedPrecondition, StorageError
-from sessiond.model import Cursor, Entry, Event, EventKind, Lease, Message, ResetPolicy, to_us
-from sessiond.storage.interface import AppendResult, EventPage, ExpiryCutoffs, StorageStats, Transaction
+from sessiond.model import (
+    Cursor,
+    Entry,
+    Event,
+    EventKind,
+    Lease,
+    Message,
+    MessageFilter,
+    ResetPolicy,
+    SearchHit,
+    Term,
+    fold,
+    to_us,
+)
+from sessiond.storage.interface import (
+    AppendResult,
+    EventPage,
+    ExpiryCutoffs,
+    IndexProgress,
+    StorageStats,
+    Transaction,
+)
 from sessiond.storage.rows import (
     DAY_US,
     ENTRY_COLUMNS,
     ENTRY_LIST,
     EVENT_COLUMNS,
     EVENT_LIST,
+    LAST_US,
     LEASE_COLUMNS,
     LEASE_LIST,
     MESSAGE_INSERT_COLUMNS,
@@ -68,12 +89,14 @@ from sessiond.storage.rows import (
     NEVER,
     SESSION_INSERT_COLUMNS,
     STORED_POLICIES,
+    SUMMARY_OF_S,
     cursor_params,
     entry_from_row,
     entry_row,
     event_from_row,
     event_row,
     expiry_params,
+    hit_from_row,
     lease_from_row,
     lease_row,
     listed,
@@ -193,7 +216,54 @@ MIGRATIONS = (
     ALTER TABLE sessions ADD COLUMN parent_reason TEXT;
     CREATE INDEX sessions_by_parent ON sessions (parent_session_id, started_at) WHERE parent_session_id IS NOT NULL;
     """,
+    # Search (SearchSessions, SearchMessages): the key a session started for, its title folded for
+    # prefix matches ("C": ranges by code point; existing titles are folded by _migrate), and each
+    # message's words as a stored tsvector with a GIN index, kept by PostgreSQL in the statement that
+    # writes the message. The text of a message: its content, or a structured one's "text" parts.
+    """
+    ALTER TABLE sessions ADD COLUMN session_key TEXT COLLATE "C";
+    ALTER TABLE sessions ADD COLUMN title_folded TEXT COLLATE "C";
+    CREATE INDEX sessions_by_folded_title ON sessions (title_folded) WHERE title_folded IS NOT NULL;
+    UPDATE sessions AS s SET session_key = e.session_key FROM entries AS e WHERE e.session_id = s.id;
+    CREATE FUNCTION sessiond_message_text(content TEXT, is_json BOOLEAN) RETURNS TEXT
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+        SELECT CASE WHEN NOT is_json THEN content
+                    WHEN jsonb_typeof(content::jsonb) = 'object' THEN content::jsonb ->> 'text'
+                    WHEN jsonb_typeof(content::jsonb) = 'array' THEN (
+                        SELECT string_agg(part ->> 'text', ' ') FROM jsonb_array_elements(content::jsonb) AS part
+                        WHERE jsonb_typeof(part) = 'object')
+               END
+    $$;
+    ALTER TABLE messages ADD COLUMN search_vector tsvector
+        GENERATED ALWAYS AS (to_tsvector('simple', coalesce(sessiond_message_text(content, content_is_json), '')))
+        STORED;
+    CREATE INDEX messages_search ON messages USING GIN (search_vector);
+    """,
 )
+FOLDED_STEP = 6  # the rung after which existing titles get their folded spelling
+# Hits ranked in an inner query, so that ts_headline (it parses the whole text) runs for one page only.
+HITS = f"""
+    SELECT hit.position, hit.message_id, hit.role, hit.timestamp,
+           ts_headline('simple', coalesce(sessiond_message_text(hit.content, hit.content_is_json), ''), hit.query,
+                       'StartSel=">>>", StopSel="<<<", FragmentDelimiter="...", MaxFragments=1, MaxWords=40,
+                        MinWords=15'),
+           hit.score, {SUMMARY_OF_S}
+    FROM (
+        SELECT m.session_id, m.position, m.message_id, m.role, m.timestamp, m.content, m.content_is_json, q.query,
+               ts_rank(m.search_vector, q.query) AS score
+        FROM messages AS m JOIN sessions AS s ON s.id = m.session_id,
+             to_tsquery('simple', %(match)s) AS q (query)
+        WHERE m.search_vector @@ q.query
+          AND s.platform = coalesce(%(platform)s, s.platform)
+          AND (s.session_key = %(key)s OR s.id = (SELECT session_id FROM entries WHERE session_key = %(key)s)
+               OR %(any_key)s)
+          AND m.session_id = coalesce(%(session)s, m.session_id)
+          AND m.timestamp >= %(since)s AND m.timestamp < %(until)s
+          AND (%(any_role)s OR m.role = ANY(%(roles)s))
+        ORDER BY score DESC, m.session_id, m.position LIMIT %(limit)s OFFSET %(offset)s
+    ) AS hit JOIN sessions AS s ON s.id = hit.session_id
+    ORDER BY hit.score DESC, hit.session_id, hit.position
+"""
 MIGRATION_LOCK = 0x5E55_10D  # advisory lock class of the migrations; the schema's name hash is the key
 ATTEMPTS = 8  # runs of one unit of work that lost races before it gives up (two suffice for a new key)
 CONNECT_SECONDS = 5.0  # the longest a unit of work waits for a connection when none is given a deadline
@@ -348,8 +418,11 @@ class PostgresTransaction(SessionsTable, Transaction, marker="%s"):
         if self.db.execute(PUT_ENTRY, entry_row(entry)).rowcount == 0:
             raise Retry(f"entry {entry.session_key!r} was written meanwhile")
 
-    def create_session(self, session_id: str, platform: str, user_id: str | None, started_at: datetime) -> bool:
-        return self.db.execute(CREATE_SESSION, session_row(session_id, platform, user_id, started_at)).rowcount == 1
+    def create_session(
+        self, session_id: str, platform: str, user_id: str | None, started_at: datetime, session_key: str | None = None
+    ) -> bool:
+        row = session_row(session_id, platform, user_id, started_at, session_key)
+        return self.db.execute(CREATE_SESSION, row).rowcount == 1
 
     def live_lease(self, session_key: str, now: datetime) -> Lease | None:
         row = self._one(LIVE_LEASE, (session_key, to_us(now)))
@@ -495,6 +568,47 @@ class PostgresTransaction(SessionsTable, Transaction, marker="%s"):
         rows = self._rows(LOAD_MESSAGES, (session_id, after_position, limit))
         return [message_from_row(row) for row in rows]
 
+    def search_messages(
+        self, terms: tuple[Term, ...], where: MessageFilter, offset: int, limit: int
+    ) -> tuple[list[SearchHit], bool]:
+        """The index is PostgreSQL's GIN over the stored tsvectors: always complete."""
+        params = {
+            "match": tsquery(terms),
+            "platform": where.platform,
+            "key": where.session_key or "",
+            "any_key": where.session_key is None,
+            "session": where.session_id,
+            "since": NEVER if where.since is None else to_us(where.since),
+            "until": LAST_US if where.until is None else to_us(where.until),
+            "any_role": not where.roles,
+            "roles": list(where.roles),
+            "limit": limit,
+            "offset": offset,
+        }
+        return [hit_from_row(row) for row in self._rows(HITS, params)], False
+
+
+def tsquery(terms: tuple[Term, ...]) -> str:
+    """``to_tsquery`` text: the words of a phrase joined by ``<->`` (``:*`` on a prefix), terms by ``&``.
+
+    Terms are lower-case letters and digits only (``rules.search``), so nothing needs escaping.
+    """
+
+    def phrase(term: Term) -> str:
+        quoted = [f"'{word}'" for word in term.words]
+        if term.prefix:
+            quoted[-1] += ":*"
+        return " <-> ".join(quoted)
+
+    return " & ".join(f"({phrase(term)})" for term in terms)
+
+
+def _fold_titles(connection: psycopg.Connection[Any]) -> None:
+    """Give the titles stored before search their folded spelling (``model.fold``, as new ones get)."""
+    titled = connection.execute("SELECT id, title FROM sessions WHERE title IS NOT NULL").fetchall()
+    for session_id, title in titled:
+        connection.execute("UPDATE sessions SET title_folded = %s WHERE id = %s", (fold(title), session_id))
+
 
 def _migrate(connection: psycopg.Connection[Any], where: str) -> str:
     """Bring the schema up the ladder (in one transaction, under the advisory lock); the schema's name."""
@@ -513,6 +627,8 @@ def _migrate(connection: psycopg.Connection[Any], where: str) -> str:
             )
         for step in range(version, len(MIGRATIONS)):
             connection.execute(MIGRATIONS[step].encode())  # bytes: several statements, no parameters
+            if step + 1 == FOLDED_STEP:
+                _fold_titles(connection)
             log.info("schema migrated", extra={"database": where, "schema_version": step + 1})
         if row is None:
             connection.execute("INSERT INTO schema_version (version) VALUES (%s)", (len(MIGRATIONS),))
@@ -726,6 +842,18 @@ class PostgresStorage:
     def integrity_problems(self) -> list[str]:
         self.check()
         return []
+
+    def search_index(self) -> tuple[str, IndexProgress]:
+        """PostgreSQL keeps the index in the statements that write messages: always ready."""
+        return "ready", IndexProgress(0, 0, True)
+
+    def index_batch(self, limit: int) -> IndexProgress:
+        return IndexProgress(0, 0, True)
+
+    def start_index_rebuild(self) -> IndexProgress:
+        raise FailedPrecondition(
+            "PostgreSQL maintains the search index itself; rebuild it with REINDEX INDEX messages_search"
+        )
 
     def backup(self, target: Path, progress: Callable[[int, int], None] | None = None) -> int:
         raise FailedPrecondition("backup: the postgres backend is backed up with pg_dump or the database's own backups")

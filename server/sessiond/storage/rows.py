@@ -18,10 +18,25 @@ from datetime import datetime
 from operator import itemgetter
 from typing import Any
 
-from sessiond.model import Cursor, Entry, Event, Lease, LineageLink, Message, ResetPolicy, Source, Usage, from_us, to_us
+from sessiond.model import (
+    Cursor,
+    Entry,
+    Event,
+    Lease,
+    LineageLink,
+    Message,
+    ResetPolicy,
+    SearchHit,
+    SessionSummary,
+    Source,
+    Usage,
+    from_us,
+    to_us,
+)
 from sessiond.storage.interface import ExpiryCutoffs
 
 NEVER = -(2**63)  # a cutoff no timestamp is below
+LAST_US = 2**63 - 1  # an end no timestamp reaches
 DAY_US = 86_400_000_000
 
 ENTRY_COLUMNS = (
@@ -41,8 +56,14 @@ EVENT_COLUMNS = (
     "sequence", "kind", "session_key", "session_id", "version", "previous_session_id", "reason", "lease_owner", "at",
 )  # fmt: skip
 LEASE_COLUMNS = ("session_key", "owner", "expires_at")
-SESSION_INSERT_COLUMNS = ("id", "platform", "user_id", "started_at")
+SESSION_INSERT_COLUMNS = ("id", "platform", "user_id", "started_at", "session_key")
 LINEAGE_COLUMNS = ("id", "parent_session_id", "parent_reason", "started_at", "title")
+SUMMARY_COLUMNS = (
+    "id", "platform", "started_at", "message_count", "title", "session_key", "ended_at", "end_reason",
+    "parent_session_id",
+)  # fmt: skip
+# A search hit: the message's place and text around the match, then its session's summary (``s.``).
+HIT_COLUMNS = ("position", "message_id", "role", "timestamp", "snippet", "score")
 STORED_POLICIES = "SELECT DISTINCT reset_policy FROM entries WHERE reset_policy IS NOT NULL"
 
 
@@ -61,6 +82,8 @@ MESSAGE_LIST = listed(MESSAGE_COLUMNS)
 EVENT_LIST = listed(EVENT_COLUMNS)
 LEASE_LIST = listed(LEASE_COLUMNS)
 LINEAGE_LIST = listed(LINEAGE_COLUMNS)
+SUMMARY_LIST = listed(SUMMARY_COLUMNS)
+SUMMARY_OF_S = listed([f"s.{column}" for column in SUMMARY_COLUMNS])  # the summary of a query's sessions AS s
 
 
 def in_order(columns: Sequence[str]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
@@ -277,12 +300,61 @@ def lineage_from_row(row: Sequence[Any]) -> LineageLink:
     )
 
 
+_SUMMARY_ROW = row_type("SummaryRow", SUMMARY_COLUMNS)
+_HIT_ROW = row_type("HitRow", HIT_COLUMNS)
+
+
+def summary_from_row(row: Sequence[Any]) -> SessionSummary:
+    column = _SUMMARY_ROW._make(row)
+    return SessionSummary(
+        session_id=column.id,
+        platform=column.platform,
+        started_at=from_us(column.started_at),
+        message_count=column.message_count,
+        title=column.title,
+        session_key=column.session_key,
+        ended_at=optional_from_us(column.ended_at),
+        end_reason=column.end_reason,
+        parent_session_id=column.parent_session_id,
+    )
+
+
+def hit_from_row(row: Sequence[Any]) -> SearchHit:
+    """A hit from a row of ``HIT_COLUMNS`` followed by ``SUMMARY_COLUMNS`` (the window is added later)."""
+    column = _HIT_ROW._make(row[: len(HIT_COLUMNS)])
+    return SearchHit(
+        session=summary_from_row(row[len(HIT_COLUMNS) :]),
+        position=column.position,
+        message_id=column.message_id,
+        role=column.role,
+        timestamp=from_us(column.timestamp),
+        snippet=column.snippet or "",
+        score=float(column.score),
+    )
+
+
+def prefix_range(prefix: str) -> tuple[str, str]:
+    """The half-open range of the strings that start with ``prefix``, in code point order (an index
+    range scan, no LIKE escaping); empty for an empty prefix."""
+    if not prefix:
+        return "", ""
+    return prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
 _SESSION_VALUES = in_order(SESSION_INSERT_COLUMNS)
 
 
-def session_row(session_id: str, platform: str, user_id: str | None, started_at: datetime) -> tuple[Any, ...]:
+def session_row(
+    session_id: str, platform: str, user_id: str | None, started_at: datetime, session_key: str | None
+) -> tuple[Any, ...]:
     """A new session's row of ``SESSION_INSERT_COLUMNS``."""
-    values = {"id": session_id, "platform": platform, "user_id": user_id, "started_at": to_us(started_at)}
+    values = {
+        "id": session_id,
+        "platform": platform,
+        "user_id": user_id,
+        "started_at": to_us(started_at),
+        "session_key": session_key,
+    }
     return _SESSION_VALUES(values)
 
 
@@ -328,9 +400,3 @@ def expiry_params(
 def policies_from_rows(rows: Iterable[Sequence[Any]]) -> list[ResetPolicy]:
     """The policies of ``STORED_POLICIES``' rows (a text this version cannot read is left out)."""
     return [policy for (text,) in rows if (policy := policy_from_text(text)) is not None]
-
-
-def title_range(prefix: str) -> tuple[str, str]:
-    """The half-open range of the strings that start with ``prefix`` (it ends with "#": the next
-    character, "$", bounds it), in code point order: an index range scan, no LIKE escaping."""
-    return prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)

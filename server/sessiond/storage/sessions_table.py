@@ -1,9 +1,9 @@
-"""The sessions table's statements that read the same in both SQL backends, written once.
+"""The statements on sessions that read the same in both SQL backends, written once.
 
 SQLite and PostgreSQL differ here only in the placeholder (``?`` or ``%s``): a backend's
 transaction class takes ``SessionsTable`` as a base with its marker, and gets these methods of
-the storage interface (a session's end and reopening, titles, lineage) over its own ``_one`` and
-``_execute``.
+the storage interface (a session's end and reopening, titles, lineage, session search, a search
+hit's neighbouring messages) over its own ``_one`` and ``_execute``.
 """
 
 from __future__ import annotations
@@ -13,8 +13,16 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any, ClassVar
 
-from sessiond.model import LineageLink, to_us
-from sessiond.storage.rows import LINEAGE_LIST, lineage_from_row, title_range
+from sessiond.model import LineageLink, Message, SessionSummary, fold, to_us
+from sessiond.storage.rows import (
+    LINEAGE_LIST,
+    MESSAGE_LIST,
+    SUMMARY_LIST,
+    lineage_from_row,
+    message_from_row,
+    prefix_range,
+    summary_from_row,
+)
 
 # In SQLite's placeholders; ``SessionsTable`` puts in its backend's.
 _STATEMENTS = {
@@ -24,7 +32,7 @@ _STATEMENTS = {
     "two": "SELECT 1 FROM sessions LIMIT 1 OFFSET 1",
     "title_of": "SELECT title FROM sessions WHERE id = ?",
     "titled": "SELECT id FROM sessions WHERE title = ?",
-    "set_title": "UPDATE sessions SET title = ? WHERE id = ?",
+    "set_title": "UPDATE sessions SET title = ?, title_folded = ? WHERE id = ?",
     "lineage_titles": "SELECT title FROM sessions WHERE title = ? OR (title >= ? AND title < ?)",
     "newest_numbered": (
         "SELECT id FROM sessions WHERE title >= ? AND title < ? ORDER BY started_at DESC, id DESC LIMIT 1"
@@ -32,6 +40,18 @@ _STATEMENTS = {
     "set_parent": "UPDATE sessions SET parent_session_id = ?, parent_reason = ? WHERE id = ?",
     "lineage_link": f"SELECT {LINEAGE_LIST} FROM sessions WHERE id = ?",
     "children": f"SELECT {LINEAGE_LIST} FROM sessions WHERE parent_session_id = ? ORDER BY started_at DESC, id DESC",
+    "search_sessions": f"""
+        SELECT {SUMMARY_LIST} FROM sessions
+        WHERE ((? <> '' AND substr(id, 1, ?) = ?) OR (title_folded >= ? AND title_folded < ?))
+          AND platform = COALESCE(?, platform)
+        ORDER BY started_at DESC, id DESC LIMIT ? OFFSET ?""",
+    # A hit's neighbours: the ``count`` messages before it, then it and the ``count`` after it.
+    "around": f"""
+        SELECT * FROM (SELECT {MESSAGE_LIST} FROM messages WHERE session_id = ? AND position < ?
+                       ORDER BY position DESC LIMIT ?) AS earlier
+        UNION ALL
+        SELECT * FROM (SELECT {MESSAGE_LIST} FROM messages WHERE session_id = ? AND position >= ?
+                       ORDER BY position LIMIT ?) AS later""",
 }
 
 
@@ -71,13 +91,13 @@ class SessionsTable:
         return self._first_value("titled", (title,))
 
     def set_title(self, session_id: str, title: str | None) -> None:
-        self._execute(self.SQL["set_title"], (title, session_id))
+        self._execute(self.SQL["set_title"], (title, None if title is None else fold(title), session_id))
 
     def lineage_titles(self, base: str, numbered_prefix: str) -> list[str]:
-        return [row[0] for row in self._execute(self.SQL["lineage_titles"], (base, *title_range(numbered_prefix)))]
+        return [row[0] for row in self._execute(self.SQL["lineage_titles"], (base, *prefix_range(numbered_prefix)))]
 
     def newest_numbered(self, numbered_prefix: str) -> str | None:
-        return self._first_value("newest_numbered", title_range(numbered_prefix))
+        return self._first_value("newest_numbered", prefix_range(numbered_prefix))
 
     def set_parent(self, session_id: str, parent_session_id: str, reason: str) -> None:
         self._execute(self.SQL["set_parent"], (parent_session_id, reason, session_id))
@@ -89,7 +109,26 @@ class SessionsTable:
     def children(self, session_id: str) -> list[LineageLink]:
         return [lineage_from_row(row) for row in self._execute(self.SQL["children"], (session_id,))]
 
+    def search_sessions(
+        self, id_prefix: str, title_prefix: str, platform: str | None, offset: int, limit: int
+    ) -> list[SessionSummary]:
+        """Sessions whose id starts with ``id_prefix`` (a scan: ids compare by the database's collation)
+        or whose folded title starts with ``title_prefix`` folded (an index range), newest first."""
+        by_id = (id_prefix, len(id_prefix), id_prefix)
+        rows = self._execute(
+            self.SQL["search_sessions"], (*by_id, *prefix_range(fold(title_prefix)), platform, limit, offset)
+        )
+        return [summary_from_row(row) for row in rows]
+
+    def messages_around(self, session_id: str, position: int, count: int) -> list[Message]:
+        params = (session_id, position, count, session_id, position, count + 1)
+        return sorted((message_from_row(row) for row in self._execute(self.SQL["around"], params)), key=_position)
+
     def _first_value(self, statement: str, params: tuple[Any, ...]) -> str | None:
         """The first column of the first row: an id or a title (None when no row, or no title)."""
         row = self._one(self.SQL[statement], params)
         return None if row is None or row[0] is None else str(row[0])
+
+
+def _position(message: Message) -> int:
+    return message.position

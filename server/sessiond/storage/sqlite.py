@@ -38,11 +38,26 @@ from typing import Any, TypeVar
 import apsw
 
 from sessiond.errors import AlreadyExists, DeadlineExceeded, DiskFull, StorageError
-from sessiond.model import Cursor, Entry, Event, EventKind, Lease, Message, ResetPolicy, to_us
+from sessiond.model import (
+    Cursor,
+    Entry,
+    Event,
+    EventKind,
+    Lease,
+    Message,
+    MessageFilter,
+    ResetPolicy,
+    SearchHit,
+    Term,
+    fold,
+    to_us,
+)
+from sessiond.storage import sqlite_search
 from sessiond.storage.interface import (
     AppendResult,
     EventPage,
     ExpiryCutoffs,
+    IndexProgress,
     LoopCall,
     StorageStats,
     Transaction,
@@ -189,6 +204,19 @@ MIGRATIONS = (
     ALTER TABLE sessions ADD COLUMN parent_reason TEXT;
     CREATE INDEX sessions_by_parent ON sessions (parent_session_id, started_at) WHERE parent_session_id IS NOT NULL;
     """,
+    # Search (SearchSessions, SearchMessages): the key a session started for, its title folded for
+    # prefix matches, and how far the full-text index has been built (sqlite_search).
+    """
+    ALTER TABLE sessions ADD COLUMN session_key TEXT;
+    ALTER TABLE sessions ADD COLUMN title_folded TEXT;
+    CREATE INDEX sessions_by_folded_title ON sessions (title_folded) WHERE title_folded IS NOT NULL;
+    UPDATE sessions SET session_key = e.session_key FROM entries AS e WHERE e.session_id = sessions.id;
+    UPDATE sessions SET title_folded = sessiond_fold(title) WHERE title IS NOT NULL;
+    CREATE TABLE search_backfill (
+        next_id INTEGER NOT NULL, end_id INTEGER NOT NULL, done INTEGER NOT NULL, total INTEGER NOT NULL
+    );
+    INSERT INTO search_backfill (next_id, end_id, done, total) VALUES (0, 0, 0, 0);
+    """,
 )
 BUSY_TIMEOUT_MS = 5000
 SLOW_SYNC_S = 0.001  # log syncs slower than this on average leave the event loop for a thread
@@ -209,6 +237,7 @@ CREATE_SESSION = (
 PUT_LEASE = f"INSERT OR REPLACE INTO leases ({LEASE_LIST}) VALUES ({placeholders(LEASE_COLUMNS, '?')})"
 INSERT_EVENT = f"INSERT INTO events ({EVENT_LIST}) VALUES ({placeholders(EVENT_COLUMNS, '?')})"
 NEXT_POSITION = "SELECT COALESCE(MAX(position), -1) + 1 FROM messages WHERE session_id = ?"
+COUNT_FROM_POSITION = "SELECT count(*) FROM messages WHERE session_id = ? AND position >= ?"
 NOT_LEASED = "NOT EXISTS (SELECT 1 FROM leases AS l WHERE l.session_key = e.session_key AND l.expires_at > :now)"
 LIST_ENTRIES = f"""
     {SELECT_ENTRY} AS e WHERE updated_at >= :since AND (updated_at, session_key) < (:after_us, :after_key)
@@ -255,8 +284,9 @@ COUNTS = """
 class SqliteTransaction(SessionsTable, Transaction, marker="?"):
     """The Transaction interface over one APSW connection inside an open transaction."""
 
-    def __init__(self, connection: apsw.Connection):
+    def __init__(self, connection: apsw.Connection, search: sqlite_search.IndexStatus = "ready"):
         self.db = connection
+        self.search = search  # whether the full-text index exists ("ready" or "building") or why not
         self.events_added = 0  # so that a commit wakes event streams only when it has news
 
     def _one(self, sql: str, params: Any = ()) -> Any:
@@ -278,8 +308,10 @@ class SqliteTransaction(SessionsTable, Transaction, marker="?"):
     def put_entry(self, entry: Entry) -> None:
         self.db.execute(PUT_ENTRY, entry_row(entry))
 
-    def create_session(self, session_id: str, platform: str, user_id: str | None, started_at: datetime) -> bool:
-        self.db.execute(CREATE_SESSION, session_row(session_id, platform, user_id, started_at))
+    def create_session(
+        self, session_id: str, platform: str, user_id: str | None, started_at: datetime, session_key: str | None = None
+    ) -> bool:
+        self.db.execute(CREATE_SESSION, session_row(session_id, platform, user_id, started_at, session_key))
         return self.db.changes() == 1
 
     def live_lease(self, session_key: str, now: datetime) -> Lease | None:
@@ -370,11 +402,11 @@ class SqliteTransaction(SessionsTable, Transaction, marker="?"):
         """One statement for the batch; skipped duplicates leave gaps in positions, never reuse them."""
         count = self._message_count(session_id) or 0
         start = self._one(NEXT_POSITION, (session_id,))[0]
-        before = self.db.total_changes()
         self.db.executemany(
             INSERT_MESSAGE, (message_row(session_id, m, start + i, now) for i, m in enumerate(messages))
         )
-        appended = self.db.total_changes() - before
+        # Counted, not taken from total_changes(): that also counts the search index triggers' rows.
+        appended = self._one(COUNT_FROM_POSITION, (session_id, start))[0]
         self.db.execute("UPDATE sessions SET message_count = ? WHERE id = ?", (count + appended, session_id))
         return AppendResult(appended, len(messages) - appended, count + appended)
 
@@ -388,6 +420,13 @@ class SqliteTransaction(SessionsTable, Transaction, marker="?"):
     def load_messages(self, session_id: str, after_position: int, limit: int) -> list[Message]:
         rows = self.db.execute(LOAD_MESSAGES, (session_id, after_position, limit))
         return [message_from_row(row) for row in rows]
+
+    def search_messages(
+        self, terms: tuple[Term, ...], where: MessageFilter, offset: int, limit: int
+    ) -> tuple[list[SearchHit], bool]:
+        sqlite_search.refuse(self.search)
+        hits = sqlite_search.search(self.db, terms, where, offset, limit)
+        return hits, not sqlite_search.progress(self.db).complete
 
 
 # The call running on the event loop now, if any: its writes join the loop's turn (see the module doc).
@@ -508,7 +547,7 @@ class SqliteStorage:
     through the sync.
     """
 
-    def __init__(self, path: Path, durable: bool = True):
+    def __init__(self, path: Path, durable: bool = True, full_text_search: bool = True):
         self.path = path
         self.durable = durable
         self._log_path = Path(f"{path}-wal")
@@ -529,7 +568,7 @@ class SqliteStorage:
         self._log_syncs = _LogSyncs(self._sync_log, self._turn_done)
         try:
             writer = self._connect()
-            _open_schema(writer, path)
+            self.search_status = _open_schema(writer, path, full_text_search)
             if durable:  # the schema's own commits, and the log's directory entry (SQLite syncs it only with FULL)
                 self._sync_log()
                 _fsync(path.parent)
@@ -545,6 +584,8 @@ class SqliteStorage:
             connection.set_busy_timeout(BUSY_TIMEOUT_MS)
             connection.pragma("foreign_keys", True)
             connection.pragma("synchronous", "NORMAL")
+        except (apsw.CorruptError, apsw.NotADBError) as exc:
+            raise StorageError(f"{self.path}: not a usable sessiond database ({exc}); {RECOVERY}") from None
         except apsw.Error as exc:
             raise StorageError(f"{self.path}: cannot open the database ({exc})") from None
         with self._guard:
@@ -562,7 +603,7 @@ class SqliteStorage:
         connection = self._reader()
         connection.execute("BEGIN")
         try:
-            return work(SqliteTransaction(connection))
+            return work(SqliteTransaction(connection, self.search_status))
         finally:
             connection.execute("COMMIT")
 
@@ -597,7 +638,7 @@ class SqliteStorage:
 
         A job alone needs no savepoint: the transaction is rolled back if it fails.
         """
-        transaction = SqliteTransaction(connection)
+        transaction = SqliteTransaction(connection, self.search_status)
         alone = len(batch) == 1
         try:
             connection.execute("BEGIN IMMEDIATE")
@@ -650,7 +691,7 @@ class SqliteStorage:
             self._writer_lock.release()
             raise _storage_error(exc) from None
         loop = asyncio.get_running_loop()
-        turn = self._turn = _Turn(SqliteTransaction(self._writer), loop.create_future())
+        turn = self._turn = _Turn(SqliteTransaction(self._writer, self.search_status), loop.create_future())
         turn.committed.add_done_callback(_retrieved)  # a caller that went away leaves no "never retrieved"
         loop.call_soon(self._end_turn, turn, None)
         return turn
@@ -795,8 +836,31 @@ class SqliteStorage:
             raise StorageError(f"{self.path}: integrity check failed ({'; '.join(problems)}); {RECOVERY}")
 
     def integrity_problems(self) -> list[str]:
-        """SQLite's full ``integrity_check`` (indexes too): its first 20 problems, none when sound."""
-        return self._check_pages("PRAGMA integrity_check(20)")
+        """SQLite's full ``integrity_check`` (indexes too): its first 20 problems, none when sound;
+        then, when the full-text index is complete, FTS5's check of it against the messages."""
+        problems = self._check_pages("PRAGMA integrity_check(20)")
+        if not problems and self.search_index()[0] == "ready":
+            problems = self.read(lambda tx: sqlite_search.integrity_problems(_connection(tx)))
+        return problems
+
+    # -- the full-text index (sqlite_search) ------------------------------------------------
+
+    def search_index(self) -> tuple[str, IndexProgress]:
+        """The index's status ("ready", "building", "off", "unavailable") and how far it is built."""
+        built = self.read(lambda tx: sqlite_search.progress(_connection(tx)))
+        if self.search_status in ("off", "unavailable"):
+            return self.search_status, built
+        return ("ready" if built.complete else "building"), built
+
+    def index_batch(self, limit: int) -> IndexProgress:
+        """Index the next ``limit`` messages left to the batches, in one write transaction."""
+        sqlite_search.refuse(self.search_status)
+        return self.write(lambda tx: sqlite_search.index_batch(_connection(tx), limit))
+
+    def start_index_rebuild(self) -> IndexProgress:
+        """Empty the index; ``index_batch`` then fills it again."""
+        sqlite_search.refuse(self.search_status)
+        return self.write(lambda tx: sqlite_search.start_rebuild(_connection(tx)))
 
     def _check_pages(self, pragma: str) -> list[str]:
         """Run a page-checking pragma on a connection of its own, which ``close()`` can interrupt."""
@@ -917,8 +981,20 @@ def _lock(path: Path) -> Any:
     return lock_file
 
 
-def _open_schema(connection: apsw.Connection, path: Path) -> None:
-    """Check the file, then bring its schema up the ladder; never start on a damaged database."""
+def _fold(*values: Any) -> str | None:
+    """``model.fold`` as an SQL function (of a title, NULL for no title)."""
+    return fold(values[0]) if isinstance(values[0], str) else None
+
+
+def _connection(tx: Transaction) -> apsw.Connection:
+    """The APSW connection under one of this backend's transactions."""
+    assert isinstance(tx, SqliteTransaction)
+    return tx.db
+
+
+def _open_schema(connection: apsw.Connection, path: Path, full_text_search: bool) -> sqlite_search.IndexStatus:
+    """Check the file, bring its schema up the ladder, then create or drop the full-text index as
+    configured (its status); never start on a damaged database."""
     try:
         connection.pragma("journal_mode", "wal")
         version = connection.pragma("user_version")
@@ -928,11 +1004,13 @@ def _open_schema(connection: apsw.Connection, path: Path) -> None:
                 " upgrade sessiond"
             )
         _check_not_truncated(path)
+        connection.create_scalar_function("sessiond_fold", _fold, 1, deterministic=True)  # step 6 folds titles
         for step in range(version, len(MIGRATIONS)):
             with connection:
                 connection.execute(MIGRATIONS[step])
                 connection.pragma("user_version", step + 1)
             log.info("schema migrated", extra={"path": str(path), "user_version": step + 1})
+        return sqlite_search.open_index(connection, full_text_search, str(path))
     except apsw.Error as exc:
         raise StorageError(f"{path}: not a usable sessiond database ({exc}); {RECOVERY}") from None
 

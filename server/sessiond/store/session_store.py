@@ -32,12 +32,15 @@ from sessiond.model import (
     Lease,
     LineageLink,
     Message,
+    MessageFilter,
     ResetPolicy,
+    SearchHit,
+    SessionSummary,
     Source,
     Usage,
     cursor_of,
 )
-from sessiond.rules import keys, reset, titles, transcript
+from sessiond.rules import keys, reset, search, titles, transcript
 from sessiond.rules.settings import Settings
 from sessiond.storage.interface import AppendResult, EventPage, ExpiryCutoffs, Storage, Transaction
 
@@ -80,6 +83,7 @@ class SessionStore:
         self,
         tx: Transaction,
         now: datetime,
+        session_key: str,
         platform: str,
         user_id: str | None,
         title: str | None = None,
@@ -91,7 +95,7 @@ class SessionStore:
         stamp = now.astimezone(self.settings.host_zone).strftime("%Y%m%d_%H%M%S")
         while True:
             session_id = f"{stamp}_{uuid.uuid4().hex[:8]}"
-            if tx.create_session(session_id, platform, user_id, now):
+            if tx.create_session(session_id, platform, user_id, now, session_key):
                 if title:
                     tx.set_title(session_id, title)
                 if parent is not None:
@@ -169,7 +173,7 @@ class SessionStore:
                 _title_free(tx, title, "title")  # before the old session ends: a refusal writes nothing
             entry = Entry.started(
                 key,
-                self._new_session_id(tx, now, source.platform, source.user_id, title, _parent(old, reason)),
+                self._new_session_id(tx, now, key, source.platform, source.user_id, title, _parent(old, reason)),
                 source,
                 now,
                 was_auto_reset=reason is not None,
@@ -307,7 +311,7 @@ class SessionStore:
             tx.end_session(old.session_id, "session_reset", now)
             user_id = old.origin.user_id if old.origin else None
             session_id = self._new_session_id(
-                tx, now, old.platform or "unknown", user_id, title, (old.session_id, "reset")
+                tx, now, session_key, old.platform or "unknown", user_id, title, (old.session_id, "reset")
             )
             entry = _successor(old, session_id, now)
             entry = replace(entry, is_fresh_reset=True)
@@ -439,6 +443,36 @@ class SessionStore:
             return tip
 
         return self.storage.read(work)
+
+    # -- search ---------------------------------------------------------------------------
+
+    def search_sessions(
+        self, query: str, platform: str | None, offset: int, limit: int
+    ) -> builtins.list[SessionSummary]:
+        """Sessions whose id starts with ``query``, or whose title starts with it, case and
+        punctuation ignored; newest first."""
+        id_prefix = query.strip()
+        if not id_prefix:
+            raise InvalidArgument("query", "required")
+        return self.storage.read(lambda tx: tx.search_sessions(id_prefix, query, platform, offset, limit))
+
+    def search_messages(
+        self, query: str, where: MessageFilter, window: int, offset: int, limit: int
+    ) -> tuple[builtins.list[SearchHit], bool]:
+        """Messages with every word of ``query``, best first, each with ``window`` neighbours on
+        each side (as replayed); and whether the index is still being built."""
+        terms = search.parse(query)
+
+        def work(tx: Transaction) -> tuple[builtins.list[SearchHit], bool]:
+            hits, building = tx.search_messages(terms, where, offset, limit)
+            return [replace(hit, window=self._window(tx, hit, window)) for hit in hits], building
+
+        return self.storage.read(work)
+
+    @staticmethod
+    def _window(tx: Transaction, hit: SearchHit, window: int) -> tuple[Message, ...]:
+        around = tx.messages_around(hit.session.session_id, hit.position, window)
+        return tuple(transcript.as_replayed(message) for message in around)
 
     @staticmethod
     def _titled(tx: Transaction, title: str, field: str) -> str:

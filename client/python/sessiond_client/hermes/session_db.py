@@ -2,7 +2,8 @@
 kept by sessiond.
 
 A Hermes gateway on sessiond keeps no ``state.db`` of its own, yet its ``/title``, ``/new <name>``
-and ``/resume <name>`` handlers ask a ``SessionDB``. This one answers those calls from the daemon
+and ``/resume <name>`` handlers, and the agent's session-search tool (``search_messages``), ask a
+``SessionDB``. This one answers those calls from the daemon
 with the host's names, arguments and conventions: ``ValueError`` for a title another session has
 or one too long, ``None`` where nothing is found, ``True``/``False`` for whether a session was
 there. Built without arguments it follows the gateway's ``SessionStore`` (the last one made),
@@ -24,8 +25,12 @@ _CONTROL = re.compile(
 )
 
 
+CONTEXT_CHARS = 200  # of each neighbouring message in a search result, as the host cut them
+SEARCH_PAGE_MAX = 100
+
+
 class SessionDB:
-    """The title calls of the host's ``SessionDB``, over sessiond."""
+    """The title and search calls of the host's ``SessionDB``, over sessiond."""
 
     MAX_TITLE_LENGTH = 100
 
@@ -85,3 +90,60 @@ class SessionDB:
             return self._daemon.call(lambda s: s.FindSessionByTitle, request).session_id
         except errors.NotFoundError:
             return None
+
+    def search_messages(
+        self,
+        query: str,
+        source_filter: list[str] | None = None,
+        exclude_sources: list[str] | None = None,
+        role_filter: list[str] | None = None,
+        limit: int = 20,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        """Full-text search of every transcript, as the host's: dicts with ``id``, ``session_id``,
+        ``role``, ``snippet`` (matches between ">>>" and "<<<"), ``timestamp``, ``tool_name``,
+        ``source``, ``model``, ``session_started`` and ``context`` (the neighbouring messages'
+        role and first 200 characters). [] for a query with no word; the daemon's FAILED_PRECONDITION
+        (no index) as ``errors.FailedPreconditionError``."""
+        sources = set(source_filter or ())
+        excluded = set(exclude_sources or ())
+        platform = next(iter(sources)) if len(sources) == 1 else None
+        request = pb.SearchMessagesRequest(
+            query=query, platform=platform, roles=role_filter or [], window=1, page_size=SEARCH_PAGE_MAX
+        )
+        found: list[dict[str, Any]] = []
+        try:
+            while len(found) < offset + limit:
+                page = self._daemon.call(lambda s: s.SearchMessages, request)
+                found += [
+                    _found(hit)
+                    for hit in page.hits
+                    if (not sources or hit.session.platform in sources) and hit.session.platform not in excluded
+                ]
+                if not page.next_page_token:
+                    break
+                request.page_token = page.next_page_token
+        except errors.InvalidArgumentError:
+            return []  # the host answered [] for a query of punctuation only
+        return found[offset : offset + limit]
+
+
+def _found(hit: pb.SearchHit) -> dict[str, Any]:
+    """A hit in the host's shape (times as epoch seconds, as its database stored them)."""
+    here = next((m for m in hit.window if m.position == hit.position), None)
+    return {
+        "id": hit.position,
+        "session_id": hit.session.session_id,
+        "role": hit.role,
+        "snippet": hit.snippet,
+        "timestamp": hit.time.ToMicroseconds() / 1e6,
+        "tool_name": here.tool_name if here is not None and here.HasField("tool_name") else None,
+        "source": hit.session.platform,
+        "model": None,
+        "session_started": hit.session.started_at.ToMicroseconds() / 1e6,
+        "context": [
+            {"role": m.role, "content": (m.text or m.json)[:CONTEXT_CHARS]}
+            for m in hit.window
+            if m.position != hit.position
+        ],
+    }

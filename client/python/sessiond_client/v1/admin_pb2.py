@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from sessiond_client.v1 import session_pb2 as sessiond_dot_v1_dot_session__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17sessiond/v1/admin.proto\x12\x0bsessiond.v1\x1a\x19sessiond/v1/session.proto\"/\n\rBackupRequest\x12\x10\n\x04path\x18\x01 \x01(\tB\x02\x18\x01\x12\x0c\n\x04name\x18\x02 \x01(\t\"V\n\x0e\x42\x61\x63kupResponse\x12\x12\n\npages_done\x18\x01 \x01(\x03\x12\x13\n\x0bpages_total\x18\x02 \x01(\x03\x12\x0c\n\x04\x64one\x18\x03 \x01(\x08\x12\r\n\x05\x62ytes\x18\x04 \x01(\x03\"\x11\n\x0fSnapshotRequest\"l\n\x10SnapshotResponse\x12\x12\n\npages_done\x18\x01 \x01(\x03\x12\x13\n\x0bpages_total\x18\x02 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\x13\n\x0b\x62ytes_total\x18\x04 \x01(\x03\x12\x0c\n\x04\x64one\x18\x05 \x01(\x08\"\x0f\n\rVerifyRequest\"\xa3\x01\n\x0eVerifyResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x10\n\x08problems\x18\x02 \x03(\t\x12\x0f\n\x07\x65ntries\x18\x03 \x01(\x03\x12\x10\n\x08sessions\x18\x04 \x01(\x03\x12\x10\n\x08messages\x18\x05 \x01(\x03\x12\x13\n\x0blive_leases\x18\x06 \x01(\x03\x12\x16\n\x0e\x64\x61tabase_bytes\x18\x07 \x01(\x03\x12\x11\n\twal_bytes\x18\x08 \x01(\x03\"(\n\x12\x46indSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"?\n\x13\x46indSessionResponse\x12(\n\x05\x65ntry\x18\x01 \x01(\x0b\x32\x19.sessiond.v1.SessionEntry2\xac\x02\n\x05\x41\x64min\x12\x43\n\x06\x42\x61\x63kup\x12\x1a.sessiond.v1.BackupRequest\x1a\x1b.sessiond.v1.BackupResponse0\x01\x12I\n\x08Snapshot\x12\x1c.sessiond.v1.SnapshotRequest\x1a\x1d.sessiond.v1.SnapshotResponse0\x01\x12\x41\n\x06Verify\x12\x1a.sessiond.v1.VerifyRequest\x1a\x1b.sessiond.v1.VerifyResponse\x12P\n\x0b\x46indSession\x12\x1f.sessiond.v1.FindSessionRequest\x1a .sessiond.v1.FindSessionResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17sessiond/v1/admin.proto\x12\x0bsessiond.v1\x1a\x19sessiond/v1/session.proto\"/\n\rBackupRequest\x12\x10\n\x04path\x18\x01 \x01(\tB\x02\x18\x01\x12\x0c\n\x04name\x18\x02 \x01(\t\"V\n\x0e\x42\x61\x63kupResponse\x12\x12\n\npages_done\x18\x01 \x01(\x03\x12\x13\n\x0bpages_total\x18\x02 \x01(\x03\x12\x0c\n\x04\x64one\x18\x03 \x01(\x08\x12\r\n\x05\x62ytes\x18\x04 \x01(\x03\"\x11\n\x0fSnapshotRequest\"l\n\x10SnapshotResponse\x12\x12\n\npages_done\x18\x01 \x01(\x03\x12\x13\n\x0bpages_total\x18\x02 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\x13\n\x0b\x62ytes_total\x18\x04 \x01(\x03\x12\x0c\n\x04\x64one\x18\x05 \x01(\x08\"\x0f\n\rVerifyRequest\"\xb9\x01\n\x0eVerifyResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x10\n\x08problems\x18\x02 \x03(\t\x12\x0f\n\x07\x65ntries\x18\x03 \x01(\x03\x12\x10\n\x08sessions\x18\x04 \x01(\x03\x12\x10\n\x08messages\x18\x05 \x01(\x03\x12\x13\n\x0blive_leases\x18\x06 \x01(\x03\x12\x16\n\x0e\x64\x61tabase_bytes\x18\x07 \x01(\x03\x12\x11\n\twal_bytes\x18\x08 \x01(\x03\x12\x14\n\x0csearch_index\x18\t \x01(\t\"(\n\x12\x46indSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"?\n\x13\x46indSessionResponse\x12(\n\x05\x65ntry\x18\x01 \x01(\x0b\x32\x19.sessiond.v1.SessionEntry\"\x1b\n\x19RebuildSearchIndexRequest\"Y\n\x1aRebuildSearchIndexResponse\x12\x15\n\rmessages_done\x18\x01 \x01(\x03\x12\x16\n\x0emessages_total\x18\x02 \x01(\x03\x12\x0c\n\x04\x64one\x18\x03 \x01(\x08\x32\x95\x03\n\x05\x41\x64min\x12\x43\n\x06\x42\x61\x63kup\x12\x1a.sessiond.v1.BackupRequest\x1a\x1b.sessiond.v1.BackupResponse0\x01\x12I\n\x08Snapshot\x12\x1c.sessiond.v1.SnapshotRequest\x1a\x1d.sessiond.v1.SnapshotResponse0\x01\x12\x41\n\x06Verify\x12\x1a.sessiond.v1.VerifyRequest\x1a\x1b.sessiond.v1.VerifyResponse\x12P\n\x0b\x46indSession\x12\x1f.sessiond.v1.FindSessionRequest\x1a .sessiond.v1.FindSessionResponse\x12g\n\x12RebuildSearchIndex\x12&.sessiond.v1.RebuildSearchIndexRequest\x1a\'.sessiond.v1.RebuildSearchIndexResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -45,11 +45,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_VERIFYREQUEST']._serialized_start=333
   _globals['_VERIFYREQUEST']._serialized_end=348
   _globals['_VERIFYRESPONSE']._serialized_start=351
-  _globals['_VERIFYRESPONSE']._serialized_end=514
-  _globals['_FINDSESSIONREQUEST']._serialized_start=516
-  _globals['_FINDSESSIONREQUEST']._serialized_end=556
-  _globals['_FINDSESSIONRESPONSE']._serialized_start=558
-  _globals['_FINDSESSIONRESPONSE']._serialized_end=621
-  _globals['_ADMIN']._serialized_start=624
-  _globals['_ADMIN']._serialized_end=924
+  _globals['_VERIFYRESPONSE']._serialized_end=536
+  _globals['_FINDSESSIONREQUEST']._serialized_start=538
+  _globals['_FINDSESSIONREQUEST']._serialized_end=578
+  _globals['_FINDSESSIONRESPONSE']._serialized_start=580
+  _globals['_FINDSESSIONRESPONSE']._serialized_end=643
+  _globals['_REBUILDSEARCHINDEXREQUEST']._serialized_start=645
+  _globals['_REBUILDSEARCHINDEXREQUEST']._serialized_end=672
+  _globals['_REBUILDSEARCHINDEXRESPONSE']._serialized_start=674
+  _globals['_REBUILDSEARCHINDEXRESPONSE']._serialized_end=763
+  _globals['_ADMIN']._serialized_start=766
+  _globals['_ADMIN']._serialized_end=1171
 # @@protoc_insertion_point(module_scope)

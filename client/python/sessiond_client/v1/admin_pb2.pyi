@@ -184,6 +184,7 @@ class VerifyResponse(_message.Message):
     LIVE_LEASES_FIELD_NUMBER: _builtins.int
     DATABASE_BYTES_FIELD_NUMBER: _builtins.int
     WAL_BYTES_FIELD_NUMBER: _builtins.int
+    SEARCH_INDEX_FIELD_NUMBER: _builtins.int
     ok: _builtins.bool
     """True when SQLite's integrity_check answered "ok"."""
     entries: _builtins.int
@@ -198,6 +199,11 @@ class VerifyResponse(_message.Message):
     """Size of the database file in bytes."""
     wal_bytes: _builtins.int
     """Size of the write-ahead log in bytes."""
+    search_index: _builtins.str
+    """The full-text index of transcripts: "ready" (and checked against the
+    messages: a mismatch is a problem), "building", "off" or "unavailable"
+    (this SQLite has no FTS5).
+    """
     @_builtins.property
     def problems(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """The first problems integrity_check reported (empty when ok)."""
@@ -213,10 +219,11 @@ class VerifyResponse(_message.Message):
         live_leases: _builtins.int = ...,
         database_bytes: _builtins.int = ...,
         wal_bytes: _builtins.int = ...,
+        search_index: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["database_bytes", b"database_bytes", "entries", b"entries", "live_leases", b"live_leases", "messages", b"messages", "ok", b"ok", "problems", b"problems", "sessions", b"sessions", "wal_bytes", b"wal_bytes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["database_bytes", b"database_bytes", "entries", b"entries", "live_leases", b"live_leases", "messages", b"messages", "ok", b"ok", "problems", b"problems", "search_index", b"search_index", "sessions", b"sessions", "wal_bytes", b"wal_bytes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -267,3 +274,50 @@ class FindSessionResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___FindSessionResponse: _TypeAlias = FindSessionResponse  # noqa: Y015
+
+@_typing.final
+class RebuildSearchIndexRequest(_message.Message):
+    """RebuildSearchIndex takes no parameters."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RebuildSearchIndexRequest: _TypeAlias = RebuildSearchIndexRequest  # noqa: Y015
+
+@_typing.final
+class RebuildSearchIndexResponse(_message.Message):
+    """Progress of a rebuild, in messages."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MESSAGES_DONE_FIELD_NUMBER: _builtins.int
+    MESSAGES_TOTAL_FIELD_NUMBER: _builtins.int
+    DONE_FIELD_NUMBER: _builtins.int
+    messages_done: _builtins.int
+    """Messages indexed so far."""
+    messages_total: _builtins.int
+    """Messages to index."""
+    done: _builtins.bool
+    """True on the last response: the index covers every message."""
+    def __init__(
+        self,
+        *,
+        messages_done: _builtins.int = ...,
+        messages_total: _builtins.int = ...,
+        done: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["done", b"done", "messages_done", b"messages_done", "messages_total", b"messages_total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RebuildSearchIndexResponse: _TypeAlias = RebuildSearchIndexResponse  # noqa: Y015

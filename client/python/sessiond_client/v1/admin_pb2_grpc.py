@@ -56,6 +56,11 @@ class AdminStub:
                 request_serializer=sessiond_dot_v1_dot_admin__pb2.FindSessionRequest.SerializeToString,
                 response_deserializer=sessiond_dot_v1_dot_admin__pb2.FindSessionResponse.FromString,
                 _registered_method=True)
+        self.RebuildSearchIndex = channel.unary_stream(
+                '/sessiond.v1.Admin/RebuildSearchIndex',
+                request_serializer=sessiond_dot_v1_dot_admin__pb2.RebuildSearchIndexRequest.SerializeToString,
+                response_deserializer=sessiond_dot_v1_dot_admin__pb2.RebuildSearchIndexResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -99,6 +104,17 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RebuildSearchIndex(self, request, context):
+        """Empties the full-text index of transcripts and builds it again from the
+        messages, in batches of short transactions while the daemon serves
+        (searches meanwhile say index_building). Streams progress; the last
+        response has done set. FAILED_PRECONDITION without a full-text index,
+        and on the postgres backend (PostgreSQL maintains its own: REINDEX).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -121,6 +137,11 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.FindSession,
                     request_deserializer=sessiond_dot_v1_dot_admin__pb2.FindSessionRequest.FromString,
                     response_serializer=sessiond_dot_v1_dot_admin__pb2.FindSessionResponse.SerializeToString,
+            ),
+            'RebuildSearchIndex': grpc.unary_stream_rpc_method_handler(
+                    servicer.RebuildSearchIndex,
+                    request_deserializer=sessiond_dot_v1_dot_admin__pb2.RebuildSearchIndexRequest.FromString,
+                    response_serializer=sessiond_dot_v1_dot_admin__pb2.RebuildSearchIndexResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -233,6 +254,33 @@ class Admin:
             '/sessiond.v1.Admin/FindSession',
             sessiond_dot_v1_dot_admin__pb2.FindSessionRequest.SerializeToString,
             sessiond_dot_v1_dot_admin__pb2.FindSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RebuildSearchIndex(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/sessiond.v1.Admin/RebuildSearchIndex',
+            sessiond_dot_v1_dot_admin__pb2.RebuildSearchIndexRequest.SerializeToString,
+            sessiond_dot_v1_dot_admin__pb2.RebuildSearchIndexResponse.FromString,
             options,
             channel_credentials,
             insecure,

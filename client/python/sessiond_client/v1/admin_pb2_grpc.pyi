@@ -53,6 +53,13 @@ class AdminStub:
     """Runs SQLite's integrity check and counts what the database holds."""
     FindSession: _grpc.UnaryUnaryMultiCallable[_admin_pb2.FindSessionRequest, _admin_pb2.FindSessionResponse]
     """The entry whose current session is session_id (NOT_FOUND when none is)."""
+    RebuildSearchIndex: _grpc.UnaryStreamMultiCallable[_admin_pb2.RebuildSearchIndexRequest, _admin_pb2.RebuildSearchIndexResponse]
+    """Empties the full-text index of transcripts and builds it again from the
+    messages, in batches of short transactions while the daemon serves
+    (searches meanwhile say index_building). Streams progress; the last
+    response has done set. FAILED_PRECONDITION without a full-text index,
+    and on the postgres backend (PostgreSQL maintains its own: REINDEX).
+    """
 
 @_typing.type_check_only
 class AdminAsyncStub(AdminStub):
@@ -79,6 +86,13 @@ class AdminAsyncStub(AdminStub):
     """Runs SQLite's integrity check and counts what the database holds."""
     FindSession: _aio.UnaryUnaryMultiCallable[_admin_pb2.FindSessionRequest, _admin_pb2.FindSessionResponse]  # type: ignore[assignment]
     """The entry whose current session is session_id (NOT_FOUND when none is)."""
+    RebuildSearchIndex: _aio.UnaryStreamMultiCallable[_admin_pb2.RebuildSearchIndexRequest, _admin_pb2.RebuildSearchIndexResponse]  # type: ignore[assignment]
+    """Empties the full-text index of transcripts and builds it again from the
+    messages, in batches of short transactions while the daemon serves
+    (searches meanwhile say index_building). Streams progress; the last
+    response has done set. FAILED_PRECONDITION without a full-text index,
+    and on the postgres backend (PostgreSQL maintains its own: REINDEX).
+    """
 
 class AdminServicer(metaclass=_abc_1.ABCMeta):
     """Operator tasks on a running daemon, used by `sessiond admin`. It listens
@@ -126,5 +140,18 @@ class AdminServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_admin_pb2.FindSessionResponse, _abc.Awaitable[_admin_pb2.FindSessionResponse]]:
         """The entry whose current session is session_id (NOT_FOUND when none is)."""
+
+    @_abc_1.abstractmethod
+    def RebuildSearchIndex(
+        self,
+        request: _admin_pb2.RebuildSearchIndexRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_admin_pb2.RebuildSearchIndexResponse], _abc.AsyncIterator[_admin_pb2.RebuildSearchIndexResponse]]:
+        """Empties the full-text index of transcripts and builds it again from the
+        messages, in batches of short transactions while the daemon serves
+        (searches meanwhile say index_building). Streams progress; the last
+        response has done set. FAILED_PRECONDITION without a full-text index,
+        and on the postgres backend (PostgreSQL maintains its own: REINDEX).
+        """
 
 def add_AdminServicer_to_server(servicer: AdminServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -2076,3 +2076,328 @@ class GetLineageTipResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetLineageTipResponse: _TypeAlias = GetLineageTipResponse  # noqa: Y015
+
+@_typing.final
+class SessionSummary(_message.Message):
+    """A stored session as search finds it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    PLATFORM_FIELD_NUMBER: _builtins.int
+    SESSION_KEY_FIELD_NUMBER: _builtins.int
+    STARTED_AT_FIELD_NUMBER: _builtins.int
+    ENDED_AT_FIELD_NUMBER: _builtins.int
+    END_REASON_FIELD_NUMBER: _builtins.int
+    MESSAGE_COUNT_FIELD_NUMBER: _builtins.int
+    PARENT_SESSION_ID_FIELD_NUMBER: _builtins.int
+    session_id: _builtins.str
+    """The session id."""
+    title: _builtins.str
+    """Its title, if it has one."""
+    platform: _builtins.str
+    """The platform it started on ("unknown" for one created by an append)."""
+    session_key: _builtins.str
+    """The session key it was started for (unset for one created by an append
+    or a switch to a new id).
+    """
+    end_reason: _builtins.str
+    """Why it ended, if it has."""
+    message_count: _builtins.int
+    """Messages in its transcript."""
+    parent_session_id: _builtins.str
+    """The session it came from (see GetSessionLineage)."""
+    @_builtins.property
+    def started_at(self) -> _timestamp_pb2.Timestamp:
+        """When it started."""
+
+    @_builtins.property
+    def ended_at(self) -> _timestamp_pb2.Timestamp:
+        """When it ended, if it has."""
+
+    def __init__(
+        self,
+        *,
+        session_id: _builtins.str = ...,
+        title: _builtins.str | None = ...,
+        platform: _builtins.str = ...,
+        session_key: _builtins.str | None = ...,
+        started_at: _timestamp_pb2.Timestamp | None = ...,
+        ended_at: _timestamp_pb2.Timestamp | None = ...,
+        end_reason: _builtins.str | None = ...,
+        message_count: _builtins.int = ...,
+        parent_session_id: _builtins.str | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_end_reason", b"_end_reason", "_ended_at", b"_ended_at", "_parent_session_id", b"_parent_session_id", "_session_key", b"_session_key", "_title", b"_title", "end_reason", b"end_reason", "ended_at", b"ended_at", "parent_session_id", b"parent_session_id", "session_key", b"session_key", "started_at", b"started_at", "title", b"title"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_end_reason", b"_end_reason", "_ended_at", b"_ended_at", "_parent_session_id", b"_parent_session_id", "_session_key", b"_session_key", "_title", b"_title", "end_reason", b"end_reason", "ended_at", b"ended_at", "message_count", b"message_count", "parent_session_id", b"parent_session_id", "platform", b"platform", "session_id", b"session_id", "session_key", b"session_key", "started_at", b"started_at", "title", b"title"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__end_reason: _TypeAlias = _typing.Literal["end_reason"]  # noqa: Y015
+    _WhichOneofArgType__end_reason: _TypeAlias = _typing.Literal["_end_reason", b"_end_reason"]  # noqa: Y015
+    _WhichOneofReturnType__ended_at: _TypeAlias = _typing.Literal["ended_at"]  # noqa: Y015
+    _WhichOneofArgType__ended_at: _TypeAlias = _typing.Literal["_ended_at", b"_ended_at"]  # noqa: Y015
+    _WhichOneofReturnType__parent_session_id: _TypeAlias = _typing.Literal["parent_session_id"]  # noqa: Y015
+    _WhichOneofArgType__parent_session_id: _TypeAlias = _typing.Literal["_parent_session_id", b"_parent_session_id"]  # noqa: Y015
+    _WhichOneofReturnType__session_key: _TypeAlias = _typing.Literal["session_key"]  # noqa: Y015
+    _WhichOneofArgType__session_key: _TypeAlias = _typing.Literal["_session_key", b"_session_key"]  # noqa: Y015
+    _WhichOneofReturnType__title: _TypeAlias = _typing.Literal["title"]  # noqa: Y015
+    _WhichOneofArgType__title: _TypeAlias = _typing.Literal["_title", b"_title"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__end_reason) -> _WhichOneofReturnType__end_reason | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__ended_at) -> _WhichOneofReturnType__ended_at | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__parent_session_id) -> _WhichOneofReturnType__parent_session_id | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__session_key) -> _WhichOneofReturnType__session_key | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__title) -> _WhichOneofReturnType__title | None: ...
+
+Global___SessionSummary: _TypeAlias = SessionSummary  # noqa: Y015
+
+@_typing.final
+class SearchSessionsRequest(_message.Message):
+    """Request of SearchSessions."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUERY_FIELD_NUMBER: _builtins.int
+    PLATFORM_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    query: _builtins.str
+    """An id prefix or the start of a title (case and punctuation ignored)."""
+    platform: _builtins.str
+    """Only sessions of this platform, when set."""
+    page_size: _builtins.int
+    """Maximum sessions per page: 20 when zero, at most 100."""
+    page_token: _builtins.str
+    """Token from the previous page's next_page_token; empty for the first page."""
+    def __init__(
+        self,
+        *,
+        query: _builtins.str = ...,
+        platform: _builtins.str | None = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_platform", b"_platform", "platform", b"platform"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_platform", b"_platform", "page_size", b"page_size", "page_token", b"page_token", "platform", b"platform", "query", b"query"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__platform: _TypeAlias = _typing.Literal["platform"]  # noqa: Y015
+    _WhichOneofArgType__platform: _TypeAlias = _typing.Literal["_platform", b"_platform"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__platform) -> _WhichOneofReturnType__platform | None: ...
+
+Global___SearchSessionsRequest: _TypeAlias = SearchSessionsRequest  # noqa: Y015
+
+@_typing.final
+class SearchSessionsResponse(_message.Message):
+    """Response of SearchSessions."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSIONS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token of the next page; empty on the last page."""
+    @_builtins.property
+    def sessions(self) -> _containers.RepeatedCompositeFieldContainer[Global___SessionSummary]:
+        """The sessions found, newest first."""
+
+    def __init__(
+        self,
+        *,
+        sessions: _abc.Iterable[Global___SessionSummary] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "sessions", b"sessions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SearchSessionsResponse: _TypeAlias = SearchSessionsResponse  # noqa: Y015
+
+@_typing.final
+class SearchMessagesRequest(_message.Message):
+    """Request of SearchMessages."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUERY_FIELD_NUMBER: _builtins.int
+    PLATFORM_FIELD_NUMBER: _builtins.int
+    SESSION_KEY_FIELD_NUMBER: _builtins.int
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    ROLES_FIELD_NUMBER: _builtins.int
+    SINCE_FIELD_NUMBER: _builtins.int
+    UNTIL_FIELD_NUMBER: _builtins.int
+    WINDOW_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    query: _builtins.str
+    """Words that must all occur (any case, accents ignored on SQLite),
+    "quoted phrases" whose words must occur in that order, and word* for
+    words starting so. Other punctuation separates words.
+    """
+    platform: _builtins.str
+    """Only messages of sessions on this platform."""
+    session_key: _builtins.str
+    """Only messages of the sessions started for this key, and of its current
+    session.
+    """
+    session_id: _builtins.str
+    """Only messages of this session."""
+    window: _builtins.int
+    """Neighbouring messages to return on each side of a hit: 1 when unset, at
+    most 10.
+    """
+    page_size: _builtins.int
+    """Maximum hits per page: 20 when zero, at most 100."""
+    page_token: _builtins.str
+    """Token from the previous page's next_page_token; empty for the first page."""
+    @_builtins.property
+    def roles(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Only messages of these roles ("user", "assistant", "tool", ...)."""
+
+    @_builtins.property
+    def since(self) -> _timestamp_pb2.Timestamp:
+        """Only messages timestamped at or after this."""
+
+    @_builtins.property
+    def until(self) -> _timestamp_pb2.Timestamp:
+        """Only messages timestamped before this."""
+
+    def __init__(
+        self,
+        *,
+        query: _builtins.str = ...,
+        platform: _builtins.str | None = ...,
+        session_key: _builtins.str | None = ...,
+        session_id: _builtins.str | None = ...,
+        roles: _abc.Iterable[_builtins.str] | None = ...,
+        since: _timestamp_pb2.Timestamp | None = ...,
+        until: _timestamp_pb2.Timestamp | None = ...,
+        window: _builtins.int | None = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_platform", b"_platform", "_session_id", b"_session_id", "_session_key", b"_session_key", "_window", b"_window", "platform", b"platform", "session_id", b"session_id", "session_key", b"session_key", "since", b"since", "until", b"until", "window", b"window"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_platform", b"_platform", "_session_id", b"_session_id", "_session_key", b"_session_key", "_window", b"_window", "page_size", b"page_size", "page_token", b"page_token", "platform", b"platform", "query", b"query", "roles", b"roles", "session_id", b"session_id", "session_key", b"session_key", "since", b"since", "until", b"until", "window", b"window"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__platform: _TypeAlias = _typing.Literal["platform"]  # noqa: Y015
+    _WhichOneofArgType__platform: _TypeAlias = _typing.Literal["_platform", b"_platform"]  # noqa: Y015
+    _WhichOneofReturnType__session_id: _TypeAlias = _typing.Literal["session_id"]  # noqa: Y015
+    _WhichOneofArgType__session_id: _TypeAlias = _typing.Literal["_session_id", b"_session_id"]  # noqa: Y015
+    _WhichOneofReturnType__session_key: _TypeAlias = _typing.Literal["session_key"]  # noqa: Y015
+    _WhichOneofArgType__session_key: _TypeAlias = _typing.Literal["_session_key", b"_session_key"]  # noqa: Y015
+    _WhichOneofReturnType__window: _TypeAlias = _typing.Literal["window"]  # noqa: Y015
+    _WhichOneofArgType__window: _TypeAlias = _typing.Literal["_window", b"_window"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__platform) -> _WhichOneofReturnType__platform | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__session_id) -> _WhichOneofReturnType__session_id | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__session_key) -> _WhichOneofReturnType__session_key | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__window) -> _WhichOneofReturnType__window | None: ...
+
+Global___SearchMessagesRequest: _TypeAlias = SearchMessagesRequest  # noqa: Y015
+
+@_typing.final
+class SearchHit(_message.Message):
+    """One message that matched."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_FIELD_NUMBER: _builtins.int
+    POSITION_FIELD_NUMBER: _builtins.int
+    MESSAGE_ID_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
+    TIME_FIELD_NUMBER: _builtins.int
+    SNIPPET_FIELD_NUMBER: _builtins.int
+    SCORE_FIELD_NUMBER: _builtins.int
+    WINDOW_FIELD_NUMBER: _builtins.int
+    position: _builtins.int
+    """The message's position in its transcript."""
+    message_id: _builtins.str
+    """Its message id ("" when it has none)."""
+    role: _builtins.str
+    """Its role."""
+    snippet: _builtins.str
+    """Up to about 40 words of its text around the match, matched words between
+    ">>>" and "<<<", "..." where text was cut.
+    """
+    score: _builtins.float
+    """Relevance: higher is better. Only the order means something; the scale
+    is the backend's (SQLite bm25, PostgreSQL ts_rank).
+    """
+    @_builtins.property
+    def session(self) -> Global___SessionSummary:
+        """The session the message belongs to."""
+
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp:
+        """Its timestamp."""
+
+    @_builtins.property
+    def window(self) -> _containers.RepeatedCompositeFieldContainer[_transcript_pb2.Message]:
+        """The message and its neighbours in transcript order (window messages on
+        each side, where the transcript has them).
+        """
+
+    def __init__(
+        self,
+        *,
+        session: Global___SessionSummary | None = ...,
+        position: _builtins.int = ...,
+        message_id: _builtins.str = ...,
+        role: _builtins.str = ...,
+        time: _timestamp_pb2.Timestamp | None = ...,
+        snippet: _builtins.str = ...,
+        score: _builtins.float = ...,
+        window: _abc.Iterable[_transcript_pb2.Message] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["session", b"session", "time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["message_id", b"message_id", "position", b"position", "role", b"role", "score", b"score", "session", b"session", "snippet", b"snippet", "time", b"time", "window", b"window"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SearchHit: _TypeAlias = SearchHit  # noqa: Y015
+
+@_typing.final
+class SearchMessagesResponse(_message.Message):
+    """Response of SearchMessages."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HITS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    INDEX_BUILDING_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token of the next page; empty on the last page."""
+    index_building: _builtins.bool
+    """True while the index is still being built (after an upgrade or a
+    rebuild): messages stored before it started may be missing from hits.
+    """
+    @_builtins.property
+    def hits(self) -> _containers.RepeatedCompositeFieldContainer[Global___SearchHit]:
+        """The hits, best first."""
+
+    def __init__(
+        self,
+        *,
+        hits: _abc.Iterable[Global___SearchHit] | None = ...,
+        next_page_token: _builtins.str = ...,
+        index_building: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hits", b"hits", "index_building", b"index_building", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SearchMessagesResponse: _TypeAlias = SearchMessagesResponse  # noqa: Y015

@@ -189,6 +189,16 @@ class SessionStoreStub:
                 request_serializer=sessiond_dot_v1_dot_session__store__pb2.GetLineageTipRequest.SerializeToString,
                 response_deserializer=sessiond_dot_v1_dot_session__store__pb2.GetLineageTipResponse.FromString,
                 _registered_method=True)
+        self.SearchSessions = channel.unary_unary(
+                '/sessiond.v1.SessionStore/SearchSessions',
+                request_serializer=sessiond_dot_v1_dot_session__store__pb2.SearchSessionsRequest.SerializeToString,
+                response_deserializer=sessiond_dot_v1_dot_session__store__pb2.SearchSessionsResponse.FromString,
+                _registered_method=True)
+        self.SearchMessages = channel.unary_unary(
+                '/sessiond.v1.SessionStore/SearchMessages',
+                request_serializer=sessiond_dot_v1_dot_session__store__pb2.SearchMessagesRequest.SerializeToString,
+                response_deserializer=sessiond_dot_v1_dot_session__store__pb2.SearchMessagesResponse.FromString,
+                _registered_method=True)
 
 
 class SessionStoreServicer:
@@ -430,6 +440,25 @@ class SessionStoreServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SearchSessions(self, request, context):
+        """Sessions whose id starts with the query, or whose title starts with it
+        ignoring case and punctuation ("my-proj" finds "My Project #2"), newest
+        first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SearchMessages(self, request, context):
+        """Full-text search over transcripts: ranked hits, each with its session, a
+        snippet and a window of neighbouring messages. FAILED_PRECONDITION when
+        the daemon has no full-text index (SQLite without FTS5, or
+        storage.full_text_search = false).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SessionStoreServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -582,6 +611,16 @@ def add_SessionStoreServicer_to_server(servicer, server):
                     servicer.GetLineageTip,
                     request_deserializer=sessiond_dot_v1_dot_session__store__pb2.GetLineageTipRequest.FromString,
                     response_serializer=sessiond_dot_v1_dot_session__store__pb2.GetLineageTipResponse.SerializeToString,
+            ),
+            'SearchSessions': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchSessions,
+                    request_deserializer=sessiond_dot_v1_dot_session__store__pb2.SearchSessionsRequest.FromString,
+                    response_serializer=sessiond_dot_v1_dot_session__store__pb2.SearchSessionsResponse.SerializeToString,
+            ),
+            'SearchMessages': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchMessages,
+                    request_deserializer=sessiond_dot_v1_dot_session__store__pb2.SearchMessagesRequest.FromString,
+                    response_serializer=sessiond_dot_v1_dot_session__store__pb2.SearchMessagesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1399,6 +1438,60 @@ class SessionStore:
             '/sessiond.v1.SessionStore/GetLineageTip',
             sessiond_dot_v1_dot_session__store__pb2.GetLineageTipRequest.SerializeToString,
             sessiond_dot_v1_dot_session__store__pb2.GetLineageTipResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchSessions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sessiond.v1.SessionStore/SearchSessions',
+            sessiond_dot_v1_dot_session__store__pb2.SearchSessionsRequest.SerializeToString,
+            sessiond_dot_v1_dot_session__store__pb2.SearchSessionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchMessages(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sessiond.v1.SessionStore/SearchMessages',
+            sessiond_dot_v1_dot_session__store__pb2.SearchMessagesRequest.SerializeToString,
+            sessiond_dot_v1_dot_session__store__pb2.SearchMessagesResponse.FromString,
             options,
             channel_credentials,
             insecure,

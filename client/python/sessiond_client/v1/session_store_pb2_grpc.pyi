@@ -130,6 +130,17 @@ class SessionStoreStub:
     """The newest end of a session's lineage: from the session, the newest child
     at each step (the session itself when it has none).
     """
+    SearchSessions: _grpc.UnaryUnaryMultiCallable[_session_store_pb2.SearchSessionsRequest, _session_store_pb2.SearchSessionsResponse]
+    """Sessions whose id starts with the query, or whose title starts with it
+    ignoring case and punctuation ("my-proj" finds "My Project #2"), newest
+    first.
+    """
+    SearchMessages: _grpc.UnaryUnaryMultiCallable[_session_store_pb2.SearchMessagesRequest, _session_store_pb2.SearchMessagesResponse]
+    """Full-text search over transcripts: ranked hits, each with its session, a
+    snippet and a window of neighbouring messages. FAILED_PRECONDITION when
+    the daemon has no full-text index (SQLite without FTS5, or
+    storage.full_text_search = false).
+    """
 
 @_typing.type_check_only
 class SessionStoreAsyncStub(SessionStoreStub):
@@ -232,6 +243,17 @@ class SessionStoreAsyncStub(SessionStoreStub):
     GetLineageTip: _aio.UnaryUnaryMultiCallable[_session_store_pb2.GetLineageTipRequest, _session_store_pb2.GetLineageTipResponse]  # type: ignore[assignment]
     """The newest end of a session's lineage: from the session, the newest child
     at each step (the session itself when it has none).
+    """
+    SearchSessions: _aio.UnaryUnaryMultiCallable[_session_store_pb2.SearchSessionsRequest, _session_store_pb2.SearchSessionsResponse]  # type: ignore[assignment]
+    """Sessions whose id starts with the query, or whose title starts with it
+    ignoring case and punctuation ("my-proj" finds "My Project #2"), newest
+    first.
+    """
+    SearchMessages: _aio.UnaryUnaryMultiCallable[_session_store_pb2.SearchMessagesRequest, _session_store_pb2.SearchMessagesResponse]  # type: ignore[assignment]
+    """Full-text search over transcripts: ranked hits, each with its session, a
+    snippet and a window of neighbouring messages. FAILED_PRECONDITION when
+    the daemon has no full-text index (SQLite without FTS5, or
+    storage.full_text_search = false).
     """
 
 class SessionStoreServicer(metaclass=_abc_1.ABCMeta):
@@ -512,6 +534,29 @@ class SessionStoreServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_session_store_pb2.GetLineageTipResponse, _abc.Awaitable[_session_store_pb2.GetLineageTipResponse]]:
         """The newest end of a session's lineage: from the session, the newest child
         at each step (the session itself when it has none).
+        """
+
+    @_abc_1.abstractmethod
+    def SearchSessions(
+        self,
+        request: _session_store_pb2.SearchSessionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_session_store_pb2.SearchSessionsResponse, _abc.Awaitable[_session_store_pb2.SearchSessionsResponse]]:
+        """Sessions whose id starts with the query, or whose title starts with it
+        ignoring case and punctuation ("my-proj" finds "My Project #2"), newest
+        first.
+        """
+
+    @_abc_1.abstractmethod
+    def SearchMessages(
+        self,
+        request: _session_store_pb2.SearchMessagesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_session_store_pb2.SearchMessagesResponse, _abc.Awaitable[_session_store_pb2.SearchMessagesResponse]]:
+        """Full-text search over transcripts: ranked hits, each with its session, a
+        snippet and a window of neighbouring messages. FAILED_PRECONDITION when
+        the daemon has no full-text index (SQLite without FTS5, or
+        storage.full_text_search = false).
         """
 
 def add_SessionStoreServicer_to_server(servicer: SessionStoreServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

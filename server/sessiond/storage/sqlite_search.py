@@ -1,0 +1,220 @@
+"""Full-text search of transcripts on SQLite: an FTS5 index kept by triggers, built in batches.
+
+The index (``message_index``) is an external-content FTS5 table over a view of the messages'
+searchable text (``message_text``: the text of a plain message, the ``text`` parts of a
+structured one), so no text is stored twice. Triggers on ``messages`` update it inside the
+statement that changes a message: an append, a rewrite, a deletion commit with their index
+changes or not at all, and a crash can never leave the two apart.
+
+The index is not a rung of the schema ladder because it depends on the SQLite build (FTS5 may
+be missing) and on the operator (``storage.full_text_search``): it is created, or dropped, when
+the storage opens. Created over existing messages, or emptied by a rebuild, it is filled in
+batches of short transactions while the daemon serves (``index_batch``), so neither an upgrade
+nor a rebuild stops the daemon: ``search_backfill`` holds the range of row ids not yet indexed
+(``next_id`` up to ``end_id``), and the triggers leave rows in that range to the batches.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Literal
+
+import apsw
+
+from sessiond.errors import FailedPrecondition, StorageError
+from sessiond.model import MessageFilter, SearchHit, Term, to_us
+from sessiond.storage.interface import IndexProgress
+from sessiond.storage.rows import LAST_US, NEVER, SUMMARY_OF_S, hit_from_row
+
+log = logging.getLogger("sessiond.sqlite_storage")
+
+IndexStatus = Literal["ready", "building", "off", "unavailable"]
+SNIPPET_TOKENS = 40
+
+
+def _text_of(row: str) -> str:
+    """The searchable text of a message row (``new``, ``old`` or a table alias) as an SQL expression."""
+    return (
+        f"CASE WHEN NOT {row}.content_is_json THEN {row}.content WHEN json_valid({row}.content) THEN"
+        f" coalesce(json_extract({row}.content, '$.text'), (SELECT group_concat(json_extract(part.value, '$.text'),"
+        f" ' ') FROM json_each({row}.content) AS part WHERE part.type = 'object')) END"
+    )
+
+
+def _indexed(row_id: str) -> str:
+    """Whether the message with this row id is in the index (not in the range left to the batches)."""
+    return f"(SELECT {row_id} < next_id OR {row_id} >= end_id FROM search_backfill)"
+
+
+CREATE = f"""
+    CREATE VIEW message_text (id, body) AS SELECT m.id, {_text_of("m")} FROM messages AS m;
+    CREATE VIRTUAL TABLE message_index USING fts5(
+        body, content = 'message_text', content_rowid = 'id', tokenize = 'unicode61 remove_diacritics 2'
+    );
+    CREATE TRIGGER message_index_insert AFTER INSERT ON messages WHEN {_indexed("new.id")} BEGIN
+        INSERT INTO message_index (rowid, body) VALUES (new.id, {_text_of("new")});
+    END;
+    CREATE TRIGGER message_index_delete AFTER DELETE ON messages WHEN {_indexed("old.id")} BEGIN
+        INSERT INTO message_index (message_index, rowid, body) VALUES ('delete', old.id, {_text_of("old")});
+    END;
+    CREATE TRIGGER message_index_update AFTER UPDATE OF content, content_is_json ON messages
+    WHEN {_indexed("old.id")} BEGIN
+        INSERT INTO message_index (message_index, rowid, body) VALUES ('delete', old.id, {_text_of("old")});
+        INSERT INTO message_index (rowid, body) VALUES (new.id, {_text_of("new")});
+    END;
+"""
+DROP = """
+    DROP TRIGGER IF EXISTS message_index_insert;
+    DROP TRIGGER IF EXISTS message_index_delete;
+    DROP TRIGGER IF EXISTS message_index_update;
+    DROP TABLE IF EXISTS message_index;
+    DROP VIEW IF EXISTS message_text;
+    UPDATE search_backfill SET next_id = 0, end_id = 0, done = 0, total = 0;
+"""
+# Everything is left to the batches: the rows there are now, counted for progress.
+START_BACKFILL = """
+    UPDATE search_backfill SET next_id = 0, end_id = (SELECT coalesce(max(id), -1) + 1 FROM messages),
+        done = 0, total = (SELECT count(*) FROM messages)
+"""
+BATCH_END = "SELECT max(id), count(*) FROM (SELECT id FROM messages WHERE id >= ? AND id < ? ORDER BY id LIMIT ?)"
+INDEX_RANGE = "INSERT INTO message_index (rowid, body) SELECT id, body FROM message_text WHERE id >= ? AND id <= ?"
+HITS = f"""
+    SELECT m.position, m.message_id, m.role, m.timestamp,  -- HIT_COLUMNS, then the session's
+           snippet(message_index, 0, '>>>', '<<<', '...', {SNIPPET_TOKENS}), -f.rank, {SUMMARY_OF_S}
+    FROM message_index AS f JOIN messages AS m ON m.id = f.rowid JOIN sessions AS s ON s.id = m.session_id
+    WHERE message_index MATCH :match
+      AND s.platform = coalesce(:platform, s.platform)
+      AND (:key IS NULL OR s.session_key = :key OR s.id = (SELECT session_id FROM entries WHERE session_key = :key))
+      AND m.session_id = coalesce(:session, m.session_id)
+      AND m.timestamp >= :since AND m.timestamp < :until
+      AND (:any_role OR m.role IN (SELECT value FROM json_each(:roles)))
+    ORDER BY f.rank, m.id LIMIT :limit OFFSET :offset
+"""
+
+
+def _one(connection: apsw.Connection, sql: str, params: tuple[Any, ...] = ()) -> Any:
+    """The one row a query of whole-table facts returns."""
+    row = connection.execute(sql, params).fetchone()
+    assert row is not None
+    return row
+
+
+def fts5_available(connection: apsw.Connection) -> bool:
+    """Whether this SQLite has FTS5 (asked of SQLite itself, not of its compile options)."""
+    try:
+        connection.execute("CREATE VIRTUAL TABLE temp.fts5_probe USING fts5(x); DROP TABLE temp.fts5_probe")
+    except apsw.SQLError:
+        return False
+    return True
+
+
+def _exists(connection: apsw.Connection) -> bool:
+    found = connection.execute("SELECT 1 FROM sqlite_schema WHERE name = 'message_index'").fetchone()
+    return found is not None
+
+
+def open_index(connection: apsw.Connection, wanted: bool, where: str) -> IndexStatus:
+    """Create the index (then the batches fill it) or drop it, as configured; its status."""
+    available = fts5_available(connection)
+    exists = _exists(connection)
+    if exists and not available:
+        raise StorageError(
+            f"{where}: the database has a full-text index (FTS5) that this SQLite lacks, so no message"
+            " could be written; run sessiond with an SQLite that has FTS5 (apsw's wheels have it)"
+        )
+    if not wanted or not available:
+        if exists:
+            with connection:
+                connection.execute(DROP)
+            log.info("search index dropped", extra={"path": where})
+        return "off" if not wanted else "unavailable"
+    if not exists:
+        with connection:
+            connection.execute(CREATE)
+            connection.execute(START_BACKFILL)
+        log.info("search index created", extra={"path": where})
+    return "building" if not progress(connection).complete else "ready"
+
+
+def progress(connection: apsw.Connection) -> IndexProgress:
+    next_id, end_id, done, total = _one(connection, "SELECT next_id, end_id, done, total FROM search_backfill")
+    return IndexProgress(done, total, next_id >= end_id)
+
+
+def start_rebuild(connection: apsw.Connection) -> IndexProgress:
+    """Empty the index and leave every message to the batches (inside the caller's write transaction)."""
+    connection.execute("INSERT INTO message_index (message_index) VALUES ('delete-all')")
+    connection.execute(START_BACKFILL)
+    return progress(connection)
+
+
+def index_batch(connection: apsw.Connection, limit: int) -> IndexProgress:
+    """Index up to ``limit`` of the messages left to the batches (inside the caller's write transaction)."""
+    next_id, end_id = _one(connection, "SELECT next_id, end_id FROM search_backfill")
+    if next_id < end_id:
+        last, count = _one(connection, BATCH_END, (next_id, end_id, limit))
+        if count:
+            connection.execute(INDEX_RANGE, (next_id, last))
+        following = last + 1 if count == limit else end_id
+        connection.execute("UPDATE search_backfill SET next_id = ?, done = done + ?", (min(following, end_id), count))
+    return progress(connection)
+
+
+# Messages missing from the index, and index entries of messages that are gone (its document sizes
+# table has one row per indexed message).
+MISMATCHED = """
+    SELECT (SELECT count(*) FROM messages AS m
+            WHERE NOT EXISTS (SELECT 1 FROM message_index_docsize AS d WHERE d.id = m.id)),
+           (SELECT count(*) FROM message_index_docsize AS d
+            WHERE NOT EXISTS (SELECT 1 FROM messages AS m WHERE m.id = d.id))
+"""
+
+
+def integrity_problems(connection: apsw.Connection) -> list[str]:
+    """Whether the complete index holds exactly the stored messages, and FTS5's own check of its structure.
+
+    (FTS5's check against the content itself cannot read through the text view, so membership is
+    checked here: every message indexed, nothing else.)
+    """
+    try:
+        connection.execute("INSERT INTO message_index (message_index) VALUES ('integrity-check')")
+    except apsw.Error as exc:
+        return [f"search index: {exc}"]
+    missing, extra = _one(connection, MISMATCHED)
+    problems = [f"search index: {missing} messages not indexed"] if missing else []
+    return problems + ([f"search index: {extra} entries of messages no longer stored"] if extra else [])
+
+
+def fts5_match(terms: tuple[Term, ...]) -> str:
+    """FTS5 MATCH text: each term a quoted phrase (``*`` after it for a prefix), all of them required.
+
+    Terms are lower-case letters and digits only (``rules.search``), so nothing needs escaping.
+    """
+    return " ".join(f'"{" ".join(term.words)}"' + ("*" if term.prefix else "") for term in terms)
+
+
+def search(
+    connection: apsw.Connection, terms: tuple[Term, ...], where: MessageFilter, offset: int, limit: int
+) -> list[SearchHit]:
+    params: dict[str, Any] = {
+        "match": fts5_match(terms),
+        "platform": where.platform,
+        "key": where.session_key,
+        "session": where.session_id,
+        "since": NEVER if where.since is None else to_us(where.since),
+        "until": LAST_US if where.until is None else to_us(where.until),
+        "any_role": not where.roles,
+        "roles": json.dumps(list(where.roles)),
+        "limit": limit,
+        "offset": offset,
+    }
+    return [hit_from_row(row) for row in connection.execute(HITS, params)]
+
+
+def refuse(status: IndexStatus) -> None:
+    """FAILED_PRECONDITION when there is no index to search."""
+    if status == "off":
+        raise FailedPrecondition("full-text search is off on this daemon (storage.full_text_search = false)")
+    if status == "unavailable":
+        raise FailedPrecondition("full-text search is unavailable: this daemon's SQLite has no FTS5")
