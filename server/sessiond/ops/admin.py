@@ -232,15 +232,16 @@ def _write_new(target: Path, chunks: Iterator[bytes]) -> int:
 
 def cmd_rebuild_search_index(args: argparse.Namespace, daemon: Daemon) -> int:
     """Empty the daemon's full-text index and build it again, with a progress bar (it serves meanwhile)."""
+    indexed = None
     with _progress("search index", "message") as bar:
         for update in daemon.admin.RebuildSearchIndex(admin_pb2.RebuildSearchIndexRequest(), timeout=args.timeout):
             bar.total = update.messages_total
             bar.update(update.messages_done - bar.n)
-            if update.done:
-                result = {"messages": update.messages_done}
-                _emit(args, result, f"search index rebuilt: {update.messages_done} messages")
-                return 0
-    return 1  # pragma: no cover - the daemon always ends with done or an error
+            indexed = update.messages_done if update.done else None
+    if indexed is None:
+        return 1  # pragma: no cover - the daemon always ends with done or an error
+    _emit(args, {"messages": indexed}, f"search index rebuilt: {indexed} messages")
+    return 0
 
 
 def cmd_search(args: argparse.Namespace, daemon: Daemon) -> int:
@@ -250,8 +251,11 @@ def cmd_search(args: argparse.Namespace, daemon: Daemon) -> int:
         if getattr(args, name):
             setattr(request, name, getattr(args, name))
     hits = daemon.call(daemon.store.SearchMessages, request).hits
-    rows = [(hit.session.session_id, str(hit.position), hit.role, hit.snippet) for hit in hits]
-    found = [dict(zip(("session_id", "position", "role", "snippet"), row, strict=True)) for row in rows]
+    found = [
+        {"session_id": hit.session.session_id, "position": hit.position, "role": hit.role, "snippet": hit.snippet}
+        for hit in hits
+    ]
+    rows = [(hit["session_id"], str(hit["position"]), hit["role"], hit["snippet"]) for hit in found]
     _emit(args, found, _table(("SESSION", "POS", "ROLE", "SNIPPET"), rows) if rows else "no messages found")
     return 0
 

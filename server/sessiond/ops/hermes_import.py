@@ -189,7 +189,8 @@ def _import_session(hermes: _Hermes, session: _Session, write: bool, tx: Transac
 
 
 def _write_session(tx: Transaction, session: _Session, messages: list[Message]) -> None:
-    tx.create_session(session.session_id, session.platform, session.user_id, session.started_at)
+    key = session.entries[0].session_key if session.entries else None  # the key it is current for, if any
+    tx.create_session(session.session_id, session.platform, session.user_id, session.started_at, key)
     if messages:
         tx.append_messages(session.session_id, messages, session.started_at)
     if session.ended is not None:
