@@ -17,6 +17,9 @@ class Profile:
     reference_sizes: tuple[int, ...]  # stored sessions for the reference comparison
     messages_per_session: int  # stored at the largest scaling size for the memory row
     reference_seconds: float  # time budget per reference size (at least 3 calls, at most 100)
+    search_messages: int  # stored transcript messages (10 per session) the search queries run on
+    search_seconds: float  # of timed calls per search query and concurrency
+    search_rounds: int  # of each append cell with the index and without, in turns (``target_seconds`` each)
 
 
 QUICK = Profile(
@@ -30,6 +33,9 @@ QUICK = Profile(
     reference_sizes=(100, 1_000, 10_000),
     messages_per_session=10,
     reference_seconds=1.0,
+    search_messages=20_000,
+    search_seconds=0.2,
+    search_rounds=1,
 )
 DEFAULT = Profile(
     name="default",
@@ -42,6 +48,9 @@ DEFAULT = Profile(
     reference_sizes=(100, 1_000, 10_000),
     messages_per_session=10,
     reference_seconds=3.0,
+    search_messages=1_000_000,
+    search_seconds=2.0,
+    search_rounds=3,
 )
 FULL = replace(
     DEFAULT,
@@ -50,4 +59,5 @@ FULL = replace(
     heavy_calls=600,
     target_seconds=2.0,
     reference_sizes=(100, 1_000, 10_000, 100_000),
+    search_seconds=4.0,
 )

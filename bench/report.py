@@ -1,8 +1,8 @@
 """The results: a readable table on stdout, and JSON with the machine it ran on.
 
-One row per measurement; a measured value that a target of issue 5 or 15 applies to is followed
-by ``pass`` or ``MISS`` (the target is in the column header or on the line). The JSON keeps every
-number, including the echo runs, each round of a target cell and each check, under
+One row per measurement; a measured value that a target of issue 5, 15 or 17 applies to is
+followed by ``pass`` or ``MISS`` (the target is in the column header or on the line). The JSON
+keeps every number, including the echo runs, each round of a target cell and each check, under
 ``bench/results/<timestamp>.json``.
 """
 
@@ -72,6 +72,8 @@ def render(results: dict[str, Any]) -> str:
             _scaling(results["scaling"], results["memory"]),
             _reference(results["reference"]),
         ]
+    if "search" in results:
+        sections.append(search_tables(results["search"]))
     if "postgres" in results:
         sections.append(_postgres(results["postgres"]))
     sections.append(_summary(results))
@@ -221,6 +223,55 @@ def _reference(rows: list[dict[str, Any]]) -> str:
     return _table(title, headers, body)
 
 
+def search_tables(search: dict[str, Any]) -> str:
+    """The queries' latency on the indexed store, then appends with the index and without (``bench.search``)."""
+    s = search
+    per_message = s["corpus_words"] / s["messages"]
+    headers = ["query", "rpc", "request", "first page", "matches", "c=1 p50", "p99", "rps", "cpu ms"]
+    headers += ["c=8 p50", "p99", "rps", "cpu ms"]
+    body = []
+    for row in s["queries"]:
+        line: list[Any] = [row["query"], row["rpc"], row["request"], f"{row['first_page']}{'+' * row['more']}"]
+        line.append(f"{row['matches']:,}")
+        for concurrency in ("c1", "c8"):
+            stats = row[concurrency]
+            line += [f"{stats['p50_ms']:.2f}", f"{stats['p99_ms']:.2f}", f"{stats['rps']:,.0f}"]
+            line.append(f"{stats['cpu_ms_per_call']:.2f}")
+        body.append(line)
+    title = (
+        f"Search: {s['sessions']:,} sessions x {s['messages'] // s['sessions']} messages ({per_message:.0f} words each,"
+        f" Zipf over {s['vocabulary']:,} words), Unix socket, {s['seconds_per_cell']:g} s per cell,"
+        " default page (20) and window (1); first page: hits returned (+: a next page), matches: all the query's in"
+        " the database"
+    )
+    with_mb, without_mb = s["database_with_index_mb"], s["database_without_index_mb"]
+    notes = [
+        f"populate: {s['populate_with_index_s']:.1f} s with the index, {s['populate_without_index_s']:.1f} s without"
+        f" (text generated in {s['corpus_s']:.1f} s); database {with_mb:,.0f} MB with, {without_mb:,.0f} MB without"
+        f" (+{with_mb - without_mb:,.0f} MB, +{(with_mb / without_mb - 1) * 100:.0f}%; the index's tables"
+        f" {s['index_mb']:,.0f} MB); cold start with the index {s['cold_start_s']:.2f} s, then its background"
+        f" integrity check {s['settle_s']:.1f} s (waited for: idle daemon), VmRSS after the queries"
+        f" {s['rss_mb']:,.0f} MB",
+    ]
+    headers_append = ["scenario", "durability", "c", "with index msg/s", "p50", "p99", "without msg/s", "p50", "p99"]
+    headers_append.append(f"with/without ({targets.SEARCH_APPEND})")
+    appends = []
+    for row in s["appends"]:
+        on, off = row["with_index"], row["without_index"]
+        appends.append(
+            [row["scenario"], row["durability"], row["concurrency"], f"{row['with_messages_per_s']:,.0f}"]
+            + [f"{on['p50_ms']:.2f}", f"{on['p99_ms']:.2f}", f"{row['without_messages_per_s']:,.0f}"]
+            + [f"{off['p50_ms']:.2f}", f"{off['p99_ms']:.2f}", _marked(row["ratio"], row, targets.SEARCH_APPEND, ".2f")]
+        )
+    rounds = s["appends"][0]["rounds"] if s["appends"] else 0
+    append_title = (
+        "Search index cost: AppendMessages on the two databases above, daemons identical but for"
+        f" storage.full_text_search, {rounds} round{'s' * (rounds != 1)} of each in turns (ABBA), the median of each"
+        " figure"
+    )
+    return "\n".join([_table(title, headers, body), *notes, "", _table(append_title, headers_append, appends)])
+
+
 def _postgres(postgres: dict[str, Any]) -> str:
     """One line per scenario and concurrency: SQLite, PostgreSQL with one daemon, with two."""
     title = "PostgreSQL: the scenarios on the Unix socket, SQLite (full) vs one and two daemons sharing one PostgreSQL"
@@ -242,7 +293,7 @@ def _postgres(postgres: dict[str, Any]) -> str:
 
 def _summary(results: dict[str, Any]) -> str:
     checks = [c for row in _all_rows(results) for c in row.get("checks", [])]
-    lines = ["Targets (issues 5 and 15): rows meeting each, and the worst row"]
+    lines = ["Targets (issues 5, 15 and 17): rows meeting each, and the worst row"]
     for target in targets.ALL:
         mine = [c for c in checks if c["target"] == target.key]
         if not mine:
@@ -261,9 +312,10 @@ def _number(value: float) -> str:
 
 
 def _all_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = [*results["search"]["appends"]] if "search" in results else []
     if "rpc" not in results:
-        return []
-    return [*results["rpc"], *results["scaling"], results["memory"], *results["reference"]]
+        return rows
+    return [*results["rpc"], *results["scaling"], results["memory"], *results["reference"], *rows]
 
 
 def _table(title: str, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench import postgres_suite, reference_store, report, rpc_suite, scaling
+from bench import postgres_suite, reference_store, report, rpc_suite, scaling, search
 from bench.profiles import DEFAULT, FULL, QUICK, Profile
 
 
@@ -37,6 +37,17 @@ def measure_postgres(profile: Profile, workdir: Path, results: dict[str, Any]) -
     report.progress("RPC scenarios on SQLite, then on one and on two daemons sharing one PostgreSQL")
     results["postgres"] = postgres_suite.run(workdir, profile)
     results["phases_s"]["postgres"] = time.perf_counter() - started
+
+
+def measure_search(profile: Profile, workdir: Path, results: dict[str, Any]) -> None:
+    """Full-text search on a store of ``profile.search_messages`` messages, and appends with the index and without."""
+    started = time.perf_counter()
+    report.progress(
+        f"search: {profile.search_messages:,} messages, the queries at c=1 and c=8, then appends with the index"
+        " and without"
+    )
+    results["search"] = search.run(workdir, profile)
+    results["phases_s"]["search"] = time.perf_counter() - started
 
 
 def measure(profile: Profile, workdir: Path, postgres_only: bool = False) -> dict[str, Any]:
@@ -61,6 +72,7 @@ def measure(profile: Profile, workdir: Path, postgres_only: bool = False) -> dic
     sessiond_ms = {row["sessions"]: row["get_or_create"]["p50_ms"] for row in results["scaling"]}
     results["reference"] = reference_store.run(workdir, profile, sessiond_ms)
     results["phases_s"]["reference"] = time.perf_counter() - started - sum(results["phases_s"].values())
+    measure_search(profile, workdir, results)
     measure_postgres(profile, workdir, results)
     results["total_s"] = time.perf_counter() - started
     return results

@@ -73,13 +73,24 @@ from sessiond_client.v1 import session_pb2, source_pb2, transcript_pb2
 from sessiond_client.v1 import session_store_pb2 as pb
 from sessiond_client.v1.session_store_pb2_grpc import SessionStoreStub
 
+REWOUND, ARCHIVED = transcript_pb2.MESSAGE_VISIBILITY_REWOUND, transcript_pb2.MESSAGE_VISIBILITY_ARCHIVED
 ROUNDS = int(os.environ.get("SESSIOND_CRASH_ROUNDS", "20"))
 CLIENTS = 8
 KEYS_PER_CLIENT = 2
 KILL_AFTER = (1, 240)  # acknowledged operations per round before SIGKILL, drawn uniformly
 MAX_OPERATIONS = 20_000  # per client and round: a guard, never reached when the kill comes
 # Operation mix of the clients (weights); an append goes to the key's current session.
-MIX = {"append": 50, "update": 14, "get": 10, "force": 4, "reset": 7, "switch": 15, "title": 6}
+MIX = {
+    "append": 50,
+    "update": 14,
+    "get": 10,
+    "force": 4,
+    "reset": 7,
+    "switch": 15,
+    "title": 6,
+    "rewind": 4,
+    "compact": 3,
+}
 
 
 # -- the database file ----------------------------------------------------------------------------
@@ -195,6 +206,9 @@ class Client:
     failed_stored: bool = False  # what the check after the restart found for it
     titles: int = 0  # titles made so far, all rounds (c<number>-t<n>: unique among clients)
     title_failed: tuple[str, str] | None = None  # (session id, title) of a SetSessionTitle the kill failed
+    summaries: int = 0  # compaction summaries made so far, all rounds (message ids c<number>-s<n>)
+    hiding_failed: str | None = None  # the session of a rewind or compaction the kill failed
+    summary_failed: tuple[str, transcript_pb2.Message] | None = None  # ... and that compaction's summary
 
 
 @dataclass
@@ -203,6 +217,8 @@ class Ledger:
 
     acked: dict[str, tuple[str, str]] = field(default_factory=dict)  # message id -> (session id, text)
     titles: dict[str, str] = field(default_factory=dict)  # session id -> its acknowledged title
+    # (session id, "rewound" or "archived", the rewind's or compaction's number) -> messages it hid
+    hidden: dict[tuple[str, int, int], int] = field(default_factory=dict)
     sessions: set[str] = field(default_factory=set)  # every session id seen
     writes: Counter[str] = field(default_factory=Counter)  # acknowledged writes by kind, all rounds
     messages: int = 0  # in acknowledged appends, all rounds (retries not counted)
@@ -422,7 +438,56 @@ def title(
         ledger.ack("title", kill)
 
 
+def rewind(
+    stub: SessionStoreStub, client: Client, key: Key, rng: random.Random, ledger: Ledger, kill: Callable[[], None]
+) -> None:
+    """Rewind the last user turn of the key's session (/undo); a rewind the kill failed is in doubt."""
+    assert key.last is not None
+    session_id = key.last.session_id
+    request = pb.RewindTranscriptRequest(session_id=session_id, turns=1)
+    try:
+        response = stub.RewindTranscript(request, timeout=DEADLINE)
+    except grpc.RpcError as error:
+        if error.code() == grpc.StatusCode.FAILED_PRECONDITION:
+            return  # no visible user turn: nothing was written
+        client.hiding_failed = session_id
+        raise
+    with ledger.lock:
+        ledger.hidden[(session_id, REWOUND, response.rewind)] = response.rewound_messages
+        ledger.ack("rewind", kill)
+
+
+def compact(
+    stub: SessionStoreStub, client: Client, key: Key, rng: random.Random, ledger: Ledger, kill: Callable[[], None]
+) -> None:
+    """Replace the first messages of the key's session by a summary (/compress), in place."""
+    assert key.last is not None
+    session_id = key.last.session_id
+    client.summaries += 1
+    summary = transcript_pb2.Message(
+        role="system",
+        text=f"client {client.number} summary {client.summaries}",
+        message_id=f"c{client.number}-s{client.summaries}",
+    )
+    request = pb.CompactTranscriptRequest(
+        session_id=session_id, first_position=0, last_position=rng.randint(0, 8), summary=summary
+    )
+    try:
+        response = stub.CompactTranscript(request, timeout=DEADLINE)
+    except grpc.RpcError as error:
+        if error.code() == grpc.StatusCode.FAILED_PRECONDITION:
+            return  # nothing visible in the range: nothing was written
+        client.hiding_failed, client.summary_failed = session_id, (session_id, summary)
+        raise
+    with ledger.lock:
+        ledger.hidden[(session_id, ARCHIVED, response.compaction)] = response.archived_messages
+        ledger.acked[summary.message_id] = (session_id, summary.text)
+        ledger.ack("compact", kill)
+
+
 OPERATIONS = {
+    "rewind": rewind,
+    "compact": compact,
     "title": title,
     "append": append,
     "update": update,
@@ -537,10 +602,18 @@ def check(stub: SessionStoreStub, clients: list[Client], ledger: Ledger, db: Pat
         found.batches_stored += client.failed_stored
         found.batches_absent += not any(present)
         in_doubt.update(m.message_id for m in batch)
+    for client in clients:  # a compaction the kill failed: its summary is there, or it did not happen
+        if client.summary_failed is not None:
+            session_id, summary = client.summary_failed
+            if where.get(summary.message_id) == [(session_id, summary.text)]:
+                ledger.acked[summary.message_id] = (session_id, summary.text)
+            in_doubt.add(summary.message_id)
+            client.summary_failed = None
     unknown = sorted(set(where) - set(ledger.acked) - in_doubt)
     if unknown:
         found.problems.append(f"stored, yet never sent or still in doubt: {unknown[:10]}")
     found.lost += check_titles(stub, clients, ledger, found.problems)
+    found.lost += check_hidden(stub, clients, ledger, found.problems)
     found.problems += file_problems(db)
     return found
 
@@ -563,6 +636,29 @@ def check_titles(stub: SessionStoreStub, clients: list[Client], ledger: Ledger, 
             ledger.titles[session_id] = got
     for client in clients:
         client.title_failed = None
+    return lost
+
+
+def check_hidden(stub: SessionStoreStub, clients: list[Client], ledger: Ledger, problems: list[str]) -> int:
+    """Each acknowledged rewind and compaction still hides exactly the messages it said; one a failed
+    call was making hid its messages whole or not at all (then adopted). The ones lost."""
+    in_doubt = {c.hiding_failed for c in clients if c.hiding_failed is not None}
+    lost = 0
+    for session_id in {s for s, _, _ in ledger.hidden} | in_doubt:
+        stored = load_transcript(stub, session_id, include_hidden=True)
+        groups = Counter((m.visibility, m.hidden_by) for m in stored if m.visibility)
+        for (visibility, number), count in groups.items():
+            acked = ledger.hidden.get((session_id, visibility, number))
+            if acked is None and session_id in in_doubt:
+                ledger.hidden[(session_id, visibility, number)] = count  # the failed call's, adopted
+                in_doubt.discard(session_id)
+            elif acked != count:
+                problems.append(f"{session_id}: {count} messages hidden by {visibility} {number}, acked {acked}")
+        gone = [k for k in ledger.hidden if k[0] == session_id and (k[1], k[2]) not in groups and ledger.hidden[k]]
+        lost += len(gone)
+        problems += [f"{session_id}: acknowledged {k[1]} {k[2]} hides nothing now" for k in gone]
+    for client in clients:
+        client.hiding_failed = None
     return lost
 
 
@@ -656,7 +752,8 @@ def test_kill_9_at_random_moments_loses_nothing_acknowledged(tmp_path: Path) -> 
             kill(daemon)
     result = integrity(daemon.db)
     problems = file_problems(daemon.db)
-    kinds = ("get_or_create", "force_new", "append", "retried batch", "reset", "switch", "update", "title")
+    kinds = ("get_or_create", "force_new", "append", "retried batch", "reset", "switch", "update", "title", "rewind",
+             "compact")  # fmt: skip
     writes = ", ".join(f"{kind} {ledger.writes[kind]}" for kind in kinds)
     print(
         f"crash: {ROUNDS} rounds (seed {seed}); {sum(ledger.writes.values())} acknowledged writes: {writes}"

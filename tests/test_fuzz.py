@@ -383,6 +383,10 @@ class Requests:
                 lambda p, sid: pb.SwitchSessionRequest(session_key=p[0], target_session_id=sid), pair, ids
             )
             return weighted((1, request), (2, generic))
+        if name == "SearchMessages":  # words (the generic strings are mostly punctuation): the search runs
+            words = st.lists(st.sampled_from(("message", "client", "hello", "u1", "summary*", '"a b"')), min_size=1)
+            request = words.map(lambda w: pb.SearchMessagesRequest(query=" ".join(w)))
+            return weighted((1, request), (2, generic))
         if name in SOURCE_ONLY:  # a source alone (no random config or context): the rule itself runs
             request_class = getattr(pb, f"{name}Request")
             request = st.builds(lambda source: request_class(source=source), self.sources)

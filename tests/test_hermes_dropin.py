@@ -32,7 +32,7 @@ from helpers.cases import (
 from helpers.clock import Clock
 from helpers.daemons import Running
 from helpers.reference import oracle
-from sessiond_client import hermes
+from sessiond_client import SessionStoreClient, hermes
 from sessiond_client.hermes import wire
 from sessiond_client.store_client import source_to_proto
 from sessiond_client.v1 import session_store_pb2 as pb
@@ -347,3 +347,34 @@ def test_check_reset_refuses_times_its_arithmetic_cannot_reach(daemon: Running) 
         daemon.stub.CheckReset(pb.CheckResetRequest(updated_at=late), timeout=10)
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert (refused.value.details() or "").startswith("updated_at: ")
+
+
+def test_undo_retry_and_compress_rewrites_keep_the_messages(daemon: Running, tmp_path: Path) -> None:
+    """The gateway's /undo and /retry (the transcript without its last user turn) become a rewind,
+    /compress (a summary, then the kept tail) a compaction: nothing the gateway cut is deleted."""
+    sessions, _ = store(tmp_path, address=daemon.address)
+    entry = sessions.get_or_create_session(source())
+    turns = [
+        ("user", "u1"),
+        ("assistant", "a1"),
+        ("user", "u2"),
+        ("assistant", "a2"),
+        ("user", "u3"),
+        ("assistant", "a3"),
+    ]
+    for role, content in turns:
+        sessions.append_to_transcript(entry.session_id, {"role": role, "content": content})
+    history = sessions.load_transcript(entry.session_id)
+    sessions.rewrite_transcript(entry.session_id, history[:-2])  # /undo: the last user turn goes
+    assert [m["content"] for m in sessions.load_transcript(entry.session_id)] == ["u1", "a1", "u2", "a2"]
+    summary = {"role": "user", "content": "[summary of u1..a1]"}
+    sessions.rewrite_transcript(entry.session_id, [summary, *history[2:4]])  # /compress keeps the tail
+    assert [m["content"] for m in sessions.load_transcript(entry.session_id)] == ["[summary of u1..a1]", "u2", "a2"]
+    with SessionStoreClient(daemon.address) as client:
+        kept = client.load_transcript(entry.session_id, include_hidden=True)
+    assert [(m["content"], m.get("visibility")) for m in kept] == [
+        ("u1", "archived"), ("a1", "archived"), ("[summary of u1..a1]", None), ("u2", None), ("a2", None),
+        ("u3", "rewound"), ("a3", "rewound"),
+    ]  # fmt: skip
+    sessions.rewrite_transcript(entry.session_id, [{"role": "user", "content": "something else"}])  # any other shape
+    assert [m["content"] for m in sessions.load_transcript(entry.session_id)] == ["something else"]

@@ -27,7 +27,11 @@ EventKind = Literal[
     "pruned",
     "lease_expired",
     "titled",
+    "rewound",
+    "branched",
+    "compacted",
 ]
+Visibility = Literal["", "rewound", "archived"]
 
 
 Cursor = tuple[int, str]  # (updated_at in microseconds, session_key): the keyset of entry listings
@@ -277,6 +281,8 @@ class SearchHit:
     snippet: str
     score: float  # higher is better; the scale is the backend's
     window: tuple[Message, ...] = ()
+    visibility: Visibility = ""  # "" or "archived": rewound messages are never hits
+    hidden_by: int = 0  # the compaction that archived it
 
 
 @dataclass(frozen=True)
@@ -308,6 +314,8 @@ class Message:
     finish_reason: str | None = None
     message_id: str = ""
     position: int = 0
+    visibility: Visibility = ""  # set by the storage on reading: "" visible, "rewound", "archived"
+    hidden_by: int = 0  # the rewind or compaction that hid it
 
 
 # Time as the contract and the storage keep it: integer microseconds since the epoch, UTC.

@@ -203,9 +203,11 @@ def file_problems(db: Path) -> list[str]:
     return problems
 
 
-def load_transcript(stub: SessionStoreStub, session_id: str) -> list[transcript_pb2.Message]:
+def load_transcript(
+    stub: SessionStoreStub, session_id: str, include_hidden: bool = False
+) -> list[transcript_pb2.Message]:
     messages: list[transcript_pb2.Message] = []
-    request = pb.LoadTranscriptRequest(session_id=session_id, raw=True, page_size=10_000)
+    request = pb.LoadTranscriptRequest(session_id=session_id, raw=True, page_size=10_000, include_hidden=include_hidden)
     while True:
         response = stub.LoadTranscript(request, timeout=DEADLINE)
         messages.extend(response.messages)
@@ -217,14 +219,15 @@ def load_transcript(stub: SessionStoreStub, session_id: str) -> list[transcript_
 def stored_messages(
     stub: SessionStoreStub, session_ids: set[str], missing: list[str] | None = None
 ) -> dict[str, list[tuple[str, str]]]:
-    """message id -> every (session id, text) it is stored at, over ``session_ids`` (4 loads at a time).
+    """message id -> every (session id, text) it is stored at, over ``session_ids`` (4 loads at a time),
+    rewound and archived messages included.
 
     A session the daemon does not know (NOT_FOUND) is added to ``missing``.
     """
 
     def load(session_id: str) -> list[transcript_pb2.Message] | None:
         try:
-            return load_transcript(stub, session_id)
+            return load_transcript(stub, session_id, include_hidden=True)
         except grpc.RpcError as error:
             if error.code() != grpc.StatusCode.NOT_FOUND or missing is None:
                 raise
@@ -238,7 +241,10 @@ def stored_messages(
     for session_id, messages in loaded.items():
         if messages is None:
             continue
-        assert [m.position for m in messages] == list(range(len(messages))), f"{session_id}: positions have holes"
+        positions = [m.position for m in messages]  # an archived range and its summary share its last one
+        assert positions == sorted(positions) and sorted(set(positions)) == list(range(len(set(positions)))), (
+            f"{session_id}: positions out of order or with holes"
+        )
         for message in messages:
             where.setdefault(message.message_id, []).append((session_id, message.text))
     return where

@@ -26,6 +26,7 @@ import { SERVICE, loadContract } from './proto.js';
 /** @typedef {import('./convert.js').LineageLink} LineageLink */
 /** @typedef {import('./convert.js').SessionSummary} SessionSummary */
 /** @typedef {import('./convert.js').SearchHit} SearchHit */
+/** @typedef {import('./convert.js').MessageVisibility} MessageVisibility */
 
 /**
  * A session, where it came from and what came of it.
@@ -63,6 +64,40 @@ import { SERVICE, loadContract } from './proto.js';
  * @property {SearchHit[]} hits  best first
  * @property {string} nextPageToken  pass it as `pageToken` for the next page; "" on the last page
  * @property {boolean} indexBuilding  the index is still being built: older messages may be missing from the hits
+ */
+
+/**
+ * What `rewindTranscript` did.
+ * @typedef {object} RewindResult
+ * @property {number} rewind  the rewind's number in this session (name it to `restoreTranscript`)
+ * @property {number} rewoundMessages  messages it made rewound
+ * @property {number} visibleMessages  visible messages after the call (the appended ones included)
+ * @property {number} appended  messages appended after the rewind
+ */
+
+/**
+ * What `restoreTranscript` did.
+ * @typedef {object} RestoreResult
+ * @property {number} rewind  the rewind undone
+ * @property {number} restoredMessages  messages made visible again
+ * @property {number} visibleMessages  visible messages after the call
+ */
+
+/**
+ * What `branchSession` did.
+ * @typedef {object} BranchResult
+ * @property {string} sessionId  the new session
+ * @property {number} copiedMessages  messages copied into it
+ * @property {SessionEntry | null} entry  the key's entry after the call when `sessionKey` was given, else null
+ */
+
+/**
+ * What `compactTranscript` did.
+ * @typedef {object} CompactResult
+ * @property {number} compaction  the compaction's number in this session (the archived messages' `hidden_by`)
+ * @property {number} archivedMessages  messages archived
+ * @property {number} summaryPosition  where the summary went: the last visible position of the range
+ * @property {number} visibleMessages  visible messages after the call
  */
 
 /**
@@ -170,7 +205,8 @@ export class SessionStoreClient {
       ...channelOptions(IDEMPOTENT_METHODS),
       ...extra,
     });
-    // Appends with a message lacking an id would be stored twice by a retry: one attempt only.
+    // Appends with a message lacking an id would be stored twice by a retry, and a second
+    // rewind, restore, compaction or branch would do it again: one attempt only.
     this.#singleAttemptStub = new contract.SessionStore(this.address, credentials, {
       ...channelOptions([]),
       ...extra,
@@ -492,7 +528,7 @@ export class SessionStoreClient {
    * Where the session came from and what came of it: the session's own link, its ancestors
    * (parent first, back to the root) and its children (newest first); null for an unknown session.
    * Each link says why its session started from its parent (`reason`: "reset", "auto_reset",
-   * "force_new" or "switch"; null, as `parentSessionId`, for a root).
+   * "force_new", "switch" or "branch"; null, as `parentSessionId`, for a root).
    * @param {string} sessionId
    * @returns {Promise<SessionLineage | null>}
    */
@@ -642,15 +678,108 @@ export class SessionStoreClient {
   /**
    * The transcript in the reference's replay shape (all pages); [] for an unknown session id.
    * `raw: true` returns text as stored, without the daemon stripping memory-context blocks and
-   * surrounding whitespace as the reference did on replay.
+   * surrounding whitespace as the reference did on replay. `includeHidden: true` returns every
+   * stored message in the order written (an archived range before its summary), each with its
+   * `position`; the rewound and archived ones also with `visibility` ("rewound" or "archived")
+   * and `hidden_by` (the number of the rewind or compaction that hid them). Without it the
+   * messages are the visible ones, in the shape they always had.
    * @param {string} sessionId
-   * @param {{raw?: boolean}} [options]
+   * @param {{raw?: boolean, includeHidden?: boolean}} [options]
    * @returns {Promise<TranscriptMessage[]>}
    */
-  async loadTranscript(sessionId, { raw = false } = {}) {
-    const request = { sessionId, pageSize: PAGE_SIZE, raw: Boolean(raw) };
+  async loadTranscript(sessionId, { raw = false, includeHidden = false } = {}) {
+    const hidden = Boolean(includeHidden);
+    const request = { sessionId, pageSize: PAGE_SIZE, raw: Boolean(raw), includeHidden: hidden };
     const messages = await SessionStoreClient.#orOnNotFound(this.#pages('LoadTranscript', request, 'messages'), []);
-    return (messages ?? []).map(this.#codec.messageFromProto);
+    const { messageFromProto } = this.#codec;
+    if (!hidden) return (messages ?? []).map(messageFromProto);
+    // Positions are what compactTranscript and branchSession take; with hidden messages in the
+    // list, a message's index is no longer its position.
+    return (messages ?? []).map((message) => ({ ...messageFromProto(message), position: Number(message.position) }));
+  }
+
+  // -- rewinds, compactions, branches (one attempt each: none is safe to send twice)
+
+  /**
+   * Soft-deletes the last `turns` user turns (/undo N): the newest `turns` visible user messages
+   * and every visible message after the oldest of them become rewound, kept but left out of
+   * `loadTranscript` and `searchMessages`. `append`: messages (in `appendMessages`' shape) added
+   * after the rewind in the same transaction (/retry). `FailedPreconditionError` when the
+   * transcript has fewer visible user turns, `InvalidArgumentError` (`field` "turns") for turns
+   * outside 1..1000, `NotFoundError` for an unknown session id.
+   * @param {string} sessionId
+   * @param {{turns?: number, append?: Iterable<TranscriptMessage>}} [options]
+   * @returns {Promise<RewindResult>}
+   */
+  async rewindTranscript(sessionId, { turns = 1, append = [] } = {}) {
+    const request = { sessionId, turns, append: Array.from(append ?? [], this.#codec.messageToProto) };
+    const response = await this.#call(this.#singleAttemptStub, 'RewindTranscript', request);
+    const { rewind, rewoundMessages, visibleMessages, appended } = response;
+    return { rewind, rewoundMessages, visibleMessages, appended };
+  }
+
+  /**
+   * Makes a rewind's messages visible again: `rewind` (a `rewindTranscript` result's number), or
+   * the newest rewind still rewound when null/omitted. `FailedPreconditionError` when there is
+   * nothing to restore, or visible messages were added after the rewound ones (as by a retry's
+   * `append`); `NotFoundError` for an unknown session id.
+   * @param {string} sessionId
+   * @param {{rewind?: number | null}} [options]
+   * @returns {Promise<RestoreResult>}
+   */
+  async restoreTranscript(sessionId, { rewind = null } = {}) {
+    const response = await this.#call(this.#singleAttemptStub, 'RestoreTranscript', { sessionId, rewind });
+    const { rewind: restored, restoredMessages, visibleMessages } = response;
+    return { rewind: restored, restoredMessages, visibleMessages };
+  }
+
+  /**
+   * Starts a new session whose transcript is a copy of this one's visible messages up to and
+   * including `throughPosition` (all of them when null/omitted), its child in the lineage
+   * (reason "branch") (/branch). With `sessionKey` (an existing key), the key points at the
+   * branch, its current session ended with reason "session_branch", and `entry` is the key's new
+   * entry; no key changes otherwise (`entry` null). `title`: the branch's title
+   * (`AlreadyExistsError` when another session has it). `NotFoundError` for an unknown session
+   * id or key.
+   * @param {string} sessionId
+   * @param {{throughPosition?: number | null, sessionKey?: string | null, title?: string | null}} [options]
+   * @returns {Promise<BranchResult>}
+   */
+  async branchSession(sessionId, { throughPosition = null, sessionKey = null, title = null } = {}) {
+    const request = { sessionId, throughPosition, sessionKey, title };
+    const response = await this.#call(this.#singleAttemptStub, 'BranchSession', request);
+    return {
+      sessionId: response.sessionId,
+      copiedMessages: response.copiedMessages,
+      entry: response.entry ? this.#codec.entryFromProto(response.entry) : null,
+    };
+  }
+
+  /**
+   * Replaces the visible messages in positions `firstPosition`..`lastPosition` (inclusive) with
+   * `summary` (a message in `appendMessages`' shape), in place (/compress): the session id stays,
+   * the summary takes the last visible position of the range, and the replaced messages stay
+   * stored as archived (`loadTranscript` with `includeHidden` lists them; `searchMessages` finds
+   * them). `InvalidArgumentError` naming the field for a bad range (`last_position` before
+   * `first_position`) or a missing summary, `FailedPreconditionError` when the range holds no
+   * visible message, `NotFoundError` for an unknown session id.
+   * @param {string} sessionId
+   * @param {number} firstPosition
+   * @param {number} lastPosition
+   * @param {TranscriptMessage} summary
+   * @returns {Promise<CompactResult>}
+   */
+  async compactTranscript(sessionId, firstPosition, lastPosition, summary) {
+    const request = {
+      sessionId,
+      firstPosition,
+      lastPosition,
+      // Missing: sent unset, for the daemon's INVALID_ARGUMENT naming `summary`.
+      summary: summary === null || summary === undefined ? null : this.#codec.messageToProto(summary),
+    };
+    const response = await this.#call(this.#singleAttemptStub, 'CompactTranscript', request);
+    const { compaction, archivedMessages, summaryPosition, visibleMessages } = response;
+    return { compaction, archivedMessages, summaryPosition, visibleMessages };
   }
 
   // -- search

@@ -142,7 +142,7 @@ export const MESSAGE_PLAIN_FIELDS = Object.freeze([
  * @typedef {object} LineageLink
  * @property {string} sessionId
  * @property {string | null} parentSessionId  null for a lineage's root
- * @property {string | null} reason  "reset", "auto_reset", "force_new" or "switch"; null for a root
+ * @property {string | null} reason  "reset", "auto_reset", "force_new", "switch" or "branch"; null for a root
  * @property {Date} startedAt
  * @property {string | null} title
  */
@@ -175,9 +175,27 @@ export const MESSAGE_PLAIN_FIELDS = Object.freeze([
  */
 
 /**
- * A transcript message in the OpenAI chat format, as the Python client's dicts.
- * @typedef {{role: string, content?: unknown, message_id?: string | number | null, [key: string]: unknown}} TranscriptMessage
+ * A transcript message in the OpenAI chat format, as the Python client's dicts. Read with
+ * `includeHidden`, a message a rewind or a compaction hid also has `visibility` ("rewound" or
+ * "archived") and `hidden_by` (that rewind's or compaction's number); a visible one has neither.
+ * @typedef {{role: string, content?: unknown, message_id?: string | number | null, visibility?: MessageVisibility, hidden_by?: number, [key: string]: unknown}} TranscriptMessage
  */
+
+/**
+ * Why a stored message is left out of the transcript: soft-deleted by a rewind (/undo, /retry;
+ * restorable), or replaced by a compaction's summary (/compress; still found by search).
+ * @typedef {'rewound' | 'archived'} MessageVisibility
+ */
+
+/** The contract's MessageVisibility names of hidden messages, by the client's names. */
+export const MESSAGE_VISIBILITIES = Object.freeze({
+  rewound: 'MESSAGE_VISIBILITY_REWOUND',
+  archived: 'MESSAGE_VISIBILITY_ARCHIVED',
+});
+/** @type {Record<string, MessageVisibility>} */
+const VISIBILITY_NAMES = Object.fromEntries(
+  Object.entries(MESSAGE_VISIBILITIES).map(([name, value]) => [value, /** @type {MessageVisibility} */ (name)]),
+);
 
 /** @param {string} name  "chat_id" → "chatId", as protobufjs converts field names */
 export function camelCase(name) {
@@ -415,7 +433,9 @@ export function createCodec(definition) {
   }
 
   /**
-   * The message the reference's `get_messages_as_conversation` returned for a stored message.
+   * The message the reference's `get_messages_as_conversation` returned for a stored message;
+   * one a rewind or a compaction hid (only read with `include_hidden`, or in a search window
+   * around an archived hit) also has `visibility` and `hidden_by`.
    * @param {Record<string, any>} proto
    * @returns {TranscriptMessage}
    */
@@ -439,6 +459,11 @@ export function createCodec(definition) {
         const text = proto[`${camelCase(name)}Json`];
         if (text) result[name] = JSON.parse(text);
       }
+    }
+    const visibility = VISIBILITY_NAMES[proto.visibility];
+    if (visibility) {
+      result.visibility = visibility;
+      result.hidden_by = Number(proto.hiddenBy ?? 0);
     }
     return result;
   }

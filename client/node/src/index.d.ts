@@ -125,7 +125,7 @@ export interface Lease {
 }
 
 /** Why a session started from its parent. */
-export type LineageReason = 'reset' | 'auto_reset' | 'force_new' | 'switch';
+export type LineageReason = 'reset' | 'auto_reset' | 'force_new' | 'switch' | 'branch';
 
 /** One session in a lineage: where it came from (null for a root) and why. */
 export interface LineageLink {
@@ -134,8 +134,8 @@ export interface LineageLink {
   parentSessionId: string | null;
   /**
    * "reset" (`resetSession`), "auto_reset" (stale by policy, or suspended), "force_new"
-   * (`getOrCreateSession` with `forceNew`), "switch" (a switch that recorded an unknown target);
-   * null for a root. (`string & {}`: a reason a newer daemon adds still fits.)
+   * (`getOrCreateSession` with `forceNew`), "switch" (a switch that recorded an unknown target),
+   * "branch" (`branchSession`); null for a root. (`string & {}`: a reason a newer daemon adds still fits.)
    */
   reason: LineageReason | (string & {}) | null;
   startedAt: Date;
@@ -227,6 +227,66 @@ export interface TranscriptMessage {
   finish_reason?: string | null;
   /** Sent only. */
   token_count?: number | null;
+  /**
+   * Read only, and only on a message a rewind or a compaction hid (`loadTranscript` with
+   * `includeHidden`, or a search window around an archived hit); absent on a visible one.
+   */
+  visibility?: MessageVisibility;
+  /** Read only, beside `visibility`: the number of the rewind or compaction that hid the message. */
+  hidden_by?: number;
+  /** Read only, and only with `includeHidden`: the message's position in the transcript (0-based). */
+  position?: number;
+}
+
+/**
+ * Why a stored message is out of the transcript: soft-deleted by a rewind (/undo, /retry;
+ * `restoreTranscript` brings it back), or replaced by a compaction's summary (/compress; still
+ * found by `searchMessages`).
+ */
+export type MessageVisibility = 'rewound' | 'archived';
+
+/** What `rewindTranscript` did. */
+export interface RewindResult {
+  /** The rewind's number in this session (name it to `restoreTranscript`). */
+  rewind: number;
+  /** Messages it made rewound. */
+  rewoundMessages: number;
+  /** Visible messages after the call (the appended ones included). */
+  visibleMessages: number;
+  /** Messages appended after the rewind. */
+  appended: number;
+}
+
+/** What `restoreTranscript` did. */
+export interface RestoreResult {
+  /** The rewind undone. */
+  rewind: number;
+  /** Messages made visible again. */
+  restoredMessages: number;
+  /** Visible messages after the call. */
+  visibleMessages: number;
+}
+
+/** What `branchSession` did. */
+export interface BranchResult {
+  /** The new session. */
+  sessionId: string;
+  /** Messages copied into it. */
+  copiedMessages: number;
+  /** The key's entry after the call when `sessionKey` was given; null otherwise. */
+  entry: SessionEntry | null;
+}
+
+/** What `compactTranscript` did. */
+export interface CompactResult {
+  /** The compaction's number in this session (the archived messages' `hidden_by`). */
+  compaction: number;
+  /** Messages archived. */
+  archivedMessages: number;
+  /** Where the summary went: the last visible position of the range. */
+  summaryPosition: number;
+  /** Visible messages after the call. */
+  visibleMessages: number;
 }
 
 /** A home channel as given in `RuntimePlatforms`. */
@@ -383,6 +443,37 @@ export interface SearchMessagesOptions extends SearchPageOptions {
   window?: number | null;
 }
 
+export interface LoadTranscriptOptions {
+  /** Text as stored, without the replay's stripping of memory-context blocks and surrounding whitespace. */
+  raw?: boolean;
+  /**
+   * Every stored message in the order written (an archived range before its summary), each with
+   * its `position`; rewound and archived ones with `visibility` and `hidden_by`.
+   */
+  includeHidden?: boolean;
+}
+
+export interface RewindTranscriptOptions {
+  /** User turns to rewind (1 to 1000; default 1). */
+  turns?: number;
+  /** Messages to append after the rewind, in the same transaction (/retry). */
+  append?: Iterable<TranscriptMessage>;
+}
+
+export interface RestoreTranscriptOptions {
+  /** The rewind to undo; the newest one still rewound when null or omitted. */
+  rewind?: number | null;
+}
+
+export interface BranchSessionOptions {
+  /** Copy the visible messages up to and including this position; all of them when null or omitted. */
+  throughPosition?: number | null;
+  /** Point this (existing) key at the branch, ending its current session ("session_branch"). */
+  sessionKey?: string | null;
+  /** The branch's title; `AlreadyExistsError` when another session has it. */
+  title?: string | null;
+}
+
 export interface HealthCheckOptions {
   timeoutMs?: number;
   /** Wait (until the deadline) for the daemon to accept connections. */
@@ -460,7 +551,29 @@ export class SessionStoreClient {
   appendToTranscript(sessionId: string, message: TranscriptMessage, options?: { skipDb?: false }): Promise<AppendResult>;
   appendToTranscript(sessionId: string, message: TranscriptMessage, options?: { skipDb?: boolean }): Promise<AppendResult | null>;
   rewriteTranscript(sessionId: string, messages: Iterable<TranscriptMessage>): Promise<number>;
-  loadTranscript(sessionId: string, options?: { raw?: boolean }): Promise<TranscriptMessage[]>;
+  /** The visible transcript; with `includeHidden`, every stored message (see `LoadTranscriptOptions`). [] for an unknown session. */
+  loadTranscript(sessionId: string, options?: LoadTranscriptOptions): Promise<TranscriptMessage[]>;
+
+  /**
+   * Soft-deletes the last `turns` user turns (/undo N), kept and restorable; `append` adds
+   * messages after them in the same transaction (/retry). `FailedPreconditionError` when there
+   * are fewer visible user turns; `InvalidArgumentError` (`turns`) outside 1..1000.
+   */
+  rewindTranscript(sessionId: string, options?: RewindTranscriptOptions): Promise<RewindResult>;
+  /**
+   * Makes a rewind's messages visible again (the newest rewind by default). `FailedPreconditionError`
+   * when there is nothing to restore or messages were added after the rewound ones.
+   */
+  restoreTranscript(sessionId: string, options?: RestoreTranscriptOptions): Promise<RestoreResult>;
+  /** A new session with a copy of the visible messages up to `throughPosition` (/branch), the source's child (reason "branch"). */
+  branchSession(sessionId: string, options?: BranchSessionOptions): Promise<BranchResult>;
+  /**
+   * Replaces the visible messages in `firstPosition..lastPosition` with `summary`, in place
+   * (/compress): it takes the range's last visible position; the replaced messages stay stored,
+   * archived. `InvalidArgumentError` (`last_position`) when `lastPosition < firstPosition`,
+   * `FailedPreconditionError` when the range holds no visible message.
+   */
+  compactTranscript(sessionId: string, firstPosition: number, lastPosition: number, summary: TranscriptMessage): Promise<CompactResult>;
 
   /** One page of the sessions whose id starts with `query`, or whose title does ignoring case and punctuation; newest first. */
   searchSessions(query: string, options?: SearchSessionsOptions): Promise<SearchSessionsResult>;

@@ -118,11 +118,30 @@ export async function onMessage(text: string): Promise<string> {
   await store.searchMessages('zebra', { roles: [1] });
   // @ts-expect-error getSession resolves to null for an unknown key
   const missing: SessionEntry = await store.getSession('agent:main:telegram:dm:nobody');
+  // Rewinds, compactions, branches: counts are numbers, a branch's entry null without a key.
+  const undone: api.RewindResult = await store.rewindTranscript(entry.sessionId, { turns: 2, append: [{ role: 'user', content: 'again' }] });
+  const restored: api.RestoreResult = await store.restoreTranscript(entry.sessionId, { rewind: undone.rewind });
+  await store.restoreTranscript(entry.sessionId);
+  const everything = await store.loadTranscript(entry.sessionId, { includeHidden: true, raw: true });
+  const visibility: api.MessageVisibility | undefined = everything[0]?.visibility;
+  const hiddenBy: number | undefined = everything[0]?.hidden_by;
+  const compacted: api.CompactResult = await store.compactTranscript(entry.sessionId, 0, everything[1]?.position ?? 1, { role: 'assistant', content: 'summary' });
+  const branched: api.BranchResult = await store.branchSession(entry.sessionId, { throughPosition: compacted.summaryPosition, sessionKey: entry.sessionKey, title: null });
+  const branchEntry: SessionEntry | null = branched.entry;
+  await store.branchSession(entry.sessionId);
+  // @ts-expect-error a branch's entry is null when no sessionKey was given
+  const branchKey: string = branched.entry.sessionKey;
+  // @ts-expect-error turns is a number
+  await store.rewindTranscript(entry.sessionId, { turns: '2' });
+  // @ts-expect-error a visibility is 'rewound' or 'archived'
+  const wrongVisibility: api.MessageVisibility = 'visible';
+  // @ts-expect-error compactTranscript takes the summary message
+  await store.compactTranscript(entry.sessionId, 0, 1);
   // Any string is a chat type ("forum" is none of the enum's names); anything else is not.
   await store.buildSessionKey({ platform: 'telegram', chatId: '-100', chatType: 'forum' });
   // @ts-expect-error not a chat type
   await store.buildSessionKey({ platform: 'telegram', chatType: 3 });
-  return [prompt, history.length, context.connectedPlatforms.join(), status, missing.sessionId, found, await store.getSessionTitle(titled.sessionId), startedAt?.toISOString(), reason, tip, rootId, tipId, hitTime, around?.length, endedAt, summaryTitle, searched.indexBuilding].join(' ');
+  return [prompt, history.length, context.connectedPlatforms.join(), status, missing.sessionId, found, await store.getSessionTitle(titled.sessionId), startedAt?.toISOString(), reason, tip, rootId, tipId, hitTime, around?.length, endedAt, summaryTitle, searched.indexBuilding, restored.visibleMessages, visibility, hiddenBy, branchEntry?.sessionId, branchKey, wrongVisibility].join(' ');
 }
 
 // The declarations export exactly the names index.js does ("Property 'x' is missing" otherwise).

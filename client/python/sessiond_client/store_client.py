@@ -378,7 +378,16 @@ def message_from_proto(proto: transcript_pb2.Message) -> dict[str, Any]:
             result[name] = value
     if proto.role == "assistant":
         result.update(_assistant_fields(proto))
+    if proto.visibility:  # only in a load with include_hidden
+        result["visibility"] = VISIBILITY[proto.visibility]
+        result["hidden_by"] = proto.hidden_by
     return result
+
+
+VISIBILITY = {
+    transcript_pb2.MESSAGE_VISIBILITY_REWOUND: "rewound",
+    transcript_pb2.MESSAGE_VISIBILITY_ARCHIVED: "archived",
+}
 
 
 def _assistant_fields(proto: transcript_pb2.Message) -> dict[str, Any]:
@@ -645,6 +654,50 @@ class SessionStoreClient:
                 break
         return types.SearchResults(hits[offset : offset + limit], building)
 
+    def rewind_transcript(
+        self, session_id: str, turns: int = 1, *, append: Iterable[Mapping[str, Any]] = ()
+    ) -> pb.RewindTranscriptResponse:
+        """Soft-deletes the last ``turns`` user turns (/undo N), kept and restorable; ``append``:
+        messages added after them in the same transaction (/retry). FailedPreconditionError when
+        there are fewer user turns. ``.rewind``, ``.rewound_messages``, ``.visible_messages``."""
+        request = pb.RewindTranscriptRequest(
+            session_id=session_id, turns=turns, append=[message_to_proto(m) for m in append]
+        )
+        return self._call(self._single_attempt_stub.RewindTranscript, request)
+
+    def restore_transcript(self, session_id: str, rewind: int | None = None) -> pb.RestoreTranscriptResponse:
+        """Makes a rewind's messages visible again (the newest rewind by default)."""
+        request = pb.RestoreTranscriptRequest(session_id=session_id, rewind=rewind)
+        return self._call(self._single_attempt_stub.RestoreTranscript, request)
+
+    def compact_transcript(
+        self, session_id: str, first_position: int, last_position: int, summary: Mapping[str, Any]
+    ) -> pb.CompactTranscriptResponse:
+        """Replaces the visible messages in ``first_position..last_position`` by ``summary`` in place
+        (/compress): the session id stays; they stay stored, archived and searchable."""
+        request = pb.CompactTranscriptRequest(
+            session_id=session_id,
+            first_position=first_position,
+            last_position=last_position,
+            summary=message_to_proto(summary),
+        )
+        return self._call(self._single_attempt_stub.CompactTranscript, request)
+
+    def branch_session(
+        self,
+        session_id: str,
+        *,
+        through_position: int | None = None,
+        session_key: str | None = None,
+        title: str | None = None,
+    ) -> pb.BranchSessionResponse:
+        """A new session with a copy of the visible transcript up to ``through_position`` (/branch),
+        the source's child in the lineage; ``session_key`` then points at it. ``.session_id``."""
+        request = pb.BranchSessionRequest(
+            session_id=session_id, through_position=through_position, session_key=session_key, title=title
+        )
+        return self._call(self._single_attempt_stub.BranchSession, request)
+
     def _summary(self, summary: pb.SessionSummary) -> types.SessionSummary:
         return types.SessionSummary(
             session_id=summary.session_id,
@@ -714,13 +767,19 @@ class SessionStoreClient:
         request = pb.RewriteTranscriptRequest(session_id=session_id, messages=map(message_to_proto, messages))
         self._call(self._stub.RewriteTranscript, request)
 
-    def load_transcript(self, session_id: str, *, raw: bool = False) -> list[dict[str, Any]]:
+    def load_transcript(
+        self, session_id: str, *, raw: bool = False, include_hidden: bool = False
+    ) -> list[dict[str, Any]]:
         """The transcript in the reference's replay shape; [] for an unknown session id.
 
         ``raw=True`` returns text as stored, without the daemon stripping memory-context blocks
-        and surrounding whitespace as the reference did on replay.
+        and surrounding whitespace as the reference did on replay. ``include_hidden=True`` adds
+        the rewound and archived messages, in the order written, each with ``visibility``
+        ("rewound" or "archived") and ``hidden_by`` (its rewind or compaction).
         """
-        request = pb.LoadTranscriptRequest(session_id=session_id, page_size=PAGE_SIZE, raw=raw)
+        request = pb.LoadTranscriptRequest(
+            session_id=session_id, page_size=PAGE_SIZE, raw=raw, include_hidden=include_hidden
+        )
         try:
             pages = list(self._pages(self._stub.LoadTranscript, request))
         except errors.NotFoundError:

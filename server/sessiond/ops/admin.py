@@ -251,11 +251,11 @@ def cmd_search(args: argparse.Namespace, daemon: Daemon) -> int:
         if getattr(args, name):
             setattr(request, name, getattr(args, name))
     hits = daemon.call(daemon.store.SearchMessages, request).hits
+    rows = [(hit.session.session_id, str(hit.position), hit.role, hit.snippet) for hit in hits]
     found = [
         {"session_id": hit.session.session_id, "position": hit.position, "role": hit.role, "snippet": hit.snippet}
         for hit in hits
     ]
-    rows = [(hit["session_id"], str(hit["position"]), hit["role"], hit["snippet"]) for hit in found]
     _emit(args, found, _table(("SESSION", "POS", "ROLE", "SNIPPET"), rows) if rows else "no messages found")
     return 0
 

@@ -378,8 +378,13 @@ def usage(message: session_store_pb2.UsageDelta, path: str = "usage") -> Usage:
 
 
 def non_negative(value: int, path: str, maximum: int = 2**63 - 1) -> int:
-    if not 0 <= value <= maximum:
-        raise InvalidArgument(path, f"must be between 0 and {maximum}, got {value}")
+    return bounded(value, path, 0, maximum)
+
+
+def bounded(value: int, path: str, least: int, maximum: int = 2**31 - 1) -> int:
+    """``value`` when within ``least..maximum``, else INVALID_ARGUMENT naming ``path``."""
+    if not least <= value <= maximum:
+        raise InvalidArgument(path, f"must be between {least} and {maximum}, got {value}")
     return value
 
 
@@ -509,10 +514,12 @@ def message(value: transcript_pb2.Message, max_bytes: int, path: str) -> Message
     )
 
 
-def messages(values: Sequence[transcript_pb2.Message], max_count: int, max_bytes: int) -> list[Message]:
+def messages(
+    values: Sequence[transcript_pb2.Message], max_count: int, max_bytes: int, field: str = "messages"
+) -> list[Message]:
     if len(values) > max_count:
-        raise InvalidArgument("messages", f"{len(values)} messages, more than the limit of {max_count}")
-    return [message(v, max_bytes, f"messages[{i}]") for i, v in enumerate(values)]
+        raise InvalidArgument(field, f"{len(values)} messages, more than the limit of {max_count}")
+    return [message(v, max_bytes, f"{field}[{i}]") for i, v in enumerate(values)]
 
 
 # Domain field -> wire field, for the message fields sent only when set.
@@ -535,7 +542,15 @@ def message_to_proto(value: Message) -> transcript_pb2.Message:
         fields["json" if value.content_is_json else "text"] = value.content
     if value.timestamp is not None:
         fields["timestamp"] = timestamp_to_proto(value.timestamp)
+    if value.visibility:
+        fields["visibility"], fields["hidden_by"] = VISIBILITY[value.visibility], value.hidden_by
     return transcript_pb2.Message(role=value.role, message_id=value.message_id, position=value.position, **fields)
+
+
+VISIBILITY = {
+    "rewound": transcript_pb2.MESSAGE_VISIBILITY_REWOUND,
+    "archived": transcript_pb2.MESSAGE_VISIBILITY_ARCHIVED,
+}
 
 
 def lineage_link_to_proto(link: LineageLink) -> session_store_pb2.LineageLink:

@@ -26,6 +26,7 @@ LIST_PAGE = (100, 1000)  # default and maximum entries per page
 TRANSCRIPT_PAGE = (1000, 10000)  # default and maximum messages per page
 TRANSCRIPT_PAGE_BYTES = 3 * 1024 * 1024  # under the 4 MiB a gRPC client accepts by default
 SEARCH_PAGE = (20, 100)  # default and maximum sessions or hits per page
+MAX_REWIND_TURNS = 1000
 
 
 def _entries_page(entries: list[Entry], size: int) -> tuple[list[Any], str]:
@@ -316,8 +317,9 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
     @rpc
     def LoadTranscript(self, request: pb.LoadTranscriptRequest, deadline: float | None) -> pb.LoadTranscriptResponse:
         size = convert.page_size(request.page_size, *TRANSCRIPT_PAGE)
-        after = convert.position_cursor(request.page_token)
-        loaded = self.store.load(self._key(request, "session_id"), after, size + 1, request.raw)
+        hidden = request.include_hidden  # every stored message: pages by offset, not by position
+        after = convert.offset_cursor(request.page_token) if hidden else convert.position_cursor(request.page_token)
+        loaded = self.store.load(self._key(request, "session_id"), after, size + 1, request.raw, hidden)
         response, page_bytes = pb.LoadTranscriptResponse(), 0
         for message in loaded[:size]:
             wire = convert.message_to_proto(message)
@@ -326,7 +328,65 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
                 break
             response.messages.append(wire)
         if len(response.messages) < len(loaded):
-            response.next_page_token = convert.page_token(response.messages[-1].position)
+            last = after + len(response.messages) if hidden else response.messages[-1].position
+            response.next_page_token = convert.page_token(last)
+        return response
+
+    # Each of these logs an event under the key pointing at the session: a scan of the entries.
+
+    @blocking_rpc
+    def RewindTranscript(
+        self, request: pb.RewindTranscriptRequest, deadline: float | None
+    ) -> pb.RewindTranscriptResponse:
+        turns = convert.bounded(request.turns, "turns", 1, MAX_REWIND_TURNS)
+        append = convert.messages(request.append, self.limits.max_batch, self.limits.max_message_bytes, "append")
+        done = self.store.rewind(self._key(request, "session_id"), turns, append, deadline)
+        return pb.RewindTranscriptResponse(
+            rewind=done.rewind,
+            rewound_messages=done.messages,
+            visible_messages=done.visible_messages,
+            appended=done.appended,
+        )
+
+    @blocking_rpc
+    def RestoreTranscript(
+        self, request: pb.RestoreTranscriptRequest, deadline: float | None
+    ) -> pb.RestoreTranscriptResponse:
+        rewind = convert.bounded(request.rewind, "rewind", 1) if request.HasField("rewind") else None
+        done = self.store.restore(self._key(request, "session_id"), rewind, deadline)
+        return pb.RestoreTranscriptResponse(
+            rewind=done.rewind, restored_messages=done.messages, visible_messages=done.visible_messages
+        )
+
+    @blocking_rpc
+    def CompactTranscript(
+        self, request: pb.CompactTranscriptRequest, deadline: float | None
+    ) -> pb.CompactTranscriptResponse:
+        if not request.HasField("summary"):
+            raise InvalidArgument("summary", "required")
+        first = convert.bounded(request.first_position, "first_position", 0)
+        last = convert.bounded(request.last_position, "last_position", 0)
+        summary = convert.message(request.summary, self.limits.max_message_bytes, "summary")
+        done = self.store.compact(self._key(request, "session_id"), first, last, summary, deadline)
+        return pb.CompactTranscriptResponse(
+            compaction=done.compaction,
+            archived_messages=done.archived_messages,
+            summary_position=done.summary_position,
+            visible_messages=done.visible_messages,
+        )
+
+    @blocking_rpc
+    def BranchSession(self, request: pb.BranchSessionRequest, deadline: float | None) -> pb.BranchSessionResponse:
+        through = None
+        if request.HasField("through_position"):
+            through = convert.bounded(request.through_position, "through_position", 0)
+        key = self._key(request, "session_key") if request.HasField("session_key") else None
+        branch, copied, entry = self.store.branch(
+            self._key(request, "session_id"), through, key, self._title(request), deadline
+        )
+        response = pb.BranchSessionResponse(session_id=branch, copied_messages=copied)
+        if entry is not None:
+            response.entry.CopyFrom(convert.entry_to_proto(entry))
         return response
 
     @blocking_rpc  # its event names the key pointing at the session: a scan of the entries (no index on session_id)

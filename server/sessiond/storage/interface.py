@@ -221,9 +221,46 @@ class Transaction(Protocol):
 
     def load_messages(self, session_id: str, after_position: int, limit: int) -> list[Message]: ...
 
-    def messages_around(self, session_id: str, position: int, count: int) -> list[Message]:
-        """The message at ``position`` (if any) and up to ``count`` on each side of it, in order."""
+    def load_all_messages(self, session_id: str, offset: int, limit: int) -> list[Message]:
+        """Every stored message, rewound and archived ones too, in the order they were written."""
         ...
+
+    def messages_around(self, session_id: str, position: int, count: int, compaction: int = 0) -> list[Message]:
+        """The visible message at ``position`` (if any) and up to ``count`` visible ones on each side,
+        in order; with ``compaction``, the same among the messages that compaction archived."""
+        ...
+
+    def visible_count(self, session_id: str) -> int: ...
+
+    def rewind(self, session_id: str, turns: int, now: datetime) -> tuple[int, int] | None:
+        """Hide the newest ``turns`` visible user messages and every visible one after the oldest of
+        them: (the rewind's number, messages hidden); ``None`` when there are fewer user turns."""
+        ...
+
+    def newest_rewind(self, session_id: str) -> int | None: ...
+
+    def rewound_by(self, session_id: str, rewind: int) -> tuple[int, int] | None:
+        """(first position, count) of the messages a rewind still hides; ``None`` when none."""
+        ...
+
+    def visible_after(self, session_id: str, position: int) -> bool: ...
+
+    def restore(self, session_id: str, rewind: int) -> None: ...
+
+    def compact(
+        self, session_id: str, first: int, last: int, summary: Message, now: datetime
+    ) -> tuple[int, int, int] | None:
+        """Archive the visible messages in ``first..last``, ``summary`` in their place: (compaction
+        number, archived, summary position); ``None`` when the range holds no visible message."""
+        ...
+
+    def has_message_id(self, session_id: str, message_id: str) -> bool: ...
+
+    def copy_messages(self, source: str, target: str, through: int) -> int:
+        """Copy ``source``'s visible messages up to position ``through`` into ``target``; how many."""
+        ...
+
+    def session_summary(self, session_id: str) -> SessionSummary | None: ...
 
     def search_sessions(
         self, id_prefix: str, title_prefix: str, platform: str | None, offset: int, limit: int

@@ -85,7 +85,6 @@ from sessiond.storage.rows import (
     LEASE_COLUMNS,
     LEASE_LIST,
     MESSAGE_INSERT_COLUMNS,
-    MESSAGE_LIST,
     NEVER,
     SESSION_INSERT_COLUMNS,
     STORED_POLICIES,
@@ -100,7 +99,6 @@ from sessiond.storage.rows import (
     lease_from_row,
     lease_row,
     listed,
-    message_from_row,
     message_row,
     placeholders,
     policies_from_rows,
@@ -239,21 +237,31 @@ MIGRATIONS = (
         STORED;
     CREATE INDEX messages_search ON messages USING GIN (search_vector);
     """,
+    # Rewinds and compactions (transcript_table): hidden messages stay stored, numbered per session.
+    """
+    ALTER TABLE messages ADD COLUMN visibility TEXT;
+    ALTER TABLE messages ADD COLUMN hidden_by BIGINT;
+    ALTER TABLE messages ADD COLUMN hidden_at BIGINT;
+    ALTER TABLE messages ADD COLUMN original_position BIGINT;
+    ALTER TABLE sessions ADD COLUMN rewinds BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE sessions ADD COLUMN compactions BIGINT NOT NULL DEFAULT 0;
+    """,
 )
 FOLDED_STEP = 6  # the rung after which existing titles get their folded spelling
 # Hits ranked in an inner query, so that ts_headline (it parses the whole text) runs for one page only.
 HITS = f"""
-    SELECT hit.position, hit.message_id, hit.role, hit.timestamp,
+    SELECT hit.shown_position, hit.message_id, hit.role, hit.timestamp,
            ts_headline('simple', coalesce(sessiond_message_text(hit.content, hit.content_is_json), ''), hit.query,
                        'StartSel=">>>", StopSel="<<<", FragmentDelimiter="...", MaxFragments=1, MaxWords=40,
                         MinWords=15'),
-           hit.score, {SUMMARY_OF_S}
+           hit.score, COALESCE(hit.visibility, ''), COALESCE(hit.hidden_by, 0), {SUMMARY_OF_S}
     FROM (
         SELECT m.session_id, m.position, m.message_id, m.role, m.timestamp, m.content, m.content_is_json, q.query,
-               ts_rank(m.search_vector, q.query) AS score
+               ts_rank(m.search_vector, q.query) AS score, COALESCE(m.original_position, m.position) AS shown_position,
+               m.visibility, m.hidden_by
         FROM messages AS m JOIN sessions AS s ON s.id = m.session_id,
              to_tsquery('simple', %(match)s) AS q (query)
-        WHERE m.search_vector @@ q.query
+        WHERE m.search_vector @@ q.query AND COALESCE(m.visibility, '') <> 'rewound'
           AND s.platform = coalesce(%(platform)s, s.platform)
           AND (s.session_key = %(key)s OR s.id = (SELECT session_id FROM entries WHERE session_key = %(key)s)
                OR %(any_key)s)
@@ -292,9 +300,6 @@ MESSAGE_ARRAYS = listed([f"%s::{MESSAGE_TYPES.get(column, 'text')}[]" for column
 INSERT_MESSAGES = (
     f"INSERT INTO messages ({listed(MESSAGE_INSERT_COLUMNS)}) SELECT * FROM unnest({MESSAGE_ARRAYS})"
     " ON CONFLICT DO NOTHING"
-)
-LOAD_MESSAGES = (
-    f"SELECT {MESSAGE_LIST} FROM messages WHERE session_id = %s AND position > %s ORDER BY position LIMIT %s"
 )
 NEXT_POSITION = "SELECT COALESCE(MAX(position), -1) + 1 FROM messages WHERE session_id = %s"
 NOT_LEASED = "NOT EXISTS (SELECT 1 FROM leases AS l WHERE l.session_key = e.session_key AND l.expires_at > %(now)s)"
@@ -563,10 +568,6 @@ class PostgresTransaction(SessionsTable, Transaction, marker="%s"):
         self._insert_messages([message_row(session_id, m, i, now) for i, m in enumerate(messages)])
         self.db.execute("UPDATE sessions SET message_count = %s WHERE id = %s", (len(messages), session_id))
         return len(messages)
-
-    def load_messages(self, session_id: str, after_position: int, limit: int) -> list[Message]:
-        rows = self._rows(LOAD_MESSAGES, (session_id, after_position, limit))
-        return [message_from_row(row) for row in rows]
 
     def search_messages(
         self, terms: tuple[Term, ...], where: MessageFilter, offset: int, limit: int

@@ -52,6 +52,8 @@ MESSAGE_COLUMNS = (
     "token_count", "finish_reason", "message_id", "position",
 )  # fmt: skip
 MESSAGE_INSERT_COLUMNS = ("session_id", *MESSAGE_COLUMNS)  # a message is read without its session's id
+# Read with where it stands: an archived message at the position it had, and whether it is hidden.
+MESSAGE_READ_COLUMNS = (*MESSAGE_COLUMNS, "visibility", "hidden_by")
 EVENT_COLUMNS = (
     "sequence", "kind", "session_key", "session_id", "version", "previous_session_id", "reason", "lease_owner", "at",
 )  # fmt: skip
@@ -63,7 +65,7 @@ SUMMARY_COLUMNS = (
     "parent_session_id",
 )  # fmt: skip
 # A search hit: the message's place and text around the match, then its session's summary (``s.``).
-HIT_COLUMNS = ("position", "message_id", "role", "timestamp", "snippet", "score")
+HIT_COLUMNS = ("position", "message_id", "role", "timestamp", "snippet", "score", "visibility", "hidden_by")
 STORED_POLICIES = "SELECT DISTINCT reset_policy FROM entries WHERE reset_policy IS NOT NULL"
 
 
@@ -78,7 +80,14 @@ def placeholders(columns: Sequence[str], marker: str) -> str:
 
 
 ENTRY_LIST = listed(ENTRY_COLUMNS)
-MESSAGE_LIST = listed(MESSAGE_COLUMNS)
+MESSAGE_LIST = listed(
+    [
+        *("COALESCE(original_position, position)" if c == "position" else c for c in MESSAGE_COLUMNS),
+        "COALESCE(visibility, '')",
+        "COALESCE(hidden_by, 0)",
+    ]
+)  # the columns of MESSAGE_READ_COLUMNS
+MESSAGE_COPY_LIST = listed([c for c in MESSAGE_COLUMNS if c != "position"])  # a branch copies these as they are
 EVENT_LIST = listed(EVENT_COLUMNS)
 LEASE_LIST = listed(LEASE_COLUMNS)
 LINEAGE_LIST = listed(LINEAGE_COLUMNS)
@@ -211,8 +220,8 @@ def entry_from_row(row: Sequence[Any]) -> Entry:
 
 _MESSAGE_VALUES = in_order(MESSAGE_INSERT_COLUMNS)
 # A Message's fields each have a column of their name; two are stored as integers (0/1, microseconds).
-_MESSAGE_FIELDS = picker(MESSAGE_COLUMNS, field_names(Message))
-_MESSAGE_STORED = picker(MESSAGE_COLUMNS, ("content_is_json", "timestamp"))
+_MESSAGE_FIELDS = picker(MESSAGE_READ_COLUMNS, field_names(Message))
+_MESSAGE_STORED = picker(MESSAGE_READ_COLUMNS, ("content_is_json", "timestamp"))
 
 
 def message_row(session_id: str, message: Message, position: int, now: datetime) -> tuple[Any, ...]:
@@ -241,7 +250,7 @@ def message_row(session_id: str, message: Message, position: int, now: datetime)
 
 
 def message_from_row(row: Sequence[Any]) -> Message:
-    """A message from a row of ``MESSAGE_COLUMNS``, its fields' values picked by name.
+    """A message from a row of ``MESSAGE_READ_COLUMNS``, its fields' values picked by name.
 
     Built positionally, then its two integer-stored fields converted in place (``Message`` is
     slotted and mutable): a transcript load converts thousands of rows, and keyword arguments
@@ -330,6 +339,8 @@ def hit_from_row(row: Sequence[Any]) -> SearchHit:
         timestamp=from_us(column.timestamp),
         snippet=column.snippet or "",
         score=float(column.score),
+        visibility=column.visibility,
+        hidden_by=column.hidden_by,
     )
 
 

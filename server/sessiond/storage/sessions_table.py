@@ -8,21 +8,14 @@ hit's neighbouring messages) over its own ``_one`` and ``_execute``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any, ClassVar
 
-from sessiond.model import LineageLink, Message, SessionSummary, fold, to_us
-from sessiond.storage.rows import (
-    LINEAGE_LIST,
-    MESSAGE_LIST,
-    SUMMARY_LIST,
-    lineage_from_row,
-    message_from_row,
-    prefix_range,
-    summary_from_row,
-)
+from sessiond.model import LineageLink, SessionSummary, fold, to_us
+from sessiond.storage.rows import LINEAGE_LIST, SUMMARY_LIST, lineage_from_row, prefix_range, summary_from_row
+from sessiond.storage.transcript_table import TRANSCRIPT_STATEMENTS, TranscriptTable
 
 # In SQLite's placeholders; ``SessionsTable`` puts in its backend's.
 _STATEMENTS = {
@@ -40,37 +33,24 @@ _STATEMENTS = {
     "set_parent": "UPDATE sessions SET parent_session_id = ?, parent_reason = ? WHERE id = ?",
     "lineage_link": f"SELECT {LINEAGE_LIST} FROM sessions WHERE id = ?",
     "children": f"SELECT {LINEAGE_LIST} FROM sessions WHERE parent_session_id = ? ORDER BY started_at DESC, id DESC",
+    "summary": f"SELECT {SUMMARY_LIST} FROM sessions WHERE id = ?",
     "search_sessions": f"""
         SELECT {SUMMARY_LIST} FROM sessions
         WHERE ((? <> '' AND substr(id, 1, ?) = ?) OR (title_folded >= ? AND title_folded < ?))
           AND platform = COALESCE(?, platform)
         ORDER BY started_at DESC, id DESC LIMIT ? OFFSET ?""",
-    # A hit's neighbours: the ``count`` messages before it, then it and the ``count`` after it.
-    "around": f"""
-        SELECT * FROM (SELECT {MESSAGE_LIST} FROM messages WHERE session_id = ? AND position < ?
-                       ORDER BY position DESC LIMIT ?) AS earlier
-        UNION ALL
-        SELECT * FROM (SELECT {MESSAGE_LIST} FROM messages WHERE session_id = ? AND position >= ?
-                       ORDER BY position LIMIT ?) AS later""",
 }
 
 
-class SessionsTable:
+class SessionsTable(TranscriptTable):
     """Base of a backend's transaction: ``class T(SessionsTable, Transaction, marker="%s")``."""
 
-    SQL: ClassVar[Mapping[str, str]] = MappingProxyType(_STATEMENTS)
+    SQL: ClassVar[Mapping[str, str]] = MappingProxyType({**_STATEMENTS, **TRANSCRIPT_STATEMENTS})
 
     def __init_subclass__(cls, marker: str = "?", **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        cls.SQL = MappingProxyType({name: sql.replace("?", marker) for name, sql in _STATEMENTS.items()})
-
-    def _one(self, sql: str, params: Any = ()) -> Any:
-        """The first row, or None (each backend's own)."""
-        raise NotImplementedError
-
-    def _execute(self, sql: str, params: Any = ()) -> Iterable[Any]:
-        """Run a statement; its rows (each backend's own)."""
-        raise NotImplementedError
+        statements = {**_STATEMENTS, **TRANSCRIPT_STATEMENTS}
+        cls.SQL = MappingProxyType({name: sql.replace("?", marker) for name, sql in statements.items()})
 
     def end_session(self, session_id: str, reason: str, at: datetime) -> None:
         self._execute(self.SQL["end"], (to_us(at), reason, session_id))
@@ -109,6 +89,10 @@ class SessionsTable:
     def children(self, session_id: str) -> list[LineageLink]:
         return [lineage_from_row(row) for row in self._execute(self.SQL["children"], (session_id,))]
 
+    def session_summary(self, session_id: str) -> SessionSummary | None:
+        row = self._one(self.SQL["summary"], (session_id,))
+        return None if row is None else summary_from_row(row)
+
     def search_sessions(
         self, id_prefix: str, title_prefix: str, platform: str | None, offset: int, limit: int
     ) -> list[SessionSummary]:
@@ -120,15 +104,7 @@ class SessionsTable:
         )
         return [summary_from_row(row) for row in rows]
 
-    def messages_around(self, session_id: str, position: int, count: int) -> list[Message]:
-        params = (session_id, position, count, session_id, position, count + 1)
-        return sorted((message_from_row(row) for row in self._execute(self.SQL["around"], params)), key=_position)
-
     def _first_value(self, statement: str, params: tuple[Any, ...]) -> str | None:
         """The first column of the first row: an id or a title (None when no row, or no title)."""
         row = self._one(self.SQL[statement], params)
         return None if row is None or row[0] is None else str(row[0])
-
-
-def _position(message: Message) -> int:
-    return message.position

@@ -72,7 +72,6 @@ from sessiond.storage.rows import (
     LEASE_COLUMNS,
     LEASE_LIST,
     MESSAGE_INSERT_COLUMNS,
-    MESSAGE_LIST,
     NEVER,
     SESSION_INSERT_COLUMNS,
     STORED_POLICIES,
@@ -85,7 +84,6 @@ from sessiond.storage.rows import (
     lease_from_row,
     lease_row,
     listed,
-    message_from_row,
     message_row,
     placeholders,
     policies_from_rows,
@@ -217,6 +215,15 @@ MIGRATIONS = (
     );
     INSERT INTO search_backfill (next_id, end_id, done, total) VALUES (0, 0, 0, 0);
     """,
+    # Rewinds and compactions (transcript_table): hidden messages stay stored, numbered per session.
+    """
+    ALTER TABLE messages ADD COLUMN visibility TEXT;
+    ALTER TABLE messages ADD COLUMN hidden_by INTEGER;
+    ALTER TABLE messages ADD COLUMN hidden_at INTEGER;
+    ALTER TABLE messages ADD COLUMN original_position INTEGER;
+    ALTER TABLE sessions ADD COLUMN rewinds INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sessions ADD COLUMN compactions INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 BUSY_TIMEOUT_MS = 5000
 SLOW_SYNC_S = 0.001  # log syncs slower than this on average leave the event loop for a thread
@@ -229,7 +236,6 @@ INSERT_MESSAGE = (
     f"INSERT INTO messages ({listed(MESSAGE_INSERT_COLUMNS)}) VALUES ({placeholders(MESSAGE_INSERT_COLUMNS, '?')})"
     " ON CONFLICT DO NOTHING"
 )
-LOAD_MESSAGES = f"SELECT {MESSAGE_LIST} FROM messages WHERE session_id = ? AND position > ? ORDER BY position LIMIT ?"
 CREATE_SESSION = (
     f"INSERT INTO sessions ({listed(SESSION_INSERT_COLUMNS)}) VALUES ({placeholders(SESSION_INSERT_COLUMNS, '?')})"
     " ON CONFLICT DO NOTHING"
@@ -402,9 +408,7 @@ class SqliteTransaction(SessionsTable, Transaction, marker="?"):
         """One statement for the batch; skipped duplicates leave gaps in positions, never reuse them."""
         count = self._message_count(session_id) or 0
         start = self._one(NEXT_POSITION, (session_id,))[0]
-        self.db.executemany(
-            INSERT_MESSAGE, (message_row(session_id, m, start + i, now) for i, m in enumerate(messages))
-        )
+        self._insert_messages([message_row(session_id, m, start + i, now) for i, m in enumerate(messages)])
         # Counted, not taken from total_changes(): that also counts the search index triggers' rows.
         appended = self._one(COUNT_FROM_POSITION, (session_id, start))[0]
         self.db.execute("UPDATE sessions SET message_count = ? WHERE id = ?", (count + appended, session_id))
@@ -412,14 +416,12 @@ class SqliteTransaction(SessionsTable, Transaction, marker="?"):
 
     def replace_messages(self, session_id: str, messages: Sequence[Message], now: datetime) -> int:
         self.db.execute("DELETE FROM messages WHERE session_id = ?", (session_id,))
-        rows = (message_row(session_id, m, i, now) for i, m in enumerate(messages))
-        self.db.executemany(INSERT_MESSAGE, rows)
+        self._insert_messages([message_row(session_id, m, i, now) for i, m in enumerate(messages)])
         self.db.execute("UPDATE sessions SET message_count = ? WHERE id = ?", (len(messages), session_id))
         return len(messages)
 
-    def load_messages(self, session_id: str, after_position: int, limit: int) -> list[Message]:
-        rows = self.db.execute(LOAD_MESSAGES, (session_id, after_position, limit))
-        return [message_from_row(row) for row in rows]
+    def _insert_messages(self, rows: list[tuple[Any, ...]]) -> None:
+        self.db.executemany(INSERT_MESSAGE, rows)
 
     def search_messages(
         self, terms: tuple[Term, ...], where: MessageFilter, offset: int, limit: int

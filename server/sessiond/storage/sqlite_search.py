@@ -80,10 +80,11 @@ START_BACKFILL = """
 BATCH_END = "SELECT max(id), count(*) FROM (SELECT id FROM messages WHERE id >= ? AND id < ? ORDER BY id LIMIT ?)"
 INDEX_RANGE = "INSERT INTO message_index (rowid, body) SELECT id, body FROM message_text WHERE id >= ? AND id <= ?"
 HITS = f"""
-    SELECT m.position, m.message_id, m.role, m.timestamp,  -- HIT_COLUMNS, then the session's
-           snippet(message_index, 0, '>>>', '<<<', '...', {SNIPPET_TOKENS}), -f.rank, {SUMMARY_OF_S}
+    SELECT COALESCE(m.original_position, m.position), m.message_id, m.role, m.timestamp,  -- HIT_COLUMNS, then
+           snippet(message_index, 0, '>>>', '<<<', '...', {SNIPPET_TOKENS}), -f.rank,  -- the session's
+           COALESCE(m.visibility, ''), COALESCE(m.hidden_by, 0), {SUMMARY_OF_S}
     FROM message_index AS f JOIN messages AS m ON m.id = f.rowid JOIN sessions AS s ON s.id = m.session_id
-    WHERE message_index MATCH :match
+    WHERE message_index MATCH :match AND COALESCE(m.visibility, '') <> 'rewound'
       AND s.platform = coalesce(:platform, s.platform)
       AND (:key IS NULL OR s.session_key = :key OR s.id = (SELECT session_id FROM entries WHERE session_key = :key))
       AND m.session_id = coalesce(:session, m.session_id)

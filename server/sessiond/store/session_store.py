@@ -49,12 +49,34 @@ NO_USAGE = Usage()
 Deadline = float | None
 EXPIRY_BATCH = 500  # expired entries announced per transaction
 PRUNE_BATCH = 1000  # entries a scheduled prune removes per transaction
+LAST_POSITION = 2**62  # a branch "through" the end of the transcript
 MAX_ANCESTORS = 1000  # a lineage walked back further is cut (GetSessionLineage says at most this many)
 RESYNC = "resync with ListSessions (watch from_now first, then list, so that nothing falls in between)"
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Rewound:
+    """What a rewind (or a restore of one) did: its number, the messages it hid (or showed again),
+    the visible messages after it, and those appended with it."""
+
+    rewind: int
+    messages: int
+    visible_messages: int
+    appended: int = 0
+
+
+@dataclass(frozen=True)
+class Compacted:
+    """What a compaction did: its number, the messages it archived, where its summary went."""
+
+    compaction: int
+    archived_messages: int
+    summary_position: int
+    visible_messages: int
 
 
 @dataclass(frozen=True)
@@ -83,7 +105,7 @@ class SessionStore:
         self,
         tx: Transaction,
         now: datetime,
-        session_key: str,
+        session_key: str | None,
         platform: str,
         user_id: str | None,
         title: str | None = None,
@@ -137,6 +159,13 @@ class SessionStore:
     def _event(tx: Transaction, now: datetime, kind: EventKind, entry: Entry, **fields: Any) -> None:
         """Log what happened to ``entry``, in the transaction that made it happen."""
         tx.add_event(Event(kind, entry.session_key, entry.session_id, entry.version, **fields), now)
+
+    def _session_event(self, tx: Transaction, kind: EventKind, session_id: str, **fields: Any) -> None:
+        """Log a change of a session (not of a key): under the key pointing at it, "" when none does
+        (finding it scans the entries: the RPCs that log these run on a store thread)."""
+        entry = tx.entry_by_session_id(session_id)
+        key, version = (entry.session_key, entry.version) if entry else ("", 0)
+        tx.add_event(Event(kind, key, session_id, version, **fields), self.clock())
 
     # -- entries --------------------------------------------------------------------------
 
@@ -373,10 +402,7 @@ class SessionStore:
             if tx.title_of(session_id) == spelled:
                 return spelled
             tx.set_title(session_id, spelled)
-            entry = tx.entry_by_session_id(session_id)
-            key, version = (entry.session_key, entry.version) if entry else ("", 0)
-            reason = "cleared" if spelled is None else "set"
-            tx.add_event(Event("titled", key, session_id, version, reason=reason), self.clock())
+            self._session_event(tx, "titled", session_id, reason="cleared" if spelled is None else "set")
             return spelled
 
         return self.storage.write(work, deadline)
@@ -471,7 +497,9 @@ class SessionStore:
 
     @staticmethod
     def _window(tx: Transaction, hit: SearchHit, window: int) -> tuple[Message, ...]:
-        around = tx.messages_around(hit.session.session_id, hit.position, window)
+        """The hit's neighbours: visible ones, or for an archived hit those its compaction archived."""
+        compaction = hit.hidden_by if hit.visibility == "archived" else 0
+        around = tx.messages_around(hit.session.session_id, hit.position, window, compaction)
         return tuple(transcript.as_replayed(message) for message in around)
 
     @staticmethod
@@ -666,13 +694,16 @@ class SessionStore:
 
         def work(tx: Transaction) -> AppendResult:
             self._session_to_write(tx, session_id, create)
-            result = tx.append_messages(session_id, stored, self.clock())
-            limit = self.retention.max_transcript_messages
-            if result.message_count > limit:
-                raise ResourceExhausted(f"session_id: the transcript would exceed {limit} messages")
-            return result
+            return self._append(tx, session_id, stored, self.clock())
 
         return self.storage.write(work, deadline)
+
+    def _append(self, tx: Transaction, session_id: str, stored: Sequence[Message], now: datetime) -> AppendResult:
+        result = tx.append_messages(session_id, stored, now)
+        limit = self.retention.max_transcript_messages
+        if result.message_count > limit:
+            raise ResourceExhausted(f"session_id: the transcript would exceed {limit} messages")
+        return result
 
     def rewrite(
         self, session_id: str, messages: Sequence[Message], deadline: Deadline = None, create: bool = False
@@ -686,13 +717,110 @@ class SessionStore:
 
         return self.storage.write(work, deadline)
 
-    def load(self, session_id: str, after_position: int, limit: int, raw: bool = False) -> builtins.list[Message]:
+    def load(
+        self, session_id: str, after_position: int, limit: int, raw: bool = False, include_hidden: bool = False
+    ) -> builtins.list[Message]:
+        """A page of the visible transcript after ``after_position``; with ``include_hidden``, of every
+        stored message in the order written, ``after_position`` then counting the messages before."""
+
         def work(tx: Transaction) -> list[Message]:
             self._session(tx, session_id)
+            if include_hidden:
+                return tx.load_all_messages(session_id, after_position, limit)
             return tx.load_messages(session_id, after_position, limit)
 
         messages = self.storage.read(work)
         return messages if raw else [transcript.as_replayed(m) for m in messages]
+
+    # -- rewinds, compactions, branches ----------------------------------------------------
+
+    def rewind(self, session_id: str, turns: int, append: Sequence[Message] = (), deadline: Deadline = None) -> Rewound:
+        """Soft-delete the last ``turns`` user turns (/undo N), then append ``append`` (/retry)."""
+        stored = [transcript.as_stored(m) for m in append]
+
+        def work(tx: Transaction) -> Rewound:
+            self._session(tx, session_id)
+            now = self.clock()
+            done = tx.rewind(session_id, turns, now)
+            if done is None:
+                raise FailedPrecondition(f"turns: the transcript has fewer than {turns} visible user turns")
+            appended = self._append(tx, session_id, stored, now).appended if stored else 0
+            self._session_event(tx, "rewound", session_id, reason="rewind")
+            return Rewound(done[0], done[1], tx.visible_count(session_id), appended)
+
+        return self.storage.write(work, deadline)
+
+    def restore(self, session_id: str, rewind: int | None = None, deadline: Deadline = None) -> Rewound:
+        """Make a rewind's messages (the newest rewind's by default) visible again."""
+
+        def work(tx: Transaction) -> Rewound:
+            self._session(tx, session_id)
+            number = tx.newest_rewind(session_id) if rewind is None else rewind
+            hidden = None if number is None else tx.rewound_by(session_id, number)
+            if number is None or hidden is None:
+                raise FailedPrecondition(f"rewind: nothing of {'any rewind' if rewind is None else rewind} to restore")
+            if tx.visible_after(session_id, hidden[0]):
+                raise FailedPrecondition(
+                    f"rewind: messages were added after rewind {number}; rewind them first, or leave it"
+                )
+            tx.restore(session_id, number)
+            self._session_event(tx, "rewound", session_id, reason="restore")
+            return Rewound(number, hidden[1], tx.visible_count(session_id))
+
+        return self.storage.write(work, deadline)
+
+    def compact(self, session_id: str, first: int, last: int, summary: Message, deadline: Deadline = None) -> Compacted:
+        """Replace the visible messages in ``first..last`` by ``summary``; they stay stored, archived."""
+        if last < first:
+            raise InvalidArgument("last_position", f"before first_position ({first})")
+        stored = transcript.as_stored(summary)
+
+        def work(tx: Transaction) -> Compacted:
+            self._session(tx, session_id)
+            if stored.message_id and tx.has_message_id(session_id, stored.message_id):
+                raise InvalidArgument("summary.message_id", "a message of the session has this id already")
+            done = tx.compact(session_id, first, last, stored, self.clock())
+            if done is None:
+                raise FailedPrecondition(f"first_position: no visible message in positions {first}..{last}")
+            self._session_event(tx, "compacted", session_id)
+            return Compacted(*done, visible_messages=tx.visible_count(session_id))
+
+        return self.storage.write(work, deadline)
+
+    def branch(
+        self,
+        session_id: str,
+        through: int | None = None,
+        session_key: str | None = None,
+        title: str | None = None,
+        deadline: Deadline = None,
+    ) -> tuple[str, int, Entry | None]:
+        """A new session with a copy of ``session_id``'s visible messages up to ``through`` (/branch),
+        its child in the lineage; ``session_key``, when given, now points at it. (new id, copied, entry)."""
+        title = titles.normalized(title) if title is not None else None
+
+        def work(tx: Transaction) -> tuple[str, int, Entry | None]:
+            source = tx.session_summary(session_id)
+            if source is None:
+                raise NotFound(f"session_id: no session {shown(session_id)}")
+            old = self._current(tx, session_key) if session_key is not None else None
+            if title:
+                _title_free(tx, title, "title")
+            now = self.clock()
+            key = session_key if session_key is not None else source.session_key
+            branch = self._new_session_id(tx, now, key, source.platform, None, title, (session_id, "branch"))
+            copied = tx.copy_messages(session_id, branch, LAST_POSITION if through is None else through)
+            entry = None
+            if old is not None:
+                tx.end_session(old.session_id, "session_branch", now)
+                entry = _successor(old, branch, now)
+                tx.put_entry(entry)
+                self._event(tx, now, "branched", entry, previous_session_id=old.session_id, reason="branch")
+            else:
+                tx.add_event(Event("branched", "", branch, 0, previous_session_id=session_id, reason="branch"), now)
+            return branch, copied, entry
+
+        return self.storage.write(work, deadline)
 
 
 def _governing(settings: Settings, old: Entry | None) -> dict[str, Any]:

@@ -289,18 +289,56 @@ class SessionStore:
         self._daemon.call(lambda s: s.AppendMessages, request)
 
     def rewrite_transcript(self, session_id: str, messages: Iterable[Mapping[str, Any]]) -> None:
-        request = pb.RewriteTranscriptRequest(
-            session_id=session_id, messages=map(message_to_proto, messages), create_session=True
-        )
-        self._daemon.call(lambda s: s.RewriteTranscript, request)
+        """Replace the transcript, keeping what the gateway's commands cut where sessiond can.
 
-    def load_transcript(self, session_id: str) -> list[dict[str, Any]]:
+        ``/undo`` and ``/retry`` rewrite the transcript without its last user turns, ``/compress``
+        with its head replaced by a summary. Those two shapes become a rewind (the turns stay
+        stored, restorable) and a compaction in place (the head stays stored, archived and
+        searchable); any other rewrite replaces the transcript, as the reference did.
+        """
+        wanted = [dict(message) for message in messages]
+        if not self._rewrite_in_place(session_id, wanted):
+            request = pb.RewriteTranscriptRequest(
+                session_id=session_id, messages=map(message_to_proto, wanted), create_session=True
+            )
+            self._daemon.call(lambda s: s.RewriteTranscript, request)
+
+    def _rewrite_in_place(self, session_id: str, wanted: list[dict[str, Any]]) -> bool:
+        """Rewind or compact instead of rewriting, when ``wanted`` has one of their shapes."""
+        stored = self._visible(session_id)
+        now = [message for _, message in stored]
+        if now == wanted:
+            return True
+        cut = len(wanted)
+        if 0 < len(now) and cut < len(now) and now[:cut] == wanted and now[cut]["role"] == "user":
+            turns = sum(message["role"] == "user" for message in now[cut:])
+            self._daemon.call(
+                lambda s: s.RewindTranscript, pb.RewindTranscriptRequest(session_id=session_id, turns=turns)
+            )
+            return True
+        kept = _common_tail(now, wanted)
+        if kept and len(wanted) - kept == 1 and len(now) - kept >= 1:  # a summary, then a kept tail
+            request = pb.CompactTranscriptRequest(
+                session_id=session_id,
+                first_position=stored[0][0],
+                last_position=stored[len(now) - kept - 1][0],
+                summary=message_to_proto(wanted[0]),
+            )
+            self._daemon.call(lambda s: s.CompactTranscript, request)
+            return True
+        return False
+
+    def _visible(self, session_id: str) -> list[tuple[int, dict[str, Any]]]:
+        """The visible transcript, each message with its position; [] for an unknown session."""
         request = pb.LoadTranscriptRequest(session_id=session_id, page_size=PAGE_SIZE)
         transcript = pages(lambda page_request: self._daemon.call(lambda s: s.LoadTranscript, page_request), request)
         try:
-            return [message_from_proto(message) for page in transcript for message in page.messages]
+            return [(m.position, message_from_proto(m)) for page in transcript for m in page.messages]
         except errors.NotFoundError:
             return []
+
+    def load_transcript(self, session_id: str) -> list[dict[str, Any]]:
+        return [message for _, message in self._visible(session_id)]
 
 
 class LiveEntries(Mapping[str, model.SessionEntry]):
@@ -332,3 +370,11 @@ class LiveEntries(Mapping[str, model.SessionEntry]):
 
     def values(self) -> ValuesView[model.SessionEntry]:
         return self._snapshot().values()
+
+
+def _common_tail(first: list[dict[str, Any]], second: list[dict[str, Any]]) -> int:
+    """How many messages at the end of ``first`` and ``second`` are the same."""
+    length = 0
+    while length < min(len(first), len(second)) and first[-1 - length] == second[-1 - length]:
+        length += 1
+    return length

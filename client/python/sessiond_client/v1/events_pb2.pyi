@@ -64,6 +64,20 @@ class _EventKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventKind.V
     """SetSessionTitle set or cleared a session's title; session_key is the key
     pointing at the session ("" when none does), reason "set" or "cleared".
     """
+    EVENT_KIND_REWOUND: _EventKind.ValueType  # 11
+    """RewindTranscript (reason "rewind") or RestoreTranscript (reason
+    "restore") changed which messages of the session are visible;
+    session_key is the key pointing at the session ("" when none does).
+    """
+    EVENT_KIND_BRANCHED: _EventKind.ValueType  # 12
+    """BranchSession started session_id from previous_session_id (reason
+    "branch"). With session_key set the key now points at the branch, and
+    previous_session_id is the key's former session; else session_key is "".
+    """
+    EVENT_KIND_COMPACTED: _EventKind.ValueType  # 13
+    """CompactTranscript archived messages of the session behind a summary;
+    session_key as for REWOUND.
+    """
 
 class EventKind(_EventKind, metaclass=_EventKindEnumTypeWrapper):
     """What happened to a session key. Each kind names the operation that wrote
@@ -110,6 +124,20 @@ sweep, or when the key was leased again); lease_owner held it.
 EVENT_KIND_TITLED: EventKind.ValueType  # 10
 """SetSessionTitle set or cleared a session's title; session_key is the key
 pointing at the session ("" when none does), reason "set" or "cleared".
+"""
+EVENT_KIND_REWOUND: EventKind.ValueType  # 11
+"""RewindTranscript (reason "rewind") or RestoreTranscript (reason
+"restore") changed which messages of the session are visible;
+session_key is the key pointing at the session ("" when none does).
+"""
+EVENT_KIND_BRANCHED: EventKind.ValueType  # 12
+"""BranchSession started session_id from previous_session_id (reason
+"branch"). With session_key set the key now points at the branch, and
+previous_session_id is the key's former session; else session_key is "".
+"""
+EVENT_KIND_COMPACTED: EventKind.ValueType  # 13
+"""CompactTranscript archived messages of the session behind a summary;
+session_key as for REWOUND.
 """
 Global___EventKind: _TypeAlias = EventKind  # noqa: Y015
 

@@ -1478,6 +1478,7 @@ class LoadTranscriptRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     RAW_FIELD_NUMBER: _builtins.int
+    INCLUDE_HIDDEN_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     """The session id."""
     page_size: _builtins.int
@@ -1489,6 +1490,10 @@ class LoadTranscriptRequest(_message.Message):
     returned as the reference replays it: injected memory-context blocks
     removed and surrounding whitespace stripped.
     """
+    include_hidden: _builtins.bool
+    """Also return rewound and archived messages (see Message.visibility), in
+    the order they were written: an archived range before its summary.
+    """
     def __init__(
         self,
         *,
@@ -1496,10 +1501,11 @@ class LoadTranscriptRequest(_message.Message):
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
         raw: _builtins.bool = ...,
+        include_hidden: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "raw", b"raw", "session_id", b"session_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["include_hidden", b"include_hidden", "page_size", b"page_size", "page_token", b"page_token", "raw", b"raw", "session_id", b"session_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2401,3 +2407,284 @@ class SearchMessagesResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SearchMessagesResponse: _TypeAlias = SearchMessagesResponse  # noqa: Y015
+
+@_typing.final
+class RewindTranscriptRequest(_message.Message):
+    """Request of RewindTranscript."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    TURNS_FIELD_NUMBER: _builtins.int
+    APPEND_FIELD_NUMBER: _builtins.int
+    session_id: _builtins.str
+    """The session id."""
+    turns: _builtins.int
+    """User turns to rewind: the newest `turns` visible user messages and every
+    visible message after the oldest of them (at least 1, at most 1000).
+    """
+    @_builtins.property
+    def append(self) -> _containers.RepeatedCompositeFieldContainer[_transcript_pb2.Message]:
+        """Messages to append after the rewind, in the same transaction (/retry)."""
+
+    def __init__(
+        self,
+        *,
+        session_id: _builtins.str = ...,
+        turns: _builtins.int = ...,
+        append: _abc.Iterable[_transcript_pb2.Message] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["append", b"append", "session_id", b"session_id", "turns", b"turns"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RewindTranscriptRequest: _TypeAlias = RewindTranscriptRequest  # noqa: Y015
+
+@_typing.final
+class RewindTranscriptResponse(_message.Message):
+    """Response of RewindTranscript."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REWIND_FIELD_NUMBER: _builtins.int
+    REWOUND_MESSAGES_FIELD_NUMBER: _builtins.int
+    VISIBLE_MESSAGES_FIELD_NUMBER: _builtins.int
+    APPENDED_FIELD_NUMBER: _builtins.int
+    rewind: _builtins.int
+    """The rewind's number in this session (name it to RestoreTranscript)."""
+    rewound_messages: _builtins.int
+    """Messages it made rewound."""
+    visible_messages: _builtins.int
+    """Visible messages after the call (the appended ones included)."""
+    appended: _builtins.int
+    """Messages appended."""
+    def __init__(
+        self,
+        *,
+        rewind: _builtins.int = ...,
+        rewound_messages: _builtins.int = ...,
+        visible_messages: _builtins.int = ...,
+        appended: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["appended", b"appended", "rewind", b"rewind", "rewound_messages", b"rewound_messages", "visible_messages", b"visible_messages"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RewindTranscriptResponse: _TypeAlias = RewindTranscriptResponse  # noqa: Y015
+
+@_typing.final
+class RestoreTranscriptRequest(_message.Message):
+    """Request of RestoreTranscript."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    REWIND_FIELD_NUMBER: _builtins.int
+    session_id: _builtins.str
+    """The session id."""
+    rewind: _builtins.int
+    """The rewind to undo; the newest one still rewound when unset."""
+    def __init__(
+        self,
+        *,
+        session_id: _builtins.str = ...,
+        rewind: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_rewind", b"_rewind", "rewind", b"rewind"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_rewind", b"_rewind", "rewind", b"rewind", "session_id", b"session_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__rewind: _TypeAlias = _typing.Literal["rewind"]  # noqa: Y015
+    _WhichOneofArgType__rewind: _TypeAlias = _typing.Literal["_rewind", b"_rewind"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__rewind) -> _WhichOneofReturnType__rewind | None: ...
+
+Global___RestoreTranscriptRequest: _TypeAlias = RestoreTranscriptRequest  # noqa: Y015
+
+@_typing.final
+class RestoreTranscriptResponse(_message.Message):
+    """Response of RestoreTranscript."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REWIND_FIELD_NUMBER: _builtins.int
+    RESTORED_MESSAGES_FIELD_NUMBER: _builtins.int
+    VISIBLE_MESSAGES_FIELD_NUMBER: _builtins.int
+    rewind: _builtins.int
+    """The rewind undone."""
+    restored_messages: _builtins.int
+    """Messages made visible again."""
+    visible_messages: _builtins.int
+    """Visible messages after the call."""
+    def __init__(
+        self,
+        *,
+        rewind: _builtins.int = ...,
+        restored_messages: _builtins.int = ...,
+        visible_messages: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["restored_messages", b"restored_messages", "rewind", b"rewind", "visible_messages", b"visible_messages"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RestoreTranscriptResponse: _TypeAlias = RestoreTranscriptResponse  # noqa: Y015
+
+@_typing.final
+class BranchSessionRequest(_message.Message):
+    """Request of BranchSession."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    THROUGH_POSITION_FIELD_NUMBER: _builtins.int
+    SESSION_KEY_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    session_id: _builtins.str
+    """The session to branch from."""
+    through_position: _builtins.int
+    """Copy its visible messages up to and including this position; all of them
+    when unset.
+    """
+    session_key: _builtins.str
+    """Point this key at the branch (its current session is ended with reason
+    "session_branch"); the key must exist. No key is changed when unset.
+    """
+    title: _builtins.str
+    """The branch's title (unique, as SetSessionTitle)."""
+    def __init__(
+        self,
+        *,
+        session_id: _builtins.str = ...,
+        through_position: _builtins.int | None = ...,
+        session_key: _builtins.str | None = ...,
+        title: _builtins.str | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_session_key", b"_session_key", "_through_position", b"_through_position", "_title", b"_title", "session_key", b"session_key", "through_position", b"through_position", "title", b"title"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_session_key", b"_session_key", "_through_position", b"_through_position", "_title", b"_title", "session_id", b"session_id", "session_key", b"session_key", "through_position", b"through_position", "title", b"title"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__session_key: _TypeAlias = _typing.Literal["session_key"]  # noqa: Y015
+    _WhichOneofArgType__session_key: _TypeAlias = _typing.Literal["_session_key", b"_session_key"]  # noqa: Y015
+    _WhichOneofReturnType__through_position: _TypeAlias = _typing.Literal["through_position"]  # noqa: Y015
+    _WhichOneofArgType__through_position: _TypeAlias = _typing.Literal["_through_position", b"_through_position"]  # noqa: Y015
+    _WhichOneofReturnType__title: _TypeAlias = _typing.Literal["title"]  # noqa: Y015
+    _WhichOneofArgType__title: _TypeAlias = _typing.Literal["_title", b"_title"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__session_key) -> _WhichOneofReturnType__session_key | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__through_position) -> _WhichOneofReturnType__through_position | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__title) -> _WhichOneofReturnType__title | None: ...
+
+Global___BranchSessionRequest: _TypeAlias = BranchSessionRequest  # noqa: Y015
+
+@_typing.final
+class BranchSessionResponse(_message.Message):
+    """Response of BranchSession."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    COPIED_MESSAGES_FIELD_NUMBER: _builtins.int
+    ENTRY_FIELD_NUMBER: _builtins.int
+    session_id: _builtins.str
+    """The new session."""
+    copied_messages: _builtins.int
+    """Messages copied into it."""
+    @_builtins.property
+    def entry(self) -> _session_pb2.SessionEntry:
+        """The key's entry after the call, when session_key was set."""
+
+    def __init__(
+        self,
+        *,
+        session_id: _builtins.str = ...,
+        copied_messages: _builtins.int = ...,
+        entry: _session_pb2.SessionEntry | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["entry", b"entry"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["copied_messages", b"copied_messages", "entry", b"entry", "session_id", b"session_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BranchSessionResponse: _TypeAlias = BranchSessionResponse  # noqa: Y015
+
+@_typing.final
+class CompactTranscriptRequest(_message.Message):
+    """Request of CompactTranscript."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    FIRST_POSITION_FIELD_NUMBER: _builtins.int
+    LAST_POSITION_FIELD_NUMBER: _builtins.int
+    SUMMARY_FIELD_NUMBER: _builtins.int
+    session_id: _builtins.str
+    """The session id."""
+    first_position: _builtins.int
+    """The first position of the range to replace; the range must hold at
+    least one visible message.
+    """
+    last_position: _builtins.int
+    """The last position of the range (inclusive)."""
+    @_builtins.property
+    def summary(self) -> _transcript_pb2.Message:
+        """The summary that takes the range's place (its position is the last
+        visible one of the range).
+        """
+
+    def __init__(
+        self,
+        *,
+        session_id: _builtins.str = ...,
+        first_position: _builtins.int = ...,
+        last_position: _builtins.int = ...,
+        summary: _transcript_pb2.Message | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["summary", b"summary"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["first_position", b"first_position", "last_position", b"last_position", "session_id", b"session_id", "summary", b"summary"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CompactTranscriptRequest: _TypeAlias = CompactTranscriptRequest  # noqa: Y015
+
+@_typing.final
+class CompactTranscriptResponse(_message.Message):
+    """Response of CompactTranscript."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMPACTION_FIELD_NUMBER: _builtins.int
+    ARCHIVED_MESSAGES_FIELD_NUMBER: _builtins.int
+    SUMMARY_POSITION_FIELD_NUMBER: _builtins.int
+    VISIBLE_MESSAGES_FIELD_NUMBER: _builtins.int
+    compaction: _builtins.int
+    """The compaction's number in this session."""
+    archived_messages: _builtins.int
+    """Messages archived."""
+    summary_position: _builtins.int
+    """Where the summary went."""
+    visible_messages: _builtins.int
+    """Visible messages after the call."""
+    def __init__(
+        self,
+        *,
+        compaction: _builtins.int = ...,
+        archived_messages: _builtins.int = ...,
+        summary_position: _builtins.int = ...,
+        visible_messages: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["archived_messages", b"archived_messages", "compaction", b"compaction", "summary_position", b"summary_position", "visible_messages", b"visible_messages"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CompactTranscriptResponse: _TypeAlias = CompactTranscriptResponse  # noqa: Y015

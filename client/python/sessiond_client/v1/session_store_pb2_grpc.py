@@ -199,6 +199,26 @@ class SessionStoreStub:
                 request_serializer=sessiond_dot_v1_dot_session__store__pb2.SearchMessagesRequest.SerializeToString,
                 response_deserializer=sessiond_dot_v1_dot_session__store__pb2.SearchMessagesResponse.FromString,
                 _registered_method=True)
+        self.RewindTranscript = channel.unary_unary(
+                '/sessiond.v1.SessionStore/RewindTranscript',
+                request_serializer=sessiond_dot_v1_dot_session__store__pb2.RewindTranscriptRequest.SerializeToString,
+                response_deserializer=sessiond_dot_v1_dot_session__store__pb2.RewindTranscriptResponse.FromString,
+                _registered_method=True)
+        self.RestoreTranscript = channel.unary_unary(
+                '/sessiond.v1.SessionStore/RestoreTranscript',
+                request_serializer=sessiond_dot_v1_dot_session__store__pb2.RestoreTranscriptRequest.SerializeToString,
+                response_deserializer=sessiond_dot_v1_dot_session__store__pb2.RestoreTranscriptResponse.FromString,
+                _registered_method=True)
+        self.BranchSession = channel.unary_unary(
+                '/sessiond.v1.SessionStore/BranchSession',
+                request_serializer=sessiond_dot_v1_dot_session__store__pb2.BranchSessionRequest.SerializeToString,
+                response_deserializer=sessiond_dot_v1_dot_session__store__pb2.BranchSessionResponse.FromString,
+                _registered_method=True)
+        self.CompactTranscript = channel.unary_unary(
+                '/sessiond.v1.SessionStore/CompactTranscript',
+                request_serializer=sessiond_dot_v1_dot_session__store__pb2.CompactTranscriptRequest.SerializeToString,
+                response_deserializer=sessiond_dot_v1_dot_session__store__pb2.CompactTranscriptResponse.FromString,
+                _registered_method=True)
 
 
 class SessionStoreServicer:
@@ -459,6 +479,44 @@ class SessionStoreServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RewindTranscript(self, request, context):
+        """Soft-deletes the last user turns of a transcript (/undo N): the newest
+        user messages and everything after them become rewound, kept but left
+        out of LoadTranscript and SearchMessages; with append, new messages follow
+        in the same transaction (/retry). FAILED_PRECONDITION when the transcript
+        has fewer visible user turns.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RestoreTranscript(self, request, context):
+        """Makes the messages of a rewind visible again (the newest rewind unless
+        one is named). FAILED_PRECONDITION when visible messages were appended
+        after them, or there is nothing to restore.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BranchSession(self, request, context):
+        """Starts a new session whose transcript is a copy of another's visible
+        messages up to a position (/branch), linked as its child (reason
+        "branch"); optionally points a key at it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompactTranscript(self, request, context):
+        """Replaces a range of visible messages with a summary message in place
+        (/compress): the session id stays, the replaced messages stay stored as
+        archived, listed with include_hidden and found by SearchMessages.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SessionStoreServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -621,6 +679,26 @@ def add_SessionStoreServicer_to_server(servicer, server):
                     servicer.SearchMessages,
                     request_deserializer=sessiond_dot_v1_dot_session__store__pb2.SearchMessagesRequest.FromString,
                     response_serializer=sessiond_dot_v1_dot_session__store__pb2.SearchMessagesResponse.SerializeToString,
+            ),
+            'RewindTranscript': grpc.unary_unary_rpc_method_handler(
+                    servicer.RewindTranscript,
+                    request_deserializer=sessiond_dot_v1_dot_session__store__pb2.RewindTranscriptRequest.FromString,
+                    response_serializer=sessiond_dot_v1_dot_session__store__pb2.RewindTranscriptResponse.SerializeToString,
+            ),
+            'RestoreTranscript': grpc.unary_unary_rpc_method_handler(
+                    servicer.RestoreTranscript,
+                    request_deserializer=sessiond_dot_v1_dot_session__store__pb2.RestoreTranscriptRequest.FromString,
+                    response_serializer=sessiond_dot_v1_dot_session__store__pb2.RestoreTranscriptResponse.SerializeToString,
+            ),
+            'BranchSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.BranchSession,
+                    request_deserializer=sessiond_dot_v1_dot_session__store__pb2.BranchSessionRequest.FromString,
+                    response_serializer=sessiond_dot_v1_dot_session__store__pb2.BranchSessionResponse.SerializeToString,
+            ),
+            'CompactTranscript': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompactTranscript,
+                    request_deserializer=sessiond_dot_v1_dot_session__store__pb2.CompactTranscriptRequest.FromString,
+                    response_serializer=sessiond_dot_v1_dot_session__store__pb2.CompactTranscriptResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1492,6 +1570,114 @@ class SessionStore:
             '/sessiond.v1.SessionStore/SearchMessages',
             sessiond_dot_v1_dot_session__store__pb2.SearchMessagesRequest.SerializeToString,
             sessiond_dot_v1_dot_session__store__pb2.SearchMessagesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RewindTranscript(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sessiond.v1.SessionStore/RewindTranscript',
+            sessiond_dot_v1_dot_session__store__pb2.RewindTranscriptRequest.SerializeToString,
+            sessiond_dot_v1_dot_session__store__pb2.RewindTranscriptResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RestoreTranscript(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sessiond.v1.SessionStore/RestoreTranscript',
+            sessiond_dot_v1_dot_session__store__pb2.RestoreTranscriptRequest.SerializeToString,
+            sessiond_dot_v1_dot_session__store__pb2.RestoreTranscriptResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BranchSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sessiond.v1.SessionStore/BranchSession',
+            sessiond_dot_v1_dot_session__store__pb2.BranchSessionRequest.SerializeToString,
+            sessiond_dot_v1_dot_session__store__pb2.BranchSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompactTranscript(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sessiond.v1.SessionStore/CompactTranscript',
+            sessiond_dot_v1_dot_session__store__pb2.CompactTranscriptRequest.SerializeToString,
+            sessiond_dot_v1_dot_session__store__pb2.CompactTranscriptResponse.FromString,
             options,
             channel_credentials,
             insecure,

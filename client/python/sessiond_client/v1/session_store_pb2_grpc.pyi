@@ -141,6 +141,28 @@ class SessionStoreStub:
     the daemon has no full-text index (SQLite without FTS5, or
     storage.full_text_search = false).
     """
+    RewindTranscript: _grpc.UnaryUnaryMultiCallable[_session_store_pb2.RewindTranscriptRequest, _session_store_pb2.RewindTranscriptResponse]
+    """Soft-deletes the last user turns of a transcript (/undo N): the newest
+    user messages and everything after them become rewound, kept but left
+    out of LoadTranscript and SearchMessages; with append, new messages follow
+    in the same transaction (/retry). FAILED_PRECONDITION when the transcript
+    has fewer visible user turns.
+    """
+    RestoreTranscript: _grpc.UnaryUnaryMultiCallable[_session_store_pb2.RestoreTranscriptRequest, _session_store_pb2.RestoreTranscriptResponse]
+    """Makes the messages of a rewind visible again (the newest rewind unless
+    one is named). FAILED_PRECONDITION when visible messages were appended
+    after them, or there is nothing to restore.
+    """
+    BranchSession: _grpc.UnaryUnaryMultiCallable[_session_store_pb2.BranchSessionRequest, _session_store_pb2.BranchSessionResponse]
+    """Starts a new session whose transcript is a copy of another's visible
+    messages up to a position (/branch), linked as its child (reason
+    "branch"); optionally points a key at it.
+    """
+    CompactTranscript: _grpc.UnaryUnaryMultiCallable[_session_store_pb2.CompactTranscriptRequest, _session_store_pb2.CompactTranscriptResponse]
+    """Replaces a range of visible messages with a summary message in place
+    (/compress): the session id stays, the replaced messages stay stored as
+    archived, listed with include_hidden and found by SearchMessages.
+    """
 
 @_typing.type_check_only
 class SessionStoreAsyncStub(SessionStoreStub):
@@ -254,6 +276,28 @@ class SessionStoreAsyncStub(SessionStoreStub):
     snippet and a window of neighbouring messages. FAILED_PRECONDITION when
     the daemon has no full-text index (SQLite without FTS5, or
     storage.full_text_search = false).
+    """
+    RewindTranscript: _aio.UnaryUnaryMultiCallable[_session_store_pb2.RewindTranscriptRequest, _session_store_pb2.RewindTranscriptResponse]  # type: ignore[assignment]
+    """Soft-deletes the last user turns of a transcript (/undo N): the newest
+    user messages and everything after them become rewound, kept but left
+    out of LoadTranscript and SearchMessages; with append, new messages follow
+    in the same transaction (/retry). FAILED_PRECONDITION when the transcript
+    has fewer visible user turns.
+    """
+    RestoreTranscript: _aio.UnaryUnaryMultiCallable[_session_store_pb2.RestoreTranscriptRequest, _session_store_pb2.RestoreTranscriptResponse]  # type: ignore[assignment]
+    """Makes the messages of a rewind visible again (the newest rewind unless
+    one is named). FAILED_PRECONDITION when visible messages were appended
+    after them, or there is nothing to restore.
+    """
+    BranchSession: _aio.UnaryUnaryMultiCallable[_session_store_pb2.BranchSessionRequest, _session_store_pb2.BranchSessionResponse]  # type: ignore[assignment]
+    """Starts a new session whose transcript is a copy of another's visible
+    messages up to a position (/branch), linked as its child (reason
+    "branch"); optionally points a key at it.
+    """
+    CompactTranscript: _aio.UnaryUnaryMultiCallable[_session_store_pb2.CompactTranscriptRequest, _session_store_pb2.CompactTranscriptResponse]  # type: ignore[assignment]
+    """Replaces a range of visible messages with a summary message in place
+    (/compress): the session id stays, the replaced messages stay stored as
+    archived, listed with include_hidden and found by SearchMessages.
     """
 
 class SessionStoreServicer(metaclass=_abc_1.ABCMeta):
@@ -557,6 +601,52 @@ class SessionStoreServicer(metaclass=_abc_1.ABCMeta):
         snippet and a window of neighbouring messages. FAILED_PRECONDITION when
         the daemon has no full-text index (SQLite without FTS5, or
         storage.full_text_search = false).
+        """
+
+    @_abc_1.abstractmethod
+    def RewindTranscript(
+        self,
+        request: _session_store_pb2.RewindTranscriptRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_session_store_pb2.RewindTranscriptResponse, _abc.Awaitable[_session_store_pb2.RewindTranscriptResponse]]:
+        """Soft-deletes the last user turns of a transcript (/undo N): the newest
+        user messages and everything after them become rewound, kept but left
+        out of LoadTranscript and SearchMessages; with append, new messages follow
+        in the same transaction (/retry). FAILED_PRECONDITION when the transcript
+        has fewer visible user turns.
+        """
+
+    @_abc_1.abstractmethod
+    def RestoreTranscript(
+        self,
+        request: _session_store_pb2.RestoreTranscriptRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_session_store_pb2.RestoreTranscriptResponse, _abc.Awaitable[_session_store_pb2.RestoreTranscriptResponse]]:
+        """Makes the messages of a rewind visible again (the newest rewind unless
+        one is named). FAILED_PRECONDITION when visible messages were appended
+        after them, or there is nothing to restore.
+        """
+
+    @_abc_1.abstractmethod
+    def BranchSession(
+        self,
+        request: _session_store_pb2.BranchSessionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_session_store_pb2.BranchSessionResponse, _abc.Awaitable[_session_store_pb2.BranchSessionResponse]]:
+        """Starts a new session whose transcript is a copy of another's visible
+        messages up to a position (/branch), linked as its child (reason
+        "branch"); optionally points a key at it.
+        """
+
+    @_abc_1.abstractmethod
+    def CompactTranscript(
+        self,
+        request: _session_store_pb2.CompactTranscriptRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_session_store_pb2.CompactTranscriptResponse, _abc.Awaitable[_session_store_pb2.CompactTranscriptResponse]]:
+        """Replaces a range of visible messages with a summary message in place
+        (/compress): the session id stays, the replaced messages stay stored as
+        archived, listed with include_hidden and found by SearchMessages.
         """
 
 def add_SessionStoreServicer_to_server(servicer: SessionStoreServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -6,6 +6,7 @@ isort:skip_file
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -16,6 +17,42 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _MessageVisibility:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _MessageVisibilityEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_MessageVisibility.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    MESSAGE_VISIBILITY_UNSPECIFIED: _MessageVisibility.ValueType  # 0
+    """Visible: part of the transcript (the only kind LoadTranscript returns by
+    default). Every message written before rewinds and compactions existed.
+    """
+    MESSAGE_VISIBILITY_REWOUND: _MessageVisibility.ValueType  # 1
+    """Soft-deleted by RewindTranscript (/undo, /retry); RestoreTranscript brings
+    it back. Not found by SearchMessages.
+    """
+    MESSAGE_VISIBILITY_ARCHIVED: _MessageVisibility.ValueType  # 2
+    """Replaced by a summary by CompactTranscript; kept, listed with
+    include_hidden, and found by SearchMessages.
+    """
+
+class MessageVisibility(_MessageVisibility, metaclass=_MessageVisibilityEnumTypeWrapper):
+    """Whether a stored message is part of the transcript the agent replays."""
+
+MESSAGE_VISIBILITY_UNSPECIFIED: MessageVisibility.ValueType  # 0
+"""Visible: part of the transcript (the only kind LoadTranscript returns by
+default). Every message written before rewinds and compactions existed.
+"""
+MESSAGE_VISIBILITY_REWOUND: MessageVisibility.ValueType  # 1
+"""Soft-deleted by RewindTranscript (/undo, /retry); RestoreTranscript brings
+it back. Not found by SearchMessages.
+"""
+MESSAGE_VISIBILITY_ARCHIVED: MessageVisibility.ValueType  # 2
+"""Replaced by a summary by CompactTranscript; kept, listed with
+include_hidden, and found by SearchMessages.
+"""
+Global___MessageVisibility: _TypeAlias = MessageVisibility  # noqa: Y015
 
 @_typing.final
 class Message(_message.Message):
@@ -42,6 +79,8 @@ class Message(_message.Message):
     FINISH_REASON_FIELD_NUMBER: _builtins.int
     MESSAGE_ID_FIELD_NUMBER: _builtins.int
     POSITION_FIELD_NUMBER: _builtins.int
+    VISIBILITY_FIELD_NUMBER: _builtins.int
+    HIDDEN_BY_FIELD_NUMBER: _builtins.int
     role: _builtins.str
     """"system", "user", "assistant" or "tool"."""
     text: _builtins.str
@@ -75,8 +114,15 @@ class Message(_message.Message):
     """
     position: _builtins.int
     """Position in the transcript, assigned by the server (0-based); ignored on
-    writes.
+    writes. An archived message keeps the position it had; its summary takes
+    the last position of the range it replaced.
     """
+    visibility: Global___MessageVisibility.ValueType
+    """Whether the message is visible, rewound or archived (set by the server;
+    ignored on writes).
+    """
+    hidden_by: _builtins.int
+    """The rewind or compaction that hid it (0 for a visible message)."""
     @_builtins.property
     def timestamp(self) -> _timestamp_pb2.Timestamp:
         """When the message was written; the server's time when unset."""
@@ -100,10 +146,12 @@ class Message(_message.Message):
         finish_reason: _builtins.str | None = ...,
         message_id: _builtins.str = ...,
         position: _builtins.int = ...,
+        visibility: Global___MessageVisibility.ValueType = ...,
+        hidden_by: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_codex_message_items_json", b"_codex_message_items_json", "_codex_reasoning_items_json", b"_codex_reasoning_items_json", "_finish_reason", b"_finish_reason", "_reasoning", b"_reasoning", "_reasoning_content", b"_reasoning_content", "_reasoning_details_json", b"_reasoning_details_json", "_token_count", b"_token_count", "_tool_call_id", b"_tool_call_id", "_tool_calls_json", b"_tool_calls_json", "_tool_name", b"_tool_name", "codex_message_items_json", b"codex_message_items_json", "codex_reasoning_items_json", b"codex_reasoning_items_json", "content", b"content", "finish_reason", b"finish_reason", "json", b"json", "reasoning", b"reasoning", "reasoning_content", b"reasoning_content", "reasoning_details_json", b"reasoning_details_json", "text", b"text", "timestamp", b"timestamp", "token_count", b"token_count", "tool_call_id", b"tool_call_id", "tool_calls_json", b"tool_calls_json", "tool_name", b"tool_name"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_codex_message_items_json", b"_codex_message_items_json", "_codex_reasoning_items_json", b"_codex_reasoning_items_json", "_finish_reason", b"_finish_reason", "_reasoning", b"_reasoning", "_reasoning_content", b"_reasoning_content", "_reasoning_details_json", b"_reasoning_details_json", "_token_count", b"_token_count", "_tool_call_id", b"_tool_call_id", "_tool_calls_json", b"_tool_calls_json", "_tool_name", b"_tool_name", "codex_message_items_json", b"codex_message_items_json", "codex_reasoning_items_json", b"codex_reasoning_items_json", "content", b"content", "finish_reason", b"finish_reason", "json", b"json", "message_id", b"message_id", "position", b"position", "reasoning", b"reasoning", "reasoning_content", b"reasoning_content", "reasoning_details_json", b"reasoning_details_json", "role", b"role", "text", b"text", "timestamp", b"timestamp", "token_count", b"token_count", "tool_call_id", b"tool_call_id", "tool_calls_json", b"tool_calls_json", "tool_name", b"tool_name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_codex_message_items_json", b"_codex_message_items_json", "_codex_reasoning_items_json", b"_codex_reasoning_items_json", "_finish_reason", b"_finish_reason", "_reasoning", b"_reasoning", "_reasoning_content", b"_reasoning_content", "_reasoning_details_json", b"_reasoning_details_json", "_token_count", b"_token_count", "_tool_call_id", b"_tool_call_id", "_tool_calls_json", b"_tool_calls_json", "_tool_name", b"_tool_name", "codex_message_items_json", b"codex_message_items_json", "codex_reasoning_items_json", b"codex_reasoning_items_json", "content", b"content", "finish_reason", b"finish_reason", "hidden_by", b"hidden_by", "json", b"json", "message_id", b"message_id", "position", b"position", "reasoning", b"reasoning", "reasoning_content", b"reasoning_content", "reasoning_details_json", b"reasoning_details_json", "role", b"role", "text", b"text", "timestamp", b"timestamp", "token_count", b"token_count", "tool_call_id", b"tool_call_id", "tool_calls_json", b"tool_calls_json", "tool_name", b"tool_name", "visibility", b"visibility"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__codex_message_items_json: _TypeAlias = _typing.Literal["codex_message_items_json"]  # noqa: Y015
     _WhichOneofArgType__codex_message_items_json: _TypeAlias = _typing.Literal["_codex_message_items_json", b"_codex_message_items_json"]  # noqa: Y015
