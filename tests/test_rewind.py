@@ -12,7 +12,7 @@ import pytest
 
 from helpers.daemons import Running
 from helpers.events import Stream
-from helpers.wire import get_or_create, invalid_field, source
+from helpers.wire import code_of, get_or_create, invalid_field, source
 from sessiond_client import SessionStoreClient, errors
 from sessiond_client.v1 import events_pb2, transcript_pb2
 from sessiond_client.v1 import session_store_pb2 as pb
@@ -47,12 +47,6 @@ def rewind(stub: Any, session_id: str, turns: int, *append: transcript_pb2.Messa
 
 def restore(stub: Any, session_id: str, **fields: Any) -> pb.RestoreTranscriptResponse:
     return stub.RestoreTranscript(pb.RestoreTranscriptRequest(session_id=session_id, **fields), timeout=10)
-
-
-def code_of(call: Any) -> grpc.StatusCode:
-    with pytest.raises(grpc.RpcError) as raised:
-        call()
-    return raised.value.code()
 
 
 @pytest.fixture

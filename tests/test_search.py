@@ -15,7 +15,7 @@ import grpc
 import pytest
 
 from helpers.daemons import JsonLines, Running
-from helpers.wire import get_or_create, invalid_field, source
+from helpers.wire import code_of, get_or_create, invalid_field, source
 from sessiond.model import Term
 from sessiond.storage.postgres import tsquery
 from sessiond.storage.sqlite_search import fts5_match
@@ -43,12 +43,6 @@ def search(stub: Any, query: str, **fields: Any) -> pb.SearchMessagesResponse:
 
 def hits_of(stub: Any, query: str, **fields: Any) -> list[tuple[str, int]]:
     return [(hit.session.session_id, hit.position) for hit in search(stub, query, **fields).hits]
-
-
-def code_of(call: Callable[[], object]) -> grpc.StatusCode:
-    with pytest.raises(grpc.RpcError) as raised:
-        call()
-    return raised.value.code()
 
 
 @pytest.fixture

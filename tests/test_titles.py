@@ -12,7 +12,7 @@ import pytest
 
 from helpers.daemons import Running
 from helpers.events import Stream
-from helpers.wire import get_or_create, invalid_field, source
+from helpers.wire import code_of, get_or_create, invalid_field, source
 from sessiond.rules import titles
 from sessiond_client import SessionStoreClient, errors
 from sessiond_client.hermes.session_db import SessionDB
@@ -42,12 +42,6 @@ def find(stub: Any, title: str) -> str:
 
 def next_title(stub: Any, title: str) -> str:
     return stub.NextTitleInLineage(pb.NextTitleInLineageRequest(title=title), timeout=10).title
-
-
-def code_of(call: Any) -> grpc.StatusCode:
-    with pytest.raises(grpc.RpcError) as raised:
-        call()
-    return raised.value.code()
 
 
 def test_a_title_is_set_in_one_spelling_found_and_cleared(stub: Any) -> None:

@@ -67,6 +67,13 @@ def load_transcript(stub: Any, session_id: str, raw: bool = False) -> list[trans
         request.page_token = response.next_page_token
 
 
+def code_of(call: Callable[[], object]) -> grpc.StatusCode:
+    """The status code ``call`` fails with (it must fail)."""
+    with pytest.raises(grpc.RpcError) as raised:
+        call()
+    return raised.value.code()
+
+
 def invalid_field(call: Callable[[], object]) -> str:
     """The field the INVALID_ARGUMENT status of ``call`` names."""
     with pytest.raises(grpc.RpcError) as raised:

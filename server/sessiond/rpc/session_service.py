@@ -6,9 +6,9 @@ RPCs not implemented here answer UNIMPLEMENTED (the generated base class does th
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sessiond.errors import InvalidArgument
 from sessiond.model import Entry, HomeChannel, Limits, Source, cursor_of
@@ -25,6 +25,7 @@ from sessiond_client.v1 import session_store_pb2_grpc
 LIST_PAGE = (100, 1000)  # default and maximum entries per page
 TRANSCRIPT_PAGE = (1000, 10000)  # default and maximum messages per page
 TRANSCRIPT_PAGE_BYTES = 3 * 1024 * 1024  # under the 4 MiB a gRPC client accepts by default
+Item = TypeVar("Item")
 SEARCH_PAGE = (20, 100)  # default and maximum sessions or hits per page
 MAX_REWIND_TURNS = 1000
 
@@ -35,6 +36,18 @@ def _entries_page(entries: list[Entry], size: int) -> tuple[list[Any], str]:
     more = len(entries) > size
     token = convert.page_token(list(cursor_of(page[-1]))) if more else ""
     return [convert.entry_to_proto(entry) for entry in page], token
+
+
+def _fill_page(page: Any, items: list[Item], to_proto: Callable[[Item], Any]) -> None:
+    """Append ``items`` to the repeated field ``page`` as protobuf, in order, until the next would take
+    the page past ``TRANSCRIPT_PAGE_BYTES`` (the first always goes in)."""
+    page_bytes = 0
+    for item in items:
+        wire = to_proto(item)
+        page_bytes += wire.ByteSize() + 8  # + the field's tag and length
+        if page and page_bytes > TRANSCRIPT_PAGE_BYTES:
+            return
+        page.append(wire)
 
 
 @dataclass(frozen=True)
@@ -320,13 +333,8 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
         hidden = request.include_hidden  # every stored message: pages by offset, not by position
         after = convert.offset_cursor(request.page_token) if hidden else convert.position_cursor(request.page_token)
         loaded = self.store.load(self._key(request, "session_id"), after, size + 1, request.raw, hidden)
-        response, page_bytes = pb.LoadTranscriptResponse(), 0
-        for message in loaded[:size]:
-            wire = convert.message_to_proto(message)
-            page_bytes += wire.ByteSize() + 8  # + the field's tag and length
-            if response.messages and page_bytes > TRANSCRIPT_PAGE_BYTES:
-                break
-            response.messages.append(wire)
+        response = pb.LoadTranscriptResponse()
+        _fill_page(response.messages, loaded[:size], convert.message_to_proto)
         if len(response.messages) < len(loaded):
             last = after + len(response.messages) if hidden else response.messages[-1].position
             response.next_page_token = convert.page_token(last)
@@ -447,13 +455,8 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
         hits, building = self.store.search_messages(
             request.query, where, convert.search_window(request), offset, size + 1
         )
-        response, page_bytes = pb.SearchMessagesResponse(index_building=building), 0
-        for hit in hits[:size]:
-            wire = convert.hit_to_proto(hit)
-            page_bytes += wire.ByteSize() + 8
-            if response.hits and page_bytes > TRANSCRIPT_PAGE_BYTES:
-                break
-            response.hits.append(wire)
+        response = pb.SearchMessagesResponse(index_building=building)
+        _fill_page(response.hits, hits[:size], convert.hit_to_proto)
         if len(response.hits) < len(hits):
             response.next_page_token = convert.page_token(offset + len(response.hits))
         return response

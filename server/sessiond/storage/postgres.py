@@ -81,7 +81,6 @@ from sessiond.storage.rows import (
     ENTRY_LIST,
     EVENT_COLUMNS,
     EVENT_LIST,
-    LAST_US,
     LEASE_COLUMNS,
     LEASE_LIST,
     MESSAGE_INSERT_COLUMNS,
@@ -103,6 +102,7 @@ from sessiond.storage.rows import (
     placeholders,
     policies_from_rows,
     prune_params,
+    search_params,
     session_row,
 )
 from sessiond.storage.sessions_table import SessionsTable
@@ -573,19 +573,7 @@ class PostgresTransaction(SessionsTable, Transaction, marker="%s"):
         self, terms: tuple[Term, ...], where: MessageFilter, offset: int, limit: int
     ) -> tuple[list[SearchHit], bool]:
         """The index is PostgreSQL's GIN over the stored tsvectors: always complete."""
-        params = {
-            "match": tsquery(terms),
-            "platform": where.platform,
-            "key": where.session_key or "",
-            "any_key": where.session_key is None,
-            "session": where.session_id,
-            "since": NEVER if where.since is None else to_us(where.since),
-            "until": LAST_US if where.until is None else to_us(where.until),
-            "any_role": not where.roles,
-            "roles": list(where.roles),
-            "limit": limit,
-            "offset": offset,
-        }
+        params = search_params(tsquery(terms), where, offset, limit, list)
         return [hit_from_row(row) for row in self._rows(HITS, params)], False
 
 

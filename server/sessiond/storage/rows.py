@@ -25,6 +25,7 @@ from sessiond.model import (
     Lease,
     LineageLink,
     Message,
+    MessageFilter,
     ResetPolicy,
     SearchHit,
     SessionSummary,
@@ -377,6 +378,26 @@ def cursor_params(after: Cursor | None, first: Cursor) -> dict[str, Any]:
 def prune_params(cutoff: datetime | None, now: datetime, own_ages: bool, **more: Any) -> dict[str, Any]:
     """The parameters of a prune statement (a ``None`` cutoff prunes nothing by the default age)."""
     return {"cutoff": NEVER if cutoff is None else to_us(cutoff), "now": to_us(now), "own": own_ages, **more}
+
+
+def search_params(
+    match: str, where: MessageFilter, offset: int, limit: int, as_list: Callable[[list[str]], Any]
+) -> dict[str, Any]:
+    """The parameters of a backend's search query (``match`` in its query language); ``as_list``
+    binds the roles as the backend binds a list."""
+    return {
+        "match": match,
+        "platform": where.platform,
+        "key": where.session_key or "",
+        "any_key": where.session_key is None,
+        "session": where.session_id,
+        "since": NEVER if where.since is None else to_us(where.since),
+        "until": LAST_US if where.until is None else to_us(where.until),
+        "any_role": not where.roles,
+        "roles": as_list(list(where.roles)),
+        "limit": limit,
+        "offset": offset,
+    }
 
 
 def expiry_params(

@@ -292,7 +292,7 @@ class SqliteTransaction(SessionsTable, Transaction, marker="?"):
 
     def __init__(self, connection: apsw.Connection, search: sqlite_search.IndexStatus = "ready"):
         self.db = connection
-        self.search = search  # whether the full-text index exists ("ready" or "building") or why not
+        self.search = search  # "ready" when the full-text index exists, else why not
         self.events_added = 0  # so that a commit wakes event streams only when it has news
 
     def _one(self, sql: str, params: Any = ()) -> Any:

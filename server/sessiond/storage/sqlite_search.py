@@ -23,9 +23,9 @@ from typing import Any, Literal
 import apsw
 
 from sessiond.errors import FailedPrecondition, StorageError
-from sessiond.model import MessageFilter, SearchHit, Term, to_us
+from sessiond.model import MessageFilter, SearchHit, Term
 from sessiond.storage.interface import IndexProgress
-from sessiond.storage.rows import LAST_US, NEVER, SUMMARY_OF_S, hit_from_row
+from sessiond.storage.rows import SUMMARY_OF_S, hit_from_row, search_params
 
 log = logging.getLogger("sessiond.sqlite_storage")
 
@@ -86,7 +86,7 @@ HITS = f"""
     FROM message_index AS f JOIN messages AS m ON m.id = f.rowid JOIN sessions AS s ON s.id = m.session_id
     WHERE message_index MATCH :match AND COALESCE(m.visibility, '') <> 'rewound'
       AND s.platform = coalesce(:platform, s.platform)
-      AND (:key IS NULL OR s.session_key = :key OR s.id = (SELECT session_id FROM entries WHERE session_key = :key))
+      AND (:any_key OR s.session_key = :key OR s.id = (SELECT session_id FROM entries WHERE session_key = :key))
       AND m.session_id = coalesce(:session, m.session_id)
       AND m.timestamp >= :since AND m.timestamp < :until
       AND (:any_role OR m.role IN (SELECT value FROM json_each(:roles)))
@@ -116,7 +116,8 @@ def _exists(connection: apsw.Connection) -> bool:
 
 
 def open_index(connection: apsw.Connection, wanted: bool, where: str) -> IndexStatus:
-    """Create the index (then the batches fill it) or drop it, as configured; its status."""
+    """Create the index (then the batches fill it) or drop it, as configured: "ready" when it exists,
+    else why not ("off", "unavailable")."""
     available = fts5_available(connection)
     exists = _exists(connection)
     if exists and not available:
@@ -135,7 +136,7 @@ def open_index(connection: apsw.Connection, wanted: bool, where: str) -> IndexSt
             connection.execute(CREATE)
             connection.execute(START_BACKFILL)
         log.info("search index created", extra={"path": where})
-    return "building" if not progress(connection).complete else "ready"
+    return "ready"  # whether it is complete yet is the backfill's to say (``progress``)
 
 
 def progress(connection: apsw.Connection) -> IndexProgress:
@@ -198,18 +199,7 @@ def fts5_match(terms: tuple[Term, ...]) -> str:
 def search(
     connection: apsw.Connection, terms: tuple[Term, ...], where: MessageFilter, offset: int, limit: int
 ) -> list[SearchHit]:
-    params: dict[str, Any] = {
-        "match": fts5_match(terms),
-        "platform": where.platform,
-        "key": where.session_key,
-        "session": where.session_id,
-        "since": NEVER if where.since is None else to_us(where.since),
-        "until": LAST_US if where.until is None else to_us(where.until),
-        "any_role": not where.roles,
-        "roles": json.dumps(list(where.roles)),
-        "limit": limit,
-        "offset": offset,
-    }
+    params = search_params(fts5_match(terms), where, offset, limit, json.dumps)
     return [hit_from_row(row) for row in connection.execute(HITS, params)]
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from sessiond_client import errors
 from sessiond_client.hermes import wire
+from sessiond_client.store_client import pages
 from sessiond_client.v1 import session_store_pb2 as pb
 
 _CONTROL = re.compile(
@@ -113,16 +114,16 @@ class SessionDB:
         )
         found: list[dict[str, Any]] = []
         try:
-            while len(found) < offset + limit:
-                page = self._daemon.call(lambda s: s.SearchMessages, request)
+            for page in pages(
+                lambda page_request: self._daemon.call(lambda s: s.SearchMessages, page_request), request
+            ):
                 found += [
                     _found(hit)
                     for hit in page.hits
                     if (not sources or hit.session.platform in sources) and hit.session.platform not in excluded
                 ]
-                if not page.next_page_token:
+                if len(found) >= offset + limit:
                     break
-                request.page_token = page.next_page_token
         except errors.InvalidArgumentError:
             return []  # the host answered [] for a query of punctuation only
         return found[offset : offset + limit]
