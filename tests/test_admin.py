@@ -106,6 +106,26 @@ def test_reset_suspend_and_prune_change_the_store(daemon: Running, capsys: pytes
     assert status == 1 and "NOT_FOUND" in err
 
 
+def test_delete_archive_retention_and_vacuum_commands(daemon: Running, capsys: pytest.CaptureFixture[str]) -> None:
+    at = ("--address", daemon.address)
+    ids = [session(daemon.stub, str(n), messages=3).entry.session_id for n in range(5)]
+    discord = session(daemon.stub, "d", platform="discord", messages=2).entry.session_id
+    dry = admin_json(capsys, "delete", "--platform", "telegram", "--dry-run", "--show", "2", *at)
+    assert dry == {"sessions": 5, "messages": 15, "first": ids[:2]}
+    assert admin_json(capsys, "archive", "--id", discord, *at) == {"archived": 1, "messages": 2}
+    assert admin_json(capsys, "archive", "--archived", "--unarchive", *at) == {"unarchived": 1, "messages": 2}
+    assert admin_json(capsys, "delete", "--platform", "telegram", "--min-messages", "3", "--batch", "2", *at) == {
+        "deleted": 5, "messages": 15,
+    }  # fmt: skip
+    assert admin_json(capsys, "retention", "--dry-run", *at) == {"archived": 0, "deleted": 0, "deleted_messages": 0}
+    vacuum = admin_json(capsys, "vacuum", *at)
+    assert vacuum["converted"] is False and vacuum["file_bytes"] > 0
+    status, _, err = admin(capsys, "delete", *at)
+    assert status == 1 and "INVALID_ARGUMENT: selector: set at least one condition" in err
+    assert all_entries(daemon.stub) == []  # the archived session's entry went with it; the session stays
+    assert daemon.stub.GetSessionMetadata(pb.GetSessionMetadataRequest(session_id=discord), timeout=5)
+
+
 def test_export_writes_the_transcript_as_jsonl(
     daemon: Running, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -15,6 +15,7 @@ import pytest
 from sessiond.daemon import config
 from sessiond.errors import ConfigError
 from sessiond.model import HomeChannel, KeyOptions, ResetPolicy
+from sessiond.rules.retention import RetentionDays, RetentionPolicy
 
 FULL_TOML = """
 [server]
@@ -397,3 +398,37 @@ def test_daemon_refuses_a_bad_config_with_one_line(
     assert result.stderr.endswith("\n") and result.stderr.count("\n") == 1, result.stderr
     assert expected in result.stderr
     assert not (tmp_path / "xdg" / "sessiond" / "sessiond.sock").exists()
+
+
+def test_retention_policy_overrides_inherit_the_default_days() -> None:
+    parsed = config.parse(
+        {
+            "retention": {
+                "archive_after_days": 30,
+                "delete_after_days": 365,
+                "keep_titled": False,
+                "platforms": {"discord": {"delete_after_days": 7}},
+                "chat_types": {"group": {"archive_after_days": 0}},
+            }
+        }
+    )
+    policy = parsed.retention_policy
+    assert (policy.default, policy.keep_titled) == (RetentionDays(30, 365), False)
+    assert policy.platforms == {"discord": RetentionDays(30, 7)}
+    assert policy.chat_types == {"group": RetentionDays(0, 365)}
+    assert config.parse({}).retention_policy == RetentionPolicy()  # nothing archived or deleted by default
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"delete_after_days": -1}, r"^retention\.delete_after_days: expected 0 \(never\) or more"),
+        ({"platforms": {"discord": {"delete_days": 1}}}, r"^retention\.platforms\.discord\.delete_days: unknown key"),
+        ({"chat_types": {"forum": {}}}, r"^retention\.chat_types\.forum: expected a chat type"),
+        ({"platforms": {"nowhere": {}}}, r"^retention\.platforms\.nowhere"),
+        ({"keep_titled": "yes"}, r"^retention\.keep_titled: expected bool"),
+    ],
+)
+def test_bad_retention_settings_name_the_key(data: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        config.parse({"retention": data})

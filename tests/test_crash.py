@@ -40,6 +40,7 @@ truncated; ``test_restart_after_a_kill_during_a_checkpoint`` reproduces that cas
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -90,6 +91,7 @@ MIX = {
     "title": 6,
     "rewind": 4,
     "compact": 3,
+    "metadata": 4,
 }
 
 
@@ -167,7 +169,7 @@ class Key:
 class InFlight:
     """A key mutation whose call failed at the kill: it happened or it did not."""
 
-    kind: str  # get | force | reset | switch | update
+    kind: str  # get | force | reset | switch | update | metadata
     key: Key
     target: str = ""  # switch
     delta: tuple[int, int, int] = ZERO  # update
@@ -186,6 +188,7 @@ class InFlight:
             "reset": State(NEW, last.version + 1, ZERO),
             "switch": State(self.target, last.version + 1, ZERO),
             "update": State(last.session_id, last.version + 1, (given + d_given, taken + d_taken, total + d_total)),
+            "metadata": State(last.session_id, last.version + 1, last.tokens),
         }[self.kind]
         return [last, after]
 
@@ -209,6 +212,8 @@ class Client:
     summaries: int = 0  # compaction summaries made so far, all rounds (message ids c<number>-s<n>)
     hiding_failed: str | None = None  # the session of a rewind or compaction the kill failed
     summary_failed: tuple[str, transcript_pb2.Message] | None = None  # ... and that compaction's summary
+    stamps: int = 0  # metadata values set so far, all rounds (each set is a change)
+    stamp_failed: tuple[str, int] | None = None  # (session id, value) of an UpdateSessionMetadata the kill failed
 
 
 @dataclass
@@ -217,6 +222,7 @@ class Ledger:
 
     acked: dict[str, tuple[str, str]] = field(default_factory=dict)  # message id -> (session id, text)
     titles: dict[str, str] = field(default_factory=dict)  # session id -> its acknowledged title
+    stamps: dict[str, int] = field(default_factory=dict)  # session id -> its acknowledged metadata "stamp"
     # (session id, "rewound" or "archived", the rewind's or compaction's number) -> messages it hid
     hidden: dict[tuple[str, int, int], int] = field(default_factory=dict)
     sessions: set[str] = field(default_factory=set)  # every session id seen
@@ -438,6 +444,25 @@ def title(
         ledger.ack("title", kill)
 
 
+def stamp(
+    stub: SessionStoreStub, client: Client, key: Key, rng: random.Random, ledger: Ledger, kill: Callable[[], None]
+) -> None:
+    """Set the metadata "stamp" of the key's session to the client's next number (a new entry version)."""
+    assert key.last is not None
+    client.stamps += 1
+    session_id = key.last.session_id
+    request = pb.UpdateSessionMetadataRequest(
+        session_key=key.name, set={"stamp": session_pb2.MetadataValue(integer=client.stamps)}
+    )
+    client.stamp_failed = (session_id, client.stamps)
+    response = mutate(lambda: stub.UpdateSessionMetadata(request, timeout=DEADLINE), InFlight("metadata", key), client)
+    client.stamp_failed = None
+    with ledger.lock:
+        accept(key, response.entry, State(session_id, key.last.version + 1, key.last.tokens), ledger, "metadata")
+        ledger.stamps[session_id] = client.stamps
+        ledger.ack("metadata", kill)
+
+
 def rewind(
     stub: SessionStoreStub, client: Client, key: Key, rng: random.Random, ledger: Ledger, kill: Callable[[], None]
 ) -> None:
@@ -486,6 +511,7 @@ def compact(
 
 
 OPERATIONS = {
+    "metadata": stamp,
     "rewind": rewind,
     "compact": compact,
     "title": title,
@@ -613,29 +639,54 @@ def check(stub: SessionStoreStub, clients: list[Client], ledger: Ledger, db: Pat
     if unknown:
         found.problems.append(f"stored, yet never sent or still in doubt: {unknown[:10]}")
     found.lost += check_titles(stub, clients, ledger, found.problems)
+    found.lost += check_stamps(stub, clients, ledger, found.problems)
     found.lost += check_hidden(stub, clients, ledger, found.problems)
     found.problems += file_problems(db)
     return found
 
 
 def check_titles(stub: SessionStoreStub, clients: list[Client], ledger: Ledger, problems: list[str]) -> int:
-    """Each session holds its acknowledged title, or the one a failed call was setting (then
-    adopted); the titles lost."""
-    in_doubt = {c.title_failed[0]: c.title_failed[1] for c in clients if c.title_failed is not None}
-    lost = 0
-    for session_id in set(ledger.titles) | set(in_doubt):
+    """Each session holds its acknowledged title, or the one a failed call was setting; the lost."""
+
+    def title(session_id: str) -> str | None:
         response = stub.GetSessionTitle(pb.GetSessionTitleRequest(session_id=session_id), timeout=DEADLINE)
-        got = response.title if response.HasField("title") else None
-        allowed = {ledger.titles.get(session_id), in_doubt.get(session_id)} - {None} or {None}
-        if session_id not in ledger.titles:
+        return response.title if response.HasField("title") else None
+
+    in_doubt = {c.title_failed[0]: c.title_failed[1] for c in clients if c.title_failed is not None}
+    for client in clients:
+        client.title_failed = None
+    return check_kept("title", ledger.titles, in_doubt, title, problems)
+
+
+def check_stamps(stub: SessionStoreStub, clients: list[Client], ledger: Ledger, problems: list[str]) -> int:
+    """Each session's metadata holds its acknowledged stamp, or the one a failed call was setting."""
+
+    def stamp(session_id: str) -> int | None:
+        stored = stub.GetSessionMetadata(pb.GetSessionMetadataRequest(session_id=session_id), timeout=DEADLINE)
+        return stored.metadata["stamp"].integer if "stamp" in stored.metadata else None
+
+    in_doubt = {c.stamp_failed[0]: c.stamp_failed[1] for c in clients if c.stamp_failed is not None}
+    for client in clients:
+        client.stamp_failed = None
+    return check_kept("stamp", ledger.stamps, in_doubt, stamp, problems)
+
+
+def check_kept(
+    what: str, acked: dict[str, Any], in_doubt: dict[str, Any], read: Callable[[str], Any], problems: list[str]
+) -> int:
+    """Each session's value is its acknowledged one, or the one a failed call was setting (then
+    adopted); without an acknowledged one, none is allowed too. How many were lost."""
+    lost = 0
+    for session_id in set(acked) | set(in_doubt):
+        got = read(session_id)
+        allowed = {acked.get(session_id), in_doubt.get(session_id)} - {None}
+        if session_id not in acked:
             allowed.add(None)
         if got not in allowed:
             lost += 1
-            problems.append(f"title of {session_id}: {got!r}, allowed {allowed}")
+            problems.append(f"{what} of {session_id}: {got!r}, allowed {allowed}")
         elif got is not None:
-            ledger.titles[session_id] = got
-    for client in clients:
-        client.title_failed = None
+            acked[session_id] = got
     return lost
 
 
@@ -752,8 +803,8 @@ def test_kill_9_at_random_moments_loses_nothing_acknowledged(tmp_path: Path) -> 
             kill(daemon)
     result = integrity(daemon.db)
     problems = file_problems(daemon.db)
-    kinds = ("get_or_create", "force_new", "append", "retried batch", "reset", "switch", "update", "title", "rewind",
-             "compact")  # fmt: skip
+    kinds = ("get_or_create", "force_new", "append", "retried batch", "reset", "switch", "update", "title",
+             "metadata", "rewind", "compact")  # fmt: skip
     writes = ", ".join(f"{kind} {ledger.writes[kind]}" for kind in kinds)
     print(
         f"crash: {ROUNDS} rounds (seed {seed}); {sum(ledger.writes.values())} acknowledged writes: {writes}"
@@ -806,3 +857,50 @@ def test_restart_after_a_kill_during_a_checkpoint(tmp_path: Path) -> None:
         finally:
             stop(daemon)
     assert integrity(db) == "ok"
+
+
+def test_a_kill_during_bulk_deletes_leaves_each_batch_whole_or_absent(tmp_path: Path) -> None:
+    """DeleteSessions in batches of one transaction each, killed (-9) while a batch is in flight:
+    after the restart every acknowledged batch is gone, the one in flight is gone whole or not at
+    all, every other session keeps all its messages, and the full-text index agrees with them."""
+    config, rng = write_config(tmp_path), random.Random()
+    sessions, per_session, batch = 120, 10, 25
+    with open(tmp_path / "daemon.log", "wb") as log:
+        daemon = start(tmp_path, log, config)
+        db, acked = daemon.db, []
+        try:
+            with channel_to(daemon.address) as channel:
+                stub = SessionStoreStub(channel)
+                order = [_session_with_messages(stub, n, per_session) for n in range(sessions)]
+                request = pb.DeleteSessionsRequest(selector=pb.SessionSelector(platform="telegram"), limit=batch)
+                for _ in range(rng.randint(1, 3)):
+                    acked += stub.DeleteSessions(request, timeout=DEADLINE).session_ids
+                in_flight = stub.DeleteSessions.future(request, timeout=DEADLINE)
+        finally:
+            kill(daemon)
+        with contextlib.suppress(grpc.RpcError):
+            in_flight.result()
+        daemon = start(tmp_path, log, config)
+        try:
+            with channel_to(daemon.address) as channel:
+                missing: list[str] = []
+                stored = stored_messages(SessionStoreStub(channel), set(order), missing)
+        finally:
+            stop(daemon)
+    assert acked == order[: len(acked)]  # least recently active first
+    assert set(acked) <= set(missing) and len(missing) - len(acked) in (0, batch), (len(acked), len(missing))
+    assert set(missing) == set(order[: len(missing)])  # the batch in flight: whole, or not at all
+    kept = [sid for sid in order if sid not in missing]
+    assert sorted(where[0][0] for where in stored.values()) == sorted(kept * per_session)
+    assert file_problems(db) == []  # the index holds exactly the kept messages
+    print(f"\nbulk delete: {len(acked)} acknowledged, {len(missing) - len(acked)} of the killed batch gone")
+
+
+def _session_with_messages(stub: SessionStoreStub, n: int, count: int) -> str:
+    source = source_pb2.SessionSource(platform="telegram", chat_id=f"bulk{n}")
+    entry = stub.GetOrCreateSession(pb.GetOrCreateSessionRequest(source=source), timeout=DEADLINE).entry
+    messages = [
+        transcript_pb2.Message(role="user", text=f"walrus {n} {m}", message_id=f"b{n}-{m}") for m in range(count)
+    ]
+    stub.AppendMessages(pb.AppendMessagesRequest(session_id=entry.session_id, messages=messages), timeout=DEADLINE)
+    return entry.session_id

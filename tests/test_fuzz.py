@@ -49,8 +49,8 @@ from hypothesis import strategies as st
 
 from helpers.daemons import Running
 from helpers.wire import Snapshot, snapshot
+from sessiond_client.v1 import session_pb2, session_store_pb2_grpc, source_pb2, transcript_pb2
 from sessiond_client.v1 import session_store_pb2 as pb
-from sessiond_client.v1 import session_store_pb2_grpc, source_pb2, transcript_pb2
 
 Start = Callable[..., Running]
 Code = grpc.StatusCode
@@ -62,6 +62,7 @@ NAMES = sorted(METHODS)
 READ_ONLY = frozenset(
     {"BuildSessionKey", "BuildSessionContext", "GetSession", "ListSessions", "HasAnySessions"}
     | {"ListExpiredSessions", "LoadTranscript", "WatchSessionEvents", "SearchSessions", "SearchMessages"}
+    | {"GetSessionMetadata"}
 )
 ALLOWED = frozenset(
     {
@@ -383,6 +384,24 @@ class Requests:
                 lambda p, sid: pb.SwitchSessionRequest(session_key=p[0], target_session_id=sid), pair, ids
             )
             return weighted((1, request), (2, generic))
+        if name == "UpdateSessionMetadata":  # a known key without expected_version: the change itself runs
+            values = st.builds(session_pb2.MetadataValue, text=st.sampled_from(("a", "b", "")))
+            changes = st.dictionaries(st.sampled_from(("model", "owner", "n")), values, max_size=3)
+            keys = self.pools.pick(self.pools.keys)
+            request = st.builds(
+                lambda key, change: pb.UpdateSessionMetadataRequest(session_key=key, set=change), keys, changes
+            )
+            return weighted((1, request), (2, generic))
+        if name in ("DeleteSessions", "ArchiveSessions"):  # a known session, mostly dry: the selection runs
+            request_class = getattr(pb, f"{name}Request")
+            ids = self.pools.pick(self.pools.ids)
+            dry = weighted((3, st.just(True)), (1, st.just(False)))
+            request = st.builds(
+                lambda sid, dry_run: request_class(selector=pb.SessionSelector(session_ids=[sid]), dry_run=dry_run),
+                ids,
+                dry,
+            )
+            return weighted((1, request), (2, generic))
         if name == "SearchMessages":  # words (the generic strings are mostly punctuation): the search runs
             words = st.lists(st.sampled_from(("message", "client", "hello", "u1", "summary*", '"a b"')), min_size=1)
             request = words.map(lambda w: pb.SearchMessagesRequest(query=" ".join(w)))
@@ -420,7 +439,12 @@ class Requests:
             message = cls()
             for f in fields:  # a later member of a oneof replaces an earlier one, as on the wire
                 values = self.field(f, depth)
-                if f.is_repeated:
+                if f.type == FieldDescriptor.TYPE_MESSAGE and f.message_type.GetOptions().map_entry:
+                    entry = f.message_type.fields_by_name
+                    pairs = st.tuples(self.field(entry["key"], depth), self.field(entry["value"], depth))
+                    for key, value in draw(st.lists(pairs, max_size=REPEATED_MAX.get(f.name, 3))):
+                        getattr(message, f.name)[key].CopyFrom(value)
+                elif f.is_repeated:
                     drawn = draw(st.lists(values, max_size=REPEATED_MAX.get(f.name, 3)))
                     container = getattr(message, f.name)
                     for value in drawn:
@@ -472,6 +496,7 @@ class Requests:
                 (2, FUZZ_STRINGS),
             )
         hints = {"platform": PLATFORMS, "role": ROLES, "owner": ("gateway-1", "gateway-2")}
+        hints |= {"key": ("model", "tags", "owner", "n"), "remove": ("model", "tags")}  # metadata keys
         hints |= {"message_id": ("", "m1", "m2", "m3"), "chat_id": ("1001", "42"), "user_id": ("u1", "u2")}
         if name in hints:
             return weighted((3, st.sampled_from(hints[name])), (2, FUZZ_STRINGS))

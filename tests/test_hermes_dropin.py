@@ -378,3 +378,16 @@ def test_undo_retry_and_compress_rewrites_keep_the_messages(daemon: Running, tmp
     ]  # fmt: skip
     sessions.rewrite_transcript(entry.session_id, [{"role": "user", "content": "something else"}])  # any other shape
     assert [m["content"] for m in sessions.load_transcript(entry.session_id)] == ["something else"]
+
+
+def test_per_session_values_survive_the_gateway_and_follow_the_session(daemon: Running, tmp_path: Path) -> None:
+    """Beyond the reference: a /model override kept with the session, not in gateway memory."""
+    sessions, _ = store(tmp_path, address=daemon.address)
+    entry = sessions.get_or_create_session(source())
+    updated = sessions.set_session_metadata(entry.session_key, {"model": "opus", "tags": ["beta"]})
+    assert updated is entry and entry.metadata == {"model": "opus", "tags": ["beta"]}  # the live entry
+    again, _ = store(tmp_path, address=daemon.address)  # a restarted gateway
+    assert again.get_or_create_session(source()).metadata["model"] == "opus"
+    assert [e.session_key for e in again.list_sessions(metadata={"tags": "beta"})] == [entry.session_key]
+    assert sessions.reset_session(entry.session_key).metadata == {}  # type: ignore[union-attr]
+    assert sessions.set_session_metadata("agent:main:nowhere:dm:0", {"model": "x"}) is None

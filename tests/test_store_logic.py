@@ -11,6 +11,7 @@ seconds.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 import pytest
 
 from helpers.clock import START, Clock
-from sessiond.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
+from sessiond.errors import Conflict, DeadlineExceeded, FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
 from sessiond.model import Message, Source, Usage
 from sessiond.storage.interface import AppendResult
 from sessiond.store.session_store import SessionStore
@@ -318,3 +319,15 @@ def test_rewrite_replaces_the_transcript_and_its_message_ids(store: SessionStore
     assert raised.value.field == "messages[2].message_id"
     assert texts(everything(store, session_id)) == ["x", "y", "b"]
     assert store.rewrite(session_id, []) == 0 and everything(store, session_id) == []
+
+
+def test_a_read_past_its_deadline_is_stopped(store: SessionStore) -> None:
+    """A query still running when the caller's deadline passes is stopped, not finished for nobody."""
+    endless = (
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000000) SELECT count(*) FROM c"
+    )
+    with pytest.raises(DeadlineExceeded):
+        store.storage.read(lambda tx: tx._one(endless), deadline=time.monotonic() + 0.05)  # type: ignore[attr-defined]
+    with pytest.raises(DeadlineExceeded):
+        store.storage.read(lambda tx: None, deadline=time.monotonic() - 1)
+    assert store.storage.read(lambda tx: tx.has_two_sessions(), deadline=time.monotonic() + 10) is False

@@ -8,6 +8,7 @@ exactly.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -30,9 +31,16 @@ EventKind = Literal[
     "rewound",
     "branched",
     "compacted",
+    "metadata_changed",
+    "session_deleted",
+    "session_archived",
 ]
 Visibility = Literal["", "rewound", "archived"]
 
+
+# A session's metadata value (``sessiond.v1.MetadataValue``): a list of texts is a tuple.
+MetadataValue = str | int | float | bool | tuple[str, ...]
+Metadata = dict[str, MetadataValue]
 
 Cursor = tuple[int, str]  # (updated_at in microseconds, session_key): the keyset of entry listings
 
@@ -174,6 +182,7 @@ class Entry:
     # its reset policy and its maximum age, for the daemon's scheduled expiry and prune.
     reset_policy: ResetPolicy | None = None
     max_age_days: int | None = None
+    metadata: Metadata = field(default_factory=dict)  # of the current session (stored with it, not here)
 
     @classmethod
     def started(cls, session_key: str, session_id: str, origin: Source, now: datetime, **fields: Any) -> Entry:
@@ -255,6 +264,57 @@ class SessionSummary:
     ended_at: datetime | None = None
     end_reason: str | None = None
     parent_session_id: str | None = None
+    metadata: Metadata = field(default_factory=dict, hash=False)
+    archived_at: datetime | None = None
+    active_at: datetime | None = None  # its newest message, else its start (an entry's activity aside)
+    chat_type: str | None = None  # of the chat that started it, where sessiond recorded one
+
+
+@dataclass(frozen=True)
+class MetadataFilter:
+    """A condition on a session's metadata: ``key`` present and, unless ``equals`` is ``None``, equal
+    to it (numbers by value) or, for a list, holding it."""
+
+    key: str
+    equals: MetadataValue | None = None
+
+
+@dataclass(frozen=True)
+class ActivityCutoffs:
+    """Per-policy instants: a session last active before its cutoff is old enough (``None``: never).
+    A platform's cutoff wins over its chat type's, which wins over the default."""
+
+    default: datetime | None
+    platforms: Mapping[str, datetime | None] = field(default_factory=dict, hash=False)
+    chat_types: Mapping[str, datetime | None] = field(default_factory=dict, hash=False)
+
+
+@dataclass(frozen=True)
+class SessionSelector:
+    """Which stored sessions a bulk call acts on: every condition set (not ``None`` or empty) holds."""
+
+    session_ids: tuple[str, ...] = ()
+    inactive_days: int | None = None  # last active more than this many days before the call
+    inactive_before: ActivityCutoffs | None = None  # or, per policy, before these (retention)
+    platform: str | None = None
+    chat_type: str | None = None
+    titled: bool | None = None
+    title_prefix: str | None = None
+    end_reasons: tuple[str, ...] = ()
+    ended: bool | None = None
+    min_messages: int | None = None
+    max_messages: int | None = None
+    metadata: tuple[MetadataFilter, ...] = ()
+    archived: bool | None = None
+    keep_titled: bool = False  # retention's: titled sessions are never selected
+
+
+@dataclass(frozen=True)
+class Selected:
+    """A session a bulk call chose: its id and stored messages."""
+
+    session_id: str
+    messages: int
 
 
 @dataclass(frozen=True)
@@ -267,6 +327,8 @@ class MessageFilter:
     roles: tuple[str, ...] = ()
     since: datetime | None = None
     until: datetime | None = None
+    metadata: tuple[MetadataFilter, ...] = ()  # of the messages' sessions
+    include_archived: bool = False  # messages of archived sessions too
 
 
 @dataclass(frozen=True)

@@ -137,8 +137,11 @@ def integrity(db: Path) -> str:
 EVENT_PROBLEMS = {  # each query finds what breaks "an event exists exactly when its change committed"
     "sessions without their creating event": "SELECT id FROM sessions WHERE id NOT IN"
     " (SELECT session_id FROM events WHERE kind IN ('created', 'reset', 'auto_reset'))",
-    "events naming a session that does not exist": "SELECT sequence FROM events"
-    " WHERE session_id <> '' AND session_id NOT IN (SELECT id FROM sessions)",
+    "events naming a session that does not exist (and was not deleted)": "SELECT sequence FROM events"
+    " WHERE session_id <> '' AND session_id NOT IN (SELECT id FROM sessions)"
+    " AND session_id NOT IN (SELECT session_id FROM events WHERE kind = 'session_deleted')",
+    "sessions deleted yet still stored": "SELECT id FROM sessions"
+    " WHERE id IN (SELECT session_id FROM events WHERE kind = 'session_deleted')",
     "keys whose latest event is not their current session": "SELECT session_key FROM entries AS e"
     " WHERE session_id IS NOT (SELECT v.session_id FROM events AS v WHERE v.session_key = e.session_key"
     " AND v.kind IN ('created', 'reset', 'auto_reset', 'switched') ORDER BY v.sequence DESC LIMIT 1)",

@@ -99,7 +99,7 @@ class Snapshot:
     """Everything a rejected request could have changed that the contract lets a client see."""
 
     entries: list[session_pb2.SessionEntry]
-    transcripts: dict[str, list[transcript_pb2.Message]]
+    transcripts: dict[str, list[transcript_pb2.Message] | None]  # None: the session was deleted
     has_any_sessions: bool
 
 
@@ -115,10 +115,19 @@ def all_entries(stub: Any) -> list[session_pb2.SessionEntry]:
         request.page_token = page.next_page_token
 
 
+def _stored(stub: Any, session_id: str) -> list[transcript_pb2.Message] | None:
+    try:
+        return load_transcript(stub, session_id, raw=True)
+    except grpc.RpcError as error:
+        if error.code() != grpc.StatusCode.NOT_FOUND:
+            raise
+        return None
+
+
 def snapshot(stub: Any, *session_ids: str) -> Snapshot:
     """Every entry (all pages), the raw transcripts of ``session_ids``, HasAnySessions."""
     return Snapshot(
         entries=all_entries(stub),
-        transcripts={sid: load_transcript(stub, sid, raw=True) for sid in session_ids},
+        transcripts={sid: _stored(stub, sid) for sid in session_ids},
         has_any_sessions=stub.HasAnySessions(pb.HasAnySessionsRequest(), timeout=10).has_any_sessions,
     )

@@ -51,6 +51,7 @@ IDEMPOTENT_METHODS = (
     "GetLineageTip",
     "SearchSessions",
     "SearchMessages",
+    "GetSessionMetadata",
 )
 RETRY_POLICY = {
     "maxAttempts": 3,
@@ -254,7 +255,58 @@ def entry_from_proto(message: session_pb2.SessionEntry, aware: bool) -> types.Se
         resume_reason=_optional(message, "resume_reason"),
         last_resume_marked_at=datetime_from_proto(last_marked, aware) if last_marked else None,
         version=message.version,
+        metadata=metadata_from_proto(message.metadata),
     )
+
+
+def metadata_from_proto(values: Mapping[str, session_pb2.MetadataValue]) -> dict[str, types.MetadataValue]:
+    """A metadata map as plain values (a list of texts as a list)."""
+    result: dict[str, types.MetadataValue] = {}
+    for key, value in values.items():
+        kind = value.WhichOneof("kind")
+        result[key] = list(value.texts.values) if kind == "texts" else getattr(value, kind or "text")
+    return result
+
+
+def metadata_value_to_proto(value: types.MetadataValue, key: str) -> session_pb2.MetadataValue:
+    """str -> text, bool -> flag, int -> integer, float -> number, a list or tuple of str -> texts."""
+    if isinstance(value, bool):
+        return session_pb2.MetadataValue(flag=value)
+    if isinstance(value, int):
+        return session_pb2.MetadataValue(integer=value)
+    if isinstance(value, float):
+        return session_pb2.MetadataValue(number=value)
+    if isinstance(value, str):
+        return session_pb2.MetadataValue(text=value)
+    if isinstance(value, list | tuple) and all(isinstance(item, str) for item in value):
+        return session_pb2.MetadataValue(texts=session_pb2.TextList(values=value))
+    raise TypeError(f"metadata {key!r}: a str, int, float, bool or list of str, not {type(value).__name__}")
+
+
+def selector_to_proto(selector: Mapping[str, Any]) -> pb.SessionSelector:
+    """A selector from SessionSelector's field names; ``metadata`` as list_sessions takes it."""
+    fields = dict(selector)
+    metadata = metadata_filters_to_proto(fields.pop("metadata", None))
+    return pb.SessionSelector(**fields, metadata=metadata)
+
+
+def bulk_from_proto(response: pb.DeleteSessionsResponse | pb.ArchiveSessionsResponse) -> types.BulkResult:
+    return types.BulkResult(
+        list(response.session_ids),
+        response.messages,
+        response.remaining,
+        response.remaining_messages,
+        list(response.session_keys),
+    )
+
+
+def metadata_filters_to_proto(wanted: Mapping[str, Any] | None) -> list[session_pb2.MetadataFilter]:
+    """``{key: value}`` as filters: the key present with that value (a list holding it), or with any
+    value for ``None``."""
+    return [
+        session_pb2.MetadataFilter(key=key, equals=None if value is None else metadata_value_to_proto(value, key))
+        for key, value in (wanted or {}).items()
+    ]
 
 
 def entry_ref_to_proto(entry: EntryLike) -> session_pb2.SessionEntry:
@@ -603,11 +655,23 @@ class SessionStoreClient:
             return None
 
     def search_sessions(
-        self, query: str, *, platform: str | None = None, limit: int = SEARCH_PAGE
+        self,
+        query: str,
+        *,
+        platform: str | None = None,
+        limit: int = SEARCH_PAGE,
+        metadata: Mapping[str, Any] | None = None,
+        include_archived: bool = False,
     ) -> list[types.SessionSummary]:
         """Up to ``limit`` sessions whose id starts with ``query`` or whose title starts with it (case
-        and punctuation ignored), newest first."""
-        request = pb.SearchSessionsRequest(query=query, platform=platform, page_size=min(limit, SEARCH_PAGE_MAX))
+        and punctuation ignored), newest first; ``metadata``: only those matching (see list_sessions)."""
+        request = pb.SearchSessionsRequest(
+            query=query,
+            platform=platform,
+            page_size=min(limit, SEARCH_PAGE_MAX),
+            metadata=metadata_filters_to_proto(metadata),
+            include_archived=include_archived,
+        )
         found: list[types.SessionSummary] = []
         for page in self._pages(self._stub.SearchSessions, request):
             found.extend(self._summary(summary) for summary in page.sessions)
@@ -628,11 +692,14 @@ class SessionStoreClient:
         window: int = 1,
         limit: int = SEARCH_PAGE,
         offset: int = 0,
+        metadata: Mapping[str, Any] | None = None,
+        include_archived: bool = False,
     ) -> types.SearchResults:
         """Full-text search of transcripts: hits ``offset`` to ``offset + limit``, best first.
 
         ``query``: words that must all occur, "quoted phrases", ``word*`` prefixes. ``window``:
-        neighbours on each side of a hit. FailedPreconditionError when the daemon has no index.
+        neighbours on each side of a hit. ``metadata``: only sessions matching (see list_sessions).
+        FailedPreconditionError when the daemon has no index.
         """
         request = pb.SearchMessagesRequest(
             query=query,
@@ -644,6 +711,8 @@ class SessionStoreClient:
             until=None if until is None else datetime_to_proto(until),
             window=window,
             page_size=min(offset + limit, SEARCH_PAGE_MAX),
+            metadata=metadata_filters_to_proto(metadata),
+            include_archived=include_archived,
         )
         hits: list[types.SearchHit] = []
         building = False
@@ -698,6 +767,56 @@ class SessionStoreClient:
         )
         return self._call(self._single_attempt_stub.BranchSession, request)
 
+    def update_session_metadata(
+        self,
+        session_key: str,
+        set: Mapping[str, types.MetadataValue] | None = None,  # noqa: A002 - the contract's name
+        *,
+        remove: Iterable[str] = (),
+        replace: bool = False,
+        expected_version: int | None = None,
+    ) -> types.SessionEntry:
+        """Sets and removes keys of the current session's metadata (``replace``: ``set`` becomes the
+        whole map; an empty list removes its key); the entry after it, a new version when anything
+        changed. ConflictError when ``expected_version`` is not the entry's."""
+        request = pb.UpdateSessionMetadataRequest(
+            session_key=session_key,
+            set={key: metadata_value_to_proto(value, key) for key, value in (set or {}).items()},
+            remove=list(remove),
+            replace=replace,
+            expected_version=expected_version,
+        )
+        return self._entry(self._call(self._stub.UpdateSessionMetadata, request).entry)
+
+    def get_session_metadata(self, session_id: str) -> dict[str, types.MetadataValue] | None:
+        """A stored session's metadata (ended sessions too); None when there is no such session."""
+        try:
+            response = self._call(self._stub.GetSessionMetadata, pb.GetSessionMetadataRequest(session_id=session_id))
+        except errors.NotFoundError:
+            return None
+        return metadata_from_proto(response.metadata)
+
+    def delete_sessions(
+        self, selector: Mapping[str, Any], *, dry_run: bool = False, limit: int = 100
+    ) -> types.BulkResult:
+        """Deletes up to ``limit`` stored sessions the selector matches, with their transcripts (and the
+        entry of a key whose current session one is), in one transaction; call again while
+        ``remaining``. ``selector``: SessionSelector's fields (``session_ids``, ``inactive_days``,
+        ``platform``, ``chat_type``, ``titled``, ``title_prefix``, ``end_reasons``, ``ended``,
+        ``min_messages``, ``max_messages``, ``archived``), ``metadata`` as in list_sessions."""
+        request = pb.DeleteSessionsRequest(selector=selector_to_proto(selector), dry_run=dry_run, limit=limit)
+        return bulk_from_proto(self._call(self._single_attempt_stub.DeleteSessions, request))
+
+    def archive_sessions(
+        self, selector: Mapping[str, Any], *, dry_run: bool = False, limit: int = 100, unarchive: bool = False
+    ) -> types.BulkResult:
+        """Archives (or with ``unarchive`` brings back) up to ``limit`` sessions, as delete_sessions
+        selects them: kept whole, out of search unless ``include_archived``."""
+        request = pb.ArchiveSessionsRequest(
+            selector=selector_to_proto(selector), dry_run=dry_run, limit=limit, unarchive=unarchive
+        )
+        return bulk_from_proto(self._call(self._single_attempt_stub.ArchiveSessions, request))
+
     def _summary(self, summary: pb.SessionSummary) -> types.SessionSummary:
         return types.SessionSummary(
             session_id=summary.session_id,
@@ -706,10 +825,16 @@ class SessionStoreClient:
             message_count=summary.message_count,
             title=_optional(summary, "title"),
             session_key=_optional(summary, "session_key"),
-            ended_at=datetime_from_proto(summary.ended_at, self.aware_times) if summary.HasField("ended_at") else None,
+            ended_at=self._time(summary, "ended_at"),
             end_reason=_optional(summary, "end_reason"),
             parent_session_id=_optional(summary, "parent_session_id"),
+            metadata=metadata_from_proto(summary.metadata),
+            archived_at=self._time(summary, "archived_at"),
+            active_at=self._time(summary, "active_at"),
         )
+
+    def _time(self, message: ProtoMessage, name: str) -> datetime | None:
+        return datetime_from_proto(getattr(message, name), self.aware_times) if message.HasField(name) else None
 
     def _hit(self, hit: pb.SearchHit) -> types.SearchHit:
         return types.SearchHit(
@@ -741,9 +866,17 @@ class SessionStoreClient:
         request = pb.PruneOldEntriesRequest(max_age_days=max_age_days)
         return self._call(self._stub.PruneOldEntries, request).count
 
-    def list_sessions(self, active_minutes: int | None = None) -> list[types.SessionEntry]:
-        """Every entry (active within ``active_minutes`` when given), most recently active first."""
-        request = pb.ListSessionsRequest(active_minutes=active_minutes, page_size=PAGE_SIZE)
+    def list_sessions(
+        self, active_minutes: int | None = None, *, metadata: Mapping[str, Any] | None = None
+    ) -> list[types.SessionEntry]:
+        """Every entry (active within ``active_minutes`` when given), most recently active first.
+
+        ``metadata``: only entries whose session's metadata has each key with that value (a list
+        holding it; numbers by value), or with any value where the value is None.
+        """
+        request = pb.ListSessionsRequest(
+            active_minutes=active_minutes, page_size=PAGE_SIZE, metadata=metadata_filters_to_proto(metadata)
+        )
         return [self._entry(e) for page in self._pages(self._stub.ListSessions, request) for e in page.entries]
 
     def has_any_sessions(self) -> bool:

@@ -3,14 +3,18 @@
 A gateway written against the reference's in-process ``SessionStore`` reads ``entry.session_id``,
 ``entry.platform.value``, ``entry.origin.chat_id`` and calls ``entry.to_dict()``; these
 dataclasses keep those names and that dict format so the gateway runs unchanged on the sidecar.
-They add only ``SessionEntry.version`` (for ``expected_version``) and hold no protobuf.
+They add only ``SessionEntry.version`` (for ``expected_version``) and ``.metadata``, and hold no
+protobuf.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
+
+# A session's metadata value: text, a whole number, a number, a flag, or a list of texts (tags).
+MetadataValue: TypeAlias = str | int | float | bool | list[str]
 
 
 class PlatformName(str):
@@ -114,6 +118,8 @@ class SessionEntry:
     resume_reason: str | None = None
     last_resume_marked_at: datetime | None = None
     version: int = 0
+    # The current session's metadata (update_session_metadata): not part of the reference's format.
+    metadata: dict[str, MetadataValue] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The reference's ``sessions.json`` format, so tools reading that format keep working."""
@@ -187,6 +193,20 @@ class SessionSummary:
     ended_at: datetime | None = None
     end_reason: str | None = None
     parent_session_id: str | None = None
+    metadata: dict[str, MetadataValue] = field(default_factory=dict)
+    archived_at: datetime | None = None  # set while archived (archive_sessions)
+    active_at: datetime | None = None  # its last activity: newest message, else its start
+
+
+@dataclass
+class BulkResult:
+    """What one delete_sessions or archive_sessions call did (or, dry, would do)."""
+
+    session_ids: list[str]
+    messages: int  # theirs
+    remaining: int  # sessions the selector still matches after the call (dry: all it matches)
+    remaining_messages: int
+    session_keys: list[str]  # keys whose entry went with their current session
 
 
 @dataclass

@@ -20,6 +20,7 @@ from sessiond.model import HomeChannel, KeyOptions, Limits, ResetPolicies, Reset
 from sessiond.rpc.auth import Security
 from sessiond.rules.platforms import BUILTIN, Platforms
 from sessiond.rules.prompt import PromptOptions
+from sessiond.rules.retention import RetentionDays, RetentionPolicy
 from sessiond.rules.settings import Settings, mapping
 from sessiond.store.session_store import Retention
 
@@ -84,6 +85,7 @@ class Maintenance:
     checkpoint_seconds: float = 300.0  # WAL checkpoint
     event_retention_days: int = 7  # how long WatchSessionEvents can resume from
     search_index_seconds: float = 1.0  # build the full-text index further, while it is being built
+    retention_seconds: float = 3600.0  # apply the [retention] policy (when it archives or deletes at all)
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,7 @@ class Config:
     security: Security = field(default_factory=Security)
     metrics_address: str = ""
     maintenance: Maintenance = field(default_factory=Maintenance)
+    retention_policy: RetentionPolicy = field(default_factory=RetentionPolicy)
 
     def zone(self, policy: ResetPolicy) -> tzinfo:
         """The time zone of a policy's daily reset (the host's when the policy names none)."""
@@ -312,7 +315,40 @@ def _maintenance(table: _Table) -> Maintenance:
         checkpoint_seconds=float(table.get("checkpoint_seconds", (int, float), Maintenance.checkpoint_seconds)),
         event_retention_days=table.get("event_retention_days", int, Maintenance.event_retention_days),
         search_index_seconds=float(table.get("search_index_seconds", (int, float), Maintenance.search_index_seconds)),
+        retention_seconds=float(table.get("retention_seconds", (int, float), Maintenance.retention_seconds)),
     )
+
+
+def _retention_days(table: _Table, inherited: RetentionDays) -> RetentionDays:
+    """A policy's days; a key it leaves out is the default policy's."""
+    days = {}
+    for name in ("archive_after_days", "delete_after_days"):
+        days[name] = table.get(name, int, getattr(inherited, name))
+        if days[name] < 0:
+            raise ConfigError(f"{table.key(name)}: expected 0 (never) or more, got {days[name]}")
+    return RetentionDays(**days)
+
+
+def _retention(table: _Table, platforms: Platforms) -> RetentionPolicy:
+    """``[retention]``, its ``platforms.<name>`` and ``chat_types.<type>`` overrides (platform first)."""
+    default = _retention_days(table, RetentionDays())
+    by_platform, by_type = table.table("platforms"), table.table("chat_types")
+    for name in by_type.data:
+        if name not in CHAT_TYPES:
+            raise ConfigError(f"{by_type.key(name)}: expected a chat type ({', '.join(CHAT_TYPES)})")
+    platform_tables = {
+        _platform(platforms, n, by_platform.key(n)): by_platform.table(n) for n in list(by_platform.data)
+    }
+    type_tables = {n: by_type.table(n) for n in list(by_type.data)}
+    policy = RetentionPolicy(
+        default=default,
+        platforms={name: _retention_days(t, default) for name, t in platform_tables.items()},
+        chat_types={name: _retention_days(t, default) for name, t in type_tables.items()},
+        keep_titled=table.get("keep_titled", bool, True),
+    )
+    for t in (*platform_tables.values(), *type_tables.values(), table, by_platform, by_type):
+        t.done()
+    return policy
 
 
 def _backend(table: _Table, max_workers: int) -> tuple[str, str, int]:
@@ -359,6 +395,7 @@ def parse(data: dict[str, Any], environ: Mapping[str, str] = os.environ) -> Conf
     policies, zones = _policies(root.table("reset"), platforms)
     whatsapp, prompt, storage = root.table("whatsapp"), root.table("prompt"), root.table("storage")
     security, metrics, maintenance = root.table("security"), root.table("metrics"), root.table("maintenance")
+    retention = root.table("retention")
     durability = storage.get("durability", str, "full")
     if durability not in DURABILITY:
         raise ConfigError(f"storage.durability: expected one of {', '.join(DURABILITY)}, got {durability!r}")
@@ -413,6 +450,7 @@ def parse(data: dict[str, Any], environ: Mapping[str, str] = os.environ) -> Conf
         security=_security(security, environ),
         metrics_address=metrics.get("address", str, ""),
         maintenance=_maintenance(maintenance),
+        retention_policy=_retention(retention, platforms),
     )
     tables = (server, log, sessions, platforms_table, homes, limits_table, whatsapp, prompt, storage)
     for table in (*tables, security, metrics, maintenance, root):
@@ -440,6 +478,7 @@ def parse(data: dict[str, Any], environ: Mapping[str, str] = os.environ) -> Conf
         ("maintenance.lease_sweep_seconds", config.maintenance.lease_sweep_seconds, 0),
         ("maintenance.checkpoint_seconds", config.maintenance.checkpoint_seconds, 0),
         ("maintenance.search_index_seconds", config.maintenance.search_index_seconds, 0),
+        ("maintenance.retention_seconds", config.maintenance.retention_seconds, 0),
         ("maintenance.event_retention_days", config.maintenance.event_retention_days, 1),
     ):
         if value < least:

@@ -9,7 +9,10 @@
 - ``checkpoint``: the WAL copied into the database file and truncated;
 - ``search_index``: while the full-text index is being built (after an upgrade, or a rebuild),
   the next messages indexed, in batches of short write transactions for at most half a second
-  per run, so that building it never stops the daemon.
+  per run, so that building it never stops the daemon;
+- ``retention``: the ``[retention]`` policy (sessions archived, then deleted, 500 per
+  transaction), then the space of what it deleted given back to the file system in short steps
+  (SQLite with incremental auto-vacuum; PostgreSQL's autovacuum does it there).
 
 One thread runs them all, one after another: each is one or a few short transactions, and one
 at a time they never compete with each other for the writer. Each job first runs one interval
@@ -26,7 +29,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sessiond.daemon.config import Config
+from sessiond.errors import FailedPrecondition
+from sessiond.rules.retention import RetentionPolicy
 from sessiond.storage.interface import DaemonStorage
+from sessiond.store.bulk import RetentionProgress
 from sessiond.store.session_store import SessionStore
 
 log = logging.getLogger("sessiond.maintenance")
@@ -34,6 +40,7 @@ log = logging.getLogger("sessiond.maintenance")
 Facts = dict[str, int]  # what a run did; logged when any is non-zero
 INDEX_BATCH = 2000  # messages indexed per write transaction
 INDEX_RUN_SECONDS = 0.5  # the longest one run of the search_index job keeps indexing
+RECLAIM_PAGES = 2000  # free pages the retention job gives back per write (8 MiB at 4 KiB pages)
 
 
 @dataclass
@@ -48,7 +55,7 @@ class Maintenance:
     """The daemon's scheduled jobs over its store and storage."""
 
     def __init__(self, store: SessionStore, storage: DaemonStorage, config: Config):
-        every = config.maintenance
+        every, policy = config.maintenance, config.retention_policy
         retention_days = every.event_retention_days
 
         def checkpointed() -> Facts:
@@ -62,6 +69,7 @@ class Maintenance:
             Job("expiry_scan", every.lease_sweep_seconds, lambda: {"announced": store.announce_expired()}),
             Job("checkpoint", every.checkpoint_seconds, checkpointed),
             Job("search_index", every.search_index_seconds, lambda: _build_index(storage)),
+            Job("retention", every.retention_seconds if _acts(policy) else 0, lambda: _retain(store, storage, policy)),
         )
         self.jobs = [job for job in jobs if job.interval > 0]
         self._thread: threading.Thread | None = None
@@ -98,6 +106,40 @@ def _build_index(storage: DaemonStorage) -> Facts:
     while not built.complete and time.monotonic() < until:
         built = storage.index_batch(INDEX_BATCH)
     return {"indexed": built.done - before, "done": built.done, "total": built.total, "complete": int(built.complete)}
+
+
+def _acts(policy: RetentionPolicy) -> bool:
+    return policy.acts("archive") or policy.acts("delete")
+
+
+def _retain(store: SessionStore, storage: DaemonStorage, policy: RetentionPolicy) -> Facts:
+    """Apply the policy, then give back the pages of what it deleted."""
+    done = RetentionProgress()
+    for done in store.apply_retention(policy):  # noqa: B007 - each is the total so far
+        pass
+    reclaimed = _reclaim(storage) if done.deleted else 0
+    return {
+        "archived": done.archived,
+        "deleted": done.deleted,
+        "deleted_messages": done.deleted_messages,
+        "pages_reclaimed": reclaimed,
+    }
+
+
+def _reclaim(storage: DaemonStorage) -> int:
+    """Free pages given back, ``RECLAIM_PAGES`` per short write: none where the backend does it
+    itself, or the file predates incremental auto-vacuum (``sessiond admin vacuum`` converts it)."""
+    try:
+        state = storage.vacuum_state()
+    except FailedPrecondition:
+        return 0
+    before = state.free_pages
+    while state.incremental and state.free_pages:
+        left = state.free_pages
+        state = storage.reclaim(RECLAIM_PAGES)
+        if state.free_pages >= left:
+            break
+    return before - state.free_pages
 
 
 def _run_once(job: Job) -> None:

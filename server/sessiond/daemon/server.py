@@ -320,7 +320,7 @@ async def _build(config: Config, storage: DaemonStorage, clock: Clock, loop: Eve
     store = new_store(storage, config, clock)
     connected = Connected(config.connected_platforms, config.home_channels)
     service = SessionStoreService(store, runtime, config.limits, connected)
-    admin = AdminService(storage, store, runtime, config.backup_dir, config.database.parent)
+    admin = AdminService(storage, store, runtime, config.backup_dir, config.database.parent, config.retention_policy)
     health_servicer = HealthServicer()
 
     def with_services(server: grpc.aio.Server) -> grpc.aio.Server:

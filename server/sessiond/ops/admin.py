@@ -1,7 +1,8 @@
 """``sessiond admin``: operators' commands.
 
 Most talk to the running daemon over its socket (list, show, reset, suspend, prune, export,
-backup, verify), so they are safe while gateways are served. The ones that replace or fill the
+backup, verify, search, delete, archive, retention, vacuum), so they are safe while gateways are
+served. The ones that replace or fill the
 database file (restore, import-hermes, and verify with ``--db``) work on the file itself and
 take the daemon's lock, so they refuse to run while a daemon has it open.
 """
@@ -324,6 +325,97 @@ def cmd_import_hermes(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- the parser
 
 
+# ----------------------------------------------------------------------------- retention
+
+
+def _selector(args: argparse.Namespace) -> pb.SessionSelector:
+    """The selector the command line's flags describe (``--meta key`` or ``key=text``)."""
+    selector = pb.SessionSelector(session_ids=args.id or [], end_reasons=args.end_reason or [])
+    for name in ("inactive_days", "platform", "chat_type", "title_prefix", "min_messages", "max_messages"):
+        if getattr(args, name) is not None:
+            setattr(selector, name, getattr(args, name))
+    for name in ("titled", "ended", "archived"):
+        if getattr(args, name) is not None:
+            setattr(selector, name, getattr(args, name))
+    for spec in args.meta or []:
+        key, has_value, text = spec.partition("=")
+        wanted = selector.metadata.add(key=key)
+        if has_value:
+            wanted.equals.text = text
+    return selector
+
+
+def _bulk(args: argparse.Namespace, daemon: Daemon, verb: str, call: Callable[[bool, int], Any]) -> int:
+    """A bulk change batch by batch (one transaction each) with a progress bar; a dry run counts."""
+    first = call(True, args.show)
+    if args.dry_run:
+        shown_ids = list(first.session_ids)
+        human = f"would {verb} {first.remaining} sessions ({first.remaining_messages} messages)"
+        if shown_ids:
+            human += ", first: " + ", ".join(shown_ids)
+        _emit(args, {"sessions": first.remaining, "messages": first.remaining_messages, "first": shown_ids}, human)
+        return 0
+    done, messages = 0, 0
+    with _progress(verb, "session") as bar:
+        bar.total = first.remaining
+        while True:
+            step = call(False, args.batch)
+            done, messages = done + len(step.session_ids), messages + step.messages
+            bar.update(len(step.session_ids))
+            if not step.remaining or not step.session_ids:
+                break
+    past = {"delete": "deleted", "archive": "archived", "unarchive": "unarchived"}[verb]
+    _emit(args, {past: done, "messages": messages}, f"{past} {done} sessions ({messages} messages)")
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace, daemon: Daemon) -> int:
+    def call(dry_run: bool, limit: int) -> pb.DeleteSessionsResponse:
+        request = pb.DeleteSessionsRequest(selector=_selector(args), dry_run=dry_run, limit=limit)
+        return daemon.call(daemon.store.DeleteSessions, request)
+
+    return _bulk(args, daemon, "delete", call)
+
+
+def cmd_archive(args: argparse.Namespace, daemon: Daemon) -> int:
+    def call(dry_run: bool, limit: int) -> pb.ArchiveSessionsResponse:
+        request = pb.ArchiveSessionsRequest(
+            selector=_selector(args), dry_run=dry_run, limit=limit, unarchive=args.unarchive
+        )
+        return daemon.call(daemon.store.ArchiveSessions, request)
+
+    return _bulk(args, daemon, "unarchive" if args.unarchive else "archive", call)
+
+
+def cmd_retention(args: argparse.Namespace, daemon: Daemon) -> int:
+    """Apply the daemon's [retention] policy now, with a progress bar (or, dry, count what is due)."""
+    last = admin_pb2.ApplyRetentionResponse()
+    with _progress("retention", "session") as bar:
+        for last in daemon.admin.ApplyRetention(
+            admin_pb2.ApplyRetentionRequest(dry_run=args.dry_run), timeout=args.timeout
+        ):
+            changed = last.archived + last.deleted
+            bar.total = changed + last.remaining
+            bar.update(changed - bar.n)
+    facts = {"archived": last.archived, "deleted": last.deleted, "deleted_messages": last.deleted_messages}
+    human = ("due: " if args.dry_run else "") + f"{last.archived} archived, {last.deleted} deleted sessions"
+    _emit(args, facts, f"{human} ({last.deleted_messages} messages deleted)")
+    return 0
+
+
+def cmd_vacuum(args: argparse.Namespace, daemon: Daemon) -> int:
+    """Give the database's free pages back to the file system, with a progress bar."""
+    last = admin_pb2.VacuumResponse()
+    with _progress("vacuum", "page") as bar:
+        for last in daemon.admin.Vacuum(admin_pb2.VacuumRequest(), timeout=args.timeout):
+            bar.total = last.free_pages_before
+            bar.update(last.pages_freed - bar.n)
+    facts = {"pages_freed": last.pages_freed, "converted": last.converted, "file_bytes": last.file_bytes}
+    converted = " (converted to incremental auto-vacuum)" if last.converted else ""
+    _emit(args, facts, f"freed {last.pages_freed} pages; the file is {last.file_bytes} bytes{converted}")
+    return 0
+
+
 ONLINE: dict[str, Callable[[argparse.Namespace, Daemon], int]] = {
     "list": cmd_list,
     "show": cmd_show,
@@ -335,6 +427,10 @@ ONLINE: dict[str, Callable[[argparse.Namespace, Daemon], int]] = {
     "verify": cmd_verify,
     "rebuild-search-index": cmd_rebuild_search_index,
     "search": cmd_search,
+    "delete": cmd_delete,
+    "archive": cmd_archive,
+    "retention": cmd_retention,
+    "vacuum": cmd_vacuum,
 }
 OFFLINE: dict[str, Callable[[argparse.Namespace], int]] = {
     "restore": cmd_restore,
@@ -390,6 +486,20 @@ def add_parser(commands: Any) -> None:
     searching.add_argument("--key", dest="session_key", help="only the sessions of this session key")
     searching.add_argument("--role", action="append", help="only this role (repeatable)")
     searching.add_argument("--limit", type=int, default=20, help="at most this many hits (default 20, max 100)")
+    selecting = _selector_parser()
+    for name, help_text in (
+        ("delete", "delete stored sessions and their transcripts"),
+        ("archive", "archive stored sessions"),
+    ):
+        bulk = tasks.add_parser(name, parents=[common, online, selecting], help=help_text)
+        bulk.add_argument("--dry-run", action="store_true", help="count what would change; write nothing")
+        bulk.add_argument("--batch", type=int, default=500, help="sessions per transaction (default 500, max 1000)")
+        bulk.add_argument("--show", type=int, default=20, help="with --dry-run, list the first N (default 20)")
+        if name == "archive":
+            bulk.add_argument("--unarchive", action="store_true", help="bring archived sessions back instead")
+    retention = tasks.add_parser("retention", parents=[common, online], help="apply the [retention] policy now")
+    retention.add_argument("--dry-run", action="store_true", help="count what is due; write nothing")
+    tasks.add_parser("vacuum", parents=[common, online], help="give free pages of the database file back")
     verify = tasks.add_parser("verify", parents=[common, online, offline], help="integrity check and counts")
     verify.add_argument("--offline", action="store_true", help="check the file itself (the daemon must be stopped)")
     restore_parser = tasks.add_parser("restore", parents=[common, offline], help="replace the database with a backup")
@@ -397,6 +507,29 @@ def add_parser(commands: Any) -> None:
     hermes = tasks.add_parser("import-hermes", parents=[common, offline], help="import a Hermes gateway's sessions")
     hermes.add_argument("hermes_home")
     hermes.add_argument("--dry-run", action="store_true", help="report what would be imported; write nothing")
+
+
+def _selector_parser() -> argparse.ArgumentParser:
+    """The flags of a session selector (all given must hold; at least one)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    group = parser.add_argument_group("which sessions (all given must hold)")
+    group.add_argument("--id", action="append", help="this session id (repeatable)")
+    group.add_argument("--inactive-days", type=int, help="last active more than N days ago")
+    group.add_argument("--platform", help="started on this platform")
+    group.add_argument("--chat-type", help="started in this kind of chat (dm, group, channel, thread)")
+    for flag, name, what in (
+        ("titled", "titled", "titled"),
+        ("ended", "ended", "ended"),
+        ("archived", "archived", "archived"),
+    ):
+        group.add_argument(f"--{flag}", dest=name, action="store_true", default=None, help=f"only {what} sessions")
+        group.add_argument(f"--not-{flag}", dest=name, action="store_false", help=f"only sessions not {what}")
+    group.add_argument("--title-prefix", help="title starting so (case and punctuation ignored)")
+    group.add_argument("--end-reason", action="append", help="ended for this reason, e.g. session_reset (repeatable)")
+    group.add_argument("--min-messages", type=int, help="at least N stored messages")
+    group.add_argument("--max-messages", type=int, help="at most N stored messages")
+    group.add_argument("--meta", action="append", metavar="KEY[=TEXT]", help="metadata key present (with this text)")
+    return parser
 
 
 def run(args: argparse.Namespace) -> int:

@@ -189,10 +189,12 @@ def _import_session(hermes: _Hermes, session: _Session, write: bool, tx: Transac
 
 
 def _write_session(tx: Transaction, session: _Session, messages: list[Message]) -> None:
-    key = session.entries[0].session_key if session.entries else None  # the key it is current for, if any
-    tx.create_session(session.session_id, session.platform, session.user_id, session.started_at, key)
-    if messages:
-        tx.append_messages(session.session_id, messages, session.started_at)
+    current = session.entries[0] if session.entries else None  # the entry it is current for, if any
+    key, chat_type = (current.session_key, current.chat_type) if current else (None, None)
+    tx.create_session(session.session_id, session.platform, session.user_id, session.started_at, key, chat_type)
+    if messages:  # active as of its newest message (for retention), not as of the import
+        newest = max([session.started_at, *(m.timestamp for m in messages if m.timestamp)])
+        tx.append_messages(session.session_id, messages, newest)
     if session.ended is not None:
         tx.end_session(session.session_id, session.ended[1], session.ended[0])
 

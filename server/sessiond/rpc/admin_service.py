@@ -1,4 +1,5 @@
-"""The Admin servicer: backups, integrity checks and look-ups by session id, for ``sessiond admin``.
+"""The Admin servicer: backups, integrity checks, look-ups by session id, retention and vacuum, for
+``sessiond admin``.
 
 Backups and checks are operator work on the storage itself, not on sessions, so they talk to the
 storage directly; look-ups go through the store. The blocking parts run on the daemon's store
@@ -23,13 +24,16 @@ from typing import Any
 from sessiond.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from sessiond.rpc import convert
 from sessiond.rpc.framework import Runtime, blocking_rpc, rpc, stream
+from sessiond.rules.retention import RetentionPolicy
 from sessiond.storage.interface import DaemonStorage
+from sessiond.store.bulk import RetentionProgress
 from sessiond.store.session_store import SessionStore
 from sessiond_client.v1 import admin_pb2 as pb
 from sessiond_client.v1 import admin_pb2_grpc
 
 DONE = object()  # the last item a backup's progress queue carries
 SNAPSHOT_CHUNK = 1024 * 1024  # bytes per Snapshot response
+VACUUM_PAGES = 2000  # pages Vacuum frees per step (8 MiB at the default page size)
 INDEX_BATCH = 5000  # messages a rebuild indexes per write transaction (tens of milliseconds)
 NAME_BYTES = 255  # the longest file name the usual file systems take
 
@@ -67,9 +71,16 @@ class AdminService(admin_pb2_grpc.AdminServicer):
     """sessiond.v1.Admin over the daemon's storage and store."""
 
     def __init__(
-        self, storage: DaemonStorage, store: SessionStore, runtime: Runtime, backup_dir: Path | None, scratch: Path
+        self,
+        storage: DaemonStorage,
+        store: SessionStore,
+        runtime: Runtime,
+        backup_dir: Path | None,
+        scratch: Path,
+        retention: RetentionPolicy | None = None,
     ):
         self.storage, self.store, self.runtime = storage, store, runtime
+        self.retention = retention or RetentionPolicy()
         self.threads, self.metrics = runtime.threads, runtime.metrics
         self.backup_dir = backup_dir
         self.scratch = scratch  # the daemon's own directory (the database's), for a snapshot's copy
@@ -110,6 +121,36 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             if built.complete:
                 return
             built = await loop.run_in_executor(self.threads, self.storage.index_batch, INDEX_BATCH)
+
+    @stream
+    async def ApplyRetention(
+        self, request: pb.ApplyRetentionRequest, deadline: float | None
+    ) -> AsyncIterator[pb.ApplyRetentionResponse]:
+        """Each batch (one transaction) on a store thread, its progress streamed as it commits."""
+        loop, batches = asyncio.get_running_loop(), self.store.apply_retention(self.retention, request.dry_run)
+        progress = RetentionProgress()
+        while (step := await loop.run_in_executor(self.threads, next, batches, None)) is not None:
+            progress = step
+            yield pb.ApplyRetentionResponse(**vars(progress))
+        yield pb.ApplyRetentionResponse(**vars(progress), done=True)
+
+    @stream
+    async def Vacuum(self, request: pb.VacuumRequest, deadline: float | None) -> AsyncIterator[pb.VacuumResponse]:
+        """Convert the file to incremental auto-vacuum when it is not, then free pages step by step."""
+        loop = asyncio.get_running_loop()
+        state = await loop.run_in_executor(self.threads, self.storage.vacuum_state)
+        before, converted = state.free_pages, not state.incremental
+        if converted:
+            await loop.run_in_executor(self.threads, self.storage.make_incremental)
+        while True:
+            state = await loop.run_in_executor(self.threads, self.storage.reclaim, VACUUM_PAGES)
+            freed = before - state.free_pages
+            if state.free_pages == 0:
+                break
+            yield pb.VacuumResponse(free_pages_before=before, pages_freed=freed, file_bytes=state.file_bytes)
+        yield pb.VacuumResponse(
+            free_pages_before=before, pages_freed=freed, converted=converted, file_bytes=state.file_bytes, done=True
+        )
 
     async def _copy(self, target: Path) -> AsyncIterator[tuple[int, int] | int]:
         """Copy the database to ``target`` on a store thread: (pages done, total) as it goes, then its size."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 from zoneinfo import ZoneInfoNotFoundError
@@ -32,11 +32,16 @@ from sessiond.model import (
     LineageLink,
     Message,
     MessageFilter,
+    Metadata,
+    MetadataFilter,
+    MetadataValue,
     ResetPolicy,
     SearchHit,
+    SessionSelector,
     SessionSummary,
     Source,
     Usage,
+    fold,
     to_us,
 )
 from sessiond.rules.platforms import BUILTIN, Platforms
@@ -206,7 +211,54 @@ def entry_to_proto(entry: Entry) -> session_pb2.SessionEntry:
             setattr(message, name, getattr(entry, name))
     for name in ("created_at", "updated_at", "last_resume_marked_at"):
         _set_time(message, name, getattr(entry, name))
+    metadata_to_proto(message.metadata, entry.metadata)
     return message
+
+
+# -- metadata --------------------------------------------------------------------------------
+
+
+def metadata_value(message: session_pb2.MetadataValue, path: str) -> MetadataValue:
+    """A metadata value from the wire (the rules check its size and range); unset is INVALID_ARGUMENT."""
+    kind = message.WhichOneof("kind")
+    if kind is None:
+        raise InvalidArgument(path, "no value set (to remove a key, list it in remove)")
+    if kind == "texts":
+        return tuple(message.texts.values)
+    value: MetadataValue = getattr(message, kind)
+    return value
+
+
+def metadata_changes(values: Mapping[str, session_pb2.MetadataValue], path: str) -> dict[str, MetadataValue]:
+    return {key: metadata_value(value, f"{path}[{key!r}]") for key, value in values.items()}
+
+
+def metadata_to_proto(target: Any, metadata: Metadata) -> None:
+    """Fill a ``map<string, MetadataValue>`` field (bool before int: a flag is an int to Python)."""
+    for key, value in metadata.items():
+        slot = target[key]
+        if isinstance(value, bool):
+            slot.flag = value
+        elif isinstance(value, int):
+            slot.integer = value
+        elif isinstance(value, float):
+            slot.number = value
+        elif isinstance(value, str):
+            slot.text = value
+        else:
+            slot.texts.values.extend(value)
+
+
+def metadata_filters(
+    filters: Iterable[session_pb2.MetadataFilter], path: str = "metadata"
+) -> tuple[MetadataFilter, ...]:
+    """Filters from the wire; keys and values are checked by the rules."""
+    return tuple(
+        MetadataFilter(
+            wanted.key, metadata_value(wanted.equals, f"{path}[{index}].equals") if wanted.HasField("equals") else None
+        )
+        for index, wanted in enumerate(filters)
+    )
 
 
 def policy_to_proto(policy: ResetPolicy) -> session_pb2.ResetPolicy:
@@ -584,6 +636,54 @@ def message_filter(request: session_store_pb2.SearchMessagesRequest, max_bytes: 
         roles=tuple(request.roles),
         since=since,
         until=until,
+        metadata=metadata_filters(request.metadata),
+        include_archived=request.include_archived,
+    )
+
+
+MAX_SELECTED_IDS = 1000
+MAX_INACTIVE_DAYS = 100 * 366
+
+
+def selector(message: session_store_pb2.SessionSelector, max_bytes: int) -> SessionSelector:
+    """A bulk call's selector, each field checked; one with no condition at all is refused (it
+    would select every session)."""
+    path, fields = "selector", message.DESCRIPTOR.fields
+    given: Any = message  # read by field name below
+    check_sizes(message, path, ("platform", "chat_type", "title_prefix"), max_bytes)
+    if len(message.session_ids) > MAX_SELECTED_IDS:
+        raise InvalidArgument(f"{path}.session_ids", f"{len(message.session_ids)} ids, more than {MAX_SELECTED_IDS}")
+    for name in ("session_ids", "end_reasons"):
+        for index, value in enumerate(getattr(message, name)):
+            check_size(value, f"{path}.{name}[{index}]", max_bytes)
+            if not value:
+                raise InvalidArgument(f"{path}.{name}[{index}]", "required")
+    if not any(getattr(message, f.name) if f.is_repeated else given.HasField(f.name) for f in fields):
+        raise InvalidArgument(path, "set at least one condition (a selector without any would select every session)")
+    if message.HasField("inactive_days"):
+        bounded(message.inactive_days, f"{path}.inactive_days", 1, MAX_INACTIVE_DAYS)
+    if message.HasField("title_prefix") and not fold(message.title_prefix):
+        raise InvalidArgument(f"{path}.title_prefix", "has no letters or digits to match")
+
+    def optional(name: str) -> Any:
+        return getattr(message, name) if given.HasField(name) else None
+
+    for name in ("min_messages", "max_messages"):
+        if given.HasField(name):
+            non_negative(getattr(message, name), f"{path}.{name}")
+    return SessionSelector(
+        session_ids=tuple(message.session_ids),
+        inactive_days=optional("inactive_days"),
+        platform=optional("platform"),
+        chat_type=optional("chat_type"),
+        titled=optional("titled"),
+        title_prefix=optional("title_prefix"),
+        end_reasons=tuple(message.end_reasons),
+        ended=optional("ended"),
+        min_messages=optional("min_messages"),
+        max_messages=optional("max_messages"),
+        metadata=metadata_filters(message.metadata, f"{path}.metadata"),
+        archived=optional("archived"),
     )
 
 
@@ -605,6 +705,9 @@ def summary_to_proto(summary: SessionSummary) -> session_store_pb2.SessionSummar
     )
     _set_time(result, "started_at", summary.started_at)
     _set_time(result, "ended_at", summary.ended_at)
+    _set_time(result, "archived_at", summary.archived_at)
+    _set_time(result, "active_at", summary.active_at)
+    metadata_to_proto(result.metadata, summary.metadata)
     return result
 
 

@@ -17,6 +17,7 @@ from sessiond.rpc.framework import Response, Runtime, blocking_rpc, rpc, stream
 from sessiond.rules import keys, prompt, whatsapp
 from sessiond.rules.platforms import Platforms
 from sessiond.rules.settings import Settings
+from sessiond.store.bulk import BulkResult
 from sessiond.store.session_store import SessionStore
 from sessiond.store.watch import EventFeed
 from sessiond_client.v1 import session_store_pb2 as pb
@@ -36,6 +37,16 @@ def _entries_page(entries: list[Entry], size: int) -> tuple[list[Any], str]:
     more = len(entries) > size
     token = convert.page_token(list(cursor_of(page[-1]))) if more else ""
     return [convert.entry_to_proto(entry) for entry in page], token
+
+
+def _bulk_fields(done: BulkResult) -> dict[str, Any]:
+    return {
+        "session_ids": done.session_ids,
+        "messages": done.messages,
+        "remaining": done.remaining,
+        "remaining_messages": done.remaining_messages,
+        "session_keys": done.session_keys,
+    }
 
 
 def _fill_page(page: Any, items: list[Item], to_proto: Callable[[Item], Any]) -> None:
@@ -274,7 +285,8 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
         minutes = None
         if request.HasField("active_minutes"):
             minutes = convert.non_negative(request.active_minutes, "active_minutes", convert.MAX_AGE_MINUTES)
-        entries = self.store.list(minutes, size + 1, convert.entry_cursor(request.page_token))
+        where = convert.metadata_filters(request.metadata)
+        entries = self.store.list(minutes, size + 1, convert.entry_cursor(request.page_token), where)
         page, token = _entries_page(entries, size)
         return pb.ListSessionsResponse(entries=page, next_page_token=token)
 
@@ -440,7 +452,8 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
         offset = convert.offset_cursor(request.page_token)
         convert.check_sizes(request, "", ("query", "platform"), self.max_bytes)
         platform = request.platform if request.HasField("platform") else None
-        found = self.store.search_sessions(request.query, platform, offset, size + 1)
+        where = convert.metadata_filters(request.metadata)
+        found = self.store.search_sessions(request.query, platform, offset, size + 1, where, request.include_archived)
         token = convert.page_token(offset + size) if len(found) > size else ""
         return pb.SearchSessionsResponse(
             sessions=[convert.summary_to_proto(s) for s in found[:size]], next_page_token=token
@@ -453,13 +466,56 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
         convert.check_sizes(request, "", ("query",), self.max_bytes)
         where = convert.message_filter(request, self.max_bytes)
         hits, building = self.store.search_messages(
-            request.query, where, convert.search_window(request), offset, size + 1
+            request.query, where, convert.search_window(request), offset, size + 1, deadline
         )
         response = pb.SearchMessagesResponse(index_building=building)
         _fill_page(response.hits, hits[:size], convert.hit_to_proto)
         if len(response.hits) < len(hits):
             response.next_page_token = convert.page_token(offset + len(response.hits))
         return response
+
+    @rpc
+    def UpdateSessionMetadata(
+        self, request: pb.UpdateSessionMetadataRequest, deadline: float | None
+    ) -> pb.UpdateSessionMetadataResponse:
+        entry, changed = self.store.update_metadata(
+            self._key(request, "session_key"),
+            convert.metadata_changes(request.set, "set"),
+            request.remove,
+            request.replace,
+            self._version(request),
+            deadline,
+        )
+        return pb.UpdateSessionMetadataResponse(entry=convert.entry_to_proto(entry), changed=changed)
+
+    @rpc
+    def GetSessionMetadata(
+        self, request: pb.GetSessionMetadataRequest, deadline: float | None
+    ) -> pb.GetSessionMetadataResponse:
+        response = pb.GetSessionMetadataResponse()
+        convert.metadata_to_proto(response.metadata, self.store.metadata_of(self._key(request, "session_id")))
+        return response
+
+    @blocking_rpc  # a selector may scan the sessions: never on the event loop
+    def DeleteSessions(self, request: pb.DeleteSessionsRequest, deadline: float | None) -> pb.DeleteSessionsResponse:
+        done = self.store.delete_sessions(
+            convert.selector(request.selector, self.max_bytes),
+            request.dry_run,
+            convert.page_size(request.limit, *LIST_PAGE, path="limit"),
+            deadline=deadline,
+        )
+        return pb.DeleteSessionsResponse(**_bulk_fields(done))
+
+    @blocking_rpc
+    def ArchiveSessions(self, request: pb.ArchiveSessionsRequest, deadline: float | None) -> pb.ArchiveSessionsResponse:
+        done = self.store.archive_sessions(
+            convert.selector(request.selector, self.max_bytes),
+            request.dry_run,
+            convert.page_size(request.limit, *LIST_PAGE, path="limit"),
+            request.unarchive,
+            deadline=deadline,
+        )
+        return pb.ArchiveSessionsResponse(**_bulk_fields(done))
 
     @stream
     async def WatchSessionEvents(

@@ -21,8 +21,12 @@ from sessiond.model import (
     LineageLink,
     Message,
     MessageFilter,
+    Metadata,
+    MetadataFilter,
     ResetPolicy,
     SearchHit,
+    Selected,
+    SessionSelector,
     SessionSummary,
     Term,
 )
@@ -91,6 +95,15 @@ class IndexProgress:
 
 
 @dataclass(frozen=True)
+class VacuumState:
+    """The database file's free pages, whether it gives them back by steps, and its size."""
+
+    free_pages: int
+    incremental: bool
+    file_bytes: int
+
+
+@dataclass(frozen=True)
 class StorageStats:
     """What the database holds and how big its files are: for metrics and ``admin verify``."""
 
@@ -114,9 +127,16 @@ class Transaction(Protocol):
     def put_entry(self, entry: Entry) -> None: ...
 
     def create_session(
-        self, session_id: str, platform: str, user_id: str | None, started_at: datetime, session_key: str | None = None
+        self,
+        session_id: str,
+        platform: str,
+        user_id: str | None,
+        started_at: datetime,
+        session_key: str | None = None,
+        chat_type: str | None = None,
     ) -> bool:
-        """Record a new session id (started for ``session_key``, when a key started it); False when it exists."""
+        """Record a new session id (started for ``session_key`` in a ``chat_type`` chat, when a key
+        started it); False when it exists."""
         ...
 
     def end_session(self, session_id: str, reason: str, at: datetime) -> None:
@@ -182,8 +202,11 @@ class Transaction(Protocol):
         """Mark resume-pending the entries active since ``since`` (not pending, not suspended); the marked."""
         ...
 
-    def list_entries(self, since: datetime | None, after: Cursor | None, limit: int) -> list[Entry]:
-        """Entries most recently active first, from after ``after``."""
+    def list_entries(
+        self, since: datetime | None, after: Cursor | None, limit: int, metadata: Sequence[MetadataFilter] = ()
+    ) -> list[Entry]:
+        """Entries most recently active first, from after ``after``; with ``metadata``, only those whose
+        current session's metadata matches every filter."""
         ...
 
     def stored_policies(self) -> list[ResetPolicy]:
@@ -262,8 +285,41 @@ class Transaction(Protocol):
 
     def session_summary(self, session_id: str) -> SessionSummary | None: ...
 
+    def metadata_of(self, session_id: str) -> Metadata | None:
+        """A session's metadata; ``None`` when there is no such session."""
+        ...
+
+    def set_metadata(self, session_id: str, metadata: Metadata) -> None: ...
+
+    def select_sessions(self, selector: SessionSelector, now: datetime, limit: int) -> list[Selected]:
+        """Up to ``limit`` sessions the selector matches, least recently active first (never the
+        current session of a key leased at ``now``)."""
+        ...
+
+    def count_selected(self, selector: SessionSelector, now: datetime) -> tuple[int, int]:
+        """(sessions, their stored messages) the selector matches."""
+        ...
+
+    def delete_sessions(self, session_ids: Sequence[str]) -> list[tuple[str, str, int]]:
+        """Delete sessions with their messages and the entries pointing at them; (key, session id,
+        entry version) of each entry that went."""
+        ...
+
+    def archive_sessions(self, session_ids: Sequence[str], now: datetime) -> list[tuple[str, str, int]]:
+        """Archive sessions (ending those not ended); the entries pointing at them go, as for delete."""
+        ...
+
+    def unarchive_sessions(self, session_ids: Sequence[str]) -> None: ...
+
     def search_sessions(
-        self, id_prefix: str, title_prefix: str, platform: str | None, offset: int, limit: int
+        self,
+        id_prefix: str,
+        title_prefix: str,
+        platform: str | None,
+        offset: int,
+        limit: int,
+        metadata: Sequence[MetadataFilter] = (),
+        include_archived: bool = False,
     ) -> list[SessionSummary]:
         """Sessions whose id starts with ``id_prefix`` or whose title, folded (``model.fold``), starts
         with ``title_prefix`` folded; newest first."""
@@ -280,7 +336,10 @@ class Transaction(Protocol):
 class Storage(Protocol):
     """A database holding entries, session records, leases and transcripts."""
 
-    def read(self, work: Callable[[Transaction], T]) -> T: ...
+    def read(self, work: Callable[[Transaction], T], deadline: float | None = None) -> T:
+        """Run ``work`` on one snapshot; with ``deadline`` (``time.monotonic()`` seconds), a query
+        still running when it passes is stopped (``DeadlineExceeded``)."""
+        ...
 
     def write(self, work: Callable[[Transaction], T], deadline: float | None = None) -> T:
         """Run ``work`` in a write transaction, durably committed before returning.
@@ -340,3 +399,15 @@ class DaemonStorage(Storage, Protocol):
         ...
 
     def backup(self, target: Path, progress: Callable[[int, int], None] | None = None) -> int: ...
+
+    def vacuum_state(self) -> VacuumState:
+        """``FailedPrecondition`` where the backend reclaims space by itself (PostgreSQL's autovacuum)."""
+        ...
+
+    def make_incremental(self) -> None:
+        """Turn on incremental auto-vacuum: one full VACUUM, holding writes while it runs."""
+        ...
+
+    def reclaim(self, pages: int) -> VacuumState:
+        """Give up to ``pages`` free pages back to the file system (none unless incremental)."""
+        ...

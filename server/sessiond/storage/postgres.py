@@ -61,12 +61,14 @@ from sessiond.model import (
     Lease,
     Message,
     MessageFilter,
+    MetadataFilter,
     ResetPolicy,
     SearchHit,
     Term,
     fold,
     to_us,
 )
+from sessiond.storage.dialects import POSTGRES
 from sessiond.storage.interface import (
     AppendResult,
     EventPage,
@@ -74,6 +76,7 @@ from sessiond.storage.interface import (
     IndexProgress,
     StorageStats,
     Transaction,
+    VacuumState,
 )
 from sessiond.storage.rows import (
     DAY_US,
@@ -246,6 +249,20 @@ MIGRATIONS = (
     ALTER TABLE sessions ADD COLUMN rewinds BIGINT NOT NULL DEFAULT 0;
     ALTER TABLE sessions ADD COLUMN compactions BIGINT NOT NULL DEFAULT 0;
     """,
+    # Per-session metadata (UpdateSessionMetadata: canonical JSON text, NULL when empty) and
+    # retention (DeleteSessions, ArchiveSessions): a session's chat type, last activity and
+    # archiving; the entry pointing at a session found by index.
+    """
+    ALTER TABLE sessions ADD COLUMN metadata TEXT;
+    ALTER TABLE sessions ADD COLUMN chat_type TEXT;
+    ALTER TABLE sessions ADD COLUMN active_at BIGINT;
+    ALTER TABLE sessions ADD COLUMN archived_at BIGINT;
+    UPDATE sessions SET chat_type = e.chat_type FROM entries AS e WHERE e.session_id = sessions.id;
+    UPDATE sessions SET active_at = GREATEST(started_at,
+        coalesce((SELECT max(m.timestamp) FROM messages AS m WHERE m.session_id = sessions.id), started_at));
+    CREATE INDEX sessions_by_activity ON sessions (active_at, id);
+    CREATE INDEX entries_by_session ON entries (session_id);
+    """,
 )
 FOLDED_STEP = 6  # the rung after which existing titles get their folded spelling
 # Hits ranked in an inner query, so that ts_headline (it parses the whole text) runs for one page only.
@@ -268,6 +285,7 @@ HITS = f"""
           AND m.session_id = coalesce(%(session)s, m.session_id)
           AND m.timestamp >= %(since)s AND m.timestamp < %(until)s
           AND (%(any_role)s OR m.role = ANY(%(roles)s))
+          AND (%(include_archived)s OR s.archived_at IS NULL) AND {POSTGRES.condition("s.metadata", "%(metadata)s")}
         ORDER BY score DESC, m.session_id, m.position LIMIT %(limit)s OFFSET %(offset)s
     ) AS hit JOIN sessions AS s ON s.id = hit.session_id
     ORDER BY hit.score DESC, hit.session_id, hit.position
@@ -278,7 +296,8 @@ CONNECT_SECONDS = 5.0  # the longest a unit of work waits for a connection when 
 CHECK_SECONDS = 2.0  # the health check's budget
 LISTEN_SECONDS = 1.0  # how often the NOTIFY listener looks up from its socket (it also wakes on close)
 
-SELECT_ENTRY = f"SELECT {ENTRY_LIST} FROM entries"
+# An entry with its session's metadata (a look-up by primary key per entry read).
+SELECT_ENTRY = f"SELECT {ENTRY_LIST}, (SELECT metadata FROM sessions WHERE id = e.session_id) FROM entries AS e"
 PUT_ENTRY = f"""
     INSERT INTO entries ({ENTRY_LIST}) VALUES ({placeholders(ENTRY_COLUMNS, "%s")})
     ON CONFLICT (session_key) DO UPDATE SET ({ENTRY_LIST}) = ({listed([f"EXCLUDED.{n}" for n in ENTRY_COLUMNS])})
@@ -304,11 +323,12 @@ INSERT_MESSAGES = (
 NEXT_POSITION = "SELECT COALESCE(MAX(position), -1) + 1 FROM messages WHERE session_id = %s"
 NOT_LEASED = "NOT EXISTS (SELECT 1 FROM leases AS l WHERE l.session_key = e.session_key AND l.expires_at > %(now)s)"
 LIST_ENTRIES = f"""
-    {SELECT_ENTRY} AS e WHERE updated_at >= %(since)s AND (updated_at, session_key) < (%(after_us)s, %(after_key)s)
+    {SELECT_ENTRY} WHERE updated_at >= %(since)s AND (updated_at, session_key) < (%(after_us)s, %(after_key)s)
+      AND {POSTGRES.condition("(SELECT metadata FROM sessions WHERE id = e.session_id)", "%(metadata)s")}
     ORDER BY updated_at DESC, session_key DESC LIMIT %(limit)s
 """
 EXPIRED_ENTRIES = f"""
-    {SELECT_ENTRY} AS e
+    {SELECT_ENTRY}
     WHERE NOT e.expiry_finalized AND e.updated_at < %(latest)s
       AND (e.updated_at, e.session_key) > (%(after_us)s, %(after_key)s)
       AND e.updated_at < COALESCE((%(stored)s ->> e.reset_policy)::BIGINT,
@@ -386,7 +406,7 @@ def describe(dsn: str) -> str:
     return f"postgres {parts.get('host') or 'localhost'}:{parts.get('port') or 5432}/{parts.get('dbname') or '-'}"
 
 
-class PostgresTransaction(SessionsTable, Transaction, marker="%s"):
+class PostgresTransaction(SessionsTable, Transaction, marker="%s", dialect=POSTGRES):
     """The Transaction interface over one connection inside an open transaction.
 
     ``writing``: entries read are locked (``FOR UPDATE``) until the commit. Events are kept until
@@ -424,9 +444,15 @@ class PostgresTransaction(SessionsTable, Transaction, marker="%s"):
             raise Retry(f"entry {entry.session_key!r} was written meanwhile")
 
     def create_session(
-        self, session_id: str, platform: str, user_id: str | None, started_at: datetime, session_key: str | None = None
+        self,
+        session_id: str,
+        platform: str,
+        user_id: str | None,
+        started_at: datetime,
+        session_key: str | None = None,
+        chat_type: str | None = None,
     ) -> bool:
-        row = session_row(session_id, platform, user_id, started_at, session_key)
+        row = session_row(session_id, platform, user_id, started_at, session_key, chat_type)
         return self.db.execute(CREATE_SESSION, row).rowcount == 1
 
     def live_lease(self, session_key: str, now: datetime) -> Lease | None:
@@ -475,8 +501,11 @@ class PostgresTransaction(SessionsTable, Transaction, marker="%s"):
         )
         return [entry_from_row(row) for row in rows]
 
-    def list_entries(self, since: datetime | None, after: Cursor | None, limit: int) -> list[Entry]:
-        params = {"since": NEVER if since is None else to_us(since), "limit": limit}
+    def list_entries(
+        self, since: datetime | None, after: Cursor | None, limit: int, metadata: Sequence[MetadataFilter] = ()
+    ) -> list[Entry]:
+        params: dict[str, Any] = {"since": NEVER if since is None else to_us(since), "limit": limit}
+        params["metadata"] = POSTGRES.filters(metadata)
         params.update(cursor_params(after, (2**63 - 1, "")))
         return [entry_from_row(row) for row in self._rows(LIST_ENTRIES, params)]
 
@@ -559,21 +588,21 @@ class PostgresTransaction(SessionsTable, Transaction, marker="%s"):
         count = self._lock_session(session_id)
         start = self._one(NEXT_POSITION, (session_id,))[0]
         appended = self._insert_messages([message_row(session_id, m, start + i, now) for i, m in enumerate(messages)])
-        self.db.execute("UPDATE sessions SET message_count = %s WHERE id = %s", (count + appended, session_id))
+        self._counted(session_id, count + appended, now)
         return AppendResult(appended, len(messages) - appended, count + appended)
 
     def replace_messages(self, session_id: str, messages: Sequence[Message], now: datetime) -> int:
         self._lock_session(session_id)
         self.db.execute("DELETE FROM messages WHERE session_id = %s", (session_id,))
         self._insert_messages([message_row(session_id, m, i, now) for i, m in enumerate(messages)])
-        self.db.execute("UPDATE sessions SET message_count = %s WHERE id = %s", (len(messages), session_id))
+        self._counted(session_id, len(messages), now)
         return len(messages)
 
     def search_messages(
         self, terms: tuple[Term, ...], where: MessageFilter, offset: int, limit: int
     ) -> tuple[list[SearchHit], bool]:
         """The index is PostgreSQL's GIN over the stored tsvectors: always complete."""
-        params = search_params(tsquery(terms), where, offset, limit, list)
+        params = search_params(tsquery(terms), where, offset, limit, list, POSTGRES)
         return [hit_from_row(row) for row in self._rows(HITS, params)], False
 
 
@@ -666,9 +695,12 @@ class PostgresStorage:
         """Never: every statement is a network round trip, which would stall the event loop."""
         return None
 
-    def read(self, work: Callable[[Transaction], T]) -> T:
-        """One snapshot for the whole unit (REPEATABLE READ, READ ONLY: it never waits or fails to serialize)."""
-        return self._attempts(lambda: self._read_once(work), None)
+    def read(self, work: Callable[[Transaction], T], deadline: float | None = None) -> T:
+        """One snapshot for the whole unit (REPEATABLE READ, READ ONLY: it never waits or fails to
+        serialize); with ``deadline``, no statement of it runs past it."""
+        if deadline is not None and time.monotonic() > deadline:
+            raise DeadlineExceeded("the deadline passed before the query started")
+        return self._attempts(lambda: self._read_once(work, deadline), None)
 
     def write(self, work: Callable[[Transaction], T], deadline: float | None = None) -> T:
         """Run ``work`` in one READ COMMITTED transaction, again when it lost a race (``Retry``).
@@ -690,13 +722,17 @@ class PostgresStorage:
                     raise StorageError(f"{self.where}: gave up after {ATTEMPTS} attempts ({lost})") from None
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _read_once(self, work: Callable[[Transaction], T]) -> T:
+    def _read_once(self, work: Callable[[Transaction], T], deadline: float | None) -> T:
         try:
-            with self._pool.connection(timeout=CONNECT_SECONDS) as connection:
+            with self._pool.connection(timeout=_remaining(deadline, CONNECT_SECONDS)) as connection:
                 connection.isolation_level, connection.read_only = psycopg.IsolationLevel.REPEATABLE_READ, True
                 with connection.transaction():
+                    if deadline is not None:
+                        _time_limit(connection, deadline)
                     return work(PostgresTransaction(connection, writing=False, channel=self.channel))
         except psycopg.Error as exc:
+            if isinstance(exc, errors.QueryCanceled) and deadline is not None:
+                raise DeadlineExceeded("the deadline passed while the query ran; it was stopped") from None
             raise self._error(exc) from None
 
     def _write_once(self, work: Callable[[Transaction], T], deadline: float | None) -> T:
@@ -846,6 +882,15 @@ class PostgresStorage:
 
     def backup(self, target: Path, progress: Callable[[int, int], None] | None = None) -> int:
         raise FailedPrecondition("backup: the postgres backend is backed up with pg_dump or the database's own backups")
+
+    def vacuum_state(self) -> VacuumState:
+        raise FailedPrecondition("vacuum: PostgreSQL's autovacuum reclaims the space of deleted rows by itself")
+
+    def make_incremental(self) -> None:
+        self.vacuum_state()
+
+    def reclaim(self, pages: int) -> VacuumState:
+        return self.vacuum_state()
 
     def close(self) -> None:
         """Stop the listener and close every connection.

@@ -26,6 +26,7 @@ from sessiond.model import (
     LineageLink,
     Message,
     MessageFilter,
+    Metadata,
     ResetPolicy,
     SearchHit,
     SessionSummary,
@@ -34,6 +35,7 @@ from sessiond.model import (
     from_us,
     to_us,
 )
+from sessiond.storage.dialects import Dialect
 from sessiond.storage.interface import ExpiryCutoffs
 
 NEVER = -(2**63)  # a cutoff no timestamp is below
@@ -59,11 +61,11 @@ EVENT_COLUMNS = (
     "sequence", "kind", "session_key", "session_id", "version", "previous_session_id", "reason", "lease_owner", "at",
 )  # fmt: skip
 LEASE_COLUMNS = ("session_key", "owner", "expires_at")
-SESSION_INSERT_COLUMNS = ("id", "platform", "user_id", "started_at", "session_key")
+SESSION_INSERT_COLUMNS = ("id", "platform", "user_id", "started_at", "session_key", "chat_type", "active_at")
 LINEAGE_COLUMNS = ("id", "parent_session_id", "parent_reason", "started_at", "title")
 SUMMARY_COLUMNS = (
     "id", "platform", "started_at", "message_count", "title", "session_key", "ended_at", "end_reason",
-    "parent_session_id",
+    "parent_session_id", "metadata", "archived_at", "active_at", "chat_type",
 )  # fmt: skip
 # A search hit: the message's place and text around the match, then its session's summary (``s.``).
 HIT_COLUMNS = ("position", "message_id", "role", "timestamp", "snippet", "score", "visibility", "hidden_by")
@@ -130,6 +132,7 @@ def field_names(cls: Any) -> tuple[str, ...]:
 
 
 _ENTRY_VALUES = in_order(ENTRY_COLUMNS)
+_ENTRY_WIDTH = len(ENTRY_COLUMNS)
 _ENTRY_ROW = row_type("EntryRow", ENTRY_COLUMNS)
 _USAGE_FIELDS = picker(ENTRY_COLUMNS, field_names(Usage))  # each counter has a column of its name
 
@@ -190,8 +193,9 @@ def policy_from_text(text: str | None) -> ResetPolicy | None:
 
 
 def entry_from_row(row: Sequence[Any]) -> Entry:
-    """An entry from a row of ``ENTRY_COLUMNS``, by name (keyword arguments: small next to its JSON decoding)."""
-    column = _ENTRY_ROW._make(row)
+    """An entry from a row of ``ENTRY_COLUMNS``, by name (keyword arguments: small next to its JSON decoding),
+    then its session's metadata where the statement read it (``SELECT_ENTRY``; not a prune's RETURNING)."""
+    column = _ENTRY_ROW._make(row[:_ENTRY_WIDTH])
     return Entry(
         session_key=column.session_key,
         session_id=column.session_id,
@@ -216,7 +220,21 @@ def entry_from_row(row: Sequence[Any]) -> Entry:
         version=column.version,
         reset_policy=policy_from_text(column.reset_policy),
         max_age_days=column.max_age_days,
+        metadata=metadata_from_text(row[_ENTRY_WIDTH]) if len(row) > _ENTRY_WIDTH else {},
     )
+
+
+def metadata_text(metadata: Metadata) -> str | None:
+    """Canonical JSON of a session's metadata (sorted keys; a list of texts an array), None when empty."""
+    if not metadata:
+        return None
+    return json.dumps({k: list(v) if isinstance(v, tuple) else v for k, v in metadata.items()}, sort_keys=True)
+
+
+def metadata_from_text(text: str | None) -> Metadata:
+    if not text:
+        return {}
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(text).items()}
 
 
 _MESSAGE_VALUES = in_order(MESSAGE_INSERT_COLUMNS)
@@ -326,6 +344,10 @@ def summary_from_row(row: Sequence[Any]) -> SessionSummary:
         ended_at=optional_from_us(column.ended_at),
         end_reason=column.end_reason,
         parent_session_id=column.parent_session_id,
+        metadata=metadata_from_text(column.metadata),
+        archived_at=optional_from_us(column.archived_at),
+        active_at=optional_from_us(column.active_at),
+        chat_type=column.chat_type,
     )
 
 
@@ -357,15 +379,22 @@ _SESSION_VALUES = in_order(SESSION_INSERT_COLUMNS)
 
 
 def session_row(
-    session_id: str, platform: str, user_id: str | None, started_at: datetime, session_key: str | None
+    session_id: str,
+    platform: str,
+    user_id: str | None,
+    started_at: datetime,
+    session_key: str | None,
+    chat_type: str | None,
 ) -> tuple[Any, ...]:
-    """A new session's row of ``SESSION_INSERT_COLUMNS``."""
+    """A new session's row of ``SESSION_INSERT_COLUMNS`` (active since it started)."""
     values = {
         "id": session_id,
         "platform": platform,
         "user_id": user_id,
         "started_at": to_us(started_at),
         "session_key": session_key,
+        "chat_type": chat_type,
+        "active_at": to_us(started_at),
     }
     return _SESSION_VALUES(values)
 
@@ -381,11 +410,13 @@ def prune_params(cutoff: datetime | None, now: datetime, own_ages: bool, **more:
 
 
 def search_params(
-    match: str, where: MessageFilter, offset: int, limit: int, as_list: Callable[[list[str]], Any]
+    match: str, where: MessageFilter, offset: int, limit: int, as_list: Callable[[list[str]], Any], dialect: Dialect
 ) -> dict[str, Any]:
     """The parameters of a backend's search query (``match`` in its query language); ``as_list``
     binds the roles as the backend binds a list."""
     return {
+        "metadata": dialect.filters(where.metadata),
+        "include_archived": where.include_archived,
         "match": match,
         "platform": where.platform,
         "key": where.session_key or "",

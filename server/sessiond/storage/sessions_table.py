@@ -2,25 +2,46 @@
 
 SQLite and PostgreSQL differ here only in the placeholder (``?`` or ``%s``): a backend's
 transaction class takes ``SessionsTable`` as a base with its marker, and gets these methods of
-the storage interface (a session's end and reopening, titles, lineage, session search, a search
-hit's neighbouring messages) over its own ``_one`` and ``_execute``.
+the storage interface (a session's end and reopening, titles, metadata, lineage, session search, a
+search hit's neighbouring messages) over its own ``_one`` and ``_execute``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any, ClassVar
 
-from sessiond.model import LineageLink, SessionSummary, fold, to_us
-from sessiond.storage.rows import LINEAGE_LIST, SUMMARY_LIST, lineage_from_row, prefix_range, summary_from_row
+from sessiond.model import (
+    LineageLink,
+    Metadata,
+    MetadataFilter,
+    Selected,
+    SessionSelector,
+    SessionSummary,
+    fold,
+    to_us,
+)
+from sessiond.storage import selection
+from sessiond.storage.dialects import SQLITE, Dialect
+from sessiond.storage.rows import (
+    LINEAGE_LIST,
+    SUMMARY_LIST,
+    lineage_from_row,
+    metadata_from_text,
+    metadata_text,
+    prefix_range,
+    summary_from_row,
+)
 from sessiond.storage.transcript_table import TRANSCRIPT_STATEMENTS, TranscriptTable
 
 # In SQLite's placeholders; ``SessionsTable`` puts in its backend's.
 _STATEMENTS = {
     "end": "UPDATE sessions SET ended_at = ?, end_reason = ? WHERE id = ? AND ended_at IS NULL",
-    "reopen": "UPDATE sessions SET ended_at = NULL, end_reason = NULL WHERE id = ?",
+    "reopen": "UPDATE sessions SET ended_at = NULL, end_reason = NULL, archived_at = NULL WHERE id = ?",
+    "counted": "UPDATE sessions SET message_count = ?, active_at = ? WHERE id = ?",
     "exists": "SELECT 1 FROM sessions WHERE id = ?",
     "two": "SELECT 1 FROM sessions LIMIT 1 OFFSET 1",
     "title_of": "SELECT title FROM sessions WHERE id = ?",
@@ -37,8 +58,10 @@ _STATEMENTS = {
     "search_sessions": f"""
         SELECT {SUMMARY_LIST} FROM sessions
         WHERE ((? <> '' AND substr(id, 1, ?) = ?) OR (title_folded >= ? AND title_folded < ?))
-          AND platform = COALESCE(?, platform)
+          AND platform = COALESCE(?, platform) AND (? OR archived_at IS NULL) AND {{metadata}}
         ORDER BY started_at DESC, id DESC LIMIT ? OFFSET ?""",
+    "metadata_of": "SELECT metadata FROM sessions WHERE id = ?",
+    "set_metadata": "UPDATE sessions SET metadata = ? WHERE id = ?",
 }
 
 
@@ -47,10 +70,18 @@ class SessionsTable(TranscriptTable):
 
     SQL: ClassVar[Mapping[str, str]] = MappingProxyType({**_STATEMENTS, **TRANSCRIPT_STATEMENTS})
 
-    def __init_subclass__(cls, marker: str = "?", **kwargs: Any) -> None:
+    dialect: ClassVar[Dialect] = SQLITE
+    SELECTION: ClassVar[Mapping[str, str]] = MappingProxyType(selection.statements(SQLITE))
+
+    def __init_subclass__(cls, marker: str = "?", dialect: Dialect = SQLITE, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         statements = {**_STATEMENTS, **TRANSCRIPT_STATEMENTS}
-        cls.SQL = MappingProxyType({name: sql.replace("?", marker) for name, sql in statements.items()})
+        condition = dialect.condition("metadata", "?")
+        cls.dialect = dialect
+        cls.SELECTION = MappingProxyType(selection.statements(dialect))
+        cls.SQL = MappingProxyType(
+            {name: sql.replace("{metadata}", condition).replace("?", marker) for name, sql in statements.items()}
+        )
 
     def end_session(self, session_id: str, reason: str, at: datetime) -> None:
         self._execute(self.SQL["end"], (to_us(at), reason, session_id))
@@ -94,15 +125,66 @@ class SessionsTable(TranscriptTable):
         return None if row is None else summary_from_row(row)
 
     def search_sessions(
-        self, id_prefix: str, title_prefix: str, platform: str | None, offset: int, limit: int
+        self,
+        id_prefix: str,
+        title_prefix: str,
+        platform: str | None,
+        offset: int,
+        limit: int,
+        metadata: Sequence[MetadataFilter] = (),
+        include_archived: bool = False,
     ) -> list[SessionSummary]:
         """Sessions whose id starts with ``id_prefix`` (a scan: ids compare by the database's collation)
         or whose folded title starts with ``title_prefix`` folded (an index range), newest first."""
         by_id = (id_prefix, len(id_prefix), id_prefix)
-        rows = self._execute(
-            self.SQL["search_sessions"], (*by_id, *prefix_range(fold(title_prefix)), platform, limit, offset)
-        )
-        return [summary_from_row(row) for row in rows]
+        by_title = prefix_range(fold(title_prefix))
+        params = (*by_id, *by_title, platform, include_archived, self.dialect.filters(metadata), limit, offset)
+        return [summary_from_row(row) for row in self._execute(self.SQL["search_sessions"], params)]
+
+    def metadata_of(self, session_id: str) -> Metadata | None:
+        row = self._one(self.SQL["metadata_of"], (session_id,))
+        return None if row is None else metadata_from_text(row[0])
+
+    def set_metadata(self, session_id: str, metadata: Metadata) -> None:
+        self._execute(self.SQL["set_metadata"], (metadata_text(metadata), session_id))
+
+    def _counted(self, session_id: str, count: int, now: datetime) -> None:
+        """A transcript's new size, written at ``now``: its last activity."""
+        self._execute(self.SQL["counted"], (count, to_us(now), session_id))
+
+    # -- bulk calls (selection) --------------------------------------------------------------
+
+    def select_sessions(self, selector: SessionSelector, now: datetime, limit: int) -> list[Selected]:
+        rows = self._execute(self.SELECTION["select"], selection.params(selector, now, self.dialect, limit))
+        return [Selected(session_id, messages) for session_id, messages in rows]
+
+    def count_selected(self, selector: SessionSelector, now: datetime) -> tuple[int, int]:
+        row = self._one(self.SELECTION["count"], selection.params(selector, now, self.dialect))
+        return int(row[0]), int(row[1])
+
+    def delete_sessions(self, session_ids: Sequence[str]) -> list[tuple[str, str, int]]:
+        """Delete sessions, their messages and the entries pointing at them: (key, id, version) of those."""
+        chosen = {"chosen": json.dumps(list(session_ids))}
+        dropped = self._drop_entries(chosen)
+        self._execute(self.SELECTION["delete_messages"], chosen)
+        self._execute(self.SELECTION["delete_sessions"], chosen)
+        return dropped
+
+    def archive_sessions(self, session_ids: Sequence[str], now: datetime) -> list[tuple[str, str, int]]:
+        """Archive (and end) sessions; the entries pointing at them go: (key, id, version) of those."""
+        chosen = {"chosen": json.dumps(list(session_ids))}
+        dropped = self._drop_entries(chosen)
+        self._execute(self.SELECTION["archive"], {**chosen, "now": to_us(now)})
+        return dropped
+
+    def unarchive_sessions(self, session_ids: Sequence[str]) -> None:
+        self._execute(self.SELECTION["unarchive"], {"chosen": json.dumps(list(session_ids))})
+
+    def _drop_entries(self, chosen: dict[str, str]) -> list[tuple[str, str, int]]:
+        return [
+            (str(key), str(sid), int(version))
+            for key, sid, version in self._execute(self.SELECTION["drop_entries"], chosen)
+        ]
 
     def _first_value(self, statement: str, params: tuple[Any, ...]) -> str | None:
         """The first column of the first row: an id or a title (None when no row, or no title)."""

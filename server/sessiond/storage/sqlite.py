@@ -46,6 +46,7 @@ from sessiond.model import (
     Lease,
     Message,
     MessageFilter,
+    MetadataFilter,
     ResetPolicy,
     SearchHit,
     Term,
@@ -53,6 +54,7 @@ from sessiond.model import (
     to_us,
 )
 from sessiond.storage import sqlite_search
+from sessiond.storage.dialects import SQLITE
 from sessiond.storage.interface import (
     AppendResult,
     EventPage,
@@ -61,6 +63,7 @@ from sessiond.storage.interface import (
     LoopCall,
     StorageStats,
     Transaction,
+    VacuumState,
     WriterBusy,
 )
 from sessiond.storage.rows import (
@@ -224,13 +227,30 @@ MIGRATIONS = (
     ALTER TABLE sessions ADD COLUMN rewinds INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE sessions ADD COLUMN compactions INTEGER NOT NULL DEFAULT 0;
     """,
+    # Per-session metadata (UpdateSessionMetadata: canonical JSON, NULL when empty) and retention
+    # (DeleteSessions, ArchiveSessions): a session's chat type, last activity and archiving; the
+    # entry pointing at a session found by index.
+    """
+    ALTER TABLE sessions ADD COLUMN metadata TEXT;
+    ALTER TABLE sessions ADD COLUMN chat_type TEXT;
+    ALTER TABLE sessions ADD COLUMN active_at INTEGER;
+    ALTER TABLE sessions ADD COLUMN archived_at INTEGER;
+    UPDATE sessions SET chat_type = e.chat_type FROM entries AS e WHERE e.session_id = sessions.id;
+    UPDATE sessions SET active_at = max(started_at,
+        coalesce((SELECT max(m.timestamp) FROM messages AS m WHERE m.session_id = sessions.id), started_at));
+    CREATE INDEX sessions_by_activity ON sessions (active_at, id);
+    CREATE INDEX entries_by_session ON entries (session_id);
+    """,
 )
 BUSY_TIMEOUT_MS = 5000
 SLOW_SYNC_S = 0.001  # log syncs slower than this on average leave the event loop for a thread
 SYNC_AVERAGE_WEIGHT = 0.1  # of the newest sync in that moving average
+PROGRESS_STEPS = 10_000  # SQLite VM steps between deadline checks of a read (about a millisecond)
+AUTO_VACUUM_INCREMENTAL = 2  # PRAGMA auto_vacuum: free pages are given back by incremental_vacuum
 CHECKPOINT_WAIT_MS = 200  # how long a checkpoint waits for readers before leaving the rest for next time
 
-SELECT_ENTRY = f"SELECT {ENTRY_LIST} FROM entries"
+# An entry with its session's metadata (a look-up by primary key per entry read).
+SELECT_ENTRY = f"SELECT {ENTRY_LIST}, (SELECT metadata FROM sessions WHERE id = e.session_id) FROM entries AS e"
 PUT_ENTRY = f"INSERT OR REPLACE INTO entries ({ENTRY_LIST}) VALUES ({placeholders(ENTRY_COLUMNS, '?')})"
 INSERT_MESSAGE = (
     f"INSERT INTO messages ({listed(MESSAGE_INSERT_COLUMNS)}) VALUES ({placeholders(MESSAGE_INSERT_COLUMNS, '?')})"
@@ -246,11 +266,12 @@ NEXT_POSITION = "SELECT COALESCE(MAX(position), -1) + 1 FROM messages WHERE sess
 COUNT_FROM_POSITION = "SELECT count(*) FROM messages WHERE session_id = ? AND position >= ?"
 NOT_LEASED = "NOT EXISTS (SELECT 1 FROM leases AS l WHERE l.session_key = e.session_key AND l.expires_at > :now)"
 LIST_ENTRIES = f"""
-    {SELECT_ENTRY} AS e WHERE updated_at >= :since AND (updated_at, session_key) < (:after_us, :after_key)
+    {SELECT_ENTRY} WHERE updated_at >= :since AND (updated_at, session_key) < (:after_us, :after_key)
+      AND {SQLITE.condition("(SELECT metadata FROM sessions WHERE id = e.session_id)", ":metadata")}
     ORDER BY updated_at DESC, session_key DESC LIMIT :limit
 """
 EXPIRED_ENTRIES = f"""
-    {SELECT_ENTRY} AS e
+    {SELECT_ENTRY}
     WHERE e.expiry_finalized = 0 AND e.updated_at < :latest AND (e.updated_at, e.session_key) > (:after_us, :after_key)
       AND e.updated_at < COALESCE(
           (SELECT s.value FROM json_each(:stored) AS s WHERE s.key = e.reset_policy),
@@ -315,9 +336,15 @@ class SqliteTransaction(SessionsTable, Transaction, marker="?"):
         self.db.execute(PUT_ENTRY, entry_row(entry))
 
     def create_session(
-        self, session_id: str, platform: str, user_id: str | None, started_at: datetime, session_key: str | None = None
+        self,
+        session_id: str,
+        platform: str,
+        user_id: str | None,
+        started_at: datetime,
+        session_key: str | None = None,
+        chat_type: str | None = None,
     ) -> bool:
-        self.db.execute(CREATE_SESSION, session_row(session_id, platform, user_id, started_at, session_key))
+        self.db.execute(CREATE_SESSION, session_row(session_id, platform, user_id, started_at, session_key, chat_type))
         return self.db.changes() == 1
 
     def live_lease(self, session_key: str, now: datetime) -> Lease | None:
@@ -364,8 +391,14 @@ class SqliteTransaction(SessionsTable, Transaction, marker="?"):
         )
         return [entry_from_row(row) for row in rows]
 
-    def list_entries(self, since: datetime | None, after: Cursor | None, limit: int) -> list[Entry]:
-        params = {"since": NEVER if since is None else to_us(since), "limit": limit}
+    def list_entries(
+        self, since: datetime | None, after: Cursor | None, limit: int, metadata: Sequence[MetadataFilter] = ()
+    ) -> list[Entry]:
+        params = {
+            "since": NEVER if since is None else to_us(since),
+            "limit": limit,
+            "metadata": SQLITE.filters(metadata),
+        }
         params.update(cursor_params(after, (2**63 - 1, "")))
         return [entry_from_row(row) for row in self.db.execute(LIST_ENTRIES, params)]
 
@@ -411,13 +444,13 @@ class SqliteTransaction(SessionsTable, Transaction, marker="?"):
         self._insert_messages([message_row(session_id, m, start + i, now) for i, m in enumerate(messages)])
         # Counted, not taken from total_changes(): that also counts the search index triggers' rows.
         appended = self._one(COUNT_FROM_POSITION, (session_id, start))[0]
-        self.db.execute("UPDATE sessions SET message_count = ? WHERE id = ?", (count + appended, session_id))
+        self._counted(session_id, count + appended, now)
         return AppendResult(appended, len(messages) - appended, count + appended)
 
     def replace_messages(self, session_id: str, messages: Sequence[Message], now: datetime) -> int:
         self.db.execute("DELETE FROM messages WHERE session_id = ?", (session_id,))
         self._insert_messages([message_row(session_id, m, i, now) for i, m in enumerate(messages)])
-        self.db.execute("UPDATE sessions SET message_count = ? WHERE id = ?", (len(messages), session_id))
+        self._counted(session_id, len(messages), now)
         return len(messages)
 
     def _insert_messages(self, rows: list[tuple[Any, ...]]) -> None:
@@ -601,13 +634,24 @@ class SqliteStorage:
             connection = self._readers.connection = self._connect()
         return connection
 
-    def read(self, work: Callable[[Transaction], T]) -> T:
+    def read(self, work: Callable[[Transaction], T], deadline: float | None = None) -> T:
+        """One snapshot; with ``deadline``, SQLite's progress handler stops a query that runs past it
+        (a search ranking a common word's matches) instead of letting it finish for nobody."""
+        if deadline is not None and time.monotonic() > deadline:
+            raise DeadlineExceeded("the deadline passed before the query started")
         connection = self._reader()
+        if deadline is not None:
+            connection.set_progress_handler(lambda: time.monotonic() > deadline, PROGRESS_STEPS)
         connection.execute("BEGIN")
         try:
             return work(SqliteTransaction(connection, self.search_status))
+        except apsw.InterruptError:
+            raise DeadlineExceeded("the deadline passed while the query ran; it was stopped") from None
         finally:
-            connection.execute("COMMIT")
+            if not connection.get_autocommit():
+                connection.execute("COMMIT")
+            if deadline is not None:
+                connection.set_progress_handler(None)
 
     def run_on_loop(self, call: Callable[[], T]) -> tuple[T, LoopCall]:
         """Run ``call`` on the event loop's thread, its writes in the loop's turn (module doc)."""
@@ -882,6 +926,36 @@ class SqliteStorage:
                 self._verifying.notify_all()
         return [] if rows == ["ok"] else rows
 
+    # -- reclaiming space (Admin.Vacuum, retention) -------------------------------------------
+
+    def vacuum_state(self) -> VacuumState:
+        with self._writer_lock:
+            return self._vacuum_state()
+
+    def _vacuum_state(self) -> VacuumState:
+        free, mode = self._writer.pragma("freelist_count"), self._writer.pragma("auto_vacuum")
+        return VacuumState(int(free), mode == AUTO_VACUUM_INCREMENTAL, _file_size(self.path))
+
+    def make_incremental(self) -> None:
+        """The mode changes only with a full VACUUM: it rewrites the file (needing as much free disk
+        again) under the writer lock, so writes queue behind it."""
+        with self._writer_lock:
+            try:
+                self._writer.pragma("auto_vacuum", AUTO_VACUUM_INCREMENTAL)
+                self._writer.execute("VACUUM")
+            except apsw.Error as exc:
+                raise _storage_error(exc) from None
+            log.info("database converted to incremental auto-vacuum", extra={"path": str(self.path)})
+
+    def reclaim(self, pages: int) -> VacuumState:
+        """One short write: up to ``pages`` free pages truncated off the end of the file."""
+        with self._writer_lock:
+            try:
+                self._writer.pragma("incremental_vacuum", pages)
+            except apsw.Error as exc:
+                raise _storage_error(exc) from None
+            return self._vacuum_state()
+
     def backup(self, target: Path, progress: Callable[[int, int], None] | None = None) -> int:
         """Copy the database into the new file ``target`` while writes go on; its size in bytes.
 
@@ -998,6 +1072,8 @@ def _open_schema(connection: apsw.Connection, path: Path, full_text_search: bool
     """Check the file, bring its schema up the ladder, then create or drop the full-text index as
     configured (its status); never start on a damaged database."""
     try:
+        if connection.pragma("page_count") == 0:  # a new file: set before its first table, or never (by VACUUM)
+            connection.pragma("auto_vacuum", AUTO_VACUUM_INCREMENTAL)
         connection.pragma("journal_mode", "wal")
         version = connection.pragma("user_version")
         if version > len(MIGRATIONS):

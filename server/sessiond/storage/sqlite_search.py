@@ -24,6 +24,7 @@ import apsw
 
 from sessiond.errors import FailedPrecondition, StorageError
 from sessiond.model import MessageFilter, SearchHit, Term
+from sessiond.storage.dialects import SQLITE
 from sessiond.storage.interface import IndexProgress
 from sessiond.storage.rows import SUMMARY_OF_S, hit_from_row, search_params
 
@@ -90,6 +91,7 @@ HITS = f"""
       AND m.session_id = coalesce(:session, m.session_id)
       AND m.timestamp >= :since AND m.timestamp < :until
       AND (:any_role OR m.role IN (SELECT value FROM json_each(:roles)))
+      AND (:include_archived OR s.archived_at IS NULL) AND {SQLITE.condition("s.metadata", ":metadata")}
     ORDER BY f.rank, m.id LIMIT :limit OFFSET :offset
 """
 
@@ -199,7 +201,7 @@ def fts5_match(terms: tuple[Term, ...]) -> str:
 def search(
     connection: apsw.Connection, terms: tuple[Term, ...], where: MessageFilter, offset: int, limit: int
 ) -> list[SearchHit]:
-    params = search_params(fts5_match(terms), where, offset, limit, json.dumps)
+    params = search_params(fts5_match(terms), where, offset, limit, json.dumps, SQLITE)
     return [hit_from_row(row) for row in connection.execute(HITS, params)]
 
 

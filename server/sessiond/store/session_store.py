@@ -9,7 +9,7 @@ from __future__ import annotations
 import builtins
 import functools
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -33,6 +33,9 @@ from sessiond.model import (
     LineageLink,
     Message,
     MessageFilter,
+    Metadata,
+    MetadataFilter,
+    MetadataValue,
     ResetPolicy,
     SearchHit,
     SessionSummary,
@@ -40,9 +43,10 @@ from sessiond.model import (
     Usage,
     cursor_of,
 )
-from sessiond.rules import keys, reset, search, titles, transcript
+from sessiond.rules import keys, metadata, reset, search, titles, transcript
 from sessiond.rules.settings import Settings
 from sessiond.storage.interface import AppendResult, EventPage, ExpiryCutoffs, Storage, Transaction
+from sessiond.store.bulk import BulkSessions
 
 Clock = Callable[[], datetime]
 NO_USAGE = Usage()
@@ -87,7 +91,7 @@ class Retention:
     max_transcript_messages: int = 100_000
 
 
-class SessionStore:
+class SessionStore(BulkSessions):
     """Store operations over a ``Storage`` backend, with the clock injected.
 
     ``settings`` are the daemon's own rule settings (key options, platforms, policies and zones,
@@ -110,6 +114,7 @@ class SessionStore:
         user_id: str | None,
         title: str | None = None,
         parent: tuple[str, str] | None = None,
+        chat_type: str | None = None,
     ) -> str:
         """``YYYYMMDD_HHMMSS_<8 hex>`` in the host's time, as the reference; unique by construction.
         ``title``: the new session's (the caller checked it is free before it wrote anything);
@@ -117,7 +122,7 @@ class SessionStore:
         stamp = now.astimezone(self.settings.host_zone).strftime("%Y%m%d_%H%M%S")
         while True:
             session_id = f"{stamp}_{uuid.uuid4().hex[:8]}"
-            if tx.create_session(session_id, platform, user_id, now, session_key):
+            if tx.create_session(session_id, platform, user_id, now, session_key, chat_type):
                 if title:
                     tx.set_title(session_id, title)
                 if parent is not None:
@@ -202,7 +207,9 @@ class SessionStore:
                 _title_free(tx, title, "title")  # before the old session ends: a refusal writes nothing
             entry = Entry.started(
                 key,
-                self._new_session_id(tx, now, key, source.platform, source.user_id, title, _parent(old, reason)),
+                self._new_session_id(
+                    tx, now, key, source.platform, source.user_id, title, _parent(old, reason), source.chat_type
+                ),
                 source,
                 now,
                 was_auto_reset=reason is not None,
@@ -340,7 +347,14 @@ class SessionStore:
             tx.end_session(old.session_id, "session_reset", now)
             user_id = old.origin.user_id if old.origin else None
             session_id = self._new_session_id(
-                tx, now, session_key, old.platform or "unknown", user_id, title, (old.session_id, "reset")
+                tx,
+                now,
+                session_key,
+                old.platform or "unknown",
+                user_id,
+                title,
+                (old.session_id, "reset"),
+                old.chat_type,
             )
             entry = _successor(old, session_id, now)
             entry = replace(entry, is_fresh_reset=True)
@@ -384,7 +398,7 @@ class SessionStore:
         now = self.clock()
         tx.end_session(old.session_id, "session_switch", now)
         tx.reopen_session(target_session_id)
-        entry = _successor(old, target_session_id, now)
+        entry = replace(_successor(old, target_session_id, now), metadata=tx.metadata_of(target_session_id) or {})
         tx.put_entry(entry)
         self._event(tx, now, "switched", entry, previous_session_id=old.session_id)
         return entry, True
@@ -433,6 +447,38 @@ class SessionStore:
         taken = self.storage.read(lambda tx: tx.lineage_titles(base, titles.numbered_prefix(base)))
         return titles.next_in_lineage(base, taken)
 
+    # -- metadata -------------------------------------------------------------------------
+
+    def update_metadata(
+        self,
+        session_key: str,
+        changes: Mapping[str, MetadataValue],
+        remove: Sequence[str] = (),
+        replace_all: bool = False,
+        expected_version: int | None = None,
+        deadline: Deadline = None,
+    ) -> tuple[Entry, bool]:
+        """Change the metadata of the key's current session, as a change of its entry (a new version,
+        an event naming the keys); (the entry, whether anything changed)."""
+
+        def work(tx: Transaction) -> tuple[Entry, bool]:
+            entry = self._current(tx, session_key, expected_version)
+            result, changed = metadata.updated(entry.metadata, changes, remove, replace_all)
+            if not changed:
+                return entry, False
+            tx.set_metadata(entry.session_id, result)
+            entry = self._save(tx, entry, metadata=result)
+            self._event(tx, self.clock(), "metadata_changed", entry, reason=",".join(changed))
+            return entry, True
+
+        return self.storage.write(work, deadline)
+
+    def metadata_of(self, session_id: str) -> Metadata:
+        found = self.storage.read(lambda tx: tx.metadata_of(session_id))
+        if found is None:
+            raise NotFound(f"session_id: no session {shown(session_id)}")
+        return found
+
     # -- lineage --------------------------------------------------------------------------
 
     def lineage(self, session_id: str) -> tuple[LineageLink, builtins.list[LineageLink], builtins.list[LineageLink]]:
@@ -473,27 +519,38 @@ class SessionStore:
     # -- search ---------------------------------------------------------------------------
 
     def search_sessions(
-        self, query: str, platform: str | None, offset: int, limit: int
+        self,
+        query: str,
+        platform: str | None,
+        offset: int,
+        limit: int,
+        where: Sequence[MetadataFilter] = (),
+        include_archived: bool = False,
     ) -> builtins.list[SessionSummary]:
         """Sessions whose id starts with ``query``, or whose title starts with it, case and
-        punctuation ignored; newest first."""
+        punctuation ignored, and whose metadata matches ``where``; newest first."""
         id_prefix = query.strip()
         if not id_prefix:
             raise InvalidArgument("query", "required")
-        return self.storage.read(lambda tx: tx.search_sessions(id_prefix, query, platform, offset, limit))
+        wanted = _checked_filters(where)
+        return self.storage.read(
+            lambda tx: tx.search_sessions(id_prefix, query, platform, offset, limit, wanted, include_archived)
+        )
 
     def search_messages(
-        self, query: str, where: MessageFilter, window: int, offset: int, limit: int
+        self, query: str, where: MessageFilter, window: int, offset: int, limit: int, deadline: Deadline = None
     ) -> tuple[builtins.list[SearchHit], bool]:
         """Messages with every word of ``query``, best first, each with ``window`` neighbours on
-        each side (as replayed); and whether the index is still being built."""
+        each side (as replayed); and whether the index is still being built. Ranking is
+        O(matches): past ``deadline`` the query is stopped."""
         terms = search.parse(query)
+        where = replace(where, metadata=_checked_filters(where.metadata))
 
         def work(tx: Transaction) -> tuple[builtins.list[SearchHit], bool]:
             hits, building = tx.search_messages(terms, where, offset, limit)
             return [replace(hit, window=self._window(tx, hit, window)) for hit in hits], building
 
-        return self.storage.read(work)
+        return self.storage.read(work, deadline)
 
     @staticmethod
     def _window(tx: Transaction, hit: SearchHit, window: int) -> tuple[Message, ...]:
@@ -543,9 +600,12 @@ class SessionStore:
         return pruned + count
 
     # From here on, ``list`` in this class's annotations is this method: they say ``builtins.list``.
-    def list(self, active_minutes: int | None, limit: int, after: Cursor | None) -> list[Entry]:
+    def list(
+        self, active_minutes: int | None, limit: int, after: Cursor | None, where: Sequence[MetadataFilter] = ()
+    ) -> list[Entry]:
         since = None if active_minutes is None else self.clock() - timedelta(minutes=active_minutes)
-        return self.storage.read(lambda tx: tx.list_entries(since, after, limit))
+        wanted = _checked_filters(where)
+        return self.storage.read(lambda tx: tx.list_entries(since, after, limit, wanted))
 
     def has_any(self) -> bool:
         return self.storage.read(lambda tx: tx.has_two_sessions())
@@ -808,12 +868,14 @@ class SessionStore:
                 _title_free(tx, title, "title")
             now = self.clock()
             key = session_key if session_key is not None else source.session_key
-            branch = self._new_session_id(tx, now, key, source.platform, None, title, (session_id, "branch"))
+            lineage = (session_id, "branch")
+            branch = self._new_session_id(tx, now, key, source.platform, None, title, lineage, source.chat_type)
             copied = tx.copy_messages(session_id, branch, LAST_POSITION if through is None else through)
+            tx.set_metadata(branch, source.metadata)
             entry = None
             if old is not None:
                 tx.end_session(old.session_id, "session_branch", now)
-                entry = _successor(old, branch, now)
+                entry = replace(_successor(old, branch, now), metadata=source.metadata)
                 tx.put_entry(entry)
                 self._event(tx, now, "branched", entry, previous_session_id=old.session_id, reason="branch")
             else:
@@ -847,6 +909,10 @@ def _successor(old: Entry, session_id: str, now: datetime) -> Entry:
         reset_policy=old.reset_policy,
         max_age_days=old.max_age_days,
     )
+
+
+def _checked_filters(where: Sequence[MetadataFilter]) -> tuple[MetadataFilter, ...]:
+    return tuple(metadata.checked_filter(wanted, f"metadata[{index}]") for index, wanted in enumerate(where))
 
 
 def _unique_message_ids(messages: Sequence[Message]) -> None:

@@ -1,13 +1,14 @@
-"""``SessionDB``: the titles of the Hermes host's session database (``hermes_state.SessionDB``),
-kept by sessiond.
+"""``SessionDB``: the titles, search and cleanup of the Hermes host's session database
+(``hermes_state.SessionDB``), kept by sessiond.
 
 A Hermes gateway on sessiond keeps no ``state.db`` of its own, yet its ``/title``, ``/new <name>``
-and ``/resume <name>`` handlers, and the agent's session-search tool (``search_messages``), ask a
-``SessionDB``. This one answers those calls from the daemon
-with the host's names, arguments and conventions: ``ValueError`` for a title another session has
-or one too long, ``None`` where nothing is found, ``True``/``False`` for whether a session was
-there. Built without arguments it follows the gateway's ``SessionStore`` (the last one made),
-else ``SESSIOND_ADDRESS``, else the daemon of ``$HERMES_HOME/sessions``.
+and ``/resume <name>`` handlers, the agent's session-search tool (``search_messages``) and the
+host's session cleanup (``delete_session``, ``prune_sessions``) ask a ``SessionDB``. This one
+answers those calls from the daemon with the host's names, arguments and conventions:
+``ValueError`` for a title another session has or one too long, ``None`` where nothing is found,
+``True``/``False`` for whether a session was there. Built without arguments it follows the
+gateway's ``SessionStore`` (the last one made), else ``SESSIOND_ADDRESS``, else the daemon of
+``$HERMES_HOME/sessions``.
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ _CONTROL = re.compile(
 
 CONTEXT_CHARS = 200  # of each neighbouring message in a search result, as the host cut them
 SEARCH_PAGE_MAX = 100
+PRUNE_BATCH = 1000  # sessions prune_sessions deletes per call (one transaction each)
 
 
 class SessionDB:
-    """The title and search calls of the host's ``SessionDB``, over sessiond."""
+    """The title, search and cleanup calls of the host's ``SessionDB``, over sessiond."""
 
     MAX_TITLE_LENGTH = 100
 
@@ -127,6 +129,26 @@ class SessionDB:
         except errors.InvalidArgumentError:
             return []  # the host answered [] for a query of punctuation only
         return found[offset : offset + limit]
+
+    def delete_session(self, session_id: str) -> bool:
+        """Delete a session with its messages; False when there is none (or it is a leased key's
+        current session, which sessiond never deletes)."""
+        selector = pb.SessionSelector(session_ids=[session_id])
+        response = self._daemon.call(lambda s: s.DeleteSessions, pb.DeleteSessionsRequest(selector=selector))
+        return bool(response.session_ids)
+
+    def prune_sessions(self, older_than_days: int = 90, source: str | None = None) -> int:
+        """Delete ended sessions (of the ``source`` platform, when given) idle for ``older_than_days``
+        (sessiond counts from the last activity, the host from the start: never more); how many."""
+        selector = pb.SessionSelector(ended=True, platform=source)
+        if older_than_days > 0:
+            selector.inactive_days = older_than_days
+        request, deleted = pb.DeleteSessionsRequest(selector=selector, limit=PRUNE_BATCH), 0
+        while True:
+            response = self._daemon.call(lambda s: s.DeleteSessions, request)
+            deleted += len(response.session_ids)
+            if not response.remaining or not response.session_ids:
+                return deleted
 
 
 def _found(hit: pb.SearchHit) -> dict[str, Any]:

@@ -29,6 +29,8 @@ from sessiond_client.store_client import (
     entry_from_proto,
     message_from_proto,
     message_to_proto,
+    metadata_filters_to_proto,
+    metadata_value_to_proto,
     pages,
     source_to_proto,
 )
@@ -264,9 +266,32 @@ class SessionStore:
         except errors.NotFoundError:
             return None
 
-    def list_sessions(self, active_minutes: int | None = None) -> list[model.SessionEntry]:
+    def set_session_metadata(
+        self, session_key: str, values: Mapping[str, Any] | None = None, *, remove: Iterable[str] = ()
+    ) -> model.SessionEntry | None:
+        """Beyond the reference: keep per-session values (a /model override, an owner, tags) with the
+        session in the daemon, where they survive restarts; read them as ``entry.metadata``.
+        None when the key has no session."""
         self._save()
-        request = pb.ListSessionsRequest(active_minutes=active_minutes, page_size=PAGE_SIZE)
+        request = pb.UpdateSessionMetadataRequest(
+            session_key=session_key,
+            set={key: metadata_value_to_proto(value, key) for key, value in (values or {}).items()},
+            remove=list(remove),
+        )
+        try:
+            return self._entry(self._daemon.call(lambda s: s.UpdateSessionMetadata, request).entry)
+        except errors.NotFoundError:
+            return None
+
+    def list_sessions(
+        self, active_minutes: int | None = None, *, metadata: Mapping[str, Any] | None = None
+    ) -> list[model.SessionEntry]:
+        """``metadata`` (beyond the reference): only sessions with these values, as
+        ``SessionStoreClient.list_sessions``."""
+        self._save()
+        request = pb.ListSessionsRequest(
+            active_minutes=active_minutes, page_size=PAGE_SIZE, metadata=metadata_filters_to_proto(metadata)
+        )
         listing = pages(lambda page_request: self._daemon.call(lambda s: s.ListSessions, page_request), request)
         return [self._entry(entry) for page in listing for entry in page.entries]
 

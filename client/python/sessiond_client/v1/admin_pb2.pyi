@@ -321,3 +321,118 @@ class RebuildSearchIndexResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RebuildSearchIndexResponse: _TypeAlias = RebuildSearchIndexResponse  # noqa: Y015
+
+@_typing.final
+class ApplyRetentionRequest(_message.Message):
+    """Request of ApplyRetention."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DRY_RUN_FIELD_NUMBER: _builtins.int
+    dry_run: _builtins.bool
+    """Count what the policy would archive and delete; write nothing."""
+    def __init__(
+        self,
+        *,
+        dry_run: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dry_run", b"dry_run"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApplyRetentionRequest: _TypeAlias = ApplyRetentionRequest  # noqa: Y015
+
+@_typing.final
+class ApplyRetentionResponse(_message.Message):
+    """Progress of ApplyRetention."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ARCHIVED_FIELD_NUMBER: _builtins.int
+    DELETED_FIELD_NUMBER: _builtins.int
+    DELETED_MESSAGES_FIELD_NUMBER: _builtins.int
+    REMAINING_FIELD_NUMBER: _builtins.int
+    DONE_FIELD_NUMBER: _builtins.int
+    archived: _builtins.int
+    """Sessions archived so far (with dry_run: that would be)."""
+    deleted: _builtins.int
+    """Sessions deleted so far (with dry_run: that would be)."""
+    deleted_messages: _builtins.int
+    """Messages of the deleted sessions."""
+    remaining: _builtins.int
+    """Sessions still to archive or delete, as of this response."""
+    done: _builtins.bool
+    """True on the last response."""
+    def __init__(
+        self,
+        *,
+        archived: _builtins.int = ...,
+        deleted: _builtins.int = ...,
+        deleted_messages: _builtins.int = ...,
+        remaining: _builtins.int = ...,
+        done: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["archived", b"archived", "deleted", b"deleted", "deleted_messages", b"deleted_messages", "done", b"done", "remaining", b"remaining"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApplyRetentionResponse: _TypeAlias = ApplyRetentionResponse  # noqa: Y015
+
+@_typing.final
+class VacuumRequest(_message.Message):
+    """Vacuum takes no parameters."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VacuumRequest: _TypeAlias = VacuumRequest  # noqa: Y015
+
+@_typing.final
+class VacuumResponse(_message.Message):
+    """Progress of Vacuum, in database pages."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FREE_PAGES_BEFORE_FIELD_NUMBER: _builtins.int
+    PAGES_FREED_FIELD_NUMBER: _builtins.int
+    CONVERTED_FIELD_NUMBER: _builtins.int
+    FILE_BYTES_FIELD_NUMBER: _builtins.int
+    DONE_FIELD_NUMBER: _builtins.int
+    free_pages_before: _builtins.int
+    """Free pages before it started."""
+    pages_freed: _builtins.int
+    """Free pages given back so far."""
+    converted: _builtins.bool
+    """True once a full VACUUM converted the database to incremental auto-vacuum."""
+    file_bytes: _builtins.int
+    """The database file's size in bytes, as of this response."""
+    done: _builtins.bool
+    """True on the last response."""
+    def __init__(
+        self,
+        *,
+        free_pages_before: _builtins.int = ...,
+        pages_freed: _builtins.int = ...,
+        converted: _builtins.bool = ...,
+        file_bytes: _builtins.int = ...,
+        done: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["converted", b"converted", "done", b"done", "file_bytes", b"file_bytes", "free_pages_before", b"free_pages_before", "pages_freed", b"pages_freed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VacuumResponse: _TypeAlias = VacuumResponse  # noqa: Y015

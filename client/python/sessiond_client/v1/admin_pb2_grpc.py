@@ -61,6 +61,16 @@ class AdminStub:
                 request_serializer=sessiond_dot_v1_dot_admin__pb2.RebuildSearchIndexRequest.SerializeToString,
                 response_deserializer=sessiond_dot_v1_dot_admin__pb2.RebuildSearchIndexResponse.FromString,
                 _registered_method=True)
+        self.ApplyRetention = channel.unary_stream(
+                '/sessiond.v1.Admin/ApplyRetention',
+                request_serializer=sessiond_dot_v1_dot_admin__pb2.ApplyRetentionRequest.SerializeToString,
+                response_deserializer=sessiond_dot_v1_dot_admin__pb2.ApplyRetentionResponse.FromString,
+                _registered_method=True)
+        self.Vacuum = channel.unary_stream(
+                '/sessiond.v1.Admin/Vacuum',
+                request_serializer=sessiond_dot_v1_dot_admin__pb2.VacuumRequest.SerializeToString,
+                response_deserializer=sessiond_dot_v1_dot_admin__pb2.VacuumResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -115,6 +125,28 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ApplyRetention(self, request, context):
+        """Applies the configured retention policy now, as maintenance does every
+        maintenance.retention_seconds: archives, then deletes, in transactions of
+        at most 500 sessions. Streams progress; the last response has done set.
+        With dry_run nothing is written and the one response counts what would
+        change.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Vacuum(self, request, context):
+        """Gives the SQLite file's free pages back to the file system (after
+        deletions) in short steps. A database created before sessiond turned on
+        incremental auto-vacuum is converted first by one full VACUUM, which holds
+        writes while it runs. Streams progress; the last response has done set.
+        FAILED_PRECONDITION on the postgres backend (its autovacuum does this).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -142,6 +174,16 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.RebuildSearchIndex,
                     request_deserializer=sessiond_dot_v1_dot_admin__pb2.RebuildSearchIndexRequest.FromString,
                     response_serializer=sessiond_dot_v1_dot_admin__pb2.RebuildSearchIndexResponse.SerializeToString,
+            ),
+            'ApplyRetention': grpc.unary_stream_rpc_method_handler(
+                    servicer.ApplyRetention,
+                    request_deserializer=sessiond_dot_v1_dot_admin__pb2.ApplyRetentionRequest.FromString,
+                    response_serializer=sessiond_dot_v1_dot_admin__pb2.ApplyRetentionResponse.SerializeToString,
+            ),
+            'Vacuum': grpc.unary_stream_rpc_method_handler(
+                    servicer.Vacuum,
+                    request_deserializer=sessiond_dot_v1_dot_admin__pb2.VacuumRequest.FromString,
+                    response_serializer=sessiond_dot_v1_dot_admin__pb2.VacuumResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -281,6 +323,60 @@ class Admin:
             '/sessiond.v1.Admin/RebuildSearchIndex',
             sessiond_dot_v1_dot_admin__pb2.RebuildSearchIndexRequest.SerializeToString,
             sessiond_dot_v1_dot_admin__pb2.RebuildSearchIndexResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApplyRetention(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/sessiond.v1.Admin/ApplyRetention',
+            sessiond_dot_v1_dot_admin__pb2.ApplyRetentionRequest.SerializeToString,
+            sessiond_dot_v1_dot_admin__pb2.ApplyRetentionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Vacuum(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/sessiond.v1.Admin/Vacuum',
+            sessiond_dot_v1_dot_admin__pb2.VacuumRequest.SerializeToString,
+            sessiond_dot_v1_dot_admin__pb2.VacuumResponse.FromString,
             options,
             channel_credentials,
             insecure,

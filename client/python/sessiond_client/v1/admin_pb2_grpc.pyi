@@ -60,6 +60,20 @@ class AdminStub:
     response has done set. FAILED_PRECONDITION without a full-text index,
     and on the postgres backend (PostgreSQL maintains its own: REINDEX).
     """
+    ApplyRetention: _grpc.UnaryStreamMultiCallable[_admin_pb2.ApplyRetentionRequest, _admin_pb2.ApplyRetentionResponse]
+    """Applies the configured retention policy now, as maintenance does every
+    maintenance.retention_seconds: archives, then deletes, in transactions of
+    at most 500 sessions. Streams progress; the last response has done set.
+    With dry_run nothing is written and the one response counts what would
+    change.
+    """
+    Vacuum: _grpc.UnaryStreamMultiCallable[_admin_pb2.VacuumRequest, _admin_pb2.VacuumResponse]
+    """Gives the SQLite file's free pages back to the file system (after
+    deletions) in short steps. A database created before sessiond turned on
+    incremental auto-vacuum is converted first by one full VACUUM, which holds
+    writes while it runs. Streams progress; the last response has done set.
+    FAILED_PRECONDITION on the postgres backend (its autovacuum does this).
+    """
 
 @_typing.type_check_only
 class AdminAsyncStub(AdminStub):
@@ -92,6 +106,20 @@ class AdminAsyncStub(AdminStub):
     (searches meanwhile say index_building). Streams progress; the last
     response has done set. FAILED_PRECONDITION without a full-text index,
     and on the postgres backend (PostgreSQL maintains its own: REINDEX).
+    """
+    ApplyRetention: _aio.UnaryStreamMultiCallable[_admin_pb2.ApplyRetentionRequest, _admin_pb2.ApplyRetentionResponse]  # type: ignore[assignment]
+    """Applies the configured retention policy now, as maintenance does every
+    maintenance.retention_seconds: archives, then deletes, in transactions of
+    at most 500 sessions. Streams progress; the last response has done set.
+    With dry_run nothing is written and the one response counts what would
+    change.
+    """
+    Vacuum: _aio.UnaryStreamMultiCallable[_admin_pb2.VacuumRequest, _admin_pb2.VacuumResponse]  # type: ignore[assignment]
+    """Gives the SQLite file's free pages back to the file system (after
+    deletions) in short steps. A database created before sessiond turned on
+    incremental auto-vacuum is converted first by one full VACUUM, which holds
+    writes while it runs. Streams progress; the last response has done set.
+    FAILED_PRECONDITION on the postgres backend (its autovacuum does this).
     """
 
 class AdminServicer(metaclass=_abc_1.ABCMeta):
@@ -152,6 +180,32 @@ class AdminServicer(metaclass=_abc_1.ABCMeta):
         (searches meanwhile say index_building). Streams progress; the last
         response has done set. FAILED_PRECONDITION without a full-text index,
         and on the postgres backend (PostgreSQL maintains its own: REINDEX).
+        """
+
+    @_abc_1.abstractmethod
+    def ApplyRetention(
+        self,
+        request: _admin_pb2.ApplyRetentionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_admin_pb2.ApplyRetentionResponse], _abc.AsyncIterator[_admin_pb2.ApplyRetentionResponse]]:
+        """Applies the configured retention policy now, as maintenance does every
+        maintenance.retention_seconds: archives, then deletes, in transactions of
+        at most 500 sessions. Streams progress; the last response has done set.
+        With dry_run nothing is written and the one response counts what would
+        change.
+        """
+
+    @_abc_1.abstractmethod
+    def Vacuum(
+        self,
+        request: _admin_pb2.VacuumRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_admin_pb2.VacuumResponse], _abc.AsyncIterator[_admin_pb2.VacuumResponse]]:
+        """Gives the SQLite file's free pages back to the file system (after
+        deletions) in short steps. A database created before sessiond turned on
+        incremental auto-vacuum is converted first by one full VACUUM, which holds
+        writes while it runs. Streams progress; the last response has done set.
+        FAILED_PRECONDITION on the postgres backend (its autovacuum does this).
         """
 
 def add_AdminServicer_to_server(servicer: AdminServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

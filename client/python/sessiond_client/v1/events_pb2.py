@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18sessiond/v1/events.proto\x12\x0bsessiond.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb4\x02\n\x0cSessionEvent\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12$\n\x04kind\x18\x02 \x01(\x0e\x32\x16.sessiond.v1.EventKind\x12\x13\n\x0bsession_key\x18\x03 \x01(\t\x12\x12\n\nsession_id\x18\x04 \x01(\t\x12 \n\x13previous_session_id\x18\x05 \x01(\tH\x00\x88\x01\x01\x12\x13\n\x06reason\x18\x06 \x01(\tH\x01\x88\x01\x01\x12\x15\n\rentry_version\x18\x07 \x01(\x03\x12\x18\n\x0blease_owner\x18\x08 \x01(\tH\x02\x88\x01\x01\x12(\n\x04time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x16\n\x14_previous_session_idB\t\n\x07_reasonB\x0e\n\x0c_lease_owner*\xf1\x02\n\tEventKind\x12\x1a\n\x16\x45VENT_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12\x45VENT_KIND_CREATED\x10\x01\x12\x19\n\x15\x45VENT_KIND_AUTO_RESET\x10\x02\x12\x14\n\x10\x45VENT_KIND_RESET\x10\x03\x12\x17\n\x13\x45VENT_KIND_SWITCHED\x10\x04\x12\x18\n\x14\x45VENT_KIND_SUSPENDED\x10\x05\x12\x1d\n\x19\x45VENT_KIND_RESUME_PENDING\x10\x06\x12\x16\n\x12\x45VENT_KIND_EXPIRED\x10\x07\x12\x15\n\x11\x45VENT_KIND_PRUNED\x10\x08\x12\x1c\n\x18\x45VENT_KIND_LEASE_EXPIRED\x10\t\x12\x15\n\x11\x45VENT_KIND_TITLED\x10\n\x12\x16\n\x12\x45VENT_KIND_REWOUND\x10\x0b\x12\x17\n\x13\x45VENT_KIND_BRANCHED\x10\x0c\x12\x18\n\x14\x45VENT_KIND_COMPACTED\x10\rb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18sessiond/v1/events.proto\x12\x0bsessiond.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb4\x02\n\x0cSessionEvent\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12$\n\x04kind\x18\x02 \x01(\x0e\x32\x16.sessiond.v1.EventKind\x12\x13\n\x0bsession_key\x18\x03 \x01(\t\x12\x12\n\nsession_id\x18\x04 \x01(\t\x12 \n\x13previous_session_id\x18\x05 \x01(\tH\x00\x88\x01\x01\x12\x13\n\x06reason\x18\x06 \x01(\tH\x01\x88\x01\x01\x12\x15\n\rentry_version\x18\x07 \x01(\x03\x12\x18\n\x0blease_owner\x18\x08 \x01(\tH\x02\x88\x01\x01\x12(\n\x04time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x16\n\x14_previous_session_idB\t\n\x07_reasonB\x0e\n\x0c_lease_owner*\xd3\x03\n\tEventKind\x12\x1a\n\x16\x45VENT_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12\x45VENT_KIND_CREATED\x10\x01\x12\x19\n\x15\x45VENT_KIND_AUTO_RESET\x10\x02\x12\x14\n\x10\x45VENT_KIND_RESET\x10\x03\x12\x17\n\x13\x45VENT_KIND_SWITCHED\x10\x04\x12\x18\n\x14\x45VENT_KIND_SUSPENDED\x10\x05\x12\x1d\n\x19\x45VENT_KIND_RESUME_PENDING\x10\x06\x12\x16\n\x12\x45VENT_KIND_EXPIRED\x10\x07\x12\x15\n\x11\x45VENT_KIND_PRUNED\x10\x08\x12\x1c\n\x18\x45VENT_KIND_LEASE_EXPIRED\x10\t\x12\x15\n\x11\x45VENT_KIND_TITLED\x10\n\x12\x16\n\x12\x45VENT_KIND_REWOUND\x10\x0b\x12\x17\n\x13\x45VENT_KIND_BRANCHED\x10\x0c\x12\x18\n\x14\x45VENT_KIND_COMPACTED\x10\r\x12\x1f\n\x1b\x45VENT_KIND_METADATA_CHANGED\x10\x0e\x12\x1e\n\x1a\x45VENT_KIND_SESSION_DELETED\x10\x0f\x12\x1f\n\x1b\x45VENT_KIND_SESSION_ARCHIVED\x10\x10\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,7 +33,7 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'sessiond.v1.events_pb2', _g
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_EVENTKIND']._serialized_start=386
-  _globals['_EVENTKIND']._serialized_end=755
+  _globals['_EVENTKIND']._serialized_end=853
   _globals['_SESSIONEVENT']._serialized_start=75
   _globals['_SESSIONEVENT']._serialized_end=383
 # @@protoc_insertion_point(module_scope)

@@ -78,6 +78,20 @@ class _EventKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventKind.V
     """CompactTranscript archived messages of the session behind a summary;
     session_key as for REWOUND.
     """
+    EVENT_KIND_METADATA_CHANGED: _EventKind.ValueType  # 14
+    """UpdateSessionMetadata changed the metadata of the key's current session;
+    reason lists the keys set or removed, comma-separated (never values).
+    """
+    EVENT_KIND_SESSION_DELETED: _EventKind.ValueType  # 15
+    """DeleteSessions or the retention policy deleted the session and its
+    transcript; session_key is the key it was current for ("" when none;
+    that key's entry is gone too), reason "delete" or "retention".
+    """
+    EVENT_KIND_SESSION_ARCHIVED: _EventKind.ValueType  # 16
+    """ArchiveSessions or the retention policy archived the session (reason
+    "archive" or "retention"), or brought it back (reason "unarchive");
+    session_key as for SESSION_DELETED.
+    """
 
 class EventKind(_EventKind, metaclass=_EventKindEnumTypeWrapper):
     """What happened to a session key. Each kind names the operation that wrote
@@ -138,6 +152,20 @@ previous_session_id is the key's former session; else session_key is "".
 EVENT_KIND_COMPACTED: EventKind.ValueType  # 13
 """CompactTranscript archived messages of the session behind a summary;
 session_key as for REWOUND.
+"""
+EVENT_KIND_METADATA_CHANGED: EventKind.ValueType  # 14
+"""UpdateSessionMetadata changed the metadata of the key's current session;
+reason lists the keys set or removed, comma-separated (never values).
+"""
+EVENT_KIND_SESSION_DELETED: EventKind.ValueType  # 15
+"""DeleteSessions or the retention policy deleted the session and its
+transcript; session_key is the key it was current for ("" when none;
+that key's entry is gone too), reason "delete" or "retention".
+"""
+EVENT_KIND_SESSION_ARCHIVED: EventKind.ValueType  # 16
+"""ArchiveSessions or the retention policy archived the session (reason
+"archive" or "retention"), or brought it back (reason "unarchive");
+session_key as for SESSION_DELETED.
 """
 Global___EventKind: _TypeAlias = EventKind  # noqa: Y015
 

@@ -107,6 +107,27 @@ class SessionEntry(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class MetadataEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        @_builtins.property
+        def value(self) -> Global___MetadataValue: ...
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: Global___MetadataValue | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _typing.Literal["value", b"value"]  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     SESSION_KEY_FIELD_NUMBER: _builtins.int
     SESSION_ID_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
@@ -134,6 +155,7 @@ class SessionEntry(_message.Message):
     LAST_RESUME_MARKED_AT_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
     CHAT_TYPE_NAME_FIELD_NUMBER: _builtins.int
+    METADATA_FIELD_NUMBER: _builtins.int
     session_key: _builtins.str
     """The session key (see BuildSessionKey)."""
     session_id: _builtins.str
@@ -204,6 +226,12 @@ class SessionEntry(_message.Message):
     def last_resume_marked_at(self) -> _timestamp_pb2.Timestamp:
         """When resume_pending was set."""
 
+    @_builtins.property
+    def metadata(self) -> _containers.MessageMap[_builtins.str, Global___MetadataValue]:
+        """The metadata of the current session (see UpdateSessionMetadata); a new
+        session starts without any, a branch with its source's.
+        """
+
     def __init__(
         self,
         *,
@@ -234,10 +262,11 @@ class SessionEntry(_message.Message):
         last_resume_marked_at: _timestamp_pb2.Timestamp | None = ...,
         version: _builtins.int = ...,
         chat_type_name: _builtins.str | None = ...,
+        metadata: _abc.Mapping[_builtins.str, Global___MetadataValue] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_auto_reset_reason", b"_auto_reset_reason", "_chat_type_name", b"_chat_type_name", "_display_name", b"_display_name", "_platform", b"_platform", "_resume_reason", b"_resume_reason", "auto_reset_reason", b"auto_reset_reason", "chat_type_name", b"chat_type_name", "created_at", b"created_at", "display_name", b"display_name", "last_resume_marked_at", b"last_resume_marked_at", "origin", b"origin", "platform", b"platform", "resume_reason", b"resume_reason", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_auto_reset_reason", b"_auto_reset_reason", "_chat_type_name", b"_chat_type_name", "_display_name", b"_display_name", "_platform", b"_platform", "_resume_reason", b"_resume_reason", "auto_reset_reason", b"auto_reset_reason", "cache_read_tokens", b"cache_read_tokens", "cache_write_tokens", b"cache_write_tokens", "chat_type", b"chat_type", "chat_type_name", b"chat_type_name", "cost_status", b"cost_status", "created_at", b"created_at", "display_name", b"display_name", "estimated_cost_usd", b"estimated_cost_usd", "expiry_finalized", b"expiry_finalized", "input_tokens", b"input_tokens", "is_fresh_reset", b"is_fresh_reset", "last_prompt_tokens", b"last_prompt_tokens", "last_resume_marked_at", b"last_resume_marked_at", "origin", b"origin", "output_tokens", b"output_tokens", "platform", b"platform", "reset_had_activity", b"reset_had_activity", "resume_pending", b"resume_pending", "resume_reason", b"resume_reason", "session_id", b"session_id", "session_key", b"session_key", "suspended", b"suspended", "total_tokens", b"total_tokens", "updated_at", b"updated_at", "version", b"version", "was_auto_reset", b"was_auto_reset"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_auto_reset_reason", b"_auto_reset_reason", "_chat_type_name", b"_chat_type_name", "_display_name", b"_display_name", "_platform", b"_platform", "_resume_reason", b"_resume_reason", "auto_reset_reason", b"auto_reset_reason", "cache_read_tokens", b"cache_read_tokens", "cache_write_tokens", b"cache_write_tokens", "chat_type", b"chat_type", "chat_type_name", b"chat_type_name", "cost_status", b"cost_status", "created_at", b"created_at", "display_name", b"display_name", "estimated_cost_usd", b"estimated_cost_usd", "expiry_finalized", b"expiry_finalized", "input_tokens", b"input_tokens", "is_fresh_reset", b"is_fresh_reset", "last_prompt_tokens", b"last_prompt_tokens", "last_resume_marked_at", b"last_resume_marked_at", "metadata", b"metadata", "origin", b"origin", "output_tokens", b"output_tokens", "platform", b"platform", "reset_had_activity", b"reset_had_activity", "resume_pending", b"resume_pending", "resume_reason", b"resume_reason", "session_id", b"session_id", "session_key", b"session_key", "suspended", b"suspended", "total_tokens", b"total_tokens", "updated_at", b"updated_at", "version", b"version", "was_auto_reset", b"was_auto_reset"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__auto_reset_reason: _TypeAlias = _typing.Literal["auto_reset_reason"]  # noqa: Y015
     _WhichOneofArgType__auto_reset_reason: _TypeAlias = _typing.Literal["_auto_reset_reason", b"_auto_reset_reason"]  # noqa: Y015
@@ -261,6 +290,109 @@ class SessionEntry(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__resume_reason) -> _WhichOneofReturnType__resume_reason | None: ...
 
 Global___SessionEntry: _TypeAlias = SessionEntry  # noqa: Y015
+
+@_typing.final
+class MetadataValue(_message.Message):
+    """One value of a session's metadata: a model override, an owner, a
+    workspace, tags.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TEXT_FIELD_NUMBER: _builtins.int
+    INTEGER_FIELD_NUMBER: _builtins.int
+    NUMBER_FIELD_NUMBER: _builtins.int
+    FLAG_FIELD_NUMBER: _builtins.int
+    TEXTS_FIELD_NUMBER: _builtins.int
+    text: _builtins.str
+    """Text, at most 1024 bytes of UTF-8."""
+    integer: _builtins.int
+    """A whole number."""
+    number: _builtins.float
+    """A finite floating-point number."""
+    flag: _builtins.bool
+    """True or false."""
+    @_builtins.property
+    def texts(self) -> Global___TextList:
+        """A list of texts (tags): at most 64, each 1 to 256 bytes; setting an
+        empty list removes the key.
+        """
+
+    def __init__(
+        self,
+        *,
+        text: _builtins.str = ...,
+        integer: _builtins.int = ...,
+        number: _builtins.float = ...,
+        flag: _builtins.bool = ...,
+        texts: Global___TextList | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["flag", b"flag", "integer", b"integer", "kind", b"kind", "number", b"number", "text", b"text", "texts", b"texts"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["flag", b"flag", "integer", b"integer", "kind", b"kind", "number", b"number", "text", b"text", "texts", b"texts"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["text", "integer", "number", "flag", "texts"]  # noqa: Y015
+    _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
+
+Global___MetadataValue: _TypeAlias = MetadataValue  # noqa: Y015
+
+@_typing.final
+class TextList(_message.Message):
+    """A list of texts, as a metadata value."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VALUES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def values(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The texts, in the order given."""
+
+    def __init__(
+        self,
+        *,
+        values: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["values", b"values"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TextList: _TypeAlias = TextList  # noqa: Y015
+
+@_typing.final
+class MetadataFilter(_message.Message):
+    """A condition on a session's metadata: the key is present and, when equals
+    is set, its value is equal to it (numbers compare by value, 3 equals 3.0)
+    or, for a list, holds it.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_FIELD_NUMBER: _builtins.int
+    EQUALS_FIELD_NUMBER: _builtins.int
+    key: _builtins.str
+    """The metadata key."""
+    @_builtins.property
+    def equals(self) -> Global___MetadataValue:
+        """The value to match: text, integer, number or flag (not a list); unset
+        matches any value.
+        """
+
+    def __init__(
+        self,
+        *,
+        key: _builtins.str = ...,
+        equals: Global___MetadataValue | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["equals", b"equals"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["equals", b"equals", "key", b"key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MetadataFilter: _TypeAlias = MetadataFilter  # noqa: Y015
 
 @_typing.final
 class SessionContext(_message.Message):

@@ -1046,22 +1046,28 @@ class ListSessionsRequest(_message.Message):
     ACTIVE_MINUTES_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    METADATA_FIELD_NUMBER: _builtins.int
     active_minutes: _builtins.int
     """Only entries active within this many minutes, when set."""
     page_size: _builtins.int
     """Maximum entries per page; the server's default when zero."""
     page_token: _builtins.str
     """Token from the previous page's next_page_token; empty for the first page."""
+    @_builtins.property
+    def metadata(self) -> _containers.RepeatedCompositeFieldContainer[_session_pb2.MetadataFilter]:
+        """Only entries whose current session's metadata matches all of these."""
+
     def __init__(
         self,
         *,
         active_minutes: _builtins.int | None = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        metadata: _abc.Iterable[_session_pb2.MetadataFilter] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_active_minutes", b"_active_minutes", "active_minutes", b"active_minutes"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_active_minutes", b"_active_minutes", "active_minutes", b"active_minutes", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_active_minutes", b"_active_minutes", "active_minutes", b"active_minutes", "metadata", b"metadata", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__active_minutes: _TypeAlias = _typing.Literal["active_minutes"]  # noqa: Y015
     _WhichOneofArgType__active_minutes: _TypeAlias = _typing.Literal["_active_minutes", b"_active_minutes"]  # noqa: Y015
@@ -2089,6 +2095,27 @@ class SessionSummary(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class MetadataEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        @_builtins.property
+        def value(self) -> _session_pb2.MetadataValue: ...
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _session_pb2.MetadataValue | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _typing.Literal["value", b"value"]  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     SESSION_ID_FIELD_NUMBER: _builtins.int
     TITLE_FIELD_NUMBER: _builtins.int
     PLATFORM_FIELD_NUMBER: _builtins.int
@@ -2098,6 +2125,9 @@ class SessionSummary(_message.Message):
     END_REASON_FIELD_NUMBER: _builtins.int
     MESSAGE_COUNT_FIELD_NUMBER: _builtins.int
     PARENT_SESSION_ID_FIELD_NUMBER: _builtins.int
+    METADATA_FIELD_NUMBER: _builtins.int
+    ARCHIVED_AT_FIELD_NUMBER: _builtins.int
+    ACTIVE_AT_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     """The session id."""
     title: _builtins.str
@@ -2122,6 +2152,20 @@ class SessionSummary(_message.Message):
     def ended_at(self) -> _timestamp_pb2.Timestamp:
         """When it ended, if it has."""
 
+    @_builtins.property
+    def metadata(self) -> _containers.MessageMap[_builtins.str, _session_pb2.MetadataValue]:
+        """Its metadata (see UpdateSessionMetadata)."""
+
+    @_builtins.property
+    def archived_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was archived, if it is (see ArchiveSessions)."""
+
+    @_builtins.property
+    def active_at(self) -> _timestamp_pb2.Timestamp:
+        """Its last activity: its newest message, its entry's last activity while
+        current, its end.
+        """
+
     def __init__(
         self,
         *,
@@ -2134,10 +2178,13 @@ class SessionSummary(_message.Message):
         end_reason: _builtins.str | None = ...,
         message_count: _builtins.int = ...,
         parent_session_id: _builtins.str | None = ...,
+        metadata: _abc.Mapping[_builtins.str, _session_pb2.MetadataValue] | None = ...,
+        archived_at: _timestamp_pb2.Timestamp | None = ...,
+        active_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_end_reason", b"_end_reason", "_ended_at", b"_ended_at", "_parent_session_id", b"_parent_session_id", "_session_key", b"_session_key", "_title", b"_title", "end_reason", b"end_reason", "ended_at", b"ended_at", "parent_session_id", b"parent_session_id", "session_key", b"session_key", "started_at", b"started_at", "title", b"title"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_end_reason", b"_end_reason", "_ended_at", b"_ended_at", "_parent_session_id", b"_parent_session_id", "_session_key", b"_session_key", "_title", b"_title", "active_at", b"active_at", "archived_at", b"archived_at", "end_reason", b"end_reason", "ended_at", b"ended_at", "parent_session_id", b"parent_session_id", "session_key", b"session_key", "started_at", b"started_at", "title", b"title"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_end_reason", b"_end_reason", "_ended_at", b"_ended_at", "_parent_session_id", b"_parent_session_id", "_session_key", b"_session_key", "_title", b"_title", "end_reason", b"end_reason", "ended_at", b"ended_at", "message_count", b"message_count", "parent_session_id", b"parent_session_id", "platform", b"platform", "session_id", b"session_id", "session_key", b"session_key", "started_at", b"started_at", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_end_reason", b"_end_reason", "_ended_at", b"_ended_at", "_parent_session_id", b"_parent_session_id", "_session_key", b"_session_key", "_title", b"_title", "active_at", b"active_at", "archived_at", b"archived_at", "end_reason", b"end_reason", "ended_at", b"ended_at", "message_count", b"message_count", "metadata", b"metadata", "parent_session_id", b"parent_session_id", "platform", b"platform", "session_id", b"session_id", "session_key", b"session_key", "started_at", b"started_at", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__end_reason: _TypeAlias = _typing.Literal["end_reason"]  # noqa: Y015
     _WhichOneofArgType__end_reason: _TypeAlias = _typing.Literal["_end_reason", b"_end_reason"]  # noqa: Y015
@@ -2172,6 +2219,8 @@ class SearchSessionsRequest(_message.Message):
     PLATFORM_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    METADATA_FIELD_NUMBER: _builtins.int
+    INCLUDE_ARCHIVED_FIELD_NUMBER: _builtins.int
     query: _builtins.str
     """An id prefix or the start of a title (case and punctuation ignored)."""
     platform: _builtins.str
@@ -2180,6 +2229,12 @@ class SearchSessionsRequest(_message.Message):
     """Maximum sessions per page: 20 when zero, at most 100."""
     page_token: _builtins.str
     """Token from the previous page's next_page_token; empty for the first page."""
+    include_archived: _builtins.bool
+    """Archived sessions too (see ArchiveSessions)."""
+    @_builtins.property
+    def metadata(self) -> _containers.RepeatedCompositeFieldContainer[_session_pb2.MetadataFilter]:
+        """Only sessions whose metadata matches all of these."""
+
     def __init__(
         self,
         *,
@@ -2187,10 +2242,12 @@ class SearchSessionsRequest(_message.Message):
         platform: _builtins.str | None = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        metadata: _abc.Iterable[_session_pb2.MetadataFilter] | None = ...,
+        include_archived: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_platform", b"_platform", "platform", b"platform"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_platform", b"_platform", "page_size", b"page_size", "page_token", b"page_token", "platform", b"platform", "query", b"query"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_platform", b"_platform", "include_archived", b"include_archived", "metadata", b"metadata", "page_size", b"page_size", "page_token", b"page_token", "platform", b"platform", "query", b"query"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__platform: _TypeAlias = _typing.Literal["platform"]  # noqa: Y015
     _WhichOneofArgType__platform: _TypeAlias = _typing.Literal["_platform", b"_platform"]  # noqa: Y015
@@ -2242,6 +2299,8 @@ class SearchMessagesRequest(_message.Message):
     WINDOW_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    METADATA_FIELD_NUMBER: _builtins.int
+    INCLUDE_ARCHIVED_FIELD_NUMBER: _builtins.int
     query: _builtins.str
     """Words that must all occur (any case, accents ignored on SQLite),
     "quoted phrases" whose words must occur in that order, and word* for
@@ -2263,6 +2322,8 @@ class SearchMessagesRequest(_message.Message):
     """Maximum hits per page: 20 when zero, at most 100."""
     page_token: _builtins.str
     """Token from the previous page's next_page_token; empty for the first page."""
+    include_archived: _builtins.bool
+    """Messages of archived sessions too (see ArchiveSessions)."""
     @_builtins.property
     def roles(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Only messages of these roles ("user", "assistant", "tool", ...)."""
@@ -2274,6 +2335,10 @@ class SearchMessagesRequest(_message.Message):
     @_builtins.property
     def until(self) -> _timestamp_pb2.Timestamp:
         """Only messages timestamped before this."""
+
+    @_builtins.property
+    def metadata(self) -> _containers.RepeatedCompositeFieldContainer[_session_pb2.MetadataFilter]:
+        """Only messages of sessions whose metadata matches all of these."""
 
     def __init__(
         self,
@@ -2288,10 +2353,12 @@ class SearchMessagesRequest(_message.Message):
         window: _builtins.int | None = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        metadata: _abc.Iterable[_session_pb2.MetadataFilter] | None = ...,
+        include_archived: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_platform", b"_platform", "_session_id", b"_session_id", "_session_key", b"_session_key", "_window", b"_window", "platform", b"platform", "session_id", b"session_id", "session_key", b"session_key", "since", b"since", "until", b"until", "window", b"window"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_platform", b"_platform", "_session_id", b"_session_id", "_session_key", b"_session_key", "_window", b"_window", "page_size", b"page_size", "page_token", b"page_token", "platform", b"platform", "query", b"query", "roles", b"roles", "session_id", b"session_id", "session_key", b"session_key", "since", b"since", "until", b"until", "window", b"window"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_platform", b"_platform", "_session_id", b"_session_id", "_session_key", b"_session_key", "_window", b"_window", "include_archived", b"include_archived", "metadata", b"metadata", "page_size", b"page_size", "page_token", b"page_token", "platform", b"platform", "query", b"query", "roles", b"roles", "session_id", b"session_id", "session_key", b"session_key", "since", b"since", "until", b"until", "window", b"window"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__platform: _TypeAlias = _typing.Literal["platform"]  # noqa: Y015
     _WhichOneofArgType__platform: _TypeAlias = _typing.Literal["_platform", b"_platform"]  # noqa: Y015
@@ -2688,3 +2755,445 @@ class CompactTranscriptResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CompactTranscriptResponse: _TypeAlias = CompactTranscriptResponse  # noqa: Y015
+
+@_typing.final
+class UpdateSessionMetadataRequest(_message.Message):
+    """Request of UpdateSessionMetadata."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class SetEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        @_builtins.property
+        def value(self) -> _session_pb2.MetadataValue: ...
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _session_pb2.MetadataValue | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _typing.Literal["value", b"value"]  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    SESSION_KEY_FIELD_NUMBER: _builtins.int
+    SET_FIELD_NUMBER: _builtins.int
+    REMOVE_FIELD_NUMBER: _builtins.int
+    REPLACE_FIELD_NUMBER: _builtins.int
+    EXPECTED_VERSION_FIELD_NUMBER: _builtins.int
+    session_key: _builtins.str
+    """The session key; its current session's metadata changes."""
+    replace: _builtins.bool
+    """Remove every key not in set first: set becomes the whole map."""
+    expected_version: _builtins.int
+    """Fail with ABORTED unless the entry is at this version."""
+    @_builtins.property
+    def set(self) -> _containers.MessageMap[_builtins.str, _session_pb2.MetadataValue]:
+        """Keys to set (lower-case letters, digits and "_.:-", starting with a letter
+        or digit, at most 64 characters), with their values.
+        """
+
+    @_builtins.property
+    def remove(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Keys to remove (a key not present is ignored); not also in set."""
+
+    def __init__(
+        self,
+        *,
+        session_key: _builtins.str = ...,
+        set: _abc.Mapping[_builtins.str, _session_pb2.MetadataValue] | None = ...,
+        remove: _abc.Iterable[_builtins.str] | None = ...,
+        replace: _builtins.bool = ...,
+        expected_version: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version", "expected_version", b"expected_version"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version", "expected_version", b"expected_version", "remove", b"remove", "replace", b"replace", "session_key", b"session_key", "set", b"set"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__expected_version: _TypeAlias = _typing.Literal["expected_version"]  # noqa: Y015
+    _WhichOneofArgType__expected_version: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__expected_version) -> _WhichOneofReturnType__expected_version | None: ...
+
+Global___UpdateSessionMetadataRequest: _TypeAlias = UpdateSessionMetadataRequest  # noqa: Y015
+
+@_typing.final
+class UpdateSessionMetadataResponse(_message.Message):
+    """Response of UpdateSessionMetadata."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTRY_FIELD_NUMBER: _builtins.int
+    CHANGED_FIELD_NUMBER: _builtins.int
+    changed: _builtins.bool
+    """Whether the metadata changed (false when it already was so; then no
+    event and no new version).
+    """
+    @_builtins.property
+    def entry(self) -> _session_pb2.SessionEntry:
+        """The entry after the change (its version grew when the metadata changed)."""
+
+    def __init__(
+        self,
+        *,
+        entry: _session_pb2.SessionEntry | None = ...,
+        changed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["entry", b"entry"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed", b"changed", "entry", b"entry"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateSessionMetadataResponse: _TypeAlias = UpdateSessionMetadataResponse  # noqa: Y015
+
+@_typing.final
+class GetSessionMetadataRequest(_message.Message):
+    """Request of GetSessionMetadata."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    session_id: _builtins.str
+    """The session id."""
+    def __init__(
+        self,
+        *,
+        session_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["session_id", b"session_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSessionMetadataRequest: _TypeAlias = GetSessionMetadataRequest  # noqa: Y015
+
+@_typing.final
+class GetSessionMetadataResponse(_message.Message):
+    """Response of GetSessionMetadata."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class MetadataEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        @_builtins.property
+        def value(self) -> _session_pb2.MetadataValue: ...
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _session_pb2.MetadataValue | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _typing.Literal["value", b"value"]  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    METADATA_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def metadata(self) -> _containers.MessageMap[_builtins.str, _session_pb2.MetadataValue]:
+        """The session's metadata."""
+
+    def __init__(
+        self,
+        *,
+        metadata: _abc.Mapping[_builtins.str, _session_pb2.MetadataValue] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["metadata", b"metadata"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSessionMetadataResponse: _TypeAlias = GetSessionMetadataResponse  # noqa: Y015
+
+@_typing.final
+class SessionSelector(_message.Message):
+    """Which stored sessions DeleteSessions and ArchiveSessions act on: every
+    condition set must hold, and at least one must be set.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_IDS_FIELD_NUMBER: _builtins.int
+    INACTIVE_DAYS_FIELD_NUMBER: _builtins.int
+    PLATFORM_FIELD_NUMBER: _builtins.int
+    CHAT_TYPE_FIELD_NUMBER: _builtins.int
+    TITLED_FIELD_NUMBER: _builtins.int
+    TITLE_PREFIX_FIELD_NUMBER: _builtins.int
+    END_REASONS_FIELD_NUMBER: _builtins.int
+    ENDED_FIELD_NUMBER: _builtins.int
+    MIN_MESSAGES_FIELD_NUMBER: _builtins.int
+    MAX_MESSAGES_FIELD_NUMBER: _builtins.int
+    METADATA_FIELD_NUMBER: _builtins.int
+    ARCHIVED_FIELD_NUMBER: _builtins.int
+    inactive_days: _builtins.int
+    """Only sessions whose last activity (SessionSummary.active_at) is more than
+    this many days ago; positive.
+    """
+    platform: _builtins.str
+    """Only sessions started on this platform."""
+    chat_type: _builtins.str
+    """Only sessions started in this kind of chat ("dm", "group", "channel",
+    "thread", or another name a gateway sent); sessions stored before
+    sessiond recorded it have none unless they were a key's current session.
+    """
+    titled: _builtins.bool
+    """Only titled (true) or only untitled (false) sessions."""
+    title_prefix: _builtins.str
+    """Only sessions whose title starts with this, case and punctuation
+    ignored (as SearchSessions).
+    """
+    ended: _builtins.bool
+    """Only ended (true) or only current (false) sessions."""
+    min_messages: _builtins.int
+    """Only sessions with at least this many stored messages."""
+    max_messages: _builtins.int
+    """Only sessions with at most this many stored messages."""
+    archived: _builtins.bool
+    """Only archived (true) or only not archived (false) sessions."""
+    @_builtins.property
+    def session_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Only these sessions (at most 1000)."""
+
+    @_builtins.property
+    def end_reasons(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Only sessions that ended for one of these reasons ("session_reset",
+        "session_switch", "session_branch", ...).
+        """
+
+    @_builtins.property
+    def metadata(self) -> _containers.RepeatedCompositeFieldContainer[_session_pb2.MetadataFilter]:
+        """Only sessions whose metadata matches all of these."""
+
+    def __init__(
+        self,
+        *,
+        session_ids: _abc.Iterable[_builtins.str] | None = ...,
+        inactive_days: _builtins.int | None = ...,
+        platform: _builtins.str | None = ...,
+        chat_type: _builtins.str | None = ...,
+        titled: _builtins.bool | None = ...,
+        title_prefix: _builtins.str | None = ...,
+        end_reasons: _abc.Iterable[_builtins.str] | None = ...,
+        ended: _builtins.bool | None = ...,
+        min_messages: _builtins.int | None = ...,
+        max_messages: _builtins.int | None = ...,
+        metadata: _abc.Iterable[_session_pb2.MetadataFilter] | None = ...,
+        archived: _builtins.bool | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_archived", b"_archived", "_chat_type", b"_chat_type", "_ended", b"_ended", "_inactive_days", b"_inactive_days", "_max_messages", b"_max_messages", "_min_messages", b"_min_messages", "_platform", b"_platform", "_title_prefix", b"_title_prefix", "_titled", b"_titled", "archived", b"archived", "chat_type", b"chat_type", "ended", b"ended", "inactive_days", b"inactive_days", "max_messages", b"max_messages", "min_messages", b"min_messages", "platform", b"platform", "title_prefix", b"title_prefix", "titled", b"titled"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_archived", b"_archived", "_chat_type", b"_chat_type", "_ended", b"_ended", "_inactive_days", b"_inactive_days", "_max_messages", b"_max_messages", "_min_messages", b"_min_messages", "_platform", b"_platform", "_title_prefix", b"_title_prefix", "_titled", b"_titled", "archived", b"archived", "chat_type", b"chat_type", "end_reasons", b"end_reasons", "ended", b"ended", "inactive_days", b"inactive_days", "max_messages", b"max_messages", "metadata", b"metadata", "min_messages", b"min_messages", "platform", b"platform", "session_ids", b"session_ids", "title_prefix", b"title_prefix", "titled", b"titled"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__archived: _TypeAlias = _typing.Literal["archived"]  # noqa: Y015
+    _WhichOneofArgType__archived: _TypeAlias = _typing.Literal["_archived", b"_archived"]  # noqa: Y015
+    _WhichOneofReturnType__chat_type: _TypeAlias = _typing.Literal["chat_type"]  # noqa: Y015
+    _WhichOneofArgType__chat_type: _TypeAlias = _typing.Literal["_chat_type", b"_chat_type"]  # noqa: Y015
+    _WhichOneofReturnType__ended: _TypeAlias = _typing.Literal["ended"]  # noqa: Y015
+    _WhichOneofArgType__ended: _TypeAlias = _typing.Literal["_ended", b"_ended"]  # noqa: Y015
+    _WhichOneofReturnType__inactive_days: _TypeAlias = _typing.Literal["inactive_days"]  # noqa: Y015
+    _WhichOneofArgType__inactive_days: _TypeAlias = _typing.Literal["_inactive_days", b"_inactive_days"]  # noqa: Y015
+    _WhichOneofReturnType__max_messages: _TypeAlias = _typing.Literal["max_messages"]  # noqa: Y015
+    _WhichOneofArgType__max_messages: _TypeAlias = _typing.Literal["_max_messages", b"_max_messages"]  # noqa: Y015
+    _WhichOneofReturnType__min_messages: _TypeAlias = _typing.Literal["min_messages"]  # noqa: Y015
+    _WhichOneofArgType__min_messages: _TypeAlias = _typing.Literal["_min_messages", b"_min_messages"]  # noqa: Y015
+    _WhichOneofReturnType__platform: _TypeAlias = _typing.Literal["platform"]  # noqa: Y015
+    _WhichOneofArgType__platform: _TypeAlias = _typing.Literal["_platform", b"_platform"]  # noqa: Y015
+    _WhichOneofReturnType__title_prefix: _TypeAlias = _typing.Literal["title_prefix"]  # noqa: Y015
+    _WhichOneofArgType__title_prefix: _TypeAlias = _typing.Literal["_title_prefix", b"_title_prefix"]  # noqa: Y015
+    _WhichOneofReturnType__titled: _TypeAlias = _typing.Literal["titled"]  # noqa: Y015
+    _WhichOneofArgType__titled: _TypeAlias = _typing.Literal["_titled", b"_titled"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__archived) -> _WhichOneofReturnType__archived | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__chat_type) -> _WhichOneofReturnType__chat_type | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__ended) -> _WhichOneofReturnType__ended | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__inactive_days) -> _WhichOneofReturnType__inactive_days | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_messages) -> _WhichOneofReturnType__max_messages | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__min_messages) -> _WhichOneofReturnType__min_messages | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__platform) -> _WhichOneofReturnType__platform | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__title_prefix) -> _WhichOneofReturnType__title_prefix | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__titled) -> _WhichOneofReturnType__titled | None: ...
+
+Global___SessionSelector: _TypeAlias = SessionSelector  # noqa: Y015
+
+@_typing.final
+class DeleteSessionsRequest(_message.Message):
+    """Request of DeleteSessions."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SELECTOR_FIELD_NUMBER: _builtins.int
+    DRY_RUN_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    dry_run: _builtins.bool
+    """Say what would be deleted; write nothing."""
+    limit: _builtins.int
+    """Sessions per call (one transaction): 100 when zero, at most 1000."""
+    @_builtins.property
+    def selector(self) -> Global___SessionSelector:
+        """Which sessions."""
+
+    def __init__(
+        self,
+        *,
+        selector: Global___SessionSelector | None = ...,
+        dry_run: _builtins.bool = ...,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["selector", b"selector"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dry_run", b"dry_run", "limit", b"limit", "selector", b"selector"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteSessionsRequest: _TypeAlias = DeleteSessionsRequest  # noqa: Y015
+
+@_typing.final
+class DeleteSessionsResponse(_message.Message):
+    """Response of DeleteSessions."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_IDS_FIELD_NUMBER: _builtins.int
+    MESSAGES_FIELD_NUMBER: _builtins.int
+    REMAINING_FIELD_NUMBER: _builtins.int
+    REMAINING_MESSAGES_FIELD_NUMBER: _builtins.int
+    SESSION_KEYS_FIELD_NUMBER: _builtins.int
+    messages: _builtins.int
+    """Their stored messages."""
+    remaining: _builtins.int
+    """Sessions the selector still matches after this call (with dry_run: all
+    it matches).
+    """
+    remaining_messages: _builtins.int
+    """Their stored messages."""
+    @_builtins.property
+    def session_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The sessions deleted (with dry_run: the first that would be), least
+        recently active first.
+        """
+
+    @_builtins.property
+    def session_keys(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Session keys whose entry went with their current session."""
+
+    def __init__(
+        self,
+        *,
+        session_ids: _abc.Iterable[_builtins.str] | None = ...,
+        messages: _builtins.int = ...,
+        remaining: _builtins.int = ...,
+        remaining_messages: _builtins.int = ...,
+        session_keys: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["messages", b"messages", "remaining", b"remaining", "remaining_messages", b"remaining_messages", "session_ids", b"session_ids", "session_keys", b"session_keys"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteSessionsResponse: _TypeAlias = DeleteSessionsResponse  # noqa: Y015
+
+@_typing.final
+class ArchiveSessionsRequest(_message.Message):
+    """Request of ArchiveSessions."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SELECTOR_FIELD_NUMBER: _builtins.int
+    DRY_RUN_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    UNARCHIVE_FIELD_NUMBER: _builtins.int
+    dry_run: _builtins.bool
+    """Say what would change; write nothing."""
+    limit: _builtins.int
+    """Sessions per call (one transaction): 100 when zero, at most 1000."""
+    unarchive: _builtins.bool
+    """Bring archived sessions back instead."""
+    @_builtins.property
+    def selector(self) -> Global___SessionSelector:
+        """Which sessions (archived ones are never selected to archive, nor others
+        to unarchive).
+        """
+
+    def __init__(
+        self,
+        *,
+        selector: Global___SessionSelector | None = ...,
+        dry_run: _builtins.bool = ...,
+        limit: _builtins.int = ...,
+        unarchive: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["selector", b"selector"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dry_run", b"dry_run", "limit", b"limit", "selector", b"selector", "unarchive", b"unarchive"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ArchiveSessionsRequest: _TypeAlias = ArchiveSessionsRequest  # noqa: Y015
+
+@_typing.final
+class ArchiveSessionsResponse(_message.Message):
+    """Response of ArchiveSessions."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_IDS_FIELD_NUMBER: _builtins.int
+    MESSAGES_FIELD_NUMBER: _builtins.int
+    REMAINING_FIELD_NUMBER: _builtins.int
+    REMAINING_MESSAGES_FIELD_NUMBER: _builtins.int
+    SESSION_KEYS_FIELD_NUMBER: _builtins.int
+    messages: _builtins.int
+    """Their stored messages."""
+    remaining: _builtins.int
+    """Sessions still to change after this call (with dry_run: all)."""
+    remaining_messages: _builtins.int
+    """Their stored messages."""
+    @_builtins.property
+    def session_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The sessions archived or unarchived (with dry_run: the first that would
+        be), least recently active first.
+        """
+
+    @_builtins.property
+    def session_keys(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Session keys whose entry went with their current session."""
+
+    def __init__(
+        self,
+        *,
+        session_ids: _abc.Iterable[_builtins.str] | None = ...,
+        messages: _builtins.int = ...,
+        remaining: _builtins.int = ...,
+        remaining_messages: _builtins.int = ...,
+        session_keys: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["messages", b"messages", "remaining", b"remaining", "remaining_messages", b"remaining_messages", "session_ids", b"session_ids", "session_keys", b"session_keys"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ArchiveSessionsResponse: _TypeAlias = ArchiveSessionsResponse  # noqa: Y015

@@ -219,6 +219,26 @@ class SessionStoreStub:
                 request_serializer=sessiond_dot_v1_dot_session__store__pb2.CompactTranscriptRequest.SerializeToString,
                 response_deserializer=sessiond_dot_v1_dot_session__store__pb2.CompactTranscriptResponse.FromString,
                 _registered_method=True)
+        self.UpdateSessionMetadata = channel.unary_unary(
+                '/sessiond.v1.SessionStore/UpdateSessionMetadata',
+                request_serializer=sessiond_dot_v1_dot_session__store__pb2.UpdateSessionMetadataRequest.SerializeToString,
+                response_deserializer=sessiond_dot_v1_dot_session__store__pb2.UpdateSessionMetadataResponse.FromString,
+                _registered_method=True)
+        self.GetSessionMetadata = channel.unary_unary(
+                '/sessiond.v1.SessionStore/GetSessionMetadata',
+                request_serializer=sessiond_dot_v1_dot_session__store__pb2.GetSessionMetadataRequest.SerializeToString,
+                response_deserializer=sessiond_dot_v1_dot_session__store__pb2.GetSessionMetadataResponse.FromString,
+                _registered_method=True)
+        self.DeleteSessions = channel.unary_unary(
+                '/sessiond.v1.SessionStore/DeleteSessions',
+                request_serializer=sessiond_dot_v1_dot_session__store__pb2.DeleteSessionsRequest.SerializeToString,
+                response_deserializer=sessiond_dot_v1_dot_session__store__pb2.DeleteSessionsResponse.FromString,
+                _registered_method=True)
+        self.ArchiveSessions = channel.unary_unary(
+                '/sessiond.v1.SessionStore/ArchiveSessions',
+                request_serializer=sessiond_dot_v1_dot_session__store__pb2.ArchiveSessionsRequest.SerializeToString,
+                response_deserializer=sessiond_dot_v1_dot_session__store__pb2.ArchiveSessionsResponse.FromString,
+                _registered_method=True)
 
 
 class SessionStoreServicer:
@@ -517,6 +537,44 @@ class SessionStoreServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateSessionMetadata(self, request, context):
+        """Changes the metadata of a key's current session (set keys, remove keys,
+        or replace the whole map), versioned with the entry: pass
+        expected_version to make it conditional. At most 32 keys, 16 KiB in all.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSessionMetadata(self, request, context):
+        """The metadata of any stored session, ended ones too.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteSessions(self, request, context):
+        """Deletes the stored sessions a selector matches, with their transcripts
+        (and the entry of a key whose current session one is): up to limit per
+        call, in one transaction; call again while remaining is not 0. With
+        dry_run nothing is written. A session that is the current one of a
+        leased key is never selected.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ArchiveSessions(self, request, context):
+        """Archives the stored sessions a selector matches (or, with unarchive,
+        brings them back): kept whole and loadable, left out of SearchSessions and
+        SearchMessages unless include_archived; a key whose current session is
+        archived starts a new session at its next message (SwitchSession back
+        unarchives). Selection, limit and dry run as DeleteSessions.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SessionStoreServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -699,6 +757,26 @@ def add_SessionStoreServicer_to_server(servicer, server):
                     servicer.CompactTranscript,
                     request_deserializer=sessiond_dot_v1_dot_session__store__pb2.CompactTranscriptRequest.FromString,
                     response_serializer=sessiond_dot_v1_dot_session__store__pb2.CompactTranscriptResponse.SerializeToString,
+            ),
+            'UpdateSessionMetadata': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateSessionMetadata,
+                    request_deserializer=sessiond_dot_v1_dot_session__store__pb2.UpdateSessionMetadataRequest.FromString,
+                    response_serializer=sessiond_dot_v1_dot_session__store__pb2.UpdateSessionMetadataResponse.SerializeToString,
+            ),
+            'GetSessionMetadata': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSessionMetadata,
+                    request_deserializer=sessiond_dot_v1_dot_session__store__pb2.GetSessionMetadataRequest.FromString,
+                    response_serializer=sessiond_dot_v1_dot_session__store__pb2.GetSessionMetadataResponse.SerializeToString,
+            ),
+            'DeleteSessions': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteSessions,
+                    request_deserializer=sessiond_dot_v1_dot_session__store__pb2.DeleteSessionsRequest.FromString,
+                    response_serializer=sessiond_dot_v1_dot_session__store__pb2.DeleteSessionsResponse.SerializeToString,
+            ),
+            'ArchiveSessions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ArchiveSessions,
+                    request_deserializer=sessiond_dot_v1_dot_session__store__pb2.ArchiveSessionsRequest.FromString,
+                    response_serializer=sessiond_dot_v1_dot_session__store__pb2.ArchiveSessionsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1678,6 +1756,114 @@ class SessionStore:
             '/sessiond.v1.SessionStore/CompactTranscript',
             sessiond_dot_v1_dot_session__store__pb2.CompactTranscriptRequest.SerializeToString,
             sessiond_dot_v1_dot_session__store__pb2.CompactTranscriptResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateSessionMetadata(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sessiond.v1.SessionStore/UpdateSessionMetadata',
+            sessiond_dot_v1_dot_session__store__pb2.UpdateSessionMetadataRequest.SerializeToString,
+            sessiond_dot_v1_dot_session__store__pb2.UpdateSessionMetadataResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSessionMetadata(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sessiond.v1.SessionStore/GetSessionMetadata',
+            sessiond_dot_v1_dot_session__store__pb2.GetSessionMetadataRequest.SerializeToString,
+            sessiond_dot_v1_dot_session__store__pb2.GetSessionMetadataResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteSessions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sessiond.v1.SessionStore/DeleteSessions',
+            sessiond_dot_v1_dot_session__store__pb2.DeleteSessionsRequest.SerializeToString,
+            sessiond_dot_v1_dot_session__store__pb2.DeleteSessionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ArchiveSessions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sessiond.v1.SessionStore/ArchiveSessions',
+            sessiond_dot_v1_dot_session__store__pb2.ArchiveSessionsRequest.SerializeToString,
+            sessiond_dot_v1_dot_session__store__pb2.ArchiveSessionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

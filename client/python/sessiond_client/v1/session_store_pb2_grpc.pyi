@@ -163,6 +163,27 @@ class SessionStoreStub:
     (/compress): the session id stays, the replaced messages stay stored as
     archived, listed with include_hidden and found by SearchMessages.
     """
+    UpdateSessionMetadata: _grpc.UnaryUnaryMultiCallable[_session_store_pb2.UpdateSessionMetadataRequest, _session_store_pb2.UpdateSessionMetadataResponse]
+    """Changes the metadata of a key's current session (set keys, remove keys,
+    or replace the whole map), versioned with the entry: pass
+    expected_version to make it conditional. At most 32 keys, 16 KiB in all.
+    """
+    GetSessionMetadata: _grpc.UnaryUnaryMultiCallable[_session_store_pb2.GetSessionMetadataRequest, _session_store_pb2.GetSessionMetadataResponse]
+    """The metadata of any stored session, ended ones too."""
+    DeleteSessions: _grpc.UnaryUnaryMultiCallable[_session_store_pb2.DeleteSessionsRequest, _session_store_pb2.DeleteSessionsResponse]
+    """Deletes the stored sessions a selector matches, with their transcripts
+    (and the entry of a key whose current session one is): up to limit per
+    call, in one transaction; call again while remaining is not 0. With
+    dry_run nothing is written. A session that is the current one of a
+    leased key is never selected.
+    """
+    ArchiveSessions: _grpc.UnaryUnaryMultiCallable[_session_store_pb2.ArchiveSessionsRequest, _session_store_pb2.ArchiveSessionsResponse]
+    """Archives the stored sessions a selector matches (or, with unarchive,
+    brings them back): kept whole and loadable, left out of SearchSessions and
+    SearchMessages unless include_archived; a key whose current session is
+    archived starts a new session at its next message (SwitchSession back
+    unarchives). Selection, limit and dry run as DeleteSessions.
+    """
 
 @_typing.type_check_only
 class SessionStoreAsyncStub(SessionStoreStub):
@@ -298,6 +319,27 @@ class SessionStoreAsyncStub(SessionStoreStub):
     """Replaces a range of visible messages with a summary message in place
     (/compress): the session id stays, the replaced messages stay stored as
     archived, listed with include_hidden and found by SearchMessages.
+    """
+    UpdateSessionMetadata: _aio.UnaryUnaryMultiCallable[_session_store_pb2.UpdateSessionMetadataRequest, _session_store_pb2.UpdateSessionMetadataResponse]  # type: ignore[assignment]
+    """Changes the metadata of a key's current session (set keys, remove keys,
+    or replace the whole map), versioned with the entry: pass
+    expected_version to make it conditional. At most 32 keys, 16 KiB in all.
+    """
+    GetSessionMetadata: _aio.UnaryUnaryMultiCallable[_session_store_pb2.GetSessionMetadataRequest, _session_store_pb2.GetSessionMetadataResponse]  # type: ignore[assignment]
+    """The metadata of any stored session, ended ones too."""
+    DeleteSessions: _aio.UnaryUnaryMultiCallable[_session_store_pb2.DeleteSessionsRequest, _session_store_pb2.DeleteSessionsResponse]  # type: ignore[assignment]
+    """Deletes the stored sessions a selector matches, with their transcripts
+    (and the entry of a key whose current session one is): up to limit per
+    call, in one transaction; call again while remaining is not 0. With
+    dry_run nothing is written. A session that is the current one of a
+    leased key is never selected.
+    """
+    ArchiveSessions: _aio.UnaryUnaryMultiCallable[_session_store_pb2.ArchiveSessionsRequest, _session_store_pb2.ArchiveSessionsResponse]  # type: ignore[assignment]
+    """Archives the stored sessions a selector matches (or, with unarchive,
+    brings them back): kept whole and loadable, left out of SearchSessions and
+    SearchMessages unless include_archived; a key whose current session is
+    archived starts a new session at its next message (SwitchSession back
+    unarchives). Selection, limit and dry run as DeleteSessions.
     """
 
 class SessionStoreServicer(metaclass=_abc_1.ABCMeta):
@@ -647,6 +689,51 @@ class SessionStoreServicer(metaclass=_abc_1.ABCMeta):
         """Replaces a range of visible messages with a summary message in place
         (/compress): the session id stays, the replaced messages stay stored as
         archived, listed with include_hidden and found by SearchMessages.
+        """
+
+    @_abc_1.abstractmethod
+    def UpdateSessionMetadata(
+        self,
+        request: _session_store_pb2.UpdateSessionMetadataRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_session_store_pb2.UpdateSessionMetadataResponse, _abc.Awaitable[_session_store_pb2.UpdateSessionMetadataResponse]]:
+        """Changes the metadata of a key's current session (set keys, remove keys,
+        or replace the whole map), versioned with the entry: pass
+        expected_version to make it conditional. At most 32 keys, 16 KiB in all.
+        """
+
+    @_abc_1.abstractmethod
+    def GetSessionMetadata(
+        self,
+        request: _session_store_pb2.GetSessionMetadataRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_session_store_pb2.GetSessionMetadataResponse, _abc.Awaitable[_session_store_pb2.GetSessionMetadataResponse]]:
+        """The metadata of any stored session, ended ones too."""
+
+    @_abc_1.abstractmethod
+    def DeleteSessions(
+        self,
+        request: _session_store_pb2.DeleteSessionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_session_store_pb2.DeleteSessionsResponse, _abc.Awaitable[_session_store_pb2.DeleteSessionsResponse]]:
+        """Deletes the stored sessions a selector matches, with their transcripts
+        (and the entry of a key whose current session one is): up to limit per
+        call, in one transaction; call again while remaining is not 0. With
+        dry_run nothing is written. A session that is the current one of a
+        leased key is never selected.
+        """
+
+    @_abc_1.abstractmethod
+    def ArchiveSessions(
+        self,
+        request: _session_store_pb2.ArchiveSessionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_session_store_pb2.ArchiveSessionsResponse, _abc.Awaitable[_session_store_pb2.ArchiveSessionsResponse]]:
+        """Archives the stored sessions a selector matches (or, with unarchive,
+        brings them back): kept whole and loadable, left out of SearchSessions and
+        SearchMessages unless include_archived; a key whose current session is
+        archived starts a new session at its next message (SwitchSession back
+        unarchives). Selection, limit and dry run as DeleteSessions.
         """
 
 def add_SessionStoreServicer_to_server(servicer: SessionStoreServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
