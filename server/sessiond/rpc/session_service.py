@@ -446,7 +446,7 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
     def GetLineageTip(self, request: pb.GetLineageTipRequest, deadline: float | None) -> pb.GetLineageTipResponse:
         return pb.GetLineageTipResponse(session_id=self.store.lineage_tip(self._key(request, "session_id")))
 
-    @blocking_rpc  # an id prefix scans the sessions
+    @blocking_rpc  # a short prefix or a metadata filter reads many sessions: never on the event loop
     def SearchSessions(self, request: pb.SearchSessionsRequest, deadline: float | None) -> pb.SearchSessionsResponse:
         size = convert.page_size(request.page_size, *SEARCH_PAGE)
         offset = convert.offset_cursor(request.page_token)

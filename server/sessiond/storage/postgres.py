@@ -262,6 +262,7 @@ MIGRATIONS = (
         coalesce((SELECT max(m.timestamp) FROM messages AS m WHERE m.session_id = sessions.id), started_at));
     CREATE INDEX sessions_by_activity ON sessions (active_at, id);
     CREATE INDEX entries_by_session ON entries (session_id);
+    CREATE INDEX sessions_by_id_prefix ON sessions (id COLLATE "C");
     """,
 )
 FOLDED_STEP = 6  # the rung after which existing titles get their folded spelling

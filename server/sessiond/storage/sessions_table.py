@@ -57,7 +57,7 @@ _STATEMENTS = {
     "summary": f"SELECT {SUMMARY_LIST} FROM sessions WHERE id = ?",
     "search_sessions": f"""
         SELECT {SUMMARY_LIST} FROM sessions
-        WHERE ((? <> '' AND substr(id, 1, ?) = ?) OR (title_folded >= ? AND title_folded < ?))
+        WHERE (({{id}} >= ? AND {{id}} < ?) OR (title_folded >= ? AND title_folded < ?))
           AND platform = COALESCE(?, platform) AND (? OR archived_at IS NULL) AND {{metadata}}
         ORDER BY started_at DESC, id DESC LIMIT ? OFFSET ?""",
     "metadata_of": "SELECT metadata FROM sessions WHERE id = ?",
@@ -80,7 +80,10 @@ class SessionsTable(TranscriptTable):
         cls.dialect = dialect
         cls.SELECTION = MappingProxyType(selection.statements(dialect))
         cls.SQL = MappingProxyType(
-            {name: sql.replace("{metadata}", condition).replace("?", marker) for name, sql in statements.items()}
+            {
+                name: sql.replace("{metadata}", condition).replace("{id}", dialect.binary("id")).replace("?", marker)
+                for name, sql in statements.items()
+            }
         )
 
     def end_session(self, session_id: str, reason: str, at: datetime) -> None:
@@ -134,11 +137,12 @@ class SessionsTable(TranscriptTable):
         metadata: Sequence[MetadataFilter] = (),
         include_archived: bool = False,
     ) -> list[SessionSummary]:
-        """Sessions whose id starts with ``id_prefix`` (a scan: ids compare by the database's collation)
-        or whose folded title starts with ``title_prefix`` folded (an index range), newest first."""
-        by_id = (id_prefix, len(id_prefix), id_prefix)
+        """Sessions whose id starts with ``id_prefix`` or whose folded title starts with ``title_prefix``
+        folded (two index ranges, by code points), newest first."""
+        by_id = prefix_range(id_prefix)
         by_title = prefix_range(fold(title_prefix))
-        params = (*by_id, *by_title, platform, include_archived, self.dialect.filters(metadata), limit, offset)
+        filters = self.dialect.filters(metadata)  # the condition reads its parameter twice
+        params = (*by_id, *by_title, platform, include_archived, filters, filters, limit, offset)
         return [summary_from_row(row) for row in self._execute(self.SQL["search_sessions"], params)]
 
     def metadata_of(self, session_id: str) -> Metadata | None:
