@@ -27,6 +27,12 @@ import { SERVICE, loadContract } from './proto.js';
 /** @typedef {import('./convert.js').SessionSummary} SessionSummary */
 /** @typedef {import('./convert.js').SearchHit} SearchHit */
 /** @typedef {import('./convert.js').MessageVisibility} MessageVisibility */
+/** @typedef {import('./convert.js').SessionMetadata} SessionMetadata */
+/** @typedef {import('./convert.js').SessionMetadataInput} SessionMetadataInput */
+/** @typedef {import('./convert.js').MetadataFilterInput} MetadataFilterInput */
+/** @typedef {import('./convert.js').SessionSelector} SessionSelector */
+/** @typedef {import('./convert.js').SessionEvent} SessionEvent */
+/** @typedef {import('./convert.js').EventKind} EventKind */
 
 /**
  * A session, where it came from and what came of it.
@@ -101,9 +107,27 @@ import { SERVICE, loadContract } from './proto.js';
  */
 
 /**
- * Safe to send twice: reads (the lineage and search RPCs among them), pure rules, AppendMessages
- * once every message has an id, and the title RPCs (setting the title a session already has
- * changes nothing).
+ * What `updateSessionMetadata` did.
+ * @typedef {object} UpdateMetadataResult
+ * @property {SessionEntry} entry  the key's entry after the call (its `version` grew when the metadata changed)
+ * @property {boolean} changed  false when the metadata already was so (then no event and no new version)
+ */
+
+/**
+ * What one `deleteSessions` or `archiveSessions` call did (with `dryRun`: would do), or what a
+ * `deleteAllSessions` or `archiveAllSessions` loop did in all.
+ * @typedef {object} BulkResult
+ * @property {string[]} sessionIds  the sessions deleted, archived or unarchived (with `dryRun`: the first that would be), least recently active first
+ * @property {number} messages  their stored messages
+ * @property {number} remaining  sessions the selector still matches after the call (with `dryRun`: all it matches)
+ * @property {number} remainingMessages  their stored messages
+ * @property {string[]} sessionKeys  session keys whose entry went with their current session
+ */
+
+/**
+ * Safe to send twice: reads (the lineage, search and metadata reads among them), pure rules,
+ * AppendMessages once every message has an id, and the title RPCs (setting the title a session
+ * already has changes nothing).
  */
 export const IDEMPOTENT_METHODS = Object.freeze([
   'BuildSessionKey',
@@ -122,6 +146,7 @@ export const IDEMPOTENT_METHODS = Object.freeze([
   'GetLineageTip',
   'SearchSessions',
   'SearchMessages',
+  'GetSessionMetadata',
 ]);
 export const RETRY_POLICY = Object.freeze({
   maxAttempts: 3,
@@ -565,12 +590,14 @@ export class SessionStoreClient {
   }
 
   /**
-   * Every entry (active within `activeMinutes` when given), most recently active first; all pages.
-   * @param {{activeMinutes?: number | null}} [options]
+   * Every entry (active within `activeMinutes` when given; whose current session's metadata
+   * matches every condition of `metadata`, see `searchSessions`), most recently active first; all pages.
+   * @param {{activeMinutes?: number | null, metadata?: MetadataFilterInput | null}} [options]
    * @returns {Promise<SessionEntry[]>}
    */
-  async listSessions({ activeMinutes = null } = {}) {
-    const entries = await this.#pages('ListSessions', { activeMinutes, pageSize: PAGE_SIZE }, 'entries');
+  async listSessions({ activeMinutes = null, metadata = null } = {}) {
+    const request = { activeMinutes, pageSize: PAGE_SIZE, metadata: this.#codec.metadataFiltersToProto(metadata) };
+    const entries = await this.#pages('ListSessions', request, 'entries');
     return entries.map(this.#codec.entryFromProto);
   }
 
@@ -782,6 +809,52 @@ export class SessionStoreClient {
     return { compaction, archivedMessages, summaryPosition, visibleMessages };
   }
 
+  // -- metadata
+
+  /**
+   * Changes the metadata of the key's current session: `set` gives keys their values (a string is
+   * a text, a boolean a flag, a bigint or a safe integer an integer, another finite number a
+   * double, an array of strings a list of texts; `{number: 3}` and the other explicit forms say
+   * the kind; an empty list removes the key), `remove` drops keys (absent ones are ignored; none
+   * may also be in `set`), `replace: true` drops every key not in `set` first. With
+   * `expectedVersion`, `ConflictError` unless the entry is at that version. `changed` is false
+   * when the metadata already was so (no new version, no event). A value of no kind is a
+   * TypeError naming the key before anything is sent; `InvalidArgumentError` naming the field for
+   * a key or value the daemon refuses (keys: lower-case letters, digits and "_.:-", starting with a
+   * letter or digit, at most 64 characters; at most 32 keys, 16 KiB in all), `NotFoundError` for an
+   * unknown key.
+   * @param {string} sessionKey
+   * @param {object} [options]
+   * @param {SessionMetadataInput | null} [options.set]  keys to set, with their values
+   * @param {Iterable<string> | null} [options.remove]  keys to remove
+   * @param {boolean} [options.replace]  `set` becomes the whole metadata
+   * @param {number | null} [options.expectedVersion]  `ConflictError` when the entry's version moved on
+   * @returns {Promise<UpdateMetadataResult>}
+   */
+  async updateSessionMetadata(sessionKey, { set = null, remove = null, replace = false, expectedVersion = null } = {}) {
+    const request = {
+      sessionKey,
+      set: this.#codec.metadataToProto(set, 'set'),
+      remove: typeof remove === 'string' ? [remove] : Array.from(remove ?? []),
+      replace: Boolean(replace),
+      expectedVersion,
+    };
+    const response = await this.#call(this.#stub, 'UpdateSessionMetadata', request);
+    return { entry: this.#codec.entryFromProto(response.entry), changed: response.changed };
+  }
+
+  /**
+   * The metadata of any stored session, ended ones too (`{}` when it has none); null for an
+   * unknown session. Integers and numbers both come back as numbers (int64 ones beyond 2^53 lose
+   * precision, as every int64 of this client), lists of texts as arrays.
+   * @param {string} sessionId
+   * @returns {Promise<SessionMetadata | null>}
+   */
+  async getSessionMetadata(sessionId) {
+    const response = await SessionStoreClient.#orOnNotFound(this.#call(this.#stub, 'GetSessionMetadata', { sessionId }), null);
+    return response ? this.#codec.metadataFromProto(response.metadata) : null;
+  }
+
   // -- search
 
   /**
@@ -792,10 +865,21 @@ export class SessionStoreClient {
    * @param {string | null} [options.platform]  only sessions of this platform
    * @param {number} [options.pageSize]  sessions per page (0: the daemon's 20; at most 100)
    * @param {string} [options.pageToken]  the previous page's `nextPageToken` ("" for the first page)
+   * @param {MetadataFilterInput | null} [options.metadata]  only sessions whose metadata matches every
+   *   condition: `{key: value}` wants the key with that value (numbers by value, 3 equals 3.0; for a
+   *   list of texts, one that holds it), `{key: null}` (or `undefined`) the key with any value
+   * @param {boolean} [options.includeArchived]  archived sessions too (see `archiveSessions`)
    * @returns {Promise<SearchSessionsResult>}
    */
-  async searchSessions(query, { platform = null, pageSize = 0, pageToken = '' } = {}) {
-    const request = { query, platform, pageSize, pageToken };
+  async searchSessions(query, { platform = null, pageSize = 0, pageToken = '', metadata = null, includeArchived = false } = {}) {
+    const request = {
+      query,
+      platform,
+      pageSize,
+      pageToken,
+      metadata: this.#codec.metadataFiltersToProto(metadata),
+      includeArchived: Boolean(includeArchived),
+    };
     const response = await this.#call(this.#stub, 'SearchSessions', request);
     return { sessions: response.sessions.map(this.#codec.summaryFromProto), nextPageToken: response.nextPageToken };
   }
@@ -817,6 +901,9 @@ export class SessionStoreClient {
    * @param {number | null} [options.window]  neighbours on each side of a hit (null: the daemon's 1; at most 10)
    * @param {number} [options.pageSize]  hits per page (0: the daemon's 20; at most 100)
    * @param {string} [options.pageToken]  the previous page's `nextPageToken` ("" for the first page)
+   * @param {MetadataFilterInput | null} [options.metadata]  only messages of sessions whose metadata
+   *   matches every condition (as `searchSessions`' `metadata`)
+   * @param {boolean} [options.includeArchived]  messages of archived sessions too (see `archiveSessions`)
    * @returns {Promise<SearchMessagesResult>}
    */
   async searchMessages(query, options = {}) {
@@ -830,6 +917,8 @@ export class SessionStoreClient {
       window = null,
       pageSize = 0,
       pageToken = '',
+      metadata = null,
+      includeArchived = false,
     } = options;
     const request = {
       query,
@@ -842,6 +931,8 @@ export class SessionStoreClient {
       window,
       pageSize,
       pageToken,
+      metadata: this.#codec.metadataFiltersToProto(metadata),
+      includeArchived: Boolean(includeArchived),
     };
     const response = await this.#call(this.#stub, 'SearchMessages', request);
     return {
@@ -849,6 +940,132 @@ export class SessionStoreClient {
       nextPageToken: response.nextPageToken,
       indexBuilding: response.indexBuilding,
     };
+  }
+
+  // -- retention (one attempt each: neither call is safe to send twice)
+
+  /**
+   * One bulk call, its result as the package shapes it.
+   * @param {'DeleteSessions' | 'ArchiveSessions'} method
+   * @param {Record<string, unknown>} request
+   * @returns {Promise<BulkResult>}
+   */
+  async #bulk(method, request) {
+    const response = await this.#call(this.#singleAttemptStub, method, request);
+    const { sessionIds, messages, remaining, remainingMessages, sessionKeys } = response;
+    return { sessionIds, messages, remaining, remainingMessages, sessionKeys };
+  }
+
+  /**
+   * Bulk calls until the selector matches nothing more; each call is a transaction of its own,
+   * with its own deadline. Stops early when a call changed nothing (what is left cannot be changed
+   * now, as a session that became a leased key's current one): then `remaining` is not 0.
+   * @param {'DeleteSessions' | 'ArchiveSessions'} method
+   * @param {Record<string, unknown>} request
+   * @param {((batch: BulkResult) => void | Promise<void>) | null} onProgress
+   * @returns {Promise<BulkResult>}
+   */
+  async #bulkUntilDone(method, request, onProgress) {
+    /** @type {BulkResult} */
+    const total = { sessionIds: [], messages: 0, remaining: 0, remainingMessages: 0, sessionKeys: [] };
+    for (;;) {
+      const batch = await this.#bulk(method, request);
+      total.sessionIds.push(...batch.sessionIds);
+      total.messages += batch.messages;
+      total.sessionKeys.push(...batch.sessionKeys);
+      total.remaining = batch.remaining;
+      total.remainingMessages = batch.remainingMessages;
+      await onProgress?.(batch);
+      if (batch.remaining === 0 || batch.sessionIds.length === 0) return total;
+    }
+  }
+
+  /**
+   * Deletes up to `limit` stored sessions the selector matches, least recently active first, with
+   * their transcripts (and the entry of a key whose current session one is: the key starts over at
+   * its next message), in one transaction; call again while `remaining` is not 0 (or use
+   * `deleteAllSessions`). `dryRun: true` writes nothing and says what would go. The selector's
+   * conditions must all hold, and one at least must be given (`InvalidArgumentError` for
+   * `selector` otherwise); a key or value the selector cannot have is a TypeError before anything
+   * is sent. A session that is a leased key's current one is never selected. Each deleted session
+   * is a `session_deleted` event.
+   * @param {SessionSelector} selector
+   * @param {{dryRun?: boolean, limit?: number}} [options]  `limit`: sessions per call (0: the daemon's 100; at most 1000)
+   * @returns {Promise<BulkResult>}
+   */
+  async deleteSessions(selector, { dryRun = false, limit = 0 } = {}) {
+    const request = { selector: this.#codec.selectorToProto(selector), dryRun: Boolean(dryRun), limit };
+    return this.#bulk('DeleteSessions', request);
+  }
+
+  /**
+   * Archives up to `limit` stored sessions the selector matches (`unarchive: true`: brings
+   * archived ones back), as `deleteSessions` selects them: kept whole and loadable, left out of
+   * `searchSessions` and `searchMessages` unless `includeArchived`; a key whose current session is
+   * archived starts a new session at its next message (`switchSession` back unarchives it).
+   * Archived sessions are never selected to archive, nor others to unarchive. Each one changed is a
+   * `session_archived` event (reason "archive" or "unarchive").
+   * @param {SessionSelector} selector
+   * @param {{dryRun?: boolean, limit?: number, unarchive?: boolean}} [options]
+   * @returns {Promise<BulkResult>}
+   */
+  async archiveSessions(selector, { dryRun = false, limit = 0, unarchive = false } = {}) {
+    const request = {
+      selector: this.#codec.selectorToProto(selector),
+      dryRun: Boolean(dryRun),
+      limit,
+      unarchive: Boolean(unarchive),
+    };
+    return this.#bulk('ArchiveSessions', request);
+  }
+
+  /**
+   * `deleteSessions` in batches of `limit` until the selector matches nothing more (or a batch
+   * deleted nothing); `onProgress` is called, and awaited, with each batch's result (throw from
+   * it to stop). Resolves to the totals, with the last batch's `remaining`.
+   * @param {SessionSelector} selector
+   * @param {{limit?: number, onProgress?: ((batch: BulkResult) => void | Promise<void>) | null}} [options]
+   * @returns {Promise<BulkResult>}
+   */
+  async deleteAllSessions(selector, { limit = 0, onProgress = null } = {}) {
+    const request = { selector: this.#codec.selectorToProto(selector), dryRun: false, limit };
+    return this.#bulkUntilDone('DeleteSessions', request, onProgress);
+  }
+
+  /**
+   * `archiveSessions` in batches, as `deleteAllSessions`.
+   * @param {SessionSelector} selector
+   * @param {{limit?: number, unarchive?: boolean, onProgress?: ((batch: BulkResult) => void | Promise<void>) | null}} [options]
+   * @returns {Promise<BulkResult>}
+   */
+  async archiveAllSessions(selector, { limit = 0, unarchive = false, onProgress = null } = {}) {
+    const request = { selector: this.#codec.selectorToProto(selector), dryRun: false, limit, unarchive: Boolean(unarchive) };
+    return this.#bulkUntilDone('ArchiveSessions', request, onProgress);
+  }
+
+  // -- events
+
+  /**
+   * The changes of session keys after `afterSequence` (0: from the oldest retained event;
+   * `fromNow: true`: only changes from now on), then as they commit; only `kinds` ("created",
+   * "expired", "session_deleted", ... see `EVENT_KINDS`) when given. Iterate the watch with
+   * `for await`; it has no deadline and lasts until `close()` (or a `break` out of the loop), or
+   * until it fails: `UnavailableError` when the daemon stops or cannot be reached (watch again
+   * from `watch.cursor`), `OutOfRangeError` when the events after the cursor are no longer
+   * retained (resync with `listSessions`). No reconnection is attempted. An unknown kind is an
+   * `InvalidArgumentError` for `kinds`, thrown at once.
+   * @param {{afterSequence?: number, kinds?: Iterable<EventKind> | EventKind | null, fromNow?: boolean}} [options]
+   * @returns {EventWatch}
+   */
+  watchEvents({ afterSequence = 0, kinds = null, fromNow = false } = {}) {
+    const request = { afterSequence, fromNow: Boolean(fromNow), kinds: this.#codec.eventKindsToProto(kinds) };
+    let call;
+    try {
+      call = this.#stub.WatchSessionEvents(request, this.#metadata.clone(), {});
+    } catch (error) {
+      throw fromServiceError(error);
+    }
+    return new EventWatch(call, Number(afterSequence) || 0, this.#codec.eventFromProto);
   }
 
   // -- health and lifetime
@@ -913,5 +1130,96 @@ export class SessionStoreClient {
     this.#health.close();
     this.#stub.close();
     this.#singleAttemptStub.close();
+  }
+}
+
+/**
+ * One `WatchSessionEvents` stream (`SessionStoreClient.watchEvents`): an async iterator of the
+ * events, in sequence order, as they commit.
+ *
+ * `cursor` is where a new watch resumes after this one ends (`afterSequence: watch.cursor`):
+ * while the loop body handles an event it is that event's sequence, and it also moves past events
+ * the `kinds` filter skipped, so keep it rather than the last event's sequence. `ready` resolves
+ * once the daemon's first response came: from then on the watch is live, and a change that
+ * commits later will be delivered (watch `fromNow`, await `ready`, then take a snapshot with
+ * `listSessions` to start without a gap). `close()` ends the iteration without an error.
+ * @implements {AsyncIterableIterator<SessionEvent>}
+ */
+export class EventWatch {
+  /** @type {any} */ #call;
+  /** @type {AsyncIterator<any>} */ #responses;
+  /** @type {Promise<IteratorResult<any>>} */ #first;
+  /** @type {AsyncGenerator<SessionEvent, void, undefined>} */ #events;
+  /** @type {(message: Record<string, any>) => SessionEvent} */ #eventFromProto;
+  #closed = false;
+
+  /**
+   * @param {any} call  grpc-js's readable stream of WatchSessionEventsResponse
+   * @param {number} afterSequence
+   * @param {(message: Record<string, any>) => SessionEvent} eventFromProto
+   */
+  constructor(call, afterSequence, eventFromProto) {
+    /** @type {number} */
+    this.cursor = afterSequence;
+    this.#call = call;
+    this.#eventFromProto = eventFromProto;
+    this.#responses = call[Symbol.asyncIterator]();
+    // Read at once, for `ready`: the stream would wait for the first `next()` otherwise.
+    this.#first = this.#responses.next();
+    /** @type {Promise<void>} */
+    this.ready = this.#first.then(
+      ({ done, value }) => {
+        if (!done && !value.events.length) this.cursor = Number(value.cursor);
+      },
+      (error) => {
+        throw fromServiceError(error);
+      },
+    );
+    this.ready.catch(() => {}); // a watch whose readiness nobody awaits must not be an unhandled rejection
+    this.#events = this.#generate();
+  }
+
+  async *#generate() {
+    try {
+      for (let result = await this.#first; !result.done; result = await this.#responses.next()) {
+        const { events, cursor } = result.value;
+        for (const event of events) {
+          this.cursor = Number(event.sequence);
+          yield this.#eventFromProto(event);
+          if (this.#closed) return;
+        }
+        this.cursor = Number(cursor);
+      }
+    } catch (error) {
+      if (!this.#closed) throw fromServiceError(error);
+    } finally {
+      this.close();
+      await this.#responses.return?.();
+    }
+  }
+
+  /** @returns {Promise<IteratorResult<SessionEvent, void>>} */
+  next() {
+    return this.#events.next();
+  }
+
+  /**
+   * Ends the watch (what `break` out of a `for await` calls).
+   * @returns {Promise<IteratorResult<SessionEvent, void>>}
+   */
+  return() {
+    this.close();
+    return this.#events.return(undefined);
+  }
+
+  [Symbol.asyncIterator]() {
+    return this;
+  }
+
+  /** Cancels the stream: the iteration ends (a pending `next()` resolves done), without an error. */
+  close() {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#call.cancel();
   }
 }

@@ -5,7 +5,8 @@
 // "group", "channel", "thread", or one the enum does not name, such as "forum"), times are
 // `Date`s, and `optional` fields that are not set are `null` (so "not sent" stays different from
 // ""). They are read from the loaded .proto descriptors, so a field added to the contract shows
-// up here without a code change.
+// up here without a code change. Session metadata (the contract's `map<string, MetadataValue>`)
+// is a plain object of plain values: `{model: 'gpt-5', priority: 2, tags: ['a', 'b']}`.
 //
 // Transcript messages keep the OpenAI chat format's own snake_case keys (`tool_calls`,
 // `tool_call_id`, ...), exactly as the Python client's dicts: gateways hand them to the model
@@ -125,6 +126,7 @@ export const MESSAGE_PLAIN_FIELDS = Object.freeze([
  * @property {string | null} resumeReason
  * @property {Date | null} lastResumeMarkedAt
  * @property {number} version  pass it back as `expectedVersion` to make a change conditional
+ * @property {SessionMetadata} metadata  the current session's metadata ({} when it has none)
  */
 
 /**
@@ -159,6 +161,9 @@ export const MESSAGE_PLAIN_FIELDS = Object.freeze([
  * @property {string | null} endReason
  * @property {number} messageCount
  * @property {string | null} parentSessionId  null for a lineage's root
+ * @property {SessionMetadata} metadata  its metadata ({} when it has none)
+ * @property {Date | null} archivedAt  when it was archived (`archiveSessions`); null while it is not
+ * @property {Date} activeAt  its last activity: its newest message, its entry's last activity while current, its end
  */
 
 /**
@@ -187,6 +192,70 @@ export const MESSAGE_PLAIN_FIELDS = Object.freeze([
  * @typedef {'rewound' | 'archived'} MessageVisibility
  */
 
+/**
+ * Which stored sessions `deleteSessions` and `archiveSessions` act on: every condition given must
+ * hold, and at least one must be given (the daemon's `InvalidArgumentError` for `selector`
+ * otherwise). `null`/`undefined` conditions are not sent.
+ * @typedef {object} SessionSelector
+ * @property {Iterable<string> | string | null} [sessionIds]  only these sessions (at most 1000)
+ * @property {number | null} [inactiveDays]  only sessions last active (`activeAt`) more than this many days ago; positive
+ * @property {string | null} [platform]  only sessions started on this platform
+ * @property {ChatType | null} [chatType]  only sessions started in this kind of chat
+ * @property {boolean | null} [titled]  only titled (true) or only untitled (false) sessions
+ * @property {string | null} [titlePrefix]  only sessions whose title starts so (case and punctuation ignored)
+ * @property {Iterable<string> | string | null} [endReasons]  only sessions that ended for one of these reasons
+ * @property {boolean | null} [ended]  only ended (true) or only current (false) sessions
+ * @property {number | bigint | null} [minMessages]  only sessions with at least this many stored messages
+ * @property {number | bigint | null} [maxMessages]  only sessions with at most this many stored messages
+ * @property {MetadataFilterInput | null} [metadata]  only sessions whose metadata matches every condition (as `listSessions`')
+ * @property {boolean | null} [archived]  only archived (true) or only not archived (false) sessions
+ */
+
+/**
+ * The kinds of session events by their names in this client (the contract's `EventKind` in lower
+ * case without its prefix, as the Python client names them).
+ */
+export const EVENT_KINDS = Object.freeze({
+  created: 'EVENT_KIND_CREATED',
+  auto_reset: 'EVENT_KIND_AUTO_RESET',
+  reset: 'EVENT_KIND_RESET',
+  switched: 'EVENT_KIND_SWITCHED',
+  suspended: 'EVENT_KIND_SUSPENDED',
+  resume_pending: 'EVENT_KIND_RESUME_PENDING',
+  expired: 'EVENT_KIND_EXPIRED',
+  pruned: 'EVENT_KIND_PRUNED',
+  lease_expired: 'EVENT_KIND_LEASE_EXPIRED',
+  titled: 'EVENT_KIND_TITLED',
+  rewound: 'EVENT_KIND_REWOUND',
+  branched: 'EVENT_KIND_BRANCHED',
+  compacted: 'EVENT_KIND_COMPACTED',
+  metadata_changed: 'EVENT_KIND_METADATA_CHANGED',
+  session_deleted: 'EVENT_KIND_SESSION_DELETED',
+  session_archived: 'EVENT_KIND_SESSION_ARCHIVED',
+});
+const EVENT_KIND_PREFIX = 'EVENT_KIND_';
+
+/** @typedef {keyof typeof EVENT_KINDS} EventKindName */
+/**
+ * A kind of session event: one of `EVENT_KINDS`' names (or, from a newer contract, another name
+ * in the same form).
+ * @typedef {EventKindName | (string & {})} EventKind
+ */
+
+/**
+ * A change of a session key, from `watchEvents`; unset optionals are null.
+ * @typedef {object} SessionEvent
+ * @property {number} sequence  its position in the daemon's event log: strictly increasing, never reused
+ * @property {EventKind} kind  "created", "metadata_changed", "session_deleted", ...
+ * @property {string} sessionKey  "" where the kind allows none (a deleted or archived session no key pointed at, ...)
+ * @property {string} sessionId  the key's session id after the change (the removed one for "pruned")
+ * @property {string | null} previousSessionId  the key's session before: "auto_reset", "reset", "switched", "branched"
+ * @property {string | null} reason  why, where the kind has a reason ("idle", "delete", "archive", the metadata keys, ...)
+ * @property {number} entryVersion  the entry's version after the change
+ * @property {string | null} leaseOwner  who held the lease ("lease_expired" only)
+ * @property {Date} time  when the change happened (the daemon's clock)
+ */
+
 /** The contract's MessageVisibility names of hidden messages, by the client's names. */
 export const MESSAGE_VISIBILITIES = Object.freeze({
   rewound: 'MESSAGE_VISIBILITY_REWOUND',
@@ -196,6 +265,212 @@ export const MESSAGE_VISIBILITIES = Object.freeze({
 const VISIBILITY_NAMES = Object.fromEntries(
   Object.entries(MESSAGE_VISIBILITIES).map(([name, value]) => [value, /** @type {MessageVisibility} */ (name)]),
 );
+
+/**
+ * One value of a session's metadata as the daemon returns it: a text, a number (the contract's
+ * `integer` and `number` alike; int64 integers are numbers, as every int64 of this client), a
+ * flag, or a list of texts (tags).
+ * @typedef {string | number | boolean | string[]} MetadataValue
+ */
+/** @typedef {Record<string, MetadataValue>} SessionMetadata */
+
+/**
+ * One value of a session's metadata as a gateway gives it: a string is a text, a boolean a flag,
+ * a bigint or a safe integer Number an integer, any other finite Number a number (a double), an
+ * array of strings a list of texts. The explicit forms say the kind: `{number: 3}` sends 3 as a
+ * double, `{integer: 3}`, `{text: 'x'}`, `{flag: true}` and `{texts: ['a']}` the others.
+ * @typedef {string | boolean | number | bigint | readonly string[] | {text: string} | {integer: number | bigint} | {number: number} | {flag: boolean} | {texts: readonly string[]}} MetadataValueInput
+ */
+/** @typedef {Record<string, MetadataValueInput>} SessionMetadataInput */
+
+/**
+ * Metadata conditions, all of which must hold: each key must be present and, unless its value is
+ * `null` or `undefined` ("any value"), equal to the value (numbers by value, 3 equals 3.0) or,
+ * for a list of texts, hold it (`{tags: 'a'}` matches `tags: ['a', 'b']`).
+ * @typedef {Record<string, MetadataValueInput | null | undefined>} MetadataFilterInput
+ */
+
+/** The members of the contract's MetadataValue `kind` oneof. */
+const METADATA_KINDS = Object.freeze(['text', 'integer', 'number', 'flag', 'texts']);
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+
+/**
+ * @param {unknown} value
+ * @returns {value is Record<string, unknown>}
+ */
+function isPlainObject(value) {
+  if (value === null || typeof value !== 'object') return false;
+  const prototype = Object.getPrototypeOf(value);
+  return prototype === Object.prototype || prototype === null;
+}
+
+/**
+ * @param {unknown} value
+ * @returns {string}
+ */
+function describeValue(value) {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array that is not all strings';
+  if (typeof value === 'number') return String(value);
+  if (isPlainObject(value)) return `an object with keys ${JSON.stringify(Object.keys(value))}`;
+  if (typeof value === 'object') return `a ${value.constructor?.name ?? 'object'}`;
+  return typeof value === 'undefined' ? 'undefined' : `a ${typeof value}`;
+}
+
+/**
+ * @param {string} key
+ * @param {string} reason
+ */
+function metadataTypeError(key, reason) {
+  return new TypeError(`metadata key ${JSON.stringify(key)}: ${reason}`);
+}
+
+/**
+ * An int64 for the wire: a safe integer Number as it is, a bigint in range as its decimal text
+ * (protobufjs parses it exactly); null when the value is neither.
+ * @param {unknown} value
+ * @returns {number | string | null}
+ */
+function int64ToProto(value) {
+  if (typeof value === 'bigint') return value >= INT64_MIN && value <= INT64_MAX ? value.toString() : null;
+  if (typeof value === 'number' && Number.isSafeInteger(value)) return value;
+  return null;
+}
+
+/**
+ * @param {unknown} value
+ * @returns {value is Iterable<unknown>}
+ */
+function isIterable(value) {
+  return value !== null && typeof value === 'object' && typeof (/** @type {any} */ (value)[Symbol.iterator]) === 'function';
+}
+
+/**
+ * @param {unknown} value
+ * @returns {value is readonly string[]}
+ */
+function isStringArray(value) {
+  return Array.isArray(value) && value.every((item) => typeof item === 'string');
+}
+
+/**
+ * A MetadataValue message from a gateway's value (see `MetadataValueInput`); a TypeError naming
+ * the key for anything else.
+ * @param {string} key
+ * @param {unknown} value
+ * @returns {Record<string, unknown>}
+ */
+export function metadataValueToProto(key, value) {
+  switch (typeof value) {
+    case 'string':
+      return { text: value };
+    case 'boolean':
+      return { flag: value };
+    case 'bigint': {
+      const integer = int64ToProto(value);
+      if (integer === null) throw metadataTypeError(key, `${value} is outside the int64 range`);
+      return { integer };
+    }
+    case 'number':
+      if (Number.isSafeInteger(value)) return { integer: value };
+      if (Number.isFinite(value)) return { number: value };
+      throw metadataTypeError(key, `${value} is not a finite number`);
+    default:
+  }
+  if (isStringArray(value)) return { texts: { values: [...value] } };
+  if (isPlainObject(value)) {
+    const keys = Object.keys(value);
+    const [kind] = keys;
+    if (keys.length === 1 && METADATA_KINDS.includes(kind)) {
+      const given = value[kind];
+      if (kind === 'text' && typeof given === 'string') return { text: given };
+      if (kind === 'flag' && typeof given === 'boolean') return { flag: given };
+      if (kind === 'number' && typeof given === 'number' && Number.isFinite(given)) return { number: given };
+      if (kind === 'texts' && isStringArray(given)) return { texts: { values: [...given] } };
+      const integer = kind === 'integer' ? int64ToProto(given) : null;
+      if (integer !== null) return { integer };
+      const expected = {
+        text: 'a string',
+        integer: 'a safe integer Number or a bigint in the int64 range',
+        number: 'a finite Number',
+        flag: 'a boolean',
+        texts: 'an array of strings',
+      }[kind];
+      throw metadataTypeError(key, `{${kind}} takes ${expected}, not ${describeValue(given)}`);
+    }
+  }
+  throw metadataTypeError(
+    key,
+    `${describeValue(value)} is no metadata value (a string, boolean, number, bigint or array of strings, ` +
+      'or one of {text}, {integer}, {number}, {flag}, {texts})',
+  );
+}
+
+/**
+ * The wire's `map<string, MetadataValue>` from a gateway's metadata object (null: empty).
+ * @param {SessionMetadataInput | Record<string, unknown> | null | undefined} metadata
+ * @param {string} [name]  the argument, for the TypeError when it is no object
+ * @returns {Record<string, Record<string, unknown>>}
+ */
+export function metadataToProto(metadata, name = 'metadata') {
+  if (metadata === null || metadata === undefined) return {};
+  if (!isPlainObject(metadata)) throw new TypeError(`${name} must be an object of metadata values, not ${describeValue(metadata)}`);
+  return Object.fromEntries(Object.entries(metadata).map(([key, value]) => [key, metadataValueToProto(key, value)]));
+}
+
+/**
+ * Repeated MetadataFilter messages from `{key: value}` conditions: `null`/`undefined` asks for
+ * the key with any value (`equals` unset), anything else for that value (see `MetadataFilterInput`).
+ * @param {MetadataFilterInput | Record<string, unknown> | null | undefined} filters
+ * @returns {{key: string, equals?: Record<string, unknown>}[]}
+ */
+export function metadataFiltersToProto(filters) {
+  if (filters === null || filters === undefined) return [];
+  if (!isPlainObject(filters)) throw new TypeError(`metadata must be an object of {key: value} conditions, not ${describeValue(filters)}`);
+  return Object.entries(filters).map(([key, value]) =>
+    value === null || value === undefined ? { key } : { key, equals: metadataValueToProto(key, value) },
+  );
+}
+
+/**
+ * A plain value from a decoded MetadataValue (see `MetadataValue`); null when it has no kind this
+ * client knows.
+ * @param {Record<string, any> | null | undefined} value
+ * @returns {MetadataValue | null}
+ */
+export function metadataValueFromProto(value) {
+  if (!value) return null;
+  const kind = value.kind ?? METADATA_KINDS.find((name) => value[name] !== undefined && value[name] !== null);
+  switch (kind) {
+    case 'text':
+      return String(value.text);
+    case 'integer':
+    case 'number':
+      return Number(value[kind]);
+    case 'flag':
+      return Boolean(value.flag);
+    case 'texts':
+      return [...(value.texts?.values ?? [])];
+    default:
+      return null;
+  }
+}
+
+/**
+ * A metadata object from a decoded `map<string, MetadataValue>` ({} when unset).
+ * @param {Record<string, any> | null | undefined} map
+ * @returns {SessionMetadata}
+ */
+export function metadataFromProto(map) {
+  /** @type {SessionMetadata} */
+  const result = {};
+  for (const [key, value] of Object.entries(map ?? {})) {
+    const plain = metadataValueFromProto(value);
+    if (plain !== null) result[key] = plain;
+  }
+  return result;
+}
 
 /** @param {string} name  "chat_id" → "chatId", as protobufjs converts field names */
 export function camelCase(name) {
@@ -284,6 +559,7 @@ function chatTypeToProto(value) {
  * @property {string} typeName  message or enum type, possibly relative ("SessionSource")
  * @property {boolean} repeated
  * @property {boolean} optional  declared `optional` (has presence)
+ * @property {boolean} map  a `map<K, V>`: repeated entries on the wire, an object keyed by K here
  */
 
 /**
@@ -293,6 +569,10 @@ function chatTypeToProto(value) {
 export function createCodec(definition) {
   /** @type {Map<string, FieldInfo[]>} */
   const fieldCache = new Map();
+  /** The value field of each map field's entry type, by "<message type>.<field name>". */
+  /** @type {Map<string, FieldInfo>} */
+  const mapValues = new Map();
+  const METADATA_VALUE = `${PACKAGE}.MetadataValue`;
 
   /** @param {string} typeName  full or relative to the package */
   function resolveType(typeName) {
@@ -303,7 +583,26 @@ export function createCodec(definition) {
   }
 
   /**
-   * The fields of a message type; `optional` ones are those with a synthetic oneof `_<name>`.
+   * @param {any} field  a field of a descriptor
+   * @param {Set<string>} synthetic  the descriptor's synthetic oneofs (`_<name>`)
+   * @param {Map<string, any>} mapEntries  the descriptor's nested map entry types, by name
+   * @returns {FieldInfo}
+   */
+  function fieldInfo(field, synthetic, mapEntries) {
+    const typeName = field.typeName ?? '';
+    return {
+      name: field.name,
+      type: field.type,
+      typeName,
+      repeated: field.label === 'LABEL_REPEATED',
+      optional: field.proto3Optional === true || synthetic.has(`_${field.name}`),
+      map: field.type === 'TYPE_MESSAGE' && mapEntries.has(typeName.slice(typeName.lastIndexOf('.') + 1)),
+    };
+  }
+
+  /**
+   * The fields of a message type; `optional` ones are those with a synthetic oneof `_<name>`,
+   * maps those whose type is a nested entry type (`options.mapEntry`).
    * @param {string} typeName
    * @returns {FieldInfo[]}
    */
@@ -315,13 +614,17 @@ export function createCodec(definition) {
     const synthetic = new Set(
       (descriptor.oneofDecl ?? []).map((/** @type {{name: string}} */ o) => o.name).filter((/** @type {string} */ n) => n.startsWith('_')),
     );
-    const fields = descriptor.field.map((/** @type {any} */ field) => ({
-      name: field.name,
-      type: field.type,
-      typeName: field.typeName ?? '',
-      repeated: field.label === 'LABEL_REPEATED',
-      optional: field.proto3Optional === true || synthetic.has(`_${field.name}`),
-    }));
+    /** @type {Map<string, any>} */
+    const mapEntries = new Map(
+      (descriptor.nestedType ?? []).filter((/** @type {any} */ t) => t.options?.mapEntry).map((/** @type {any} */ t) => [t.name, t]),
+    );
+    const fields = descriptor.field.map((/** @type {any} */ field) => fieldInfo(field, synthetic, mapEntries));
+    for (const field of fields) {
+      if (!field.map) continue;
+      const entry = mapEntries.get(field.typeName.slice(field.typeName.lastIndexOf('.') + 1));
+      const value = entry.field.find((/** @type {any} */ f) => f.name === 'value');
+      mapValues.set(`${typeName}.${field.name}`, fieldInfo(value, new Set(), new Map()));
+    }
     fieldCache.set(typeName, fields);
     return fields;
   }
@@ -336,14 +639,29 @@ export function createCodec(definition) {
       const type = resolveType(field.typeName);
       if (type === 'google.protobuf.Timestamp') return timestampToDate(value);
       if (type === 'google.protobuf.Duration') return Number(value.seconds ?? 0) + Number(value.nanos ?? 0) / 1e9;
+      if (type === METADATA_VALUE) return metadataValueFromProto(value);
       return type ? fromProto(type, value) : value;
     }
     return value;
   }
 
   /**
-   * A plain object from a decoded message: every field of the type, unset optionals null; a
-   * chat type is one string, whether the enum or `chatTypeName` carried it.
+   * A map field's object, its values converted as the map's value type says (a metadata map's
+   * values plain ones, entries of no kind this client knows left out); {} when unset.
+   * @param {string} typeName
+   * @param {FieldInfo} field
+   * @param {Record<string, any> | null | undefined} value
+   */
+  function mapFromProto(typeName, field, value) {
+    const valueField = /** @type {FieldInfo} */ (mapValues.get(`${typeName}.${field.name}`));
+    if (resolveType(valueField.typeName) === METADATA_VALUE) return metadataFromProto(value);
+    return Object.fromEntries(Object.entries(value ?? {}).map(([key, item]) => [key, valueFromProto(valueField, item)]));
+  }
+
+  /**
+   * A plain object from a decoded message: every field of the type, unset optionals null, maps
+   * objects ({} when empty); a chat type is one string, whether the enum or `chatTypeName`
+   * carried it.
    * @param {string} typeName  full name, e.g. "sessiond.v1.SessionEntry"
    * @param {Record<string, any>} message
    * @returns {Record<string, any>}
@@ -356,6 +674,8 @@ export function createCodec(definition) {
       const value = message[field.name];
       if (field.type === 'TYPE_ENUM' && resolveType(field.typeName) === `${PACKAGE}.ChatType`) {
         result[field.name] = message[CHAT_TYPE_NAME] ?? chatTypeName(value);
+      } else if (field.map) {
+        result[field.name] = mapFromProto(typeName, field, value);
       } else if (field.repeated) {
         result[field.name] = (value ?? []).map((/** @type {any} */ item) => valueFromProto(field, item));
       } else if (field.optional && (value === undefined || value === null)) {
@@ -468,6 +788,103 @@ export function createCodec(definition) {
     return result;
   }
 
+  const SELECTOR = `${PACKAGE}.SessionSelector`;
+
+  /**
+   * One scalar condition of a selector, checked against its field's type.
+   * @param {FieldInfo} field
+   * @param {string} path  "selector.sessionIds[1]", for the TypeError
+   * @param {unknown} value
+   */
+  function selectorScalar(field, path, value) {
+    const refuse = (/** @type {string} */ wanted) =>
+      new TypeError(`${path}: ${wanted}, not ${typeof value === 'number' ? value : describeValue(value)}`);
+    if (field.type === 'TYPE_STRING') {
+      if (typeof value === 'string') return value;
+      throw refuse('a string');
+    }
+    if (field.type === 'TYPE_BOOL') {
+      if (typeof value === 'boolean') return value;
+      throw refuse('a boolean');
+    }
+    if (field.type === 'TYPE_INT32' || field.type === 'TYPE_INT64') {
+      const integer = int64ToProto(value);
+      const inRange = field.type === 'TYPE_INT64' || (Number(integer) >= -(2 ** 31) && Number(integer) < 2 ** 31);
+      if (integer !== null && inRange) return integer;
+      throw refuse(field.type === 'TYPE_INT32' ? 'an integer from -2^31 to 2^31 - 1' : 'an integer (a safe integer Number or a bigint)');
+    }
+    return value;
+  }
+
+  /**
+   * A SessionSelector message from a gateway's selector (see `SessionSelector`): its keys are the
+   * contract's field names in camelCase, `metadata` takes `listSessions`' conditions, a list may be
+   * given as one string; `null`/`undefined` conditions are not sent. A key the contract does not
+   * name, or a value of the wrong type, is a TypeError naming it, thrown before anything is sent
+   * (a mistyped condition must never widen what a delete selects).
+   * @param {SessionSelector | Record<string, unknown>} selector
+   * @returns {Record<string, unknown>}
+   */
+  function selectorToProto(selector) {
+    if (!isPlainObject(selector)) throw new TypeError(`selector must be an object of conditions, not ${describeValue(selector)}`);
+    const fields = new Map(fieldsOf(SELECTOR).map((field) => [field.name, field]));
+    /** @type {Record<string, unknown>} */
+    const message = {};
+    for (const [key, value] of Object.entries(selector)) {
+      const field = fields.get(key);
+      if (!field) throw new TypeError(`selector.${key}: no such condition (the conditions: ${[...fields.keys()].join(', ')})`);
+      if (value === null || value === undefined) continue;
+      if (field.type === 'TYPE_MESSAGE') {
+        message[key] = resolveType(field.typeName) === `${PACKAGE}.MetadataFilter` ? metadataFiltersToProto(/** @type {any} */ (value)) : value;
+      } else if (field.repeated) {
+        const items = typeof value === 'string' ? [value] : isIterable(value) ? Array.from(value) : null;
+        if (!items) throw new TypeError(`selector.${key}: a list, not ${describeValue(value)}`);
+        message[key] = items.map((item, index) => selectorScalar(field, `selector.${key}[${index}]`, item));
+      } else {
+        message[key] = selectorScalar(field, `selector.${key}`, value);
+      }
+    }
+    return message;
+  }
+
+  /** @type {Set<string>} */
+  let eventKindNames;
+
+  /**
+   * The contract's EventKind names for `kinds` ("expired": EVENT_KIND_EXPIRED), as the Python
+   * client takes them: lower case, without the prefix. A kind the loaded contract does not name is
+   * an `InvalidArgumentError` for `kinds`, before anything is sent.
+   * @param {Iterable<string> | string | null | undefined} kinds
+   * @returns {string[]}
+   */
+  function eventKindsToProto(kinds) {
+    eventKindNames ??= new Set(
+      (definition[`${PACKAGE}.EventKind`]?.type?.value ?? [])
+        .map((/** @type {{name: string}} */ value) => value.name)
+        .filter((/** @type {string} */ name) => name !== `${EVENT_KIND_PREFIX}UNSPECIFIED`),
+    );
+    const given = kinds === null || kinds === undefined ? [] : typeof kinds === 'string' ? [kinds] : Array.from(kinds);
+    return given.map((kind) => {
+      const name = typeof kind === 'string' && kind === kind.toLowerCase() ? `${EVENT_KIND_PREFIX}${kind.toUpperCase()}` : '';
+      if (!eventKindNames.has(name)) throw invalidArgument('kinds', `unknown event kind '${String(kind)}'`);
+      return name;
+    });
+  }
+
+  /**
+   * A session event: its fields as `fromProto` reads them (the time a Date, unset optionals null),
+   * its kind by this client's name ("metadata_changed"; a kind the loaded contract does not name
+   * as its number in text).
+   * @param {Record<string, any>} message
+   * @returns {SessionEvent}
+   */
+  function eventFromProto(message) {
+    const event = fromProto(`${PACKAGE}.SessionEvent`, message);
+    const { kind } = message;
+    event.kind = typeof kind === 'string' && kind.startsWith(EVENT_KIND_PREFIX) ? kind.slice(EVENT_KIND_PREFIX.length).toLowerCase() : String(kind);
+    return /** @type {SessionEvent} */ (event);
+  }
+
   const SUMMARY = `${PACKAGE}.SessionSummary`;
 
   /**
@@ -501,6 +918,12 @@ export function createCodec(definition) {
     entryRefToProto,
     messageToProto,
     messageFromProto,
+    metadataToProto,
+    metadataFromProto,
+    metadataFiltersToProto,
+    selectorToProto,
+    eventKindsToProto,
+    eventFromProto,
   };
 }
 

@@ -160,7 +160,13 @@ export class FailedPreconditionError extends SessiondError {}
 /** The daemon's disk is full or a configured limit was exceeded. */
 export class ResourceExhaustedError extends SessiondError {}
 
-/** The daemon could not be reached (after the retries that were safe). */
+/**
+ * OUT_OF_RANGE: the events after a watch's cursor are no longer retained (or the cursor is ahead
+ * of the daemon's event log, as after a restore); resync with `listSessions`.
+ */
+export class OutOfRangeError extends SessiondError {}
+
+/** The daemon could not be reached (after the retries that were safe), or it stopped during a watch. */
 export class UnavailableError extends SessiondError {}
 
 /** The call's deadline passed; a mutation may or may not have been applied. */
@@ -174,6 +180,7 @@ const BY_CODE = new Map([
   [Status.ABORTED, ConflictError],
   [Status.FAILED_PRECONDITION, FailedPreconditionError],
   [Status.RESOURCE_EXHAUSTED, ResourceExhaustedError],
+  [Status.OUT_OF_RANGE, OutOfRangeError],
   [Status.UNAVAILABLE, UnavailableError],
   [Status.DEADLINE_EXCEEDED, DeadlineExceededError],
 ]);

@@ -107,7 +107,48 @@ export interface SessionEntry {
   lastResumeMarkedAt: Date | null;
   /** Pass it back as `expectedVersion` to make a change conditional. */
   version: number;
+  /** The current session's metadata ({} when it has none; see `updateSessionMetadata`). */
+  metadata: SessionMetadata;
 }
+
+/**
+ * One value of a session's metadata as the daemon returns it: a text, a number (the contract's
+ * `integer` and `number` alike; int64 integers beyond 2^53 lose precision, as every int64 of
+ * this client), a flag, or a list of texts (tags).
+ */
+export type MetadataValue = string | number | boolean | string[];
+/** A session's metadata: its keys and their values. */
+export type SessionMetadata = Record<string, MetadataValue>;
+
+/**
+ * One value of a session's metadata as a gateway gives it: a string is a text, a boolean a flag,
+ * a bigint or a safe integer Number an integer, any other finite Number a number (a double), an
+ * array of strings a list of texts (an empty one removes the key). The explicit forms say the
+ * kind: `{ number: 3 }` sends 3 as a double.
+ */
+export type MetadataValueInput =
+  | string
+  | boolean
+  | number
+  | bigint
+  | readonly string[]
+  | { text: string }
+  | { integer: number | bigint }
+  | { number: number }
+  | { flag: boolean }
+  | { texts: readonly string[] };
+/** Metadata keys and the values to give them. */
+export type SessionMetadataInput = Record<string, MetadataValueInput>;
+/**
+ * Metadata conditions, all of which must hold: each key must be present and, unless its value is
+ * `null` or `undefined` (any value), equal to the value (numbers by value, 3 equals 3.0) or, for
+ * a list of texts, hold it (`{ tags: 'a' }` matches `tags: ['a', 'b']`). A list is no condition
+ * (the daemon's `InvalidArgumentError`).
+ */
+export type MetadataFilterInput = Record<
+  string,
+  Exclude<MetadataValueInput, readonly string[] | { texts: readonly string[] }> | null | undefined
+>;
 
 /** What a context prompt needs of an entry: key, id and times (a `SessionEntry`, or any object with them). */
 export interface EntryRef {
@@ -166,6 +207,12 @@ export interface SessionSummary {
   messageCount: number;
   /** null for a lineage's root. */
   parentSessionId: string | null;
+  /** Its metadata ({} when it has none). */
+  metadata: SessionMetadata;
+  /** When it was archived (`archiveSessions`); null while it is not. */
+  archivedAt: Date | null;
+  /** Its last activity: its newest message, its entry's last activity while it is current, its end. */
+  activeAt: Date;
 }
 
 /** One message that matched a full-text search. */
@@ -287,6 +334,140 @@ export interface CompactResult {
   summaryPosition: number;
   /** Visible messages after the call. */
   visibleMessages: number;
+}
+
+/** What `updateSessionMetadata` did. */
+export interface UpdateMetadataResult {
+  /** The key's entry after the call (its `version` grew when the metadata changed). */
+  entry: SessionEntry;
+  /** false when the metadata already was so: then no new version and no event. */
+  changed: boolean;
+}
+
+/**
+ * Which stored sessions `deleteSessions` and `archiveSessions` act on: every condition given must
+ * hold, and at least one must be given (the daemon's `InvalidArgumentError` for `selector`
+ * otherwise). `null`/`undefined` conditions are not sent; a key not named here, or a value of
+ * another type, is a TypeError before anything is sent.
+ */
+export interface SessionSelector {
+  /** Only these sessions (at most 1000; one id may be given as a string). */
+  sessionIds?: Iterable<string> | string | null;
+  /** Only sessions whose last activity (`SessionSummary.activeAt`) is more than this many days ago; positive. */
+  inactiveDays?: number | null;
+  /** Only sessions started on this platform. */
+  platform?: string | null;
+  /** Only sessions started in this kind of chat (sessions stored before sessiond recorded it have none unless they were a key's current one). */
+  chatType?: ChatType | null;
+  /** Only titled (true) or only untitled (false) sessions. */
+  titled?: boolean | null;
+  /** Only sessions whose title starts with this, case and punctuation ignored (as `searchSessions`). */
+  titlePrefix?: string | null;
+  /** Only sessions that ended for one of these reasons ("session_reset", "session_switch", "session_branch", ...). */
+  endReasons?: Iterable<string> | string | null;
+  /** Only ended (true) or only current (false) sessions. */
+  ended?: boolean | null;
+  /** Only sessions with at least this many stored messages. */
+  minMessages?: number | bigint | null;
+  /** Only sessions with at most this many stored messages. */
+  maxMessages?: number | bigint | null;
+  /** Only sessions whose metadata matches every condition (as `listSessions`' `metadata`). */
+  metadata?: MetadataFilterInput | null;
+  /** Only archived (true) or only not archived (false) sessions. */
+  archived?: boolean | null;
+}
+
+/**
+ * What one `deleteSessions` or `archiveSessions` call did (with `dryRun`: would do); for
+ * `deleteAllSessions` and `archiveAllSessions`, the totals, with the last call's `remaining`.
+ */
+export interface BulkResult {
+  /** The sessions deleted, archived or unarchived (with `dryRun`: the first that would be), least recently active first. */
+  sessionIds: string[];
+  /** Their stored messages. */
+  messages: number;
+  /** Sessions the selector still matches after the call (with `dryRun`: all it matches). */
+  remaining: number;
+  /** Their stored messages. */
+  remainingMessages: number;
+  /** Session keys whose entry went with their current session (they start over at their next message). */
+  sessionKeys: string[];
+}
+
+/** The kinds of session events by name (`EVENT_KINDS`' keys). */
+export type EventKindName =
+  | 'created'
+  | 'auto_reset'
+  | 'reset'
+  | 'switched'
+  | 'suspended'
+  | 'resume_pending'
+  | 'expired'
+  | 'pruned'
+  | 'lease_expired'
+  | 'titled'
+  | 'rewound'
+  | 'branched'
+  | 'compacted'
+  | 'metadata_changed'
+  | 'session_deleted'
+  | 'session_archived';
+/**
+ * A kind of session event: the contract's `EventKind` in lower case without its prefix, as the
+ * Python client names it. (`string & {}`: a kind a newer contract adds still fits.)
+ */
+export type EventKind = EventKindName | (string & {});
+
+/** A change of a session key, from `watchEvents`; unset optionals are null. */
+export interface SessionEvent {
+  /** Its position in the daemon's event log: strictly increasing, never reused. */
+  sequence: number;
+  kind: EventKind;
+  /** The session key ("" for a deleted, archived or unarchived session no key pointed at, a title or rewind of such a session, ...). */
+  sessionKey: string;
+  /** The key's session id after the change (the removed one for "pruned", the deleted or archived one). */
+  sessionId: string;
+  /** The session id the key had before: "auto_reset", "reset", "switched" (and "branched" with a key). */
+  previousSessionId: string | null;
+  /**
+   * Why, where the kind has a reason: "idle"/"daily"/"suspended" (auto_reset), "reset"/"force_new",
+   * "set"/"cleared" (titled), "rewind"/"restore", "branch", the metadata keys set or removed,
+   * comma-separated (metadata_changed), "delete"/"retention" (session_deleted),
+   * "archive"/"unarchive"/"retention" (session_archived), the resume reason.
+   */
+  reason: string | null;
+  /** The entry's version after the change (its last one for "pruned" and "session_deleted"). */
+  entryVersion: number;
+  /** Who held the lease ("lease_expired" only). */
+  leaseOwner: string | null;
+  /** When the change happened (the daemon's clock). */
+  time: Date;
+}
+
+/**
+ * One `WatchSessionEvents` stream: iterate it with `for await` for the events, in sequence order,
+ * as they commit. The iteration ends with `UnavailableError` when the daemon stops or cannot be
+ * reached (watch again from `cursor`), `OutOfRangeError` when the events after the cursor are no
+ * longer retained (resync with `listSessions`); `close()` (or `break`) ends it without an error.
+ */
+export interface EventWatch extends AsyncIterator<SessionEvent, void, undefined>, AsyncIterable<SessionEvent> {
+  /**
+   * Where a new watch resumes (`afterSequence: watch.cursor`): while the loop body handles an
+   * event, that event's sequence; it also moves past events the `kinds` filter skipped.
+   */
+  readonly cursor: number;
+  /**
+   * Resolves once the daemon's first response came: the watch is live, so a change committed
+   * after it is delivered (watch `fromNow`, await `ready`, then `listSessions` to start without
+   * a gap). Rejects as the iteration would when the call fails first.
+   */
+  readonly ready: Promise<void>;
+  next(): Promise<IteratorResult<SessionEvent, void>>;
+  /** Ends the watch, as `close()` (what `break` out of a `for await` calls). */
+  return(): Promise<IteratorResult<SessionEvent, void>>;
+  [Symbol.asyncIterator](): EventWatch;
+  /** Cancels the stream: the iteration ends (a pending `next()` resolves done), without an error. */
+  close(): void;
 }
 
 /** A home channel as given in `RuntimePlatforms`. */
@@ -421,12 +602,29 @@ export interface SearchPageOptions {
   pageToken?: string;
 }
 
-export interface SearchSessionsOptions extends SearchPageOptions {
-  /** Only sessions of this platform. */
-  platform?: string | null;
+/** The `metadata` option of the listing and search calls. */
+export interface MetadataFilterOption {
+  /**
+   * Only sessions whose metadata matches every condition: `{ key: value }` wants the key with
+   * that value (for a list of texts, one that holds it), `{ key: null }` (or `undefined`) the key
+   * with any value.
+   */
+  metadata?: MetadataFilterInput | null;
 }
 
-export interface SearchMessagesOptions extends SearchPageOptions {
+export interface ListSessionsOptions extends MetadataFilterOption {
+  /** Only entries active within this many minutes. */
+  activeMinutes?: number | null;
+}
+
+export interface SearchSessionsOptions extends SearchPageOptions, MetadataFilterOption {
+  /** Only sessions of this platform. */
+  platform?: string | null;
+  /** Archived sessions too (see `archiveSessions`). */
+  includeArchived?: boolean;
+}
+
+export interface SearchMessagesOptions extends SearchPageOptions, MetadataFilterOption {
   /** Only messages of sessions on this platform. */
   platform?: string | null;
   /** Only messages of the sessions started for this key (and of its current session). */
@@ -441,6 +639,8 @@ export interface SearchMessagesOptions extends SearchPageOptions {
   until?: Date | string | number | null;
   /** Neighbouring messages on each side of a hit (null or omitted: the daemon's 1; at most 10). */
   window?: number | null;
+  /** Messages of archived sessions too (see `archiveSessions`). */
+  includeArchived?: boolean;
 }
 
 export interface LoadTranscriptOptions {
@@ -472,6 +672,48 @@ export interface BranchSessionOptions {
   sessionKey?: string | null;
   /** The branch's title; `AlreadyExistsError` when another session has it. */
   title?: string | null;
+}
+
+export interface UpdateSessionMetadataOptions extends VersionCondition {
+  /** Keys to set, with their values (see `MetadataValueInput`). */
+  set?: SessionMetadataInput | null;
+  /** Keys to remove (absent ones are ignored); none may also be in `set`. */
+  remove?: Iterable<string> | null;
+  /** Drop every key not in `set` first: `set` becomes the whole metadata. */
+  replace?: boolean;
+}
+
+export interface BulkOptions {
+  /** Say what would change, write nothing. */
+  dryRun?: boolean;
+  /** Sessions per call, one transaction (0 or omitted: the daemon's 100; at most 1000). */
+  limit?: number;
+}
+
+export interface ArchiveSessionsOptions extends BulkOptions {
+  /** Bring archived sessions back instead. */
+  unarchive?: boolean;
+}
+
+export interface BulkLoopOptions {
+  /** Sessions per call (0 or omitted: the daemon's 100; at most 1000). */
+  limit?: number;
+  /** Called, and awaited, with each call's result; throw from it to stop. */
+  onProgress?: ((batch: BulkResult) => void | Promise<void>) | null;
+}
+
+export interface ArchiveAllSessionsOptions extends BulkLoopOptions {
+  /** Bring archived sessions back instead. */
+  unarchive?: boolean;
+}
+
+export interface WatchEventsOptions {
+  /** Deliver the events after this sequence (a previous watch's `cursor`); 0 or omitted: from the oldest retained. */
+  afterSequence?: number;
+  /** Only the changes committed from now on (`afterSequence` must be 0). */
+  fromNow?: boolean;
+  /** Only these kinds (every kind when empty or omitted); an unknown one is an `InvalidArgumentError` for `kinds`, thrown at once. */
+  kinds?: Iterable<EventKind> | EventKind | null;
 }
 
 export interface HealthCheckOptions {
@@ -521,7 +763,7 @@ export class SessionStoreClient {
   switchSession(sessionKey: string, targetSessionId?: string, options?: SwitchSessionOptions): Promise<SessionEntry | null>;
   /** <= 0: none; null/omitted: the daemon's configured age. */
   pruneOldEntries(maxAgeDays?: number | null): Promise<number>;
-  listSessions(options?: { activeMinutes?: number | null }): Promise<SessionEntry[]>;
+  listSessions(options?: ListSessionsOptions): Promise<SessionEntry[]>;
   hasAnySessions(): Promise<boolean>;
   listExpiredSessions(): Promise<SessionEntry[]>;
   markExpiryFinalized(sessionKey: string, sessionId: string): Promise<SessionEntry>;
@@ -544,6 +786,16 @@ export class SessionStoreClient {
   getSessionLineage(sessionId: string): Promise<SessionLineage | null>;
   /** From the session, the newest child at each step (the session itself when it has none); null for an unknown session. */
   getLineageTip(sessionId: string): Promise<string | null>;
+
+  /**
+   * Changes the metadata of the key's current session (set keys, remove keys, or with `replace`
+   * the whole map). A value of no kind is a TypeError naming the key, before anything is sent;
+   * `InvalidArgumentError` naming the field for a key or value the daemon refuses, `ConflictError`
+   * for a stale `expectedVersion`, `NotFoundError` for an unknown key.
+   */
+  updateSessionMetadata(sessionKey: string, options?: UpdateSessionMetadataOptions): Promise<UpdateMetadataResult>;
+  /** The metadata of any stored session, ended ones too ({} when it has none); null for an unknown session. */
+  getSessionMetadata(sessionId: string): Promise<SessionMetadata | null>;
 
   appendMessages(sessionId: string, messages: Iterable<TranscriptMessage>): Promise<AppendResult>;
   /** Gives the message a random `message_id` unless it has one; `skipDb: true` sends nothing. */
@@ -584,6 +836,31 @@ export class SessionStoreClient {
    */
   searchMessages(query: string, options?: SearchMessagesOptions): Promise<SearchMessagesResult>;
 
+  /**
+   * Deletes up to `limit` stored sessions the selector matches, least recently active first, with
+   * their transcripts (and the entry of a key whose current session one is), in one transaction;
+   * call again while `remaining` is not 0. `dryRun`: writes nothing. A leased key's current session
+   * is never selected. `InvalidArgumentError` (`selector`) for a selector without a condition.
+   * Not retried (a second attempt would delete the next batch).
+   */
+  deleteSessions(selector: SessionSelector, options?: BulkOptions): Promise<BulkResult>;
+  /**
+   * Archives (with `unarchive`, brings back) up to `limit` sessions, selected as by
+   * `deleteSessions`: kept whole and loadable, out of the searches unless `includeArchived`; a key
+   * whose current session is archived starts over at its next message.
+   */
+  archiveSessions(selector: SessionSelector, options?: ArchiveSessionsOptions): Promise<BulkResult>;
+  /** `deleteSessions` in batches until the selector matches nothing more (or a batch deleted nothing); the totals. */
+  deleteAllSessions(selector: SessionSelector, options?: BulkLoopOptions): Promise<BulkResult>;
+  /** `archiveSessions` in batches, as `deleteAllSessions`. */
+  archiveAllSessions(selector: SessionSelector, options?: ArchiveAllSessionsOptions): Promise<BulkResult>;
+
+  /**
+   * The changes of session keys after `afterSequence` (or, `fromNow`, from now on), then as they
+   * commit; no deadline, no reconnection (see `EventWatch`).
+   */
+  watchEvents(options?: WatchEventsOptions): EventWatch;
+
   /** @param service "sessiond.v1.SessionStore" (default), "sessiond.writes" or "" (the server) */
   checkHealth(service?: string, options?: HealthCheckOptions): Promise<HealthStatus>;
   isServing(): Promise<boolean>;
@@ -612,8 +889,12 @@ export type IdempotentMethod =
   | 'GetSessionLineage'
   | 'GetLineageTip'
   | 'SearchSessions'
-  | 'SearchMessages';
-/** Safe to send twice: reads (the lineage and search RPCs among them), pure rules, AppendMessages once every message has an id, and the title RPCs. */
+  | 'SearchMessages'
+  | 'GetSessionMetadata';
+/**
+ * Safe to send twice: reads (the lineage, search and metadata reads among them), pure rules,
+ * AppendMessages once every message has an id, and the title RPCs.
+ */
 export const IDEMPOTENT_METHODS: readonly IdempotentMethod[];
 export const RETRY_POLICY: Readonly<{
   maxAttempts: number;
@@ -669,7 +950,12 @@ export class ConflictError extends SessiondError {}
 export class FailedPreconditionError extends SessiondError {}
 /** The daemon's disk is full or a configured limit was exceeded. */
 export class ResourceExhaustedError extends SessiondError {}
-/** The daemon could not be reached (after the retries that were safe). */
+/**
+ * OUT_OF_RANGE: the events after a watch's cursor are no longer retained (or the cursor is ahead
+ * of the daemon's event log, as after a restore); resync with `listSessions`.
+ */
+export class OutOfRangeError extends SessiondError {}
+/** The daemon could not be reached (after the retries that were safe), or it stopped during a watch. */
 export class UnavailableError extends SessiondError {}
 /** The call's deadline passed; a mutation may or may not have been applied. */
 export class DeadlineExceededError extends SessiondError {}
@@ -688,6 +974,9 @@ export const CHAT_TYPES: Readonly<{
   channel: 'CHAT_TYPE_CHANNEL';
   thread: 'CHAT_TYPE_THREAD';
 }>;
+
+/** The kinds of session events by this client's names, and the contract's `EventKind` names. */
+export const EVENT_KINDS: Readonly<{ [Name in EventKindName]: `EVENT_KIND_${Uppercase<Name>}` }>;
 
 /** A google.protobuf.Timestamp as proto-loader shapes it. */
 export interface Timestamp {
@@ -710,6 +999,8 @@ export interface FieldInfo {
   repeated: boolean;
   /** Declared `optional` (has presence). */
   optional: boolean;
+  /** A `map<K, V>`: repeated entries on the wire, an object keyed by K in these values. */
+  map: boolean;
 }
 
 /** Conversions between these values and the messages on the wire (proto-loader's shapes). */
@@ -728,6 +1019,21 @@ export interface Codec {
   entryRefToProto(entry: EntryRef): { sessionKey: string; sessionId: string; createdAt: Timestamp; updatedAt: Timestamp };
   messageToProto(message: TranscriptMessage): Record<string, unknown>;
   messageFromProto(proto: Record<string, unknown>): TranscriptMessage;
+  /**
+   * The wire's `map<string, MetadataValue>` from metadata values; a TypeError naming the key for a
+   * value of no kind (`name`, default "metadata", names the argument when it is no object).
+   */
+  metadataToProto(metadata: SessionMetadataInput | null | undefined, name?: string): Record<string, Record<string, unknown>>;
+  /** Plain values from a decoded `map<string, MetadataValue>` ({} when unset; values of no kind this client knows left out). */
+  metadataFromProto(map: Record<string, unknown> | null | undefined): SessionMetadata;
+  /** Repeated MetadataFilter messages: `equals` unset for a `null`/`undefined` value. */
+  metadataFiltersToProto(filters: MetadataFilterInput | null | undefined): { key: string; equals?: Record<string, unknown> }[];
+  /** A SessionSelector message; a TypeError naming the key for a key it has not or a value of another type. */
+  selectorToProto(selector: SessionSelector): Record<string, unknown>;
+  /** The contract's EventKind names; an `InvalidArgumentError` (`kinds`) for a kind the contract does not name. */
+  eventKindsToProto(kinds: Iterable<EventKind> | EventKind | null | undefined): string[];
+  /** The event's kind by this client's name ("metadata_changed"). */
+  eventFromProto(message: Record<string, unknown>): SessionEvent;
 }
 export function createCodec(definition: PackageDefinition): Codec;
 

@@ -9,6 +9,7 @@ export {
   ConflictError,
   FailedPreconditionError,
   ResourceExhaustedError,
+  OutOfRangeError,
   UnavailableError,
   DeadlineExceededError,
   Status,
@@ -16,5 +17,5 @@ export {
   errorClassFor,
   fromServiceError,
 } from './errors.js';
-export { CHAT_TYPES, createCodec, timestampToDate, dateToTimestamp } from './convert.js';
+export { CHAT_TYPES, EVENT_KINDS, createCodec, timestampToDate, dateToTimestamp } from './convert.js';
 export { loadContract, PROTOS_DIR, LOADER_OPTIONS, SERVICE } from './proto.js';

@@ -11,9 +11,11 @@ import {
   CHAT_TYPES,
   ConflictError,
   DeadlineExceededError,
+  EVENT_KINDS,
   FailedPreconditionError,
   InvalidArgumentError,
   NotFoundError,
+  OutOfRangeError,
   ResourceExhaustedError,
   SessionStoreClient,
   SessiondError,
@@ -30,6 +32,20 @@ import {
 
 const codec = createCodec(loadContract().definition);
 
+/**
+ * What `fn` throws (the test fails when it returns).
+ * @param {() => unknown} fn
+ * @returns {unknown}
+ */
+function thrown(fn) {
+  try {
+    fn();
+  } catch (error) {
+    return error;
+  }
+  return assert.fail('expected it to throw');
+}
+
 describe('errors', () => {
   /** @type {[number, typeof SessiondError][]} */
   const cases = [
@@ -39,6 +55,7 @@ describe('errors', () => {
     [Status.ABORTED, ConflictError],
     [Status.FAILED_PRECONDITION, FailedPreconditionError],
     [Status.RESOURCE_EXHAUSTED, ResourceExhaustedError],
+    [Status.OUT_OF_RANGE, OutOfRangeError],
     [Status.UNAVAILABLE, UnavailableError],
     [Status.DEADLINE_EXCEEDED, DeadlineExceededError],
     [Status.INTERNAL, SessiondError],
@@ -234,9 +251,12 @@ describe('search results', () => {
     startedAt: { seconds: 1767268800, nanos: 250_000_000 },
     endedAt: null,
     messageCount: 3,
+    // As proto-loader decodes an unset message field (the daemon sets archived_at only while archived).
+    archivedAt: null,
+    activeAt: { seconds: 1767268830, nanos: 0 },
   };
 
-  it('a summary has every field, unset optionals null, times Dates', () => {
+  it('a summary has every field, unset optionals null, times Dates, metadata {} when none', () => {
     assert.deepEqual(codec.summaryFromProto(summary), {
       sessionId: '20260101_120000_abcdef01',
       title: null,
@@ -247,9 +267,17 @@ describe('search results', () => {
       endReason: null,
       messageCount: 3,
       parentSessionId: null,
+      metadata: {},
+      archivedAt: null,
+      activeAt: new Date('2026-01-01T12:00:30Z'),
     });
     const ended = codec.summaryFromProto({ ...summary, title: 'Trip', endedAt: { seconds: 1767272400, nanos: 0 }, endReason: 'reset' });
     assert.deepEqual([ended.title, ended.endedAt, ended.endReason], ['Trip', new Date('2026-01-01T13:00:00Z'), 'reset']);
+    const archived = codec.summaryFromProto({ ...summary, archivedAt: { seconds: 1767272400, nanos: 500_000_000 } });
+    assert.deepEqual(archived.archivedAt, new Date('2026-01-01T13:00:00.500Z'));
+    // Fields left out entirely (a hand-made message, not proto-loader's way) are null too.
+    const bare = codec.summaryFromProto({ sessionId: 's' });
+    assert.deepEqual([bare.archivedAt, bare.activeAt], [null, null]);
   });
 
   it('a hit has its session as a summary, its time a Date, its window in the replay shape', () => {
@@ -282,6 +310,305 @@ describe('search results', () => {
     const bare = codec.hitFromProto({ position: 0, messageId: '', role: 'user', time: null, snippet: '', score: 0, window: [] });
     assert.equal(bare.time, null);
     assert.deepEqual(bare.window, []);
+  });
+});
+
+describe('metadata', () => {
+  it('values go to the wire by their JS type: text, flag, integer, number, texts', () => {
+    assert.deepEqual(
+      codec.metadataToProto({
+        model: 'gpt-5',
+        pinned: false,
+        priority: 3,
+        negative: -7,
+        huge: 2n ** 62n,
+        ratio: 0.25,
+        tags: ['a', 'b'],
+        none: [],
+      }),
+      {
+        model: { text: 'gpt-5' },
+        pinned: { flag: false },
+        priority: { integer: 3 },
+        negative: { integer: -7 },
+        huge: { integer: '4611686018427387904' },
+        ratio: { number: 0.25 },
+        tags: { texts: { values: ['a', 'b'] } },
+        none: { texts: { values: [] } },
+      },
+    );
+    const beyond = codec.metadataToProto({ big: 2 ** 60 });
+    assert.deepEqual(beyond, { big: { number: 2 ** 60 } }, 'beyond the safe integers a Number is a double');
+    assert.deepEqual(codec.metadataToProto(null), {});
+    assert.deepEqual(codec.metadataToProto(undefined), {});
+    assert.deepEqual(codec.metadataToProto({}), {});
+  });
+
+  it('the explicit forms say the kind: {number: 3} is a double, {integer}, {text}, {flag}, {texts}', () => {
+    assert.deepEqual(
+      codec.metadataToProto({
+        a: { number: 3 },
+        b: { integer: 4 },
+        c: { integer: -(2n ** 63n) },
+        d: { text: '5' },
+        e: { flag: true },
+        f: { texts: ['x'] },
+        g: { number: -0.5 },
+      }),
+      {
+        a: { number: 3 },
+        b: { integer: 4 },
+        c: { integer: '-9223372036854775808' },
+        d: { text: '5' },
+        e: { flag: true },
+        f: { texts: { values: ['x'] } },
+        g: { number: -0.5 },
+      },
+    );
+  });
+
+  it('anything else is a TypeError naming the key', () => {
+    const refused = [
+      null,
+      undefined,
+      NaN,
+      Infinity,
+      -Infinity,
+      2n ** 63n,
+      -(2n ** 63n) - 1n,
+      ['a', 1],
+      [null],
+      {},
+      { text: 1 },
+      { integer: 1.5 },
+      { integer: '3' },
+      { integer: 2 ** 60 },
+      { number: NaN },
+      { number: 1n },
+      { flag: 'yes' },
+      { texts: 'a' },
+      { text: 'a', flag: true },
+      { value: 'a' },
+      new Date(0),
+      new Map(),
+      Symbol('s'),
+      () => 1,
+    ];
+    for (const value of refused) {
+      assert.throws(
+        () => codec.metadataToProto({ ok: 'fine', 'the-key': /** @type {any} */ (value) }),
+        (/** @type {unknown} */ error) => {
+          assert.ok(error instanceof TypeError, String(error));
+          assert.match(error.message, /^metadata key "the-key": /, error.message);
+          return true;
+        },
+        String(typeof value === 'symbol' ? 'symbol' : value),
+      );
+    }
+    for (const metadata of [[], 'text', 3, new Map([['a', 'b']])]) {
+      assert.throws(() => codec.metadataToProto(/** @type {any} */ (metadata), 'set'), /^TypeError: set must be an object/);
+    }
+  });
+
+  it('values come back plain: text a string, integer and number numbers, flag a boolean, texts an array', () => {
+    const decoded = codec.metadataFromProto({
+      model: { text: 'gpt-5', kind: 'text' },
+      priority: { integer: 3, kind: 'integer' },
+      ratio: { number: 0.25, kind: 'number' },
+      whole: { number: 3, kind: 'number' },
+      pinned: { flag: false, kind: 'flag' },
+      tags: { texts: { values: ['a', 'b'] }, kind: 'texts' },
+      empty: { text: '', kind: 'text' },
+      unknown: {},
+    });
+    assert.deepEqual(decoded, { model: 'gpt-5', priority: 3, ratio: 0.25, whole: 3, pinned: false, tags: ['a', 'b'], empty: '' });
+    assert.deepEqual(codec.metadataFromProto(undefined), {});
+    // Without proto-loader's `kind`, the member that is set says it.
+    assert.deepEqual(codec.metadataFromProto({ a: { flag: true }, b: { texts: { values: [] } } }), { a: true, b: [] });
+  });
+
+  it('what goes to the wire comes back as it was given, through the contract\'s own encoding', () => {
+    const { UpdateSessionMetadata, GetSessionMetadata } = /** @type {any} */ (loadContract().definition['sessiond.v1.SessionStore']);
+    const set = codec.metadataToProto({
+      model: 'm',
+      priority: 2,
+      huge: 2n ** 53n + 1n,
+      ratio: 1.5,
+      double: { number: 3 },
+      pinned: true,
+      tags: ['x'],
+    });
+    const request = UpdateSessionMetadata.requestDeserialize(UpdateSessionMetadata.requestSerialize({ sessionKey: 'k', set }));
+    assert.deepEqual(
+      Object.fromEntries(Object.entries(request.set).map(([key, value]) => [key, /** @type {any} */ (value).kind])),
+      { model: 'text', priority: 'integer', huge: 'integer', ratio: 'number', double: 'number', pinned: 'flag', tags: 'texts' },
+    );
+    const response = GetSessionMetadata.responseDeserialize(GetSessionMetadata.responseSerialize({ metadata: request.set }));
+    assert.deepEqual(codec.metadataFromProto(response.metadata), {
+      model: 'm',
+      priority: 2,
+      huge: 2 ** 53, // int64s come back as numbers: beyond 2^53 they lose precision
+      ratio: 1.5,
+      double: 3,
+      pinned: true,
+      tags: ['x'],
+    });
+  });
+
+  it('entries and summaries have their metadata as a plain object, {} when none', () => {
+    const entry = codec.entryFromProto({ sessionKey: 'k', metadata: { tags: { texts: { values: ['a'] }, kind: 'texts' } } });
+    assert.deepEqual(entry.metadata, { tags: ['a'] });
+    assert.deepEqual(codec.entryFromProto({ sessionKey: 'k' }).metadata, {});
+    assert.deepEqual(codec.summaryFromProto({ sessionId: 's', metadata: { n: { integer: 1, kind: 'integer' } } }).metadata, { n: 1 });
+    const hit = codec.hitFromProto({ session: { sessionId: 's', metadata: { on: { flag: true, kind: 'flag' } } }, window: [] });
+    assert.deepEqual(hit.session.metadata, { on: true });
+    assert.ok(codec.fieldsOf('sessiond.v1.SessionEntry').find((field) => field.name === 'metadata')?.map);
+    assert.ok(!codec.fieldsOf('sessiond.v1.SessionEntry').find((field) => field.name === 'origin')?.map);
+  });
+
+  it('filters: {key: value} wants that value, null or undefined any value; in the order given', () => {
+    assert.deepEqual(
+      codec.metadataFiltersToProto({
+        owner: 'alice',
+        priority: 2,
+        ratio: 0.5,
+        exact: { number: 2 },
+        pinned: true,
+        model: null,
+        tags: undefined,
+      }),
+      [
+        { key: 'owner', equals: { text: 'alice' } },
+        { key: 'priority', equals: { integer: 2 } },
+        { key: 'ratio', equals: { number: 0.5 } },
+        { key: 'exact', equals: { number: 2 } },
+        { key: 'pinned', equals: { flag: true } },
+        { key: 'model' },
+        { key: 'tags' },
+      ],
+    );
+    assert.deepEqual(codec.metadataFiltersToProto(null), []);
+    assert.deepEqual(codec.metadataFiltersToProto(undefined), []);
+    assert.throws(() => codec.metadataFiltersToProto({ owner: /** @type {any} */ ({ nope: 1 }) }), /^TypeError: metadata key "owner": /);
+    assert.throws(() => codec.metadataFiltersToProto(/** @type {any} */ ([['owner', 'alice']])), TypeError);
+    // A filter with an unset `equals` goes over the wire as one.
+    const { ListSessions } = /** @type {any} */ (loadContract().definition['sessiond.v1.SessionStore']);
+    const filters = codec.metadataFiltersToProto({ a: null, b: 'x' });
+    const request = ListSessions.requestDeserialize(ListSessions.requestSerialize({ metadata: filters }));
+    assert.deepEqual(request.metadata, [{ key: 'a', equals: null }, { key: 'b', equals: { text: 'x', kind: 'text' } }]);
+  });
+});
+
+describe('selectors', () => {
+  it('camelCase conditions become the contract\'s fields; null and undefined are not sent; metadata as the filters', () => {
+    const selector = codec.selectorToProto({
+      sessionIds: ['a', 'b'],
+      inactiveDays: 30,
+      platform: 'telegram',
+      chatType: 'group',
+      titled: false,
+      titlePrefix: 'Trip',
+      endReasons: new Set(['session_reset']),
+      ended: true,
+      minMessages: 2,
+      maxMessages: 10n,
+      metadata: { owner: 'alice', tags: null },
+      archived: false,
+    });
+    assert.deepEqual(selector, {
+      sessionIds: ['a', 'b'],
+      inactiveDays: 30,
+      platform: 'telegram',
+      chatType: 'group',
+      titled: false,
+      titlePrefix: 'Trip',
+      endReasons: ['session_reset'],
+      ended: true,
+      minMessages: 2,
+      maxMessages: '10',
+      metadata: [{ key: 'owner', equals: { text: 'alice' } }, { key: 'tags' }],
+      archived: false,
+    });
+    assert.deepEqual(codec.selectorToProto({ sessionIds: 'one', platform: null, ended: undefined }), { sessionIds: ['one'] });
+    assert.deepEqual(codec.selectorToProto({}), {}, "no condition: the daemon's INVALID_ARGUMENT, not the client's");
+    // Through the contract's own encoding: false and 0 are sent (the fields have presence), unset ones are not.
+    const { DeleteSessions } = /** @type {any} */ (loadContract().definition['sessiond.v1.SessionStore']);
+    const wire = DeleteSessions.requestDeserialize(
+      DeleteSessions.requestSerialize({ selector: codec.selectorToProto({ titled: false, minMessages: 0 }), limit: 5 }),
+    );
+    assert.equal(wire.selector.titled, false);
+    assert.equal(wire.selector.minMessages, 0);
+    assert.equal(wire.selector._titled, 'titled', 'titled is set');
+    assert.equal(wire.selector._ended, undefined, 'ended is not');
+    assert.equal(wire.limit, 5);
+  });
+
+  it('an unknown key or a value of another type is a TypeError naming it, before anything is sent', () => {
+    /** @type {[Record<string, unknown>, RegExp][]} */
+    const cases = [
+      [{ inactive_days: 30 }, /^TypeError: selector\.inactive_days: no such condition/],
+      [{ platfrom: 'telegram', ended: true }, /^TypeError: selector\.platfrom: no such condition/],
+      [{ inactiveDays: '30' }, /^TypeError: selector\.inactiveDays: an integer/],
+      [{ inactiveDays: 1.5 }, /^TypeError: selector\.inactiveDays: an integer .*, not 1\.5$/],
+      [{ inactiveDays: 2 ** 31 }, /^TypeError: selector\.inactiveDays: an integer from -2\^31/],
+      [{ minMessages: 2 ** 53 }, /^TypeError: selector\.minMessages: an integer/],
+      [{ titled: 'yes' }, /^TypeError: selector\.titled: a boolean, not a string$/],
+      [{ platform: 3 }, /^TypeError: selector\.platform: a string, not 3$/],
+      [{ sessionIds: ['a', 7] }, /^TypeError: selector\.sessionIds\[1\]: a string, not 7$/],
+      [{ sessionIds: 7 }, /^TypeError: selector\.sessionIds: a list, not 7$/],
+      [{ metadata: { owner: new Date() } }, /^TypeError: metadata key "owner": /],
+    ];
+    for (const [selector, message] of cases) assert.throws(() => codec.selectorToProto(/** @type {any} */ (selector)), message);
+    assert.throws(() => codec.selectorToProto(/** @type {any} */ (null)), /^TypeError: selector must be an object/);
+    assert.throws(() => codec.selectorToProto(/** @type {any} */ (['a'])), TypeError);
+  });
+});
+
+describe('events', () => {
+  it('EVENT_KINDS names every kind of the contract but the unspecified one', () => {
+    const contract = /** @type {any} */ (loadContract().definition['sessiond.v1.EventKind']).type.value
+      .map((/** @type {{name: string}} */ value) => value.name)
+      .filter((/** @type {string} */ name) => name !== 'EVENT_KIND_UNSPECIFIED');
+    assert.deepEqual(Object.values(EVENT_KINDS), contract);
+    for (const [name, value] of Object.entries(EVENT_KINDS)) assert.equal(value, `EVENT_KIND_${name.toUpperCase()}`);
+  });
+
+  it('kinds go by their lower-case names; an unknown one is an InvalidArgumentError for kinds', () => {
+    assert.deepEqual(codec.eventKindsToProto(['created', 'session_deleted']), ['EVENT_KIND_CREATED', 'EVENT_KIND_SESSION_DELETED']);
+    assert.deepEqual(codec.eventKindsToProto('expired'), ['EVENT_KIND_EXPIRED']);
+    assert.deepEqual(codec.eventKindsToProto(null), []);
+    for (const kind of ['CREATED', 'EVENT_KIND_CREATED', 'unspecified', 'nope', '']) {
+      const error = thrown(() => codec.eventKindsToProto([kind]));
+      assert.ok(error instanceof InvalidArgumentError, String(error));
+      assert.equal(error.field, 'kinds');
+      assert.equal(error.description, `unknown event kind '${kind}'`);
+      assert.equal(error.code, Status.INVALID_ARGUMENT);
+    }
+  });
+
+  it('an event has every field, its kind by name, unset optionals null, its time a Date', () => {
+    const event = codec.eventFromProto({
+      sequence: 7,
+      kind: 'EVENT_KIND_METADATA_CHANGED',
+      sessionKey: 'agent:main:telegram:dm:7',
+      sessionId: '20260101_120000_abcdef01',
+      reason: 'owner,tags',
+      entryVersion: 3,
+      time: { seconds: 1767268800, nanos: 0 },
+    });
+    assert.deepEqual(event, {
+      sequence: 7,
+      kind: 'metadata_changed',
+      sessionKey: 'agent:main:telegram:dm:7',
+      sessionId: '20260101_120000_abcdef01',
+      previousSessionId: null,
+      reason: 'owner,tags',
+      entryVersion: 3,
+      leaseOwner: null,
+      time: new Date('2026-01-01T12:00:00Z'),
+    });
+    assert.equal(codec.eventFromProto({ kind: 'EVENT_KIND_SESSION_ARCHIVED' }).kind, 'session_archived');
+    assert.equal(codec.eventFromProto({ kind: 99 }).kind, '99', 'a kind the contract does not name: its number');
   });
 });
 

@@ -137,11 +137,61 @@ export async function onMessage(text: string): Promise<string> {
   const wrongVisibility: api.MessageVisibility = 'visible';
   // @ts-expect-error compactTranscript takes the summary message
   await store.compactTranscript(entry.sessionId, 0, 1);
+  // Metadata: plain values both ways (explicit forms and bigints too); filters on the listings and searches.
+  const tagged: api.UpdateMetadataResult = await store.updateSessionMetadata(entry.sessionKey, {
+    set: { model: 'gpt-5', priority: 2, ratio: { number: 3 }, pinned: true, tags: ['a'], big: 2n ** 62n, exact: { integer: 7n } },
+    remove: ['old'],
+    expectedVersion: entry.version,
+  });
+  const changed: boolean = tagged.changed;
+  const tags: api.MetadataValue | undefined = tagged.entry.metadata.tags;
+  const metadata: api.SessionMetadata | null = await store.getSessionMetadata(tagged.entry.sessionId);
+  const listed: SessionEntry[] = await store.listSessions({ activeMinutes: 5, metadata: { tags: 'a', model: null } });
+  const summaryMetadata: api.SessionMetadata | undefined = (await store.searchSessions('trip', { metadata: { priority: 2 } })).sessions[0]?.metadata;
+  await store.searchMessages('zebra', { metadata: { pinned: true, owner: undefined } });
+  await store.updateSessionMetadata(entry.sessionKey, { set: {}, replace: true });
+  // @ts-expect-error a metadata value is no Date
+  await store.updateSessionMetadata(entry.sessionKey, { set: { when: new Date() } });
+  // @ts-expect-error getSessionMetadata resolves to null for an unknown session
+  const noMetadata: api.SessionMetadata = await store.getSessionMetadata('nope');
+  // @ts-expect-error a list is no filter
+  await store.listSessions({ metadata: { tags: ['a'] } });
+  // Retention: selectors in camelCase, numbers back; archived sessions in search on request.
+  const planned: api.BulkResult = await store.deleteSessions({ inactiveDays: 30, titled: false, endReasons: ['session_reset'], metadata: { pinned: null } }, { dryRun: true, limit: 10 });
+  const remaining: number = planned.remaining;
+  await store.archiveSessions({ sessionIds: planned.sessionIds, minMessages: 2n }, { unarchive: true });
+  const total: api.BulkResult = await store.deleteAllSessions({ archived: true }, { onProgress: (batch: api.BulkResult) => console.log(batch.sessionKeys) });
+  await store.archiveAllSessions({ platform: 'discord' }, { limit: 100, onProgress: async () => {} });
+  const archivedAt: Date | null | undefined = (await store.searchSessions('trip', { includeArchived: true })).sessions[0]?.archivedAt;
+  await store.searchMessages('zebra', { includeArchived: true });
+  // @ts-expect-error the selector's keys are camelCase
+  await store.deleteSessions({ inactive_days: 30 });
+  // @ts-expect-error titled is a boolean
+  await store.archiveSessions({ titled: 'yes' });
+  // Events: an async iterable of plain events, its cursor and readiness; kinds by name.
+  const watch: api.EventWatch = store.watchEvents({ fromNow: true, kinds: ['created', 'session_deleted'] });
+  await watch.ready;
+  for await (const event of watch) {
+    const kind: api.EventKind = event.kind;
+    const when: Date = event.time;
+    const previous: string | null = event.previousSessionId;
+    if (kind === 'session_deleted') watch.close();
+    console.log(when, previous, event.sequence + watch.cursor);
+  }
+  store.watchEvents({ afterSequence: watch.cursor, kinds: 'expired' }).close();
+  const eventNames: api.EventKindName[] = Object.keys(api.EVENT_KINDS) as api.EventKindName[];
+  // @ts-expect-error afterSequence is a number
+  store.watchEvents({ afterSequence: '5' });
+  try {
+    await watch.next();
+  } catch (error) {
+    if (error instanceof api.OutOfRangeError) console.warn('resync', error.details);
+  }
   // Any string is a chat type ("forum" is none of the enum's names); anything else is not.
   await store.buildSessionKey({ platform: 'telegram', chatId: '-100', chatType: 'forum' });
   // @ts-expect-error not a chat type
   await store.buildSessionKey({ platform: 'telegram', chatType: 3 });
-  return [prompt, history.length, context.connectedPlatforms.join(), status, missing.sessionId, found, await store.getSessionTitle(titled.sessionId), startedAt?.toISOString(), reason, tip, rootId, tipId, hitTime, around?.length, endedAt, summaryTitle, searched.indexBuilding, restored.visibleMessages, visibility, hiddenBy, branchEntry?.sessionId, branchKey, wrongVisibility].join(' ');
+  return [prompt, history.length, context.connectedPlatforms.join(), status, missing.sessionId, found, await store.getSessionTitle(titled.sessionId), startedAt?.toISOString(), reason, tip, rootId, tipId, hitTime, around?.length, endedAt, summaryTitle, searched.indexBuilding, restored.visibleMessages, visibility, hiddenBy, branchEntry?.sessionId, branchKey, wrongVisibility, changed, tags, metadata, listed.length, summaryMetadata, noMetadata, remaining, total.messages, archivedAt, eventNames.length].join(' ');
 }
 
 // The declarations export exactly the names index.js does ("Property 'x' is missing" otherwise).

@@ -13,9 +13,12 @@ import { startDaemon } from './helpers/daemon.js';
 
 const HIT_KEYS = ['messageId', 'position', 'role', 'score', 'session', 'snippet', 'time', 'window'];
 const SUMMARY_KEYS = [
+  'activeAt',
+  'archivedAt',
   'endReason',
   'endedAt',
   'messageCount',
+  'metadata',
   'parentSessionId',
   'platform',
   'sessionId',
@@ -104,7 +107,7 @@ describe('searchMessages', () => {
     // The session, as a plain object: unset optionals null, times Dates.
     assert.deepEqual(Object.keys(hit.session).sort(), SUMMARY_KEYS);
     assert.deepEqual(
-      { ...hit.session, startedAt: undefined },
+      { ...hit.session, startedAt: undefined, activeAt: undefined },
       {
         sessionId: entry.sessionId,
         title: null,
@@ -115,10 +118,17 @@ describe('searchMessages', () => {
         endReason: null,
         messageCount: texts.length,
         parentSessionId: null,
+        metadata: {},
+        archivedAt: null,
+        activeAt: undefined,
       },
     );
     assert.ok(hit.session.startedAt instanceof Date);
     assert.equal(hit.session.startedAt.getTime(), entry.createdAt.getTime(), 'a session starts when its entry is created');
+    // Its last activity, a Date the daemon always sets: here its newest message, appended just now.
+    assert.ok(hit.session.activeAt instanceof Date, `activeAt ${hit.session.activeAt}`);
+    assert.ok(hit.session.activeAt.getTime() >= entry.createdAt.getTime(), 'active no earlier than its start');
+    assert.ok(Math.abs(hit.session.activeAt.getTime() - appendedAt) < 60_000, `activeAt ${hit.session.activeAt.toISOString()} is now-ish`);
 
     // Any case finds it; a word that is nowhere finds nothing.
     const upper = await store.searchMessages(word.toUpperCase());
@@ -287,7 +297,7 @@ describe('searchSessions', () => {
     const [newest, oldest] = page.sessions;
     assert.deepEqual(Object.keys(newest).sort(), SUMMARY_KEYS);
     assert.deepEqual(
-      { ...newest, startedAt: undefined },
+      { ...newest, startedAt: undefined, activeAt: undefined },
       {
         sessionId: second.sessionId,
         title: `Trip${tag} to Paris #2`,
@@ -298,10 +308,17 @@ describe('searchSessions', () => {
         endReason: null,
         messageCount: 1,
         parentSessionId: null,
+        metadata: {},
+        archivedAt: null,
+        activeAt: undefined,
       },
     );
     assert.ok(newest.startedAt instanceof Date);
     assert.equal(newest.startedAt.getTime(), second.createdAt.getTime());
+    assert.ok(newest.activeAt instanceof Date && oldest.activeAt instanceof Date);
+    assert.ok(newest.activeAt.getTime() >= newest.startedAt.getTime(), 'its message came after its start');
+    assert.ok(oldest.activeAt.getTime() >= oldest.startedAt.getTime());
+    assert.equal(oldest.archivedAt, null);
     assert.equal(oldest.title, `Trip${tag} to Paris`);
     assert.equal(oldest.messageCount, 0);
 

@@ -84,8 +84,9 @@ class _EventKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventKind.V
     """
     EVENT_KIND_SESSION_DELETED: _EventKind.ValueType  # 15
     """DeleteSessions or the retention policy deleted the session and its
-    transcript; session_key is the key it was current for ("" when none;
-    that key's entry is gone too), reason "delete" or "retention".
+    transcript; session_key is the key it was current for, whose entry is
+    gone too, and entry_version that entry's last version ("" and 0 when no
+    key pointed at it); reason "delete" or "retention".
     """
     EVENT_KIND_SESSION_ARCHIVED: _EventKind.ValueType  # 16
     """ArchiveSessions or the retention policy archived the session (reason
@@ -159,8 +160,9 @@ reason lists the keys set or removed, comma-separated (never values).
 """
 EVENT_KIND_SESSION_DELETED: EventKind.ValueType  # 15
 """DeleteSessions or the retention policy deleted the session and its
-transcript; session_key is the key it was current for ("" when none;
-that key's entry is gone too), reason "delete" or "retention".
+transcript; session_key is the key it was current for, whose entry is
+gone too, and entry_version that entry's last version ("" and 0 when no
+key pointed at it); reason "delete" or "retention".
 """
 EVENT_KIND_SESSION_ARCHIVED: EventKind.ValueType  # 16
 """ArchiveSessions or the retention policy archived the session (reason

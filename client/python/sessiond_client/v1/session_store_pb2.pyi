@@ -3097,7 +3097,9 @@ class DeleteSessionsResponse(_message.Message):
 
     @_builtins.property
     def session_keys(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Session keys whose entry went with their current session."""
+        """Session keys whose entry went with their current session (empty with
+        dry_run).
+        """
 
     def __init__(
         self,
@@ -3179,7 +3181,9 @@ class ArchiveSessionsResponse(_message.Message):
 
     @_builtins.property
     def session_keys(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Session keys whose entry went with their current session."""
+        """Session keys whose entry went with their current session (empty with
+        dry_run).
+        """
 
     def __init__(
         self,
