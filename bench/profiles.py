@@ -20,6 +20,8 @@ class Profile:
     search_messages: int  # stored transcript messages (10 per session) the search queries run on
     search_seconds: float  # of timed calls per search query and concurrency
     search_rounds: int  # of each append cell with the index and without, in turns (``target_seconds`` each)
+    retention_sessions: int  # stored sessions (10 messages each) of which ``retention`` deletes half
+    retention_baseline_seconds: float  # of live calls before the deletes start (their baseline)
 
 
 QUICK = Profile(
@@ -36,6 +38,8 @@ QUICK = Profile(
     search_messages=20_000,
     search_seconds=0.2,
     search_rounds=1,
+    retention_sessions=2_000,
+    retention_baseline_seconds=1.0,
 )
 DEFAULT = Profile(
     name="default",
@@ -51,6 +55,8 @@ DEFAULT = Profile(
     search_messages=1_000_000,
     search_seconds=2.0,
     search_rounds=3,
+    retention_sessions=50_000,
+    retention_baseline_seconds=5.0,
 )
 FULL = replace(
     DEFAULT,
@@ -60,4 +66,6 @@ FULL = replace(
     target_seconds=2.0,
     reference_sizes=(100, 1_000, 10_000, 100_000),
     search_seconds=4.0,
+    retention_sessions=100_000,
+    retention_baseline_seconds=10.0,
 )

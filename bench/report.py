@@ -74,6 +74,8 @@ def render(results: dict[str, Any]) -> str:
         ]
     if "search" in results:
         sections.append(search_tables(results["search"]))
+    if "retention" in results:
+        sections.append(retention_tables(results["retention"]))
     if "postgres" in results:
         sections.append(_postgres(results["postgres"]))
     sections.append(_summary(results))
@@ -270,6 +272,110 @@ def search_tables(search: dict[str, Any]) -> str:
         " figure"
     )
     return "\n".join([_table(title, headers, body), *notes, "", _table(append_title, headers_append, appends)])
+
+
+def _mb(value: float) -> str:
+    return f"{value / 1e6:,.1f}"
+
+
+def retention_tables(retention: dict[str, Any]) -> str:
+    """DeleteSessions of half the store, live traffic around it, the file before and after Admin.Vacuum
+    (``bench.retention``)."""
+    r, d, v = retention, retention["deletes"], retention["vacuum"]
+    kept = r["sessions"] - d["sessions"]
+    title = (
+        f"Retention: DeleteSessions(selector {{{r['selector']}}}, limit {r['limit']}) until remaining = 0,"
+        f" over the Unix socket, durability full, on {r['sessions']:,} sessions x {r['messages'] // r['sessions']}"
+        f" messages (full-text index on; half {r['ages_days'][0]} days old, half {r['ages_days'][1]}); latencies in ms"
+    )
+    headers = ["calls", "sessions", "messages", "seconds", "sessions/s", "messages/s", "call p50", "p99", "max"]
+    headers += ["first call", "last full call", "daemon cpu s"]
+    body = [
+        [d["calls"], f"{d['sessions']:,}", f"{d['messages']:,}", f"{d['seconds']:.1f}", f"{d['sessions_per_s']:,.0f}"]
+        + [f"{d['messages_per_s']:,.0f}", f"{d['p50_ms']:.0f}", f"{d['p99_ms']:.0f}", f"{d['max_ms']:.0f}"]
+        + [f"{d['first_ms']:.0f}", f"{d['last_full_ms']:.0f}", f"{d['daemon_cpu_s']:.1f}"]
+    ]
+    dry = r["dry_run"]
+    notes = [
+        f"dry run first: {dry['sessions']:,} sessions, {dry['messages']:,} messages selected, in"
+        f" {dry['seconds'] * 1000:.0f} ms; populated in {r['populate_s']:.1f} s (text {r['corpus_s']:.1f} s),"
+        f" cold start {r['cold_start_s']:.2f} s, idle after {r['settle_s']:.1f} s; {kept:,} sessions kept",
+    ]
+    live_title = (
+        "Live traffic meanwhile: two closed-loop c=1 callers running together throughout, on kept keys"
+        f" ({r['baseline_seconds']:g} s before the first delete, then during the deletes, then during the Vacuum);"
+        " a call counts in the window it started in"
+    )
+    windows = (("before", "before"), ("deletes", "during deletes"), ("vacuum", "during Vacuum"))
+    live_headers = ["caller"] + [f"{label} {what}" for _, label in windows for what in ("p50", "p99", "max", "rps")]
+    live_headers.append("during/before p99")
+    live = []
+    for row in r["live"]:
+        line: list[Any] = [row["caller"]]
+        for window, _ in windows:
+            w = row[window]
+            line += (
+                [f"{w['p50_ms']:.2f}", f"{w['p99_ms']:.2f}", f"{w['max_ms']:.0f}", f"{w['rps']:,.0f}"]
+                if w["calls"]
+                else ["", "", "", "0"]
+            )
+        line.append(f"{row['deletes']['p99_ms'] / row['before']['p99_ms']:.1f}" if row["deletes"]["calls"] else "")
+        live.append(line)
+    stages = (
+        ("populated", "populated, no daemon"),
+        ("settled", "daemon started, idle"),
+        ("deleted", "after the deletes"),
+        ("vacuumed", "after Admin.Vacuum"),
+        ("stopped", "daemon stopped (WAL checkpointed)"),
+    )
+    space_headers = ["stage", "sessiond.db MB", "-wal MB", "pages", "free pages", "free MB"]
+    space = []
+    for key, label in stages:
+        s = r["space"][key]
+        space.append(
+            [label, _mb(s["db_bytes"]), _mb(s["wal_bytes"]), f"{s['page_count']:,}", f"{s['freelist_count']:,}"]
+            + [_mb(s["freelist_count"] * s["page_size"])]
+        )
+    populated = r["space"]["populated"]
+    space_title = (
+        f"Space: os.stat of the files; pages by PRAGMA page_count / freelist_count (page {populated['page_size']:,} B,"
+        f" auto_vacuum {populated['auto_vacuum']}: 2 = incremental) on a read-only connection of the bench"
+    )
+    vacuum_lines = [
+        f"Admin.Vacuum: {v['seconds']:.2f} s, {v['responses']} response{'s' * (v['responses'] != 1)},"
+        f" free_pages_before {v['free_pages_before']:,},"
+        f" pages_freed {v['pages_freed']:,} ({_mb(v['pages_freed'] * populated['page_size'])} MB), converted"
+        f" {v['converted']}, file_bytes reported {_mb(v['file_bytes'])} MB, daemon cpu {v['daemon_cpu_s']:.1f} s",
+        f"reclaimed: {_mb(r['reclaimed_bytes'])} MB of the file (populated - stopped); the deleted share of the file"
+        f" ({d['messages']:,} / {r['messages']:,} messages x {_mb(populated['db_bytes'])} MB) is"
+        f" {_mb(r['deleted_share_bytes'])} MB: reclaimed/deleted {r['reclaimed_ratio']:.2f}; the live writer appended"
+        f" {r['live_appended']:,} messages meanwhile",
+    ]
+    before, after = r["btrees_before"], r["btrees_after"]
+    names = sorted(set(before) | set(after), key=lambda n: -max(before.get(n, 0), after.get(n, 0)))
+    tree_rows = [
+        [name, _mb(before.get(name, 0)), _mb(after.get(name, 0)), _mb(after.get(name, 0) - before.get(name, 0))]
+        for name in names
+        if max(before.get(name, 0), after.get(name, 0)) >= 100_000
+    ]
+    rows_before, rows_after = r["rows_before"], r["rows_after"]
+    tree_title = (
+        "Where the space is: dbstat pages per b-tree (>= 0.1 MB), populated vs after the daemon stopped; rows "
+        + ", ".join(f"{t} {rows_before[t]:,} -> {rows_after[t]:,}" for t in rows_before)
+    )
+    return "\n".join(
+        [
+            _table(title, headers, body),
+            *notes,
+            "",
+            _table(live_title, live_headers, live),
+            "",
+            _table(space_title, space_headers, space),
+            *vacuum_lines,
+            "",
+            _table(tree_title, ["b-tree", "MB before", "MB after", "change"], tree_rows),
+        ]
+    )
 
 
 def _postgres(postgres: dict[str, Any]) -> str:

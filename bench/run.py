@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench import postgres_suite, reference_store, report, rpc_suite, scaling, search
+from bench import postgres_suite, reference_store, report, retention, rpc_suite, scaling, search
 from bench.profiles import DEFAULT, FULL, QUICK, Profile
 
 
@@ -50,6 +50,17 @@ def measure_search(profile: Profile, workdir: Path, results: dict[str, Any]) -> 
     results["phases_s"]["search"] = time.perf_counter() - started
 
 
+def measure_retention(profile: Profile, workdir: Path, results: dict[str, Any]) -> None:
+    """DeleteSessions of half of ``profile.retention_sessions`` sessions under live traffic, then Admin.Vacuum."""
+    started = time.perf_counter()
+    report.progress(
+        f"retention: DeleteSessions of half of {profile.retention_sessions:,} sessions with live callers, then"
+        " Admin.Vacuum"
+    )
+    results["retention"] = retention.run(workdir, profile)
+    results["phases_s"]["retention"] = time.perf_counter() - started
+
+
 def measure(profile: Profile, workdir: Path, postgres_only: bool = False) -> dict[str, Any]:
     started = time.perf_counter()
     results: dict[str, Any] = {
@@ -73,6 +84,7 @@ def measure(profile: Profile, workdir: Path, postgres_only: bool = False) -> dic
     results["reference"] = reference_store.run(workdir, profile, sessiond_ms)
     results["phases_s"]["reference"] = time.perf_counter() - started - sum(results["phases_s"].values())
     measure_search(profile, workdir, results)
+    measure_retention(profile, workdir, results)
     measure_postgres(profile, workdir, results)
     results["total_s"] = time.perf_counter() - started
     return results

@@ -7,6 +7,8 @@ writes nothing. Runs on PostgreSQL too (``make test-postgres``), except the SQLi
 
 from __future__ import annotations
 
+import itertools
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -325,3 +327,32 @@ def test_the_python_client_and_the_hermes_session_db(running: Running, clock: Cl
     assert not db.delete_session(old.session_id)
     fresh = chat(stub, "fresh", "x")
     assert db.delete_session(fresh.session_id) and not exists(stub, fresh.session_id)
+
+
+@pytest.mark.sqlite_only
+def test_vacuum_ends_while_messages_keep_coming(running: Running) -> None:
+    """Each append adds an index segment; merging them must not chase the appends forever."""
+    stub = running.stub
+    busy = chat(stub, "busy", "x")
+    for n in range(10):
+        chat(stub, f"c{n}", *["words to index " * 30] * 10)
+    delete(stub, min_messages=10, limit=1000)
+    stop, appended = threading.Event(), threading.Event()
+
+    def append() -> None:
+        for n in itertools.count():
+            message = transcript_pb2.Message(role="user", text=f"more words {n}")
+            stub.AppendMessages(pb.AppendMessagesRequest(session_id=busy.session_id, messages=[message]), timeout=10)
+            appended.set()
+            if stop.is_set():
+                return
+
+    writer = threading.Thread(target=append)
+    writer.start()
+    try:
+        assert appended.wait(10)
+        last = list(admin(running).Vacuum(admin_pb2.VacuumRequest(), timeout=60))[-1]
+    finally:
+        stop.set()
+        writer.join()
+    assert last.done and last.pages_freed > 0

@@ -10,9 +10,10 @@
 - ``search_index``: while the full-text index is being built (after an upgrade, or a rebuild),
   the next messages indexed, in batches of short write transactions for at most half a second
   per run, so that building it never stops the daemon;
-- ``retention``: the ``[retention]`` policy (sessions archived, then deleted, 500 per
-  transaction), then the space of what it deleted given back to the file system in short steps
-  (SQLite with incremental auto-vacuum; PostgreSQL's autovacuum does it there).
+- ``retention``: the ``[retention]`` policy (sessions archived, then deleted, 100 per
+  transaction), then the full-text index merged (what deleted messages left in it goes) and the
+  freed space given back to the file system, in short steps (SQLite with incremental
+  auto-vacuum; PostgreSQL's autovacuum does it there).
 
 One thread runs them all, one after another: each is one or a few short transactions, and one
 at a time they never compete with each other for the writer. Each job first runs one interval
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 from sessiond.daemon.config import Config
 from sessiond.errors import FailedPrecondition
 from sessiond.rules.retention import RetentionPolicy
+from sessiond.storage import space
 from sessiond.storage.interface import DaemonStorage
 from sessiond.store.bulk import RetentionProgress
 from sessiond.store.session_store import SessionStore
@@ -40,7 +42,6 @@ log = logging.getLogger("sessiond.maintenance")
 Facts = dict[str, int]  # what a run did; logged when any is non-zero
 INDEX_BATCH = 2000  # messages indexed per write transaction
 INDEX_RUN_SECONDS = 0.5  # the longest one run of the search_index job keeps indexing
-RECLAIM_PAGES = 2000  # free pages the retention job gives back per write (8 MiB at 4 KiB pages)
 
 
 @dataclass
@@ -127,19 +128,13 @@ def _retain(store: SessionStore, storage: DaemonStorage, policy: RetentionPolicy
 
 
 def _reclaim(storage: DaemonStorage) -> int:
-    """Free pages given back, ``RECLAIM_PAGES`` per short write: none where the backend does it
-    itself, or the file predates incremental auto-vacuum (``sessiond admin vacuum`` converts it)."""
+    """The pages given back after deletions (none where the backend does it itself, or the file
+    predates incremental auto-vacuum: ``sessiond admin vacuum`` converts it)."""
     try:
-        state = storage.vacuum_state()
+        states = list(space.reclaim(storage))
     except FailedPrecondition:
         return 0
-    before = state.free_pages
-    while state.incremental and state.free_pages:
-        left = state.free_pages
-        state = storage.reclaim(RECLAIM_PAGES)
-        if state.free_pages >= left:
-            break
-    return before - state.free_pages
+    return states[0].free_pages - states[-1].free_pages
 
 
 def _run_once(job: Job) -> None:

@@ -493,7 +493,7 @@ def add_parser(commands: Any) -> None:
     ):
         bulk = tasks.add_parser(name, parents=[common, online, selecting], help=help_text)
         bulk.add_argument("--dry-run", action="store_true", help="count what would change; write nothing")
-        bulk.add_argument("--batch", type=int, default=500, help="sessions per transaction (default 500, max 1000)")
+        bulk.add_argument("--batch", type=int, default=100, help="sessions per transaction (default 100, max 1000)")
         bulk.add_argument("--show", type=int, default=20, help="with --dry-run, list the first N (default 20)")
         if name == "archive":
             bulk.add_argument("--unarchive", action="store_true", help="bring archived sessions back instead")

@@ -25,6 +25,7 @@ from sessiond.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from sessiond.rpc import convert
 from sessiond.rpc.framework import Runtime, blocking_rpc, rpc, stream
 from sessiond.rules.retention import RetentionPolicy
+from sessiond.storage import space
 from sessiond.storage.interface import DaemonStorage
 from sessiond.store.bulk import RetentionProgress
 from sessiond.store.session_store import SessionStore
@@ -33,7 +34,6 @@ from sessiond_client.v1 import admin_pb2_grpc
 
 DONE = object()  # the last item a backup's progress queue carries
 SNAPSHOT_CHUNK = 1024 * 1024  # bytes per Snapshot response
-VACUUM_PAGES = 2000  # pages Vacuum frees per step (8 MiB at the default page size)
 INDEX_BATCH = 5000  # messages a rebuild indexes per write transaction (tens of milliseconds)
 NAME_BYTES = 255  # the longest file name the usual file systems take
 
@@ -136,20 +136,28 @@ class AdminService(admin_pb2_grpc.AdminServicer):
 
     @stream
     async def Vacuum(self, request: pb.VacuumRequest, deadline: float | None) -> AsyncIterator[pb.VacuumResponse]:
-        """Convert the file to incremental auto-vacuum when it is not, then free pages step by step."""
-        loop = asyncio.get_running_loop()
-        state = await loop.run_in_executor(self.threads, self.storage.vacuum_state)
-        before, converted = state.free_pages, not state.incremental
+        """Convert the file to incremental auto-vacuum when it is not, then merge the full-text index
+        and free pages step by step (``space.reclaim``), each step's progress streamed."""
+        loop, threads = asyncio.get_running_loop(), self.threads
+        state = await loop.run_in_executor(threads, self.storage.vacuum_state)
+        converted = not state.incremental
         if converted:
-            await loop.run_in_executor(self.threads, self.storage.make_incremental)
-        while True:
-            state = await loop.run_in_executor(self.threads, self.storage.reclaim, VACUUM_PAGES)
-            freed = before - state.free_pages
-            if state.free_pages == 0:
-                break
-            yield pb.VacuumResponse(free_pages_before=before, pages_freed=freed, file_bytes=state.file_bytes)
+            await loop.run_in_executor(threads, self.storage.make_incremental)
+        steps = space.reclaim(self.storage)
+        first = await loop.run_in_executor(threads, next, steps)
+        before = first.free_pages + (state.free_pages if converted else 0)  # the VACUUM freed those at once
+        state = first
+        while (step := await loop.run_in_executor(threads, next, steps, None)) is not None:
+            state = step
+            yield pb.VacuumResponse(
+                free_pages_before=before, pages_freed=before - state.free_pages, file_bytes=state.file_bytes
+            )
         yield pb.VacuumResponse(
-            free_pages_before=before, pages_freed=freed, converted=converted, file_bytes=state.file_bytes, done=True
+            free_pages_before=before,
+            pages_freed=before - state.free_pages,
+            converted=converted,
+            file_bytes=state.file_bytes,
+            done=True,
         )
 
     async def _copy(self, target: Path) -> AsyncIterator[tuple[int, int] | int]:

@@ -408,6 +408,12 @@ class DaemonStorage(Storage, Protocol):
         """Turn on incremental auto-vacuum: one full VACUUM, holding writes while it runs."""
         ...
 
+    def merge_index(self, step_pages: int) -> int:
+        """Merge the full-text index's segments (dropping what deleted messages left in it) in short
+        writes of about ``step_pages`` pages, a bounded number; the writes made (0 where the backend
+        does it itself)."""
+        ...
+
     def reclaim(self, pages: int) -> VacuumState:
         """Give up to ``pages`` free pages back to the file system (none unless incremental)."""
         ...

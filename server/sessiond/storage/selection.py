@@ -10,7 +10,6 @@ functions. A session that is the current one of a key with a live lease is never
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,7 +27,7 @@ def _where(dialect: Dialect) -> str:
     flag = "(CASE WHEN {} IS NULL THEN 0 ELSE 1 END)"
     return f"""
         (:any_id OR {dialect.member("s.id", ":ids")})
-        AND s.active_at < {cutoff}
+        AND s.active_at < :latest_cutoff AND s.active_at < {cutoff}
         AND NOT EXISTS (SELECT 1 FROM entries AS e WHERE e.session_id = s.id AND e.updated_at >= {cutoff})
         AND s.platform = coalesce(:platform, s.platform)
         AND coalesce(s.chat_type, '') = coalesce(:chat_type, s.chat_type, '')
@@ -69,8 +68,8 @@ def _tristate(value: bool | None) -> int:
     return -1 if value is None else int(value)
 
 
-def _cutoffs(cutoffs: Mapping[str, datetime | None]) -> str:
-    return json.dumps({name: NEVER if at is None else to_us(at) for name, at in cutoffs.items()})
+def _us(at: datetime | None) -> int:
+    return NEVER if at is None else to_us(at)  # None: never old enough
 
 
 def params(selector: SessionSelector, now: datetime, dialect: Dialect, limit: int = 0) -> dict[str, Any]:
@@ -78,14 +77,17 @@ def params(selector: SessionSelector, now: datetime, dialect: Dialect, limit: in
     age = selector.inactive_before
     if selector.inactive_days is not None:
         age = ActivityCutoffs(now - timedelta(days=selector.inactive_days))
-    default = LAST_US if age is None else (NEVER if age.default is None else to_us(age.default))
+    default = LAST_US if age is None else _us(age.default)
+    platforms = {name: _us(at) for name, at in (age.platforms if age else {}).items()}
+    chat_types = {name: _us(at) for name, at in (age.chat_types if age else {}).items()}
     title_from, title_to = prefix_range(fold(selector.title_prefix or ""))
     return {
+        "latest_cutoff": max([default, *platforms.values(), *chat_types.values()]),  # sessions_by_activity's range
         "any_id": not selector.session_ids,
         "ids": json.dumps(list(selector.session_ids)),
         "default_cutoff": default,
-        "platform_cutoffs": _cutoffs(age.platforms if age else {}),
-        "chat_type_cutoffs": _cutoffs(age.chat_types if age else {}),
+        "platform_cutoffs": json.dumps(platforms),
+        "chat_type_cutoffs": json.dumps(chat_types),
         "platform": selector.platform,
         "chat_type": selector.chat_type,
         "titled": _tristate(selector.titled),

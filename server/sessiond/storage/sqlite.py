@@ -245,6 +245,7 @@ MIGRATIONS = (
 BUSY_TIMEOUT_MS = 5000
 SLOW_SYNC_S = 0.001  # log syncs slower than this on average leave the event loop for a thread
 SYNC_AVERAGE_WEIGHT = 0.1  # of the newest sync in that moving average
+MERGE_PASSES = 4  # over the index's pages, the most one merge_index writes
 PROGRESS_STEPS = 10_000  # SQLite VM steps between deadline checks of a read (about a millisecond)
 AUTO_VACUUM_INCREMENTAL = 2  # PRAGMA auto_vacuum: free pages are given back by incremental_vacuum
 CHECKPOINT_WAIT_MS = 200  # how long a checkpoint waits for readers before leaving the rest for next time
@@ -946,6 +947,26 @@ class SqliteStorage:
             except apsw.Error as exc:
                 raise _storage_error(exc) from None
             log.info("database converted to incremental auto-vacuum", extra={"path": str(self.path)})
+
+    def merge_index(self, step_pages: int) -> int:
+        """Merge the full-text index's segments, which drops what deleted messages left in it (FTS5
+        keeps their tombstones until then), in writes of about ``step_pages`` pages each, until FTS5
+        says none is left or a few passes' worth were written. The writes made."""
+        if self.search_status != "ready":
+            return 0
+        # Bounded: a merge can take a few passes over the index, but appends meanwhile (each adds a
+        # segment) must not keep it going.
+        budget = MERGE_PASSES * (2 + self.read(lambda tx: sqlite_search.index_pages(_connection(tx))) // step_pages)
+        for step in range(budget):
+            with self._writer_lock:
+                before = self._writer.total_changes()
+                try:
+                    self._writer.execute(sqlite_search.MERGE, (-step_pages,))  # negative: any segments
+                except apsw.Error as exc:
+                    raise _storage_error(exc) from None
+                if self._writer.total_changes() - before < 2:  # FTS5's documented "no work was left"
+                    return step + 1
+        return budget
 
     def reclaim(self, pages: int) -> VacuumState:
         """One short write: up to ``pages`` free pages truncated off the end of the file."""

@@ -79,6 +79,8 @@ START_BACKFILL = """
         done = 0, total = (SELECT count(*) FROM messages)
 """
 BATCH_END = "SELECT max(id), count(*) FROM (SELECT id FROM messages WHERE id >= ? AND id < ? ORDER BY id LIMIT ?)"
+MERGE = "INSERT INTO message_index (message_index, rank) VALUES ('merge', ?)"
+INDEX_PAGES = "SELECT count(*) FROM message_index_data"  # its blocks: about a page each
 INDEX_RANGE = "INSERT INTO message_index (rowid, body) SELECT id, body FROM message_text WHERE id >= ? AND id <= ?"
 HITS = f"""
     SELECT COALESCE(m.original_position, m.position), m.message_id, m.role, m.timestamp,  -- HIT_COLUMNS, then
@@ -101,6 +103,11 @@ def _one(connection: apsw.Connection, sql: str, params: tuple[Any, ...] = ()) ->
     row = connection.execute(sql, params).fetchone()
     assert row is not None
     return row
+
+
+def index_pages(connection: apsw.Connection) -> int:
+    """About how many pages the index holds (its data blocks)."""
+    return int(_one(connection, INDEX_PAGES)[0])
 
 
 def fts5_available(connection: apsw.Connection) -> bool:

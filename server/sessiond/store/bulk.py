@@ -17,14 +17,14 @@ from sessiond.model import Event, EventKind, MetadataFilter, SessionSelector
 from sessiond.rules import metadata, retention
 from sessiond.storage.interface import Storage, Transaction
 
-RETENTION_BATCH = 500  # sessions the retention policy changes per transaction
+RETENTION_BATCH = 100  # sessions the retention policy changes per transaction (~50 ms of the writer each)
 Deadline = float | None
 Change = Literal["delete", "archive", "unarchive"]
 
 
 @dataclass(frozen=True)
 class BulkResult:
-    """What one bulk call did (or, dry, would do) and what the selector still matches after it."""
+    """What one bulk call did (or, dry, would do) and what the selector still matches just after it."""
 
     session_ids: tuple[str, ...]
     messages: int
@@ -66,16 +66,23 @@ class BulkSessions:
     ) -> BulkResult:
         wanted = replace(selector, metadata=_checked(selector))
 
-        def work(tx: Transaction) -> BulkResult:
-            now = self.clock()
+        now = self.clock()
+
+        def change_some(tx: Transaction) -> tuple[tuple[str, ...], int, tuple[str, ...]]:
             chosen = tx.select_sessions(wanted, now, limit)
             ids = tuple(c.session_id for c in chosen)
             dropped = [] if dry_run or not ids else self._apply(tx, change, ids, now, reason)
-            remaining, remaining_messages = tx.count_selected(wanted, now)
-            keys = tuple(key for key, _, _ in dropped)
-            return BulkResult(ids, sum(c.messages for c in chosen), remaining, remaining_messages, keys)
+            return ids, sum(c.messages for c in chosen), tuple(key for key, _, _ in dropped)
 
-        return self.storage.read(work, deadline) if dry_run else self.storage.write(work, deadline)
+        def count(tx: Transaction) -> tuple[int, int]:
+            return tx.count_selected(wanted, now)
+
+        if dry_run:
+            (ids, messages, keys), left = self.storage.read(lambda tx: (change_some(tx), count(tx)), deadline)
+        else:  # counted after the commit, by a reader: the writer is held for the change alone
+            ids, messages, keys = self.storage.write(change_some, deadline)
+            left = self.storage.read(count, deadline)
+        return BulkResult(ids, messages, *left, session_keys=keys)
 
     @staticmethod
     def _apply(

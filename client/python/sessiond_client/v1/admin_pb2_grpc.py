@@ -128,7 +128,7 @@ class AdminServicer:
     def ApplyRetention(self, request, context):
         """Applies the configured retention policy now, as maintenance does every
         maintenance.retention_seconds: archives, then deletes, in transactions of
-        at most 500 sessions. Streams progress; the last response has done set.
+        at most 100 sessions. Streams progress; the last response has done set.
         With dry_run nothing is written and the one response counts what would
         change.
         """
@@ -137,8 +137,9 @@ class AdminServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Vacuum(self, request, context):
-        """Gives the SQLite file's free pages back to the file system (after
-        deletions) in short steps. A database created before sessiond turned on
+        """Merges the full-text index's segments (what deleted messages left in it
+        goes) and gives the SQLite file's free pages back to the file system
+        (after deletions), in short steps. A database created before sessiond turned on
         incremental auto-vacuum is converted first by one full VACUUM, which holds
         writes while it runs. Streams progress; the last response has done set.
         FAILED_PRECONDITION on the postgres backend (its autovacuum does this).

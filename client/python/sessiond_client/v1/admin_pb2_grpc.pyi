@@ -63,13 +63,14 @@ class AdminStub:
     ApplyRetention: _grpc.UnaryStreamMultiCallable[_admin_pb2.ApplyRetentionRequest, _admin_pb2.ApplyRetentionResponse]
     """Applies the configured retention policy now, as maintenance does every
     maintenance.retention_seconds: archives, then deletes, in transactions of
-    at most 500 sessions. Streams progress; the last response has done set.
+    at most 100 sessions. Streams progress; the last response has done set.
     With dry_run nothing is written and the one response counts what would
     change.
     """
     Vacuum: _grpc.UnaryStreamMultiCallable[_admin_pb2.VacuumRequest, _admin_pb2.VacuumResponse]
-    """Gives the SQLite file's free pages back to the file system (after
-    deletions) in short steps. A database created before sessiond turned on
+    """Merges the full-text index's segments (what deleted messages left in it
+    goes) and gives the SQLite file's free pages back to the file system
+    (after deletions), in short steps. A database created before sessiond turned on
     incremental auto-vacuum is converted first by one full VACUUM, which holds
     writes while it runs. Streams progress; the last response has done set.
     FAILED_PRECONDITION on the postgres backend (its autovacuum does this).
@@ -110,13 +111,14 @@ class AdminAsyncStub(AdminStub):
     ApplyRetention: _aio.UnaryStreamMultiCallable[_admin_pb2.ApplyRetentionRequest, _admin_pb2.ApplyRetentionResponse]  # type: ignore[assignment]
     """Applies the configured retention policy now, as maintenance does every
     maintenance.retention_seconds: archives, then deletes, in transactions of
-    at most 500 sessions. Streams progress; the last response has done set.
+    at most 100 sessions. Streams progress; the last response has done set.
     With dry_run nothing is written and the one response counts what would
     change.
     """
     Vacuum: _aio.UnaryStreamMultiCallable[_admin_pb2.VacuumRequest, _admin_pb2.VacuumResponse]  # type: ignore[assignment]
-    """Gives the SQLite file's free pages back to the file system (after
-    deletions) in short steps. A database created before sessiond turned on
+    """Merges the full-text index's segments (what deleted messages left in it
+    goes) and gives the SQLite file's free pages back to the file system
+    (after deletions), in short steps. A database created before sessiond turned on
     incremental auto-vacuum is converted first by one full VACUUM, which holds
     writes while it runs. Streams progress; the last response has done set.
     FAILED_PRECONDITION on the postgres backend (its autovacuum does this).
@@ -190,7 +192,7 @@ class AdminServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_admin_pb2.ApplyRetentionResponse], _abc.AsyncIterator[_admin_pb2.ApplyRetentionResponse]]:
         """Applies the configured retention policy now, as maintenance does every
         maintenance.retention_seconds: archives, then deletes, in transactions of
-        at most 500 sessions. Streams progress; the last response has done set.
+        at most 100 sessions. Streams progress; the last response has done set.
         With dry_run nothing is written and the one response counts what would
         change.
         """
@@ -201,8 +203,9 @@ class AdminServicer(metaclass=_abc_1.ABCMeta):
         request: _admin_pb2.VacuumRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_admin_pb2.VacuumResponse], _abc.AsyncIterator[_admin_pb2.VacuumResponse]]:
-        """Gives the SQLite file's free pages back to the file system (after
-        deletions) in short steps. A database created before sessiond turned on
+        """Merges the full-text index's segments (what deleted messages left in it
+        goes) and gives the SQLite file's free pages back to the file system
+        (after deletions), in short steps. A database created before sessiond turned on
         incremental auto-vacuum is converted first by one full VACUUM, which holds
         writes while it runs. Streams progress; the last response has done set.
         FAILED_PRECONDITION on the postgres backend (its autovacuum does this).
