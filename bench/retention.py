@@ -72,11 +72,9 @@ import grpc
 from bench import load, populate, report, search, servers
 from bench.profiles import DEFAULT, FULL, QUICK, Profile
 from bench.servers import Server
-from sessiond.model import Entry, KeyOptions, Message, Source
+from sessiond.model import KeyOptions, Source
 from sessiond.rules import keys
 from sessiond.rules.whatsapp import no_mapping
-from sessiond.storage.interface import Transaction
-from sessiond.storage.sqlite import SqliteStorage
 from sessiond_client.v1 import admin_pb2, admin_pb2_grpc, session_store_pb2_grpc, transcript_pb2
 from sessiond_client.v1 import session_store_pb2 as pb
 
@@ -98,39 +96,10 @@ INDEX_ROW = "message_index (FTS5, all its tables)"
 
 
 def fill(db: Path, corpus: Sequence[str], now: datetime) -> float:
-    """Store ``corpus`` as ``len(corpus) // MESSAGES_PER_SESSION`` sessions, the first half
-    ``OLD_DAYS`` old, the second ``RECENT_DAYS``; the seconds it took, commit included."""
+    """Store ``corpus`` as ``len(corpus) // MESSAGES_PER_SESSION`` sessions (``search.fill``), the
+    first half ``OLD_DAYS`` old, the second ``RECENT_DAYS``; the seconds it took, commit included."""
     sessions = len(corpus) // MESSAGES_PER_SESSION
-
-    def work(tx: Transaction) -> None:
-        for index in range(sessions):
-            origin = Source(**populate.source(index))
-            started = _started(index, sessions, now)
-            key = keys.build_session_key(origin, KeyOptions(), no_mapping)
-            session_id = populate.session_id(index)
-            tx.create_session(session_id, origin.platform, origin.user_id, started, key, origin.chat_type)
-            tx.put_entry(Entry.started(key, session_id, origin, started))
-            if (named := search.title(index)) is not None:
-                tx.set_title(session_id, named)
-            first = index * MESSAGES_PER_SESSION
-            batch = [
-                Message(
-                    role=("user", "assistant")[n % 2],
-                    content=corpus[first + n],
-                    message_id=f"m{n}",
-                    timestamp=started + timedelta(seconds=20 * n),
-                )
-                for n in range(MESSAGES_PER_SESSION)
-            ]
-            tx.append_messages(session_id, batch, started)
-
-    started = time.perf_counter()
-    storage = SqliteStorage(db, durable=False, full_text_search=True)
-    try:
-        storage.write(work)
-    finally:
-        storage.close()
-    return time.perf_counter() - started
+    return search.fill(db, corpus, True, started_at=lambda index: _started(index, sessions, now))
 
 
 def _started(index: int, sessions: int, now: datetime) -> datetime:

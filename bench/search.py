@@ -34,7 +34,7 @@ import random
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -146,18 +146,21 @@ def title(index: int) -> str | None:
     return f"{TITLE_TOPICS[index // TITLED_EVERY % len(TITLE_TOPICS)]} {index}"
 
 
-def fill(db: Path, corpus: Sequence[str], full_text_search: bool) -> float:
+def fill(
+    db: Path, corpus: Sequence[str], full_text_search: bool, started_at: Callable[[int], datetime] | None = None
+) -> float:
     """Store ``corpus`` as transcripts of ``MESSAGES_PER_SESSION`` messages (sessions and entries of
-    ``populate.source``, started a minute apart, some titled); the seconds it took, commit included."""
+    ``populate.source``, started a minute apart unless ``started_at`` says when each did, some
+    titled); the seconds it took, commit included."""
     sessions = len(corpus) // MESSAGES_PER_SESSION
 
     def work(tx: Transaction) -> None:
         for index in range(sessions):
             origin = Source(**populate.source(index))
-            started = T0 + timedelta(minutes=index)
+            started = started_at(index) if started_at else T0 + timedelta(minutes=index)
             key = keys.build_session_key(origin, KeyOptions(), no_mapping)
             session_id = populate.session_id(index)
-            tx.create_session(session_id, origin.platform, origin.user_id, started, key)
+            tx.create_session(session_id, origin.platform, origin.user_id, started, key, origin.chat_type)
             tx.put_entry(Entry.started(key, session_id, origin, started))
             if (named := title(index)) is not None:
                 tx.set_title(session_id, named)

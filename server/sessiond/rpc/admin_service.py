@@ -137,7 +137,8 @@ class AdminService(admin_pb2_grpc.AdminServicer):
     @stream
     async def Vacuum(self, request: pb.VacuumRequest, deadline: float | None) -> AsyncIterator[pb.VacuumResponse]:
         """Convert the file to incremental auto-vacuum when it is not, then merge the full-text index
-        and free pages step by step (``space.reclaim``), each step's progress streamed."""
+        and free pages step by step (``space.reclaim``), each step's progress streamed; a checkpoint
+        last, so that the database file itself has its new size (not only the log)."""
         loop, threads = asyncio.get_running_loop(), self.threads
         state = await loop.run_in_executor(threads, self.storage.vacuum_state)
         converted = not state.incremental
@@ -152,6 +153,8 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             yield pb.VacuumResponse(
                 free_pages_before=before, pages_freed=before - state.free_pages, file_bytes=state.file_bytes
             )
+        await loop.run_in_executor(threads, self.storage.checkpoint)  # the file itself shrinks now
+        state = await loop.run_in_executor(threads, self.storage.vacuum_state)
         yield pb.VacuumResponse(
             free_pages_before=before,
             pages_freed=before - state.free_pages,

@@ -417,7 +417,9 @@ class VacuumResponse(_message.Message):
     converted: _builtins.bool
     """True once a full VACUUM converted the database to incremental auto-vacuum."""
     file_bytes: _builtins.int
-    """The database file's size in bytes, as of this response."""
+    """The database file's size in bytes, as of this response (the last one's
+    after a checkpoint folded the write-ahead log into it).
+    """
     done: _builtins.bool
     """True on the last response."""
     def __init__(
