@@ -402,6 +402,35 @@ class Requests:
                 dry,
             )
             return weighted((1, request), (2, generic))
+        if name == "CompactTranscript":  # a known session, a short range, a new summary: the compaction runs
+            ids = self.pools.pick(self.pools.ids)
+            request = st.builds(
+                lambda sid, last, n: pb.CompactTranscriptRequest(
+                    session_id=sid,
+                    first_position=0,
+                    last_position=last,
+                    summary=transcript_pb2.Message(role="user", text="summary", message_id=f"fuzz-summary-{n}"),
+                ),
+                ids,
+                st.integers(0, 3),
+                st.integers(0, 2**32),
+            )
+            return weighted((1, request), (2, generic))
+        if name == "CheckReset":  # a plausible time and platform: the rule itself runs
+            stamp = Timestamp()
+            stamp.FromDatetime(NOW)
+            request = st.builds(
+                lambda platform: pb.CheckResetRequest(updated_at=stamp, platform=platform), st.sampled_from(PLATFORMS)
+            )
+            return weighted((1, request), (2, generic))
+        if name in ("SearchSessions", "ListSessions"):  # a plain query or listing: the read itself runs
+            request_class = getattr(pb, f"{name}Request")
+            queries = st.sampled_from(("2", "c1", "title")) if name == "SearchSessions" else st.just(None)
+            namespaces = st.sampled_from((None, "main", "research"))
+            request = st.builds(
+                lambda q, ns: request_class(**({"query": q} if q else {}), namespace=ns), queries, namespaces
+            )
+            return weighted((1, request), (2, generic))
         if name == "SearchMessages":  # words (the generic strings are mostly punctuation): the search runs
             words = st.lists(st.sampled_from(("message", "client", "hello", "u1", "summary*", '"a b"')), min_size=1)
             request = words.map(lambda w: pb.SearchMessagesRequest(query=" ".join(w)))
@@ -497,6 +526,7 @@ class Requests:
             )
         hints = {"platform": PLATFORMS, "role": ROLES, "owner": ("gateway-1", "gateway-2")}
         hints |= {"key": ("model", "tags", "owner", "n"), "remove": ("model", "tags")}  # metadata keys
+        hints |= {"namespace": ("main", "research")}
         hints |= {"message_id": ("", "m1", "m2", "m3"), "chat_id": ("1001", "42"), "user_id": ("u1", "u2")}
         if name in hints:
             return weighted((3, st.sampled_from(hints[name])), (2, FUZZ_STRINGS))

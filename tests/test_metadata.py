@@ -101,6 +101,7 @@ def test_bad_metadata_names_the_field_and_writes_nothing(stub: Any) -> None:
         "set['empty']": {"set": {"empty": M()}},
         "set['long']": {"set": {"long": M(text="x" * 1025)}},
         "set['nan']": {"set": {"nan": M(number=float("nan"))}},
+        "set['nul']": {"set": {"nul": M(text="a\x00b")}},
         "set['tags'][1]": {"set": {"tags": M(texts=session_pb2.TextList(values=["ok", ""]))}},
         "set": {"set": too_many},
         "remove[0]": {"remove": ["a"], "set": {"a": M(text="x")}},

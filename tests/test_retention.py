@@ -201,6 +201,8 @@ def test_bad_selectors_name_the_field_and_write_nothing(stub: Any) -> None:
     for field, selector in cases.items():
         assert invalid_field(lambda: delete(stub, **selector)) == field  # noqa: B023 - called at once
         assert invalid_field(lambda: archive(stub, **selector)) == field  # noqa: B023
+    odd = delete(stub, session_ids=["a\x00b", "\ue000"], end_reasons=["\x00"])  # stored text's escapes: no match
+    assert list(odd.session_ids) == [] and odd.remaining == 0
     too_many = pb.DeleteSessionsRequest(selector=Selector(platform="telegram"), limit=-1)
     assert invalid_field(lambda: stub.DeleteSessions(too_many, timeout=10)) == "limit"
     assert exists(stub, entry.session_id)

@@ -306,6 +306,7 @@ class SessionSelector:
     max_messages: int | None = None
     metadata: tuple[MetadataFilter, ...] = ()
     archived: bool | None = None
+    namespace: str | None = None  # key prefix (``keys.namespace_prefix``) of the key it was started for
     keep_titled: bool = False  # retention's: titled sessions are never selected
 
 
@@ -329,6 +330,7 @@ class MessageFilter:
     until: datetime | None = None
     metadata: tuple[MetadataFilter, ...] = ()  # of the messages' sessions
     include_archived: bool = False  # messages of archived sessions too
+    namespace: str | None = None  # key prefix (``keys.namespace_prefix``) of the sessions' keys; None: any
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import {
   SessiondError,
   Status,
   fromServiceError,
+  invalidArgument,
 } from './errors.js';
 import { SERVICE, loadContract } from './proto.js';
 
@@ -161,6 +162,24 @@ const PAGE_SIZE = 10_000;
 // grpc gives up retrying a call whose request outgrew this buffer (default 256 KiB).
 const RETRY_BUFFER_BYTES = 16 * 1024 * 1024;
 const HEALTH_STATUSES = ['UNKNOWN', 'SERVING', 'NOT_SERVING', 'SERVICE_UNKNOWN'];
+// The daemon's rule for an agent namespace (GatewayConfig.namespace): checked at construction, so
+// that a client set up with a bad one fails at once, not at its first call.
+const NAMESPACE = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+
+/**
+ * The `namespace` option, checked: null when none is given; a TypeError for a value that is no
+ * string, an `InvalidArgumentError` for `namespace` (as the daemon words it) for a string it refuses.
+ * @param {unknown} namespace
+ * @returns {string | null}
+ */
+function checkedNamespace(namespace) {
+  if (namespace === null || namespace === undefined) return null;
+  if (typeof namespace !== 'string') throw new TypeError(`namespace must be a string, got ${typeof namespace}`);
+  if (!NAMESPACE.test(namespace)) {
+    throw invalidArgument('namespace', `a namespace is 1-64 lower-case letters, digits, '_' and '-', not ${JSON.stringify(namespace)}`);
+  }
+  return namespace;
+}
 
 /**
  * Where a default daemon listens: `$SESSIOND_TARGET`, else its default Unix socket
@@ -211,13 +230,21 @@ export class SessionStoreClient {
    * @param {string} [options.token]  bearer token, sent with every call (a daemon's TCP port may require it)
    * @param {{rootCerts?: Buffer, privateKey?: Buffer, certChain?: Buffer}} [options.tls]  TLS to a TCP port:
    *   the CA to trust (default: the system's), and this client's key and certificate for mutual TLS
+   * @param {string | null} [options.namespace]  the agent namespace (profile) this client's gateway works
+   *   in: the keys it builds are "agent:<namespace>:..." and its listings, searches, prunes, bulk calls
+   *   and event watches see that namespace's keys only (null/omitted: the daemon's namespace for keys,
+   *   every key otherwise, and requests exactly as without the option). 1-64 lower-case letters,
+   *   digits, "_" and "-", starting with a letter or digit: an `InvalidArgumentError` for `namespace`
+   *   otherwise, thrown here
    */
-  constructor(address, { timeoutMs = 5000, protosDir, channelOptions: extra = {}, token, tls } = {}) {
+  constructor(address, { timeoutMs = 5000, protosDir, channelOptions: extra = {}, token, tls, namespace = null } = {}) {
     if (!(Number.isFinite(timeoutMs) && timeoutMs > 0)) {
       throw new TypeError(`timeoutMs must be a positive number of milliseconds, got ${timeoutMs}`);
     }
     this.address = address || defaultTarget();
     this.timeoutMs = timeoutMs;
+    /** @type {string | null} */
+    this.namespace = checkedNamespace(namespace);
     const contract = loadContract(protosDir);
     this.#codec = createCodec(contract.definition);
     const credentials = tls
@@ -297,6 +324,37 @@ export class SessionStoreClient {
   }
 
   /**
+   * The `config` (GatewayConfig) of the calls that build keys: the client's namespace. No field at
+   * all without one, so that such a client's requests stay what they were.
+   * @returns {{config?: {namespace: string}}}
+   */
+  #config() {
+    return this.namespace === null ? {} : { config: { namespace: this.namespace } };
+  }
+
+  /**
+   * The `namespace` field of the calls scoped to one namespace: the client's; none without one.
+   * @returns {{namespace?: string}}
+   */
+  #scope() {
+    return this.namespace === null ? {} : { namespace: this.namespace };
+  }
+
+  /**
+   * A SessionSelector message: the selector's conditions, and the client's namespace unless the
+   * selector names one itself (`namespace: null` is no condition, so the client's applies). A
+   * selector without any condition is sent as it is, for the daemon's `InvalidArgumentError` for
+   * `selector`: the client's namespace is no condition of the caller's, and `{}` must not become
+   * "every session of the namespace".
+   * @param {SessionSelector} selector
+   */
+  #selector(selector) {
+    const message = this.#codec.selectorToProto(selector);
+    const conditions = Object.values(message).some((value) => !(Array.isArray(value) && value.length === 0));
+    return conditions && message.namespace === undefined ? { ...message, ...this.#scope() } : message;
+  }
+
+  /**
    * @param {SessionSourceInput | Record<string, unknown>} source
    * @param {{entry?: EntryRef | null, redactPii?: boolean, platforms?: RuntimePlatforms | null}} options
    */
@@ -312,7 +370,8 @@ export class SessionStoreClient {
   // -- pure rules
 
   /**
-   * The session key the daemon files the source under (its configured isolation rules).
+   * The session key the daemon files the source under (its configured isolation rules; the
+   * client's namespace, when it has one, as the key's second part).
    * @param {SessionSourceInput | Record<string, unknown>} source
    * @returns {Promise<string>}
    */
@@ -326,7 +385,7 @@ export class SessionStoreClient {
    * @returns {Promise<{sessionKey: string, sharedMultiUserSession: boolean, description: string}>}
    */
   async buildSessionKeyDetails(source) {
-    const request = { source: this.#codec.sourceToProto(source) };
+    const request = { source: this.#codec.sourceToProto(source), ...this.#config() };
     const { sessionKey, sharedMultiUserSession, description } = await this.#call(this.#stub, 'BuildSessionKey', request);
     return { sessionKey, sharedMultiUserSession, description };
   }
@@ -360,15 +419,16 @@ export class SessionStoreClient {
   // -- entries
 
   /**
-   * The current session of the source's key; a new one when missing, stale, suspended or forced.
-   * `title`: the title a session this call starts gets (/new <name>; a kept session's title is
-   * not changed); `AlreadyExistsError`, and nothing written, when another session has it.
+   * The current session of the source's key (in the client's namespace, when it has one); a new
+   * one when missing, stale, suspended or forced. `title`: the title a session this call starts
+   * gets (/new <name>; a kept session's title is not changed); `AlreadyExistsError`, and nothing
+   * written, when another session has it.
    * @param {SessionSourceInput | Record<string, unknown>} source
    * @param {{forceNew?: boolean, title?: string | null}} [options]
    * @returns {Promise<SessionEntry>}
    */
   async getOrCreateSession(source, { forceNew = false, title = null } = {}) {
-    const request = { source: this.#codec.sourceToProto(source), forceNew: Boolean(forceNew), title };
+    const request = { source: this.#codec.sourceToProto(source), forceNew: Boolean(forceNew), title, ...this.#config() };
     return this.#codec.entryFromProto((await this.#call(this.#stub, 'GetOrCreateSession', request)).entry);
   }
 
@@ -581,28 +641,35 @@ export class SessionStoreClient {
 
   /**
    * Forgets entries idle for `maxAgeDays` (<= 0: none; null/undefined: the daemon's configured
-   * age); transcripts stay. Resolves to the number removed.
+   * age); transcripts stay. Resolves to the number removed. Only the client's namespace's entries
+   * when it has one.
    * @param {number | null} [maxAgeDays]
    * @returns {Promise<number>}
    */
   async pruneOldEntries(maxAgeDays = null) {
-    return (await this.#call(this.#stub, 'PruneOldEntries', { maxAgeDays })).count;
+    return (await this.#call(this.#stub, 'PruneOldEntries', { maxAgeDays, ...this.#scope() })).count;
   }
 
   /**
    * Every entry (active within `activeMinutes` when given; whose current session's metadata
-   * matches every condition of `metadata`, see `searchSessions`), most recently active first; all pages.
+   * matches every condition of `metadata`, see `searchSessions`; of the client's namespace when it
+   * has one), most recently active first; all pages.
    * @param {{activeMinutes?: number | null, metadata?: MetadataFilterInput | null}} [options]
    * @returns {Promise<SessionEntry[]>}
    */
   async listSessions({ activeMinutes = null, metadata = null } = {}) {
-    const request = { activeMinutes, pageSize: PAGE_SIZE, metadata: this.#codec.metadataFiltersToProto(metadata) };
+    const request = {
+      activeMinutes,
+      pageSize: PAGE_SIZE,
+      metadata: this.#codec.metadataFiltersToProto(metadata),
+      ...this.#scope(),
+    };
     const entries = await this.#pages('ListSessions', request, 'entries');
     return entries.map(this.#codec.entryFromProto);
   }
 
   /**
-   * Whether more than one session was ever created (ended ones count).
+   * Whether more than one session was ever created (ended ones count), in any namespace.
    * @returns {Promise<boolean>}
    */
   async hasAnySessions() {
@@ -610,11 +677,12 @@ export class SessionStoreClient {
   }
 
   /**
-   * Entries the policy says expired, not yet finalised nor leased (for the expiry watcher); all pages.
+   * Entries the policy says expired, not yet finalised nor leased (for the expiry watcher; of the
+   * client's namespace when it has one); all pages.
    * @returns {Promise<SessionEntry[]>}
    */
   async listExpiredSessions() {
-    const entries = await this.#pages('ListExpiredSessions', { pageSize: PAGE_SIZE }, 'entries');
+    const entries = await this.#pages('ListExpiredSessions', { pageSize: PAGE_SIZE, ...this.#scope() }, 'entries');
     return entries.map(this.#codec.entryFromProto);
   }
 
@@ -859,7 +927,8 @@ export class SessionStoreClient {
 
   /**
    * One page of the sessions whose id starts with `query`, or whose title starts with it
-   * ignoring case and punctuation ("my-proj" finds "My Project #2"), newest first.
+   * ignoring case and punctuation ("my-proj" finds "My Project #2"), newest first; only sessions
+   * started for a key of the client's namespace when it has one.
    * @param {string} query
    * @param {object} [options]
    * @param {string | null} [options.platform]  only sessions of this platform
@@ -879,6 +948,7 @@ export class SessionStoreClient {
       pageToken,
       metadata: this.#codec.metadataFiltersToProto(metadata),
       includeArchived: Boolean(includeArchived),
+      ...this.#scope(),
     };
     const response = await this.#call(this.#stub, 'SearchSessions', request);
     return { sessions: response.sessions.map(this.#codec.summaryFromProto), nextPageToken: response.nextPageToken };
@@ -889,7 +959,8 @@ export class SessionStoreClient {
    * all occur, "quoted phrases", `word*` for words starting so (an `InvalidArgumentError` when it
    * has no letter or digit). Each hit has its session, a snippet with the matched words between
    * ">>>" and "<<<", and `window` messages on each side of it (in the replay shape of
-   * `loadTranscript`). `FailedPreconditionError` when the daemon has no full-text index.
+   * `loadTranscript`). `FailedPreconditionError` when the daemon has no full-text index. Only
+   * messages of sessions started for a key of the client's namespace when it has one.
    * @param {string} query
    * @param {object} [options]
    * @param {string | null} [options.platform]  only messages of sessions on this platform
@@ -933,6 +1004,7 @@ export class SessionStoreClient {
       pageToken,
       metadata: this.#codec.metadataFiltersToProto(metadata),
       includeArchived: Boolean(includeArchived),
+      ...this.#scope(),
     };
     const response = await this.#call(this.#stub, 'SearchMessages', request);
     return {
@@ -988,13 +1060,15 @@ export class SessionStoreClient {
    * conditions must all hold, and one at least must be given (`InvalidArgumentError` for
    * `selector` otherwise); a key or value the selector cannot have is a TypeError before anything
    * is sent. A session that is a leased key's current one is never selected. Each deleted session
-   * is a `session_deleted` event.
+   * is a `session_deleted` event. A client with a namespace selects only sessions started for a
+   * key of it (`selector.namespace`), unless the selector names a namespace itself; its namespace
+   * does not count as a condition (`{}` is still refused).
    * @param {SessionSelector} selector
    * @param {{dryRun?: boolean, limit?: number}} [options]  `limit`: sessions per call (0: the daemon's 100; at most 1000)
    * @returns {Promise<BulkResult>}
    */
   async deleteSessions(selector, { dryRun = false, limit = 0 } = {}) {
-    const request = { selector: this.#codec.selectorToProto(selector), dryRun: Boolean(dryRun), limit };
+    const request = { selector: this.#selector(selector), dryRun: Boolean(dryRun), limit };
     return this.#bulk('DeleteSessions', request);
   }
 
@@ -1004,14 +1078,15 @@ export class SessionStoreClient {
    * `searchSessions` and `searchMessages` unless `includeArchived`; a key whose current session is
    * archived starts a new session at its next message (`switchSession` back unarchives it).
    * Archived sessions are never selected to archive, nor others to unarchive. Each one changed is a
-   * `session_archived` event (reason "archive" or "unarchive").
+   * `session_archived` event (reason "archive" or "unarchive"). The client's namespace applies as
+   * in `deleteSessions`.
    * @param {SessionSelector} selector
    * @param {{dryRun?: boolean, limit?: number, unarchive?: boolean}} [options]
    * @returns {Promise<BulkResult>}
    */
   async archiveSessions(selector, { dryRun = false, limit = 0, unarchive = false } = {}) {
     const request = {
-      selector: this.#codec.selectorToProto(selector),
+      selector: this.#selector(selector),
       dryRun: Boolean(dryRun),
       limit,
       unarchive: Boolean(unarchive),
@@ -1028,7 +1103,7 @@ export class SessionStoreClient {
    * @returns {Promise<BulkResult>}
    */
   async deleteAllSessions(selector, { limit = 0, onProgress = null } = {}) {
-    const request = { selector: this.#codec.selectorToProto(selector), dryRun: false, limit };
+    const request = { selector: this.#selector(selector), dryRun: false, limit };
     return this.#bulkUntilDone('DeleteSessions', request, onProgress);
   }
 
@@ -1039,7 +1114,7 @@ export class SessionStoreClient {
    * @returns {Promise<BulkResult>}
    */
   async archiveAllSessions(selector, { limit = 0, unarchive = false, onProgress = null } = {}) {
-    const request = { selector: this.#codec.selectorToProto(selector), dryRun: false, limit, unarchive: Boolean(unarchive) };
+    const request = { selector: this.#selector(selector), dryRun: false, limit, unarchive: Boolean(unarchive) };
     return this.#bulkUntilDone('ArchiveSessions', request, onProgress);
   }
 
@@ -1053,12 +1128,19 @@ export class SessionStoreClient {
    * until it fails: `UnavailableError` when the daemon stops or cannot be reached (watch again
    * from `watch.cursor`), `OutOfRangeError` when the events after the cursor are no longer
    * retained (resync with `listSessions`). No reconnection is attempted. An unknown kind is an
-   * `InvalidArgumentError` for `kinds`, thrown at once.
+   * `InvalidArgumentError` for `kinds`, thrown at once. A client with a namespace watches only the
+   * events of its namespace's keys (an event without a key, as the deletion of a session no key
+   * pointed at, is not delivered to it).
    * @param {{afterSequence?: number, kinds?: Iterable<EventKind> | EventKind | null, fromNow?: boolean}} [options]
    * @returns {EventWatch}
    */
   watchEvents({ afterSequence = 0, kinds = null, fromNow = false } = {}) {
-    const request = { afterSequence, fromNow: Boolean(fromNow), kinds: this.#codec.eventKindsToProto(kinds) };
+    const request = {
+      afterSequence,
+      fromNow: Boolean(fromNow),
+      kinds: this.#codec.eventKindsToProto(kinds),
+      ...this.#scope(),
+    };
     let call;
     try {
       call = this.#stub.WatchSessionEvents(request, this.#metadata.clone(), {});

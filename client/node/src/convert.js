@@ -209,6 +209,8 @@ export const MESSAGE_PLAIN_FIELDS = Object.freeze([
  * @property {number | bigint | null} [maxMessages]  only sessions with at most this many stored messages
  * @property {MetadataFilterInput | null} [metadata]  only sessions whose metadata matches every condition (as `listSessions`')
  * @property {boolean | null} [archived]  only archived (true) or only not archived (false) sessions
+ * @property {string | null} [namespace]  only sessions started for a key of this agent namespace
+ *   ("agent:<namespace>:..."; a client's own `namespace` when omitted)
  */
 
 /**

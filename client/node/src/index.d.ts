@@ -375,6 +375,12 @@ export interface SessionSelector {
   metadata?: MetadataFilterInput | null;
   /** Only archived (true) or only not archived (false) sessions. */
   archived?: boolean | null;
+  /**
+   * Only sessions started for a key of this agent namespace ("agent:<namespace>:..."). Omitted or
+   * null: the client's own `namespace`, if it has one (added to a selector that has another
+   * condition: the client's namespace alone is none, so `{}` is still refused).
+   */
+  namespace?: string | null;
 }
 
 /**
@@ -547,6 +553,16 @@ export interface SessionStoreClientOptions {
   token?: string;
   /** TLS to a TCP port: the CA to trust (default: the system's), this client's key and certificate for mutual TLS (PEM). */
   tls?: { rootCerts?: Buffer | null; privateKey?: Buffer | null; certChain?: Buffer | null };
+  /**
+   * The agent namespace (profile) this client's gateway works in: `getOrCreateSession` and
+   * `buildSessionKey` build "agent:<namespace>:..." keys, and `listSessions`, `listExpiredSessions`,
+   * `searchSessions`, `searchMessages`, `pruneOldEntries`, the bulk calls and `watchEvents` see that
+   * namespace's keys only. Null or omitted: the daemon's namespace ("main" by default) for keys,
+   * every key otherwise, and the requests exactly as without the option. 1-64 lower-case letters,
+   * digits, "_" and "-", starting with a letter or digit: an `InvalidArgumentError` for `namespace`
+   * (a `TypeError` for a value that is no string), thrown by the constructor.
+   */
+  namespace?: string | null;
 }
 
 export interface ContextOptions {
@@ -742,6 +758,8 @@ export class SessionStoreClient {
   constructor(address?: string, options?: SessionStoreClientOptions);
   readonly address: string;
   readonly timeoutMs: number;
+  /** The `namespace` option; null without one. */
+  readonly namespace: string | null;
 
   buildSessionKey(source: SourceArgument): Promise<string>;
   buildSessionKeyDetails(source: SourceArgument): Promise<SessionKeyDetails>;
@@ -857,7 +875,8 @@ export class SessionStoreClient {
 
   /**
    * The changes of session keys after `afterSequence` (or, `fromNow`, from now on), then as they
-   * commit; no deadline, no reconnection (see `EventWatch`).
+   * commit; no deadline, no reconnection (see `EventWatch`). With the client's `namespace`, only
+   * the events of that namespace's keys (none of an event without a key).
    */
   watchEvents(options?: WatchEventsOptions): EventWatch;
 

@@ -476,10 +476,15 @@ class SessionStoreClient:
         aware_times: bool = False,
         token: str | None = None,
         tls: TLS | None = None,
+        namespace: str | None = None,
     ) -> None:
+        """``namespace``: the agent namespace (profile) this client's gateway works in: the keys it
+        builds are ``agent:<namespace>:...`` and its listings, searches, prunes, bulk calls and event
+        watches see that namespace only (None: the daemon's default for keys, every key otherwise)."""
         target = address or default_target()
         self.timeout = timeout
         self.aware_times = aware_times
+        self.namespace = namespace
         self._channel = open_channel(target, channel_options(IDEMPOTENT_METHODS), token=token, tls=tls)
         # Appends with a message lacking an id would be stored twice by a retry: one attempt only.
         self._single_attempt_channel = open_channel(target, channel_options(()), token=token, tls=tls)
@@ -502,6 +507,16 @@ class SessionStoreClient:
     def _entry(self, message: session_pb2.SessionEntry) -> types.SessionEntry:
         return entry_from_proto(message, self.aware_times)
 
+    def _config(self) -> pb.GatewayConfig | None:
+        """The gateway config this client sends: its namespace, if it has one."""
+        return None if self.namespace is None else pb.GatewayConfig(namespace=self.namespace)
+
+    def _selector(self, selector: Mapping[str, Any]) -> pb.SessionSelector:
+        """The selector in this client's namespace; an empty one stays empty (the daemon refuses it:
+        it would select every session of the namespace)."""
+        scoped = self.namespace is not None and selector and "namespace" not in selector
+        return selector_to_proto({**selector, "namespace": self.namespace} if scoped else selector)
+
     # -- the reference's methods
 
     def get_or_create_session(
@@ -509,7 +524,9 @@ class SessionStoreClient:
     ) -> types.SessionEntry:
         """The current session of the source's key; a new one when missing, stale, suspended or forced.
         ``title``: the title a new session gets (/new <name>); AlreadyExistsError when it is taken."""
-        request = pb.GetOrCreateSessionRequest(source=source_to_proto(source), force_new=force_new, title=title)
+        request = pb.GetOrCreateSessionRequest(
+            source=source_to_proto(source), force_new=force_new, title=title, config=self._config()
+        )
         return self._entry(self._call(self._stub.GetOrCreateSession, request).entry)
 
     def update_session(
@@ -666,6 +683,7 @@ class SessionStoreClient:
         """Up to ``limit`` sessions whose id starts with ``query`` or whose title starts with it (case
         and punctuation ignored), newest first; ``metadata``: only those matching (see list_sessions)."""
         request = pb.SearchSessionsRequest(
+            namespace=self.namespace,
             query=query,
             platform=platform,
             page_size=min(limit, SEARCH_PAGE_MAX),
@@ -702,6 +720,7 @@ class SessionStoreClient:
         FailedPreconditionError when the daemon has no index.
         """
         request = pb.SearchMessagesRequest(
+            namespace=self.namespace,
             query=query,
             platform=platform,
             session_key=session_key,
@@ -804,7 +823,7 @@ class SessionStoreClient:
         ``remaining``. ``selector``: SessionSelector's fields (``session_ids``, ``inactive_days``,
         ``platform``, ``chat_type``, ``titled``, ``title_prefix``, ``end_reasons``, ``ended``,
         ``min_messages``, ``max_messages``, ``archived``), ``metadata`` as in list_sessions."""
-        request = pb.DeleteSessionsRequest(selector=selector_to_proto(selector), dry_run=dry_run, limit=limit)
+        request = pb.DeleteSessionsRequest(selector=self._selector(selector), dry_run=dry_run, limit=limit)
         return bulk_from_proto(self._call(self._single_attempt_stub.DeleteSessions, request))
 
     def archive_sessions(
@@ -813,7 +832,7 @@ class SessionStoreClient:
         """Archives (or with ``unarchive`` brings back) up to ``limit`` sessions, as delete_sessions
         selects them: kept whole, out of search unless ``include_archived``."""
         request = pb.ArchiveSessionsRequest(
-            selector=selector_to_proto(selector), dry_run=dry_run, limit=limit, unarchive=unarchive
+            selector=self._selector(selector), dry_run=dry_run, limit=limit, unarchive=unarchive
         )
         return bulk_from_proto(self._call(self._single_attempt_stub.ArchiveSessions, request))
 
@@ -863,7 +882,7 @@ class SessionStoreClient:
 
     def prune_old_entries(self, max_age_days: int | None) -> int:
         """Forgets entries idle for ``max_age_days`` (<= 0: none); None means the daemon's configured age."""
-        request = pb.PruneOldEntriesRequest(max_age_days=max_age_days)
+        request = pb.PruneOldEntriesRequest(max_age_days=max_age_days, namespace=self.namespace)
         return self._call(self._stub.PruneOldEntries, request).count
 
     def list_sessions(
@@ -875,7 +894,10 @@ class SessionStoreClient:
         holding it; numbers by value), or with any value where the value is None.
         """
         request = pb.ListSessionsRequest(
-            active_minutes=active_minutes, page_size=PAGE_SIZE, metadata=metadata_filters_to_proto(metadata)
+            namespace=self.namespace,
+            active_minutes=active_minutes,
+            page_size=PAGE_SIZE,
+            metadata=metadata_filters_to_proto(metadata),
         )
         return [self._entry(e) for page in self._pages(self._stub.ListSessions, request) for e in page.entries]
 
@@ -940,7 +962,9 @@ class SessionStoreClient:
 
     def list_expired_sessions(self) -> list[types.SessionEntry]:
         """Entries the policy says expired, not yet finalised nor leased (for the expiry watcher)."""
-        pages = self._pages(self._stub.ListExpiredSessions, pb.ListExpiredSessionsRequest(page_size=PAGE_SIZE))
+        pages = self._pages(
+            self._stub.ListExpiredSessions, pb.ListExpiredSessionsRequest(page_size=PAGE_SIZE, namespace=self.namespace)
+        )
         return [self._entry(e) for page in pages for e in page.entries]
 
     def mark_expiry_finalized(self, session_key: str, session_id: str) -> types.SessionEntry:
@@ -971,13 +995,16 @@ class SessionStoreClient:
         mark_expiry_finalized(event.session_key, event.session_id)``.
         """
         request = pb.WatchSessionEventsRequest(
-            after_sequence=after_sequence, from_now=from_now, kinds=[event_kind_to_proto(kind) for kind in kinds]
+            namespace=self.namespace,
+            after_sequence=after_sequence,
+            from_now=from_now,
+            kinds=[event_kind_to_proto(kind) for kind in kinds],
         )
         return EventWatch(self._stub.WatchSessionEvents(request), after_sequence, self.aware_times)
 
     def build_session_key(self, source: object) -> str:
         """The session key the daemon files the source under (its configured isolation rules)."""
-        request = pb.BuildSessionKeyRequest(source=source_to_proto(source))
+        request = pb.BuildSessionKeyRequest(source=source_to_proto(source), config=self._config())
         return self._call(self._stub.BuildSessionKey, request).session_key
 
     def build_session_context_prompt(

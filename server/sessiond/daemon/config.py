@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sessiond.errors import ConfigError, InvalidArgument
 from sessiond.model import HomeChannel, KeyOptions, Limits, ResetPolicies, ResetPolicy
 from sessiond.rpc.auth import Security
+from sessiond.rules import keys
 from sessiond.rules.platforms import BUILTIN, Platforms
 from sessiond.rules.prompt import PromptOptions
 from sessiond.rules.retention import RetentionDays, RetentionPolicy
@@ -108,6 +109,7 @@ class Config:
     log_level: str = "info"
     key_options: KeyOptions = field(default_factory=KeyOptions)
     max_age_days: int = 90
+    namespace: str = "main"  # the agent namespace of keys when a gateway names none
     policies: ResetPolicies = field(default_factory=ResetPolicies)
     zones: Mapping[str, tzinfo] = field(default_factory=lambda: {"": host_zone()})
     platforms: Platforms = field(default_factory=Platforms)
@@ -134,6 +136,7 @@ class Config:
             prompt=self.prompt,
             policies=self.policies,
             host_zone=self.zones[""],
+            namespace=self.namespace,
         )
 
     def retention(self) -> Retention:
@@ -319,6 +322,13 @@ def _maintenance(table: _Table) -> Maintenance:
     )
 
 
+def _namespace(sessions: _Table) -> str:
+    try:
+        return keys.checked_namespace(sessions.get("namespace", str, keys.DEFAULT_NAMESPACE), sessions.key("namespace"))
+    except InvalidArgument as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def _retention_days(table: _Table, inherited: RetentionDays) -> RetentionDays:
     """A policy's days; a key it leaves out is the default policy's."""
     days = {}
@@ -428,6 +438,7 @@ def parse(data: dict[str, Any], environ: Mapping[str, str] = os.environ) -> Conf
             thread_sessions_per_user=sessions.get("thread_sessions_per_user", bool, False),
         ),
         max_age_days=sessions.get("max_age_days", int, 90),
+        namespace=_namespace(sessions),
         policies=policies,
         zones=zones,
         platforms=platforms,

@@ -44,6 +44,7 @@ from sessiond.model import (
     fold,
     to_us,
 )
+from sessiond.rules import keys
 from sessiond.rules.platforms import BUILTIN, Platforms
 from sessiond.rules.prompt import PromptOptions
 from sessiond.rules.settings import Sent, zone_named
@@ -336,7 +337,15 @@ def gateway_config(message: session_store_pb2.GatewayConfig, max_bytes: int, pat
         plugins=plugins,
         whatsapp_mapping_dir=mapping_dir,
         prompt=prompt,
+        namespace=namespace(message, f"{path}.namespace"),
     )
+
+
+def namespace(message: Any, path: str = "namespace") -> str | None:
+    """A request's optional agent namespace, checked (``None`` when unset)."""
+    if not message.HasField("namespace"):
+        return None
+    return keys.checked_namespace(message.namespace, path)
 
 
 def bounded_days(days: int, path: str) -> int:
@@ -638,6 +647,7 @@ def message_filter(request: session_store_pb2.SearchMessagesRequest, max_bytes: 
         until=until,
         metadata=metadata_filters(request.metadata),
         include_archived=request.include_archived,
+        namespace=namespace(request),
     )
 
 
@@ -684,6 +694,7 @@ def selector(message: session_store_pb2.SessionSelector, max_bytes: int) -> Sess
         max_messages=optional("max_messages"),
         metadata=metadata_filters(message.metadata, f"{path}.metadata"),
         archived=optional("archived"),
+        namespace=namespace(message, f"{path}.namespace"),
     )
 
 

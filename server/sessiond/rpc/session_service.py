@@ -131,7 +131,7 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
         source = self._source(request, settings)
         options = settings.key_options
         return pb.BuildSessionKeyResponse(
-            session_key=keys.build_session_key(source, options, settings.mapped),
+            session_key=keys.build_session_key(source, options, settings.mapped, settings.namespace),
             shared_multi_user_session=keys.is_shared_multi_user(source, options),
             description=prompt.describe(source),
         )
@@ -276,7 +276,13 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
         days = convert.bounded_days(request.max_age_days, "max_age_days") if request.HasField("max_age_days") else None
         for index, key in enumerate(request.keep_session_keys):
             convert.check_size(key, f"keep_session_keys[{index}]", self.max_bytes)
-        pruned = self.store.prune(days, deadline, keep=request.keep_session_keys, dry_run=request.dry_run)
+        pruned = self.store.prune(
+            days,
+            deadline,
+            keep=request.keep_session_keys,
+            dry_run=request.dry_run,
+            namespace=convert.namespace(request),
+        )
         return pb.PruneOldEntriesResponse(count=len(pruned), session_keys=pruned)
 
     @rpc
@@ -286,7 +292,8 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
         if request.HasField("active_minutes"):
             minutes = convert.non_negative(request.active_minutes, "active_minutes", convert.MAX_AGE_MINUTES)
         where = convert.metadata_filters(request.metadata)
-        entries = self.store.list(minutes, size + 1, convert.entry_cursor(request.page_token), where)
+        cursor = convert.entry_cursor(request.page_token)
+        entries = self.store.list(minutes, size + 1, cursor, where, convert.namespace(request))
         page, token = _entries_page(entries, size)
         return pb.ListSessionsResponse(entries=page, next_page_token=token)
 
@@ -299,7 +306,9 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
         self, request: pb.ListExpiredSessionsRequest, deadline: float | None
     ) -> pb.ListExpiredSessionsResponse:
         size = convert.page_size(request.page_size, *LIST_PAGE)
-        entries = self.store.list_expired(size + 1, convert.entry_cursor(request.page_token))
+        entries = self.store.list_expired(
+            size + 1, convert.entry_cursor(request.page_token), convert.namespace(request)
+        )
         page, token = _entries_page(entries, size)
         return pb.ListExpiredSessionsResponse(entries=page, next_page_token=token)
 
@@ -453,7 +462,9 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
         convert.check_sizes(request, "", ("query", "platform"), self.max_bytes)
         platform = request.platform if request.HasField("platform") else None
         where = convert.metadata_filters(request.metadata)
-        found = self.store.search_sessions(request.query, platform, offset, size + 1, where, request.include_archived)
+        found = self.store.search_sessions(
+            request.query, platform, offset, size + 1, where, request.include_archived, convert.namespace(request)
+        )
         token = convert.page_token(offset + size) if len(found) > size else ""
         return pb.SearchSessionsResponse(
             sessions=[convert.summary_to_proto(s) for s in found[:size]], next_page_token=token
@@ -525,6 +536,6 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
         if request.from_now and after:
             raise InvalidArgument("from_now", "cannot be combined with an after_sequence")
         kinds = convert.event_kinds(request.kinds)
-        async for page in self.events.follow(after, kinds, request.from_now):
+        async for page in self.events.follow(after, kinds, request.from_now, convert.namespace(request)):
             events = [convert.event_to_proto(event) for event in page.events]
             yield pb.WatchSessionEventsResponse(events=events, cursor=page.cursor)

@@ -2,13 +2,31 @@
 
 The key is the gateway's and the agent's name for a conversation, so it must equal the
 reference's byte for byte: ``agent:main:<platform>:<chat type>:<chat>[:<thread>][:<participant>]``.
+``main`` is the agent namespace (profile): later versions of the reference stamp the profile
+there, and so does sessiond when a gateway or the configuration names one.
 """
 
 from __future__ import annotations
 
+import re
+
 from sessiond.errors import InvalidArgument
 from sessiond.model import KeyOptions, Source
 from sessiond.rules.whatsapp import MappedValues, UnsafeIdentifier, canonical
+
+DEFAULT_NAMESPACE = "main"
+_NAMESPACE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+
+
+def checked_namespace(namespace: str, field: str) -> str:
+    if not _NAMESPACE.fullmatch(namespace):
+        raise InvalidArgument(field, "a namespace is 1-64 lower-case letters, digits, '_' and '-'")
+    return namespace
+
+
+def namespace_prefix(namespace: str) -> str:
+    """What every key of the namespace starts with."""
+    return f"agent:{namespace}:"
 
 
 def isolates_participant(source: Source, options: KeyOptions) -> bool:
@@ -35,12 +53,15 @@ def _whatsapp_canonical(value: str, field_name: str, mapped: MappedValues) -> st
         raise InvalidArgument(field_name, str(exc)) from None
 
 
-def build_session_key(source: Source, options: KeyOptions, mapped: MappedValues) -> str:
+def build_session_key(
+    source: Source, options: KeyOptions, mapped: MappedValues, namespace: str = DEFAULT_NAMESPACE
+) -> str:
     """The session key of a message's source (``source.platform`` already canonical)."""
     whatsapp = source.platform == "whatsapp"
+    agent = f"agent:{namespace}"
     if source.chat_type == "dm":
         chat = _whatsapp_canonical(source.chat_id, "source.chat_id", mapped) if whatsapp else source.chat_id
-        parts = ["agent:main", source.platform, "dm", chat, source.thread_id]
+        parts = [agent, source.platform, "dm", chat, source.thread_id]
         return ":".join(part for part in parts if part)
 
     participant = source.user_id_alt or source.user_id
@@ -51,4 +72,4 @@ def build_session_key(source: Source, options: KeyOptions, mapped: MappedValues)
     tail = [part for part in (source.chat_id, source.thread_id) if part]
     if participant and isolates_participant(source, options):
         tail.append(participant)
-    return ":".join(["agent:main", source.platform, source.chat_type, *tail])
+    return ":".join([agent, source.platform, source.chat_type, *tail])

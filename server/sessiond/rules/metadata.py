@@ -33,6 +33,8 @@ def checked_key(key: str, field: str) -> str:
 
 
 def _utf8_bytes(text: str, field: str) -> int:
+    if "\x00" in text:  # metadata is JSON a database parses (PostgreSQL's jsonb refuses U+0000)
+        raise InvalidArgument(field, "may not contain U+0000")
     try:
         return len(text.encode("utf-8"))
     except UnicodeEncodeError:

@@ -32,6 +32,7 @@ class Sent:
     plugins: Mapping[str, bool] = field(default_factory=dict)
     whatsapp_mapping_dir: str | None = None
     prompt: PromptOptions | None = None
+    namespace: str | None = None
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class Settings:
     host_zone: tzinfo
     reset_policy: ResetPolicy | None = None  # the gateway's policy for this call's source
     max_age_days: int | None = None  # the gateway's, when it sent one
+    namespace: str = "main"  # the agent namespace of the keys it builds (``keys.DEFAULT_NAMESPACE``)
 
     def policy_for(self, platform: str | None, chat_type: str | None, kept: ResetPolicy | None = None) -> ResetPolicy:
         """The policy that governs a key: the one the gateway sent now, else the one its entry kept
@@ -68,6 +70,7 @@ class Settings:
             prompt=sent.prompt or self.prompt,
             reset_policy=sent.reset_policy,
             max_age_days=sent.max_age_days,
+            namespace=sent.namespace or self.namespace,
         )
 
 

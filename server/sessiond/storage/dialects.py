@@ -39,6 +39,18 @@ def _postgres_condition(column: str, param: str) -> str:
 
 _NAMED = re.compile(r"(?<![:\w]):([a-z_]+)")  # a ":name" parameter, not a "::type" cast
 
+# PostgreSQL text cannot hold U+0000, which sessiond's strings may (a transcript is stored exactly):
+# the postgres backend escapes every string on its way in and out, U+0000 as U+E000 "0" and U+E000
+# itself as U+E000 "E" (private use: rare; strings without either pass unchanged). Strings inside a
+# JSON parameter are compared with stored ones, so they are escaped the same way.
+PG_ESCAPE = "\ue000"
+
+
+def pg_escaped(text: str) -> str:
+    if "\x00" in text or PG_ESCAPE in text:
+        return text.replace(PG_ESCAPE, PG_ESCAPE + "E").replace("\x00", PG_ESCAPE + "0")
+    return text
+
 
 @dataclass(frozen=True)
 class Dialect:
@@ -51,6 +63,11 @@ class Dialect:
     lookup: Callable[[str, str], str]  # SQL: a JSON object parameter's integer at a key, NULL if absent
     named: Callable[[str], str]  # a statement written with ":name" parameters, in the backend's spelling
     binary: Callable[[str], str]  # a text compared by code points (as ``rows.prefix_range`` counts)
+    escaped: Callable[[str], str]  # a string as the backend stores it (inside JSON parameters)
+
+    def texts(self, values: Sequence[str]) -> str:
+        """A JSON array parameter of strings, each as the backend stores it."""
+        return json.dumps([self.escaped(value) for value in values])
 
     def filters(self, filters: Sequence[MetadataFilter]) -> str:
         """The JSON parameter of ``condition``: per filter its key, JSON path, the kinds of value it
@@ -76,6 +93,7 @@ SQLITE = Dialect(
     lookup=lambda param, key: f"(SELECT value FROM json_each({param}) WHERE key = {key})",
     named=lambda sql: sql,
     binary=lambda text: text,  # SQLite's default collation is already BINARY
+    escaped=lambda text: text,
 )
 POSTGRES = Dialect(
     {"text": ("string",), "number": ("number",), "true": ("boolean",), "false": ("boolean",)},
@@ -85,4 +103,5 @@ POSTGRES = Dialect(
     lookup=lambda param, key: f"((({param})::jsonb ->> {key})::BIGINT)",
     named=lambda sql: _NAMED.sub(r"%(\1)s", sql),
     binary=lambda text: f'{text} COLLATE "C"',  # the database's collation may order '_' anywhere
+    escaped=pg_escaped,
 )

@@ -191,6 +191,7 @@ class Transaction(Protocol):
         keep: Sequence[str] = (),
         dry_run: bool = False,
         own_ages: bool = False,
+        namespace: str | None = None,
     ) -> list[Entry]:
         """Delete entries last active before ``cutoff`` (``None``: none), except suspended, leased and
         ``keep`` ones (at most ``limit``); the deleted (with ``dry_run``, those that would be, deleting
@@ -203,7 +204,12 @@ class Transaction(Protocol):
         ...
 
     def list_entries(
-        self, since: datetime | None, after: Cursor | None, limit: int, metadata: Sequence[MetadataFilter] = ()
+        self,
+        since: datetime | None,
+        after: Cursor | None,
+        limit: int,
+        metadata: Sequence[MetadataFilter] = (),
+        namespace: str | None = None,
     ) -> list[Entry]:
         """Entries most recently active first, from after ``after``; with ``metadata``, only those whose
         current session's metadata matches every filter."""
@@ -214,7 +220,13 @@ class Transaction(Protocol):
         ...
 
     def expired_entries(
-        self, cutoffs: ExpiryCutoffs, now: datetime, after: Cursor | None, limit: int, unannounced: bool = False
+        self,
+        cutoffs: ExpiryCutoffs,
+        now: datetime,
+        after: Cursor | None,
+        limit: int,
+        unannounced: bool = False,
+        namespace: str | None = None,
     ) -> list[Entry]:
         """Expired, unfinalised, unleased entries, least recently active first.
 
@@ -226,7 +238,9 @@ class Transaction(Protocol):
         """Append an event to the log, in this transaction (it commits with the change it describes)."""
         ...
 
-    def events_after(self, after: int, limit: int, kinds: frozenset[EventKind]) -> EventPage:
+    def events_after(
+        self, after: int, limit: int, kinds: frozenset[EventKind], namespace: str | None = None
+    ) -> EventPage:
         """Up to ``limit`` events with a sequence above ``after`` (of ``kinds``; all when empty)."""
         ...
 
@@ -320,6 +334,7 @@ class Transaction(Protocol):
         limit: int,
         metadata: Sequence[MetadataFilter] = (),
         include_archived: bool = False,
+        namespace: str | None = None,
     ) -> list[SessionSummary]:
         """Sessions whose id starts with ``id_prefix`` or whose title, folded (``model.fold``), starts
         with ``title_prefix`` folded; newest first."""

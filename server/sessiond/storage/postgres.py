@@ -68,7 +68,7 @@ from sessiond.model import (
     fold,
     to_us,
 )
-from sessiond.storage.dialects import POSTGRES
+from sessiond.storage.dialects import PG_ESCAPE, POSTGRES, pg_escaped
 from sessiond.storage.interface import (
     AppendResult,
     EventPage,
@@ -98,10 +98,12 @@ from sessiond.storage.rows import (
     event_row,
     expiry_params,
     hit_from_row,
+    in_namespace,
     lease_from_row,
     lease_row,
     listed,
     message_row,
+    namespace_params,
     placeholders,
     policies_from_rows,
     prune_params,
@@ -287,6 +289,7 @@ HITS = f"""
           AND m.timestamp >= %(since)s AND m.timestamp < %(until)s
           AND (%(any_role)s OR m.role = ANY(%(roles)s))
           AND (%(include_archived)s OR s.archived_at IS NULL) AND {POSTGRES.condition("s.metadata", "%(metadata)s")}
+          AND {in_namespace("s.session_key", "%(ns)s", "%(ns_len)s")}
         ORDER BY score DESC, m.session_id, m.position LIMIT %(limit)s OFFSET %(offset)s
     ) AS hit JOIN sessions AS s ON s.id = hit.session_id
     ORDER BY hit.score DESC, hit.session_id, hit.position
@@ -326,6 +329,7 @@ NOT_LEASED = "NOT EXISTS (SELECT 1 FROM leases AS l WHERE l.session_key = e.sess
 LIST_ENTRIES = f"""
     {SELECT_ENTRY} WHERE updated_at >= %(since)s AND (updated_at, session_key) < (%(after_us)s, %(after_key)s)
       AND {POSTGRES.condition("(SELECT metadata FROM sessions WHERE id = e.session_id)", "%(metadata)s")}
+      AND {in_namespace("e.session_key", "%(ns)s", "%(ns_len)s")}
     ORDER BY updated_at DESC, session_key DESC LIMIT %(limit)s
 """
 EXPIRED_ENTRIES = f"""
@@ -334,7 +338,7 @@ EXPIRED_ENTRIES = f"""
       AND (e.updated_at, e.session_key) > (%(after_us)s, %(after_key)s)
       AND e.updated_at < COALESCE((%(stored)s ->> e.reset_policy)::BIGINT,
           (%(platforms)s ->> e.platform)::BIGINT, (%(chat_types)s ->> e.chat_type)::BIGINT, %(default)s)
-      AND {NOT_LEASED}
+      AND {NOT_LEASED} AND {in_namespace("e.session_key", "%(ns)s", "%(ns_len)s")}
       AND (%(announced)s OR NOT EXISTS (
           SELECT 1 FROM events AS v
           WHERE v.kind = 'expired' AND v.session_key = e.session_key AND v.version = e.version
@@ -344,7 +348,10 @@ EXPIRED_ENTRIES = f"""
 # An entry's own maximum age (its gateway's) wins when asked (own); 0 or less: never pruned.
 PRUNE_CUTOFF = f"""CASE WHEN NOT %(own)s OR e.max_age_days IS NULL THEN %(cutoff)s
     WHEN e.max_age_days > 0 THEN %(now)s - e.max_age_days::BIGINT * {DAY_US} ELSE {NEVER} END"""
-PRUNABLE = f"e.updated_at < {PRUNE_CUTOFF} AND NOT e.suspended AND {NOT_LEASED} AND NOT (e.session_key = ANY(%(keep)s))"
+PRUNABLE = (
+    f"e.updated_at < {PRUNE_CUTOFF} AND NOT e.suspended AND {NOT_LEASED} AND NOT (e.session_key = ANY(%(keep)s))"
+    f" AND {in_namespace('e.session_key', '%(ns)s', '%(ns_len)s')}"
+)
 # The conditions twice: a row changed while the DELETE waited for its lock is checked again
 # (READ COMMITTED re-evaluates the outer WHERE, not the subquery), so a just-refreshed entry stays.
 PRUNE = f"""
@@ -358,6 +365,7 @@ INSERT_EVENT = f"INSERT INTO events ({EVENT_LIST}) VALUES ({placeholders(EVENT_C
 EVENTS_AFTER = f"""
     SELECT {EVENT_LIST} FROM events
     WHERE sequence > %(after)s AND (%(every)s OR kind = ANY(%(kinds)s))
+      AND {in_namespace("session_key", "%(ns)s", "%(ns_len)s")}
     ORDER BY sequence LIMIT %(limit)s
 """
 TIME_LIMIT = "SELECT set_config('statement_timeout', %s, true), set_config('lock_timeout', %s, true)"
@@ -369,25 +377,21 @@ COUNTS = """
 """
 
 
-# PostgreSQL text cannot hold U+0000, which sessiond's strings may (a transcript is stored exactly).
-# Every string is escaped on its way in and out: U+0000 as U+E000 "0", U+E000 itself as U+E000 "E".
-# U+E000 (private use) is rare, and strings without either character pass unchanged.
-ESCAPE = "\ue000"
-_ESCAPED = re.compile("\ue000(.)", re.DOTALL)
-
-
 class NulSafeDumper(StrDumperUnknown):
+    """Strings in, escaped (``dialects.pg_escaped``: PostgreSQL text cannot hold U+0000)."""
+
     def dump(self, obj: str) -> Buffer | None:
-        if "\x00" in obj or ESCAPE in obj:
-            obj = obj.replace(ESCAPE, ESCAPE + "E").replace("\x00", ESCAPE + "0")
-        return super().dump(obj)
+        return super().dump(pg_escaped(obj))
+
+
+_ESCAPED = re.compile(PG_ESCAPE + "(.)", re.DOTALL)
 
 
 class NulSafeLoader(TextLoader):
     def load(self, data: Buffer) -> str | bytes:
         value = super().load(data)  # bytes only from a SQL_ASCII database
-        if isinstance(value, str) and ESCAPE in value:
-            return _ESCAPED.sub(lambda m: "\x00" if m[1] == "0" else ESCAPE, value)
+        if isinstance(value, str) and PG_ESCAPE in value:
+            return _ESCAPED.sub(lambda m: "\x00" if m[1] == "0" else PG_ESCAPE, value)
         return value
 
 
@@ -486,8 +490,9 @@ class PostgresTransaction(SessionsTable, Transaction, marker="%s", dialect=POSTG
         keep: Sequence[str] = (),
         dry_run: bool = False,
         own_ages: bool = False,
+        namespace: str | None = None,
     ) -> list[Entry]:
-        params = prune_params(cutoff, now, own_ages, limit=limit, keep=list(keep))  # LIMIT NULL: all
+        params = prune_params(cutoff, now, own_ages, limit=limit, keep=list(keep), **namespace_params(namespace))
         return [entry_from_row(row) for row in self._rows(PRUNE_DRY_RUN if dry_run else PRUNE, params)]
 
     def stored_policies(self) -> list[ResetPolicy]:
@@ -503,17 +508,29 @@ class PostgresTransaction(SessionsTable, Transaction, marker="%s", dialect=POSTG
         return [entry_from_row(row) for row in rows]
 
     def list_entries(
-        self, since: datetime | None, after: Cursor | None, limit: int, metadata: Sequence[MetadataFilter] = ()
+        self,
+        since: datetime | None,
+        after: Cursor | None,
+        limit: int,
+        metadata: Sequence[MetadataFilter] = (),
+        namespace: str | None = None,
     ) -> list[Entry]:
         params: dict[str, Any] = {"since": NEVER if since is None else to_us(since), "limit": limit}
         params["metadata"] = POSTGRES.filters(metadata)
+        params.update(namespace_params(namespace))
         params.update(cursor_params(after, (2**63 - 1, "")))
         return [entry_from_row(row) for row in self._rows(LIST_ENTRIES, params)]
 
     def expired_entries(
-        self, cutoffs: ExpiryCutoffs, now: datetime, after: Cursor | None, limit: int, unannounced: bool = False
+        self,
+        cutoffs: ExpiryCutoffs,
+        now: datetime,
+        after: Cursor | None,
+        limit: int,
+        unannounced: bool = False,
+        namespace: str | None = None,
     ) -> list[Entry]:
-        params = expiry_params(cutoffs, now, after, limit, unannounced, Jsonb)
+        params = expiry_params(cutoffs, now, after, limit, unannounced, Jsonb) | namespace_params(namespace)
         return [entry_from_row(row) for row in self._rows(EXPIRED_ENTRIES, params)]
 
     # -- the event log ------------------------------------------------------------------
@@ -549,9 +566,12 @@ class PostgresTransaction(SessionsTable, Transaction, marker="%s", dialect=POSTG
     def _announced(self, event: Event) -> bool:
         return self._one(ANNOUNCED, (event.session_key, event.version, event.session_id)) is not None
 
-    def events_after(self, after: int, limit: int, kinds: frozenset[EventKind]) -> EventPage:
+    def events_after(
+        self, after: int, limit: int, kinds: frozenset[EventKind], namespace: str | None = None
+    ) -> EventPage:
         self.flush_events()
         params = {"after": after, "limit": limit, "every": not kinds, "kinds": sorted(kinds)}
+        params.update(namespace_params(namespace))
         events = [event_from_row(row) for row in self._rows(EVENTS_AFTER, params)]
         if len(events) == limit:
             return EventPage(events, events[-1].sequence)

@@ -399,6 +399,18 @@ def session_row(
     return _SESSION_VALUES(values)
 
 
+def in_namespace(column: str, ns: str = ":ns", ns_len: str = ":ns_len") -> str:
+    """SQL: the key in ``column`` is of the agent namespace whose prefix is ``ns`` (any when it is
+    ''): a prefix compared by characters, the same in both backends whatever their collation."""
+    return f"({ns} = '' OR substr({column}, 1, {ns_len}) = {ns})"
+
+
+def namespace_params(prefix: str | None) -> dict[str, Any]:
+    """The parameters of ``in_namespace``: a namespace's key prefix (``keys.namespace_prefix``), or
+    None for every key."""
+    return {"ns": prefix or "", "ns_len": len(prefix or "")}
+
+
 def cursor_params(after: Cursor | None, first: Cursor) -> dict[str, Any]:
     after_us, after_key = after or first
     return {"after_us": after_us, "after_key": after_key}
@@ -417,6 +429,7 @@ def search_params(
     return {
         "metadata": dialect.filters(where.metadata),
         "include_archived": where.include_archived,
+        **namespace_params(where.namespace),
         "match": match,
         "platform": where.platform,
         "key": where.session_key or "",

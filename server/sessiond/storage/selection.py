@@ -15,7 +15,7 @@ from typing import Any
 
 from sessiond.model import ActivityCutoffs, SessionSelector, fold, to_us
 from sessiond.storage.dialects import Dialect
-from sessiond.storage.rows import LAST_US, NEVER, prefix_range
+from sessiond.storage.rows import LAST_US, NEVER, in_namespace, namespace_params, prefix_range
 
 
 def _where(dialect: Dialect) -> str:
@@ -37,7 +37,7 @@ def _where(dialect: Dialect) -> str:
         AND (:ended < 0 OR {flag.format("s.ended_at")} = :ended)
         AND s.message_count >= :min_messages AND s.message_count <= :max_messages
         AND (:archived < 0 OR {flag.format("s.archived_at")} = :archived)
-        AND NOT (:keep_titled AND s.title IS NOT NULL)
+        AND NOT (:keep_titled AND s.title IS NOT NULL) AND {in_namespace("s.session_key")}
         AND {dialect.condition("s.metadata", ":metadata")}
         AND NOT EXISTS (SELECT 1 FROM entries AS e JOIN leases AS l ON l.session_key = e.session_key
                         WHERE e.session_id = s.id AND l.expires_at > :now)"""
@@ -84,7 +84,7 @@ def params(selector: SessionSelector, now: datetime, dialect: Dialect, limit: in
     return {
         "latest_cutoff": max([default, *platforms.values(), *chat_types.values()]),  # sessions_by_activity's range
         "any_id": not selector.session_ids,
-        "ids": json.dumps(list(selector.session_ids)),
+        "ids": dialect.texts(selector.session_ids),
         "default_cutoff": default,
         "platform_cutoffs": json.dumps(platforms),
         "chat_type_cutoffs": json.dumps(chat_types),
@@ -94,12 +94,13 @@ def params(selector: SessionSelector, now: datetime, dialect: Dialect, limit: in
         "title_from": title_from,
         "title_to": title_to,
         "any_reason": not selector.end_reasons,
-        "reasons": json.dumps(list(selector.end_reasons)),
+        "reasons": dialect.texts(selector.end_reasons),
         "ended": _tristate(selector.ended),
         "min_messages": selector.min_messages or 0,
         "max_messages": LAST_US if selector.max_messages is None else selector.max_messages,
         "archived": _tristate(selector.archived),
         "keep_titled": selector.keep_titled,
+        **namespace_params(selector.namespace),
         "metadata": dialect.filters(selector.metadata),
         "now": to_us(now),
         "limit": limit,

@@ -8,7 +8,6 @@ search hit's neighbouring messages) over its own ``_one`` and ``_execute``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from types import MappingProxyType
@@ -29,9 +28,11 @@ from sessiond.storage.dialects import SQLITE, Dialect
 from sessiond.storage.rows import (
     LINEAGE_LIST,
     SUMMARY_LIST,
+    in_namespace,
     lineage_from_row,
     metadata_from_text,
     metadata_text,
+    namespace_params,
     prefix_range,
     summary_from_row,
 )
@@ -59,6 +60,7 @@ _STATEMENTS = {
         SELECT {SUMMARY_LIST} FROM sessions
         WHERE (({{id}} >= ? AND {{id}} < ?) OR (title_folded >= ? AND title_folded < ?))
           AND platform = COALESCE(?, platform) AND (? OR archived_at IS NULL) AND {{metadata}}
+          AND {in_namespace("session_key", "?", "?")}
         ORDER BY started_at DESC, id DESC LIMIT ? OFFSET ?""",
     "metadata_of": "SELECT metadata FROM sessions WHERE id = ?",
     "set_metadata": "UPDATE sessions SET metadata = ? WHERE id = ?",
@@ -136,13 +138,16 @@ class SessionsTable(TranscriptTable):
         limit: int,
         metadata: Sequence[MetadataFilter] = (),
         include_archived: bool = False,
+        namespace: str | None = None,
     ) -> list[SessionSummary]:
         """Sessions whose id starts with ``id_prefix`` or whose folded title starts with ``title_prefix``
         folded (two index ranges, by code points), newest first."""
         by_id = prefix_range(id_prefix)
         by_title = prefix_range(fold(title_prefix))
         filters = self.dialect.filters(metadata)  # the condition reads its parameter twice
-        params = (*by_id, *by_title, platform, include_archived, filters, filters, limit, offset)
+        ns = namespace_params(namespace)
+        scope = (ns["ns"], ns["ns_len"], ns["ns"])  # in_namespace's parameters, in its order
+        params = (*by_id, *by_title, platform, include_archived, filters, filters, *scope, limit, offset)
         return [summary_from_row(row) for row in self._execute(self.SQL["search_sessions"], params)]
 
     def metadata_of(self, session_id: str) -> Metadata | None:
@@ -168,7 +173,7 @@ class SessionsTable(TranscriptTable):
 
     def delete_sessions(self, session_ids: Sequence[str]) -> list[tuple[str, str, int]]:
         """Delete sessions, their messages and the entries pointing at them: (key, id, version) of those."""
-        chosen = {"chosen": json.dumps(list(session_ids))}
+        chosen = {"chosen": self.dialect.texts(session_ids)}
         dropped = self._drop_entries(chosen)
         self._execute(self.SELECTION["delete_messages"], chosen)
         self._execute(self.SELECTION["delete_sessions"], chosen)
@@ -176,13 +181,13 @@ class SessionsTable(TranscriptTable):
 
     def archive_sessions(self, session_ids: Sequence[str], now: datetime) -> list[tuple[str, str, int]]:
         """Archive (and end) sessions; the entries pointing at them go: (key, id, version) of those."""
-        chosen = {"chosen": json.dumps(list(session_ids))}
+        chosen = {"chosen": self.dialect.texts(session_ids)}
         dropped = self._drop_entries(chosen)
         self._execute(self.SELECTION["archive"], {**chosen, "now": to_us(now)})
         return dropped
 
     def unarchive_sessions(self, session_ids: Sequence[str]) -> None:
-        self._execute(self.SELECTION["unarchive"], {"chosen": json.dumps(list(session_ids))})
+        self._execute(self.SELECTION["unarchive"], {"chosen": self.dialect.texts(session_ids)})
 
     def _drop_entries(self, chosen: dict[str, str]) -> list[tuple[str, str, int]]:
         return [

@@ -84,10 +84,12 @@ from sessiond.storage.rows import (
     event_from_row,
     event_row,
     expiry_params,
+    in_namespace,
     lease_from_row,
     lease_row,
     listed,
     message_row,
+    namespace_params,
     placeholders,
     policies_from_rows,
     prune_params,
@@ -269,6 +271,7 @@ NOT_LEASED = "NOT EXISTS (SELECT 1 FROM leases AS l WHERE l.session_key = e.sess
 LIST_ENTRIES = f"""
     {SELECT_ENTRY} WHERE updated_at >= :since AND (updated_at, session_key) < (:after_us, :after_key)
       AND {SQLITE.condition("(SELECT metadata FROM sessions WHERE id = e.session_id)", ":metadata")}
+      AND {in_namespace("e.session_key")}
     ORDER BY updated_at DESC, session_key DESC LIMIT :limit
 """
 EXPIRED_ENTRIES = f"""
@@ -279,7 +282,7 @@ EXPIRED_ENTRIES = f"""
           (SELECT p.value FROM json_each(:platforms) AS p WHERE p.key = e.platform),
           (SELECT t.value FROM json_each(:chat_types) AS t WHERE t.key = e.chat_type),
           :default)
-      AND {NOT_LEASED}
+      AND {NOT_LEASED} AND {in_namespace("e.session_key")}
       AND (:announced OR NOT EXISTS (
           SELECT 1 FROM events AS v
           WHERE v.kind = 'expired' AND v.session_key = e.session_key AND v.version = e.version
@@ -291,7 +294,7 @@ PRUNE_CUTOFF = f"""CASE WHEN NOT :own OR e.max_age_days IS NULL THEN :cutoff
     WHEN e.max_age_days > 0 THEN :now - e.max_age_days * {DAY_US} ELSE {NEVER} END"""
 PRUNABLE = f"""
     SELECT session_key FROM entries AS e WHERE e.updated_at < {PRUNE_CUTOFF} AND e.suspended = 0 AND {NOT_LEASED}
-      AND e.session_key NOT IN (SELECT value FROM json_each(:keep))
+      AND e.session_key NOT IN (SELECT value FROM json_each(:keep)) AND {in_namespace("e.session_key")}
     LIMIT :limit
 """
 PRUNE = f"DELETE FROM entries WHERE session_key IN ({PRUNABLE}) RETURNING {ENTRY_LIST}"
@@ -299,6 +302,7 @@ PRUNE_DRY_RUN = f"{SELECT_ENTRY} WHERE session_key IN ({PRUNABLE})"
 EVENTS_AFTER = f"""
     SELECT {EVENT_LIST} FROM events
     WHERE sequence > :after AND (:every OR kind IN (SELECT value FROM json_each(:kinds)))
+      AND {in_namespace("session_key")}
     ORDER BY sequence LIMIT :limit
 """
 LIVE_LEASE = f"SELECT {LEASE_LIST} FROM leases WHERE session_key = ? AND expires_at > ?"
@@ -376,8 +380,10 @@ class SqliteTransaction(SessionsTable, Transaction, marker="?"):
         keep: Sequence[str] = (),
         dry_run: bool = False,
         own_ages: bool = False,
+        namespace: str | None = None,
     ) -> list[Entry]:
         params = prune_params(cutoff, now, own_ages, limit=-1 if limit is None else limit, keep=json.dumps(list(keep)))
+        params.update(namespace_params(namespace))
         return [entry_from_row(row) for row in self.db.execute(PRUNE_DRY_RUN if dry_run else PRUNE, params)]
 
     def stored_policies(self) -> list[ResetPolicy]:
@@ -393,28 +399,43 @@ class SqliteTransaction(SessionsTable, Transaction, marker="?"):
         return [entry_from_row(row) for row in rows]
 
     def list_entries(
-        self, since: datetime | None, after: Cursor | None, limit: int, metadata: Sequence[MetadataFilter] = ()
+        self,
+        since: datetime | None,
+        after: Cursor | None,
+        limit: int,
+        metadata: Sequence[MetadataFilter] = (),
+        namespace: str | None = None,
     ) -> list[Entry]:
         params = {
             "since": NEVER if since is None else to_us(since),
             "limit": limit,
             "metadata": SQLITE.filters(metadata),
+            **namespace_params(namespace),
         }
         params.update(cursor_params(after, (2**63 - 1, "")))
         return [entry_from_row(row) for row in self.db.execute(LIST_ENTRIES, params)]
 
     def expired_entries(
-        self, cutoffs: ExpiryCutoffs, now: datetime, after: Cursor | None, limit: int, unannounced: bool = False
+        self,
+        cutoffs: ExpiryCutoffs,
+        now: datetime,
+        after: Cursor | None,
+        limit: int,
+        unannounced: bool = False,
+        namespace: str | None = None,
     ) -> list[Entry]:
-        params = expiry_params(cutoffs, now, after, limit, unannounced, json.dumps)
+        params = expiry_params(cutoffs, now, after, limit, unannounced, json.dumps) | namespace_params(namespace)
         return [entry_from_row(row) for row in self.db.execute(EXPIRED_ENTRIES, params)]
 
     def add_event(self, event: Event, at: datetime) -> None:
         self.db.execute(INSERT_EVENT, event_row(event, at, sequence=None))  # AUTOINCREMENT numbers it
         self.events_added += 1
 
-    def events_after(self, after: int, limit: int, kinds: frozenset[EventKind]) -> EventPage:
+    def events_after(
+        self, after: int, limit: int, kinds: frozenset[EventKind], namespace: str | None = None
+    ) -> EventPage:
         params = {"after": after, "limit": limit, "every": not kinds, "kinds": json.dumps(sorted(kinds))}
+        params.update(namespace_params(namespace))
         events = [event_from_row(row) for row in self.db.execute(EVENTS_AFTER, params)]
         if len(events) == limit:
             return EventPage(events, events[-1].sequence)

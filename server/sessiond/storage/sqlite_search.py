@@ -26,7 +26,7 @@ from sessiond.errors import FailedPrecondition, StorageError
 from sessiond.model import MessageFilter, SearchHit, Term
 from sessiond.storage.dialects import SQLITE
 from sessiond.storage.interface import IndexProgress
-from sessiond.storage.rows import SUMMARY_OF_S, hit_from_row, search_params
+from sessiond.storage.rows import SUMMARY_OF_S, hit_from_row, in_namespace, search_params
 
 log = logging.getLogger("sessiond.sqlite_storage")
 
@@ -94,6 +94,7 @@ HITS = f"""
       AND m.timestamp >= :since AND m.timestamp < :until
       AND (:any_role OR m.role IN (SELECT value FROM json_each(:roles)))
       AND (:include_archived OR s.archived_at IS NULL) AND {SQLITE.condition("s.metadata", ":metadata")}
+      AND {in_namespace("s.session_key")}
     ORDER BY f.rank, m.id LIMIT :limit OFFSET :offset
 """
 

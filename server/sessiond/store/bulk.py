@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Literal
 
 from sessiond.model import Event, EventKind, MetadataFilter, SessionSelector
-from sessiond.rules import metadata, retention
+from sessiond.rules import keys, metadata, retention
 from sessiond.storage.interface import Storage, Transaction
 
 RETENTION_BATCH = 100  # sessions the retention policy changes per transaction (~50 ms of the writer each)
@@ -64,7 +64,8 @@ class BulkSessions:
     def _bulk(
         self, change: Change, selector: SessionSelector, dry_run: bool, limit: int, reason: str, deadline: Deadline
     ) -> BulkResult:
-        wanted = replace(selector, metadata=_checked(selector))
+        prefix = None if selector.namespace is None else keys.namespace_prefix(selector.namespace)
+        wanted = replace(selector, metadata=_checked(selector), namespace=prefix)
 
         now = self.clock()
 
@@ -78,11 +79,11 @@ class BulkSessions:
             return tx.count_selected(wanted, now)
 
         if dry_run:
-            (ids, messages, keys), left = self.storage.read(lambda tx: (change_some(tx), count(tx)), deadline)
+            (ids, messages, gone), left = self.storage.read(lambda tx: (change_some(tx), count(tx)), deadline)
         else:  # counted after the commit, by a reader: the writer is held for the change alone
-            ids, messages, keys = self.storage.write(change_some, deadline)
+            ids, messages, gone = self.storage.write(change_some, deadline)
             left = self.storage.read(count, deadline)
-        return BulkResult(ids, messages, *left, session_keys=keys)
+        return BulkResult(ids, messages, *left, session_keys=gone)
 
     @staticmethod
     def _apply(

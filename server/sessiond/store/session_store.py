@@ -190,7 +190,7 @@ class SessionStore(BulkSessions):
         """
         settings = settings or self.settings
         title = titles.normalized(title) if title is not None else None
-        key = keys.build_session_key(source, settings.key_options, settings.mapped)
+        key = keys.build_session_key(source, settings.key_options, settings.mapped, settings.namespace)
 
         def work(tx: Transaction) -> tuple[Entry, bool]:
             now = self.clock()
@@ -526,6 +526,7 @@ class SessionStore(BulkSessions):
         limit: int,
         where: Sequence[MetadataFilter] = (),
         include_archived: bool = False,
+        namespace: str | None = None,
     ) -> builtins.list[SessionSummary]:
         """Sessions whose id starts with ``query``, or whose title starts with it, case and
         punctuation ignored, and whose metadata matches ``where``; newest first."""
@@ -533,8 +534,9 @@ class SessionStore(BulkSessions):
         if not id_prefix:
             raise InvalidArgument("query", "required")
         wanted = _checked_filters(where)
+        prefix = _prefix(namespace)
         return self.storage.read(
-            lambda tx: tx.search_sessions(id_prefix, query, platform, offset, limit, wanted, include_archived)
+            lambda tx: tx.search_sessions(id_prefix, query, platform, offset, limit, wanted, include_archived, prefix)
         )
 
     def search_messages(
@@ -544,7 +546,7 @@ class SessionStore(BulkSessions):
         each side (as replayed); and whether the index is still being built. Ranking is
         O(matches): past ``deadline`` the query is stopped."""
         terms = search.parse(query)
-        where = replace(where, metadata=_checked_filters(where.metadata))
+        where = replace(where, metadata=_checked_filters(where.metadata), namespace=_prefix(where.namespace))
 
         def work(tx: Transaction) -> tuple[builtins.list[SearchHit], bool]:
             hits, building = tx.search_messages(terms, where, offset, limit)
@@ -573,6 +575,7 @@ class SessionStore(BulkSessions):
         limit: int | None = None,
         keep: Sequence[str] = (),
         dry_run: bool = False,
+        namespace: str | None = None,
     ) -> list[str]:
         """Forget entries idle for ``max_age_days``, at most ``limit``, never those of ``keep``; the keys
         removed (with ``dry_run``, those that would be). Without an age, each entry's own (its
@@ -584,7 +587,9 @@ class SessionStore(BulkSessions):
         def work(tx: Transaction) -> list[str]:
             now = self.clock()
             cutoff = now - timedelta(days=days) if days > 0 else None
-            removed = tx.prune_entries(cutoff, now, limit, keep, dry_run, own_ages=max_age_days is None)
+            removed = tx.prune_entries(
+                cutoff, now, limit, keep, dry_run, own_ages=max_age_days is None, namespace=_prefix(namespace)
+            )
             for entry in [] if dry_run else removed:
                 self._event(tx, now, "pruned", entry)
             return [entry.session_key for entry in removed]
@@ -601,11 +606,16 @@ class SessionStore(BulkSessions):
 
     # From here on, ``list`` in this class's annotations is this method: they say ``builtins.list``.
     def list(
-        self, active_minutes: int | None, limit: int, after: Cursor | None, where: Sequence[MetadataFilter] = ()
+        self,
+        active_minutes: int | None,
+        limit: int,
+        after: Cursor | None,
+        where: Sequence[MetadataFilter] = (),
+        namespace: str | None = None,
     ) -> list[Entry]:
         since = None if active_minutes is None else self.clock() - timedelta(minutes=active_minutes)
-        wanted = _checked_filters(where)
-        return self.storage.read(lambda tx: tx.list_entries(since, after, limit, wanted))
+        wanted, prefix = _checked_filters(where), _prefix(namespace)
+        return self.storage.read(lambda tx: tx.list_entries(since, after, limit, wanted, prefix))
 
     def has_any(self) -> bool:
         return self.storage.read(lambda tx: tx.has_two_sessions())
@@ -624,10 +634,13 @@ class SessionStore(BulkSessions):
             stored={policy: cutoff(policy) for policy in tx.stored_policies()},
         )
 
-    def list_expired(self, limit: int, after: Cursor | None) -> builtins.list[Entry]:
+    def list_expired(self, limit: int, after: Cursor | None, namespace: str | None = None) -> builtins.list[Entry]:
         """What the reference's expiry watcher finds, minus finalised and leased entries."""
         now = self.clock()
-        return self.storage.read(lambda tx: tx.expired_entries(self._expiry_cutoffs(tx, now), now, after, limit))
+        prefix = _prefix(namespace)
+        return self.storage.read(
+            lambda tx: tx.expired_entries(self._expiry_cutoffs(tx, now), now, after, limit, namespace=prefix)
+        )
 
     def announce_expired(self) -> int:
         """The daemon's expiry scan: an "expired" event for each entry ``list_expired`` would show,
@@ -706,8 +719,11 @@ class SessionStore(BulkSessions):
 
     # -- events -----------------------------------------------------------------------
 
-    def events_after(self, after: int, limit: int, kinds: frozenset[EventKind] = frozenset()) -> EventPage:
-        """The next page of the event log after the cursor ``after`` (0: the oldest retained event).
+    def events_after(
+        self, after: int, limit: int, kinds: frozenset[EventKind] = frozenset(), namespace: str | None = None
+    ) -> EventPage:
+        """The next page of the event log after the cursor ``after`` (0: the oldest retained event),
+        only ``namespace``'s keys' when one is named.
 
         ``OutOfRange`` rather than a silent gap when events after the cursor were deleted, or when
         the cursor is ahead of the log (it comes from another database, e.g. before a restore).
@@ -721,7 +737,7 @@ class SessionStore(BulkSessions):
                 raise OutOfRange(
                     f"after_sequence: the events after {after} up to {deleted_through} are no longer retained; {RESYNC}"
                 )
-            return tx.events_after(after, limit, kinds)
+            return tx.events_after(after, limit, kinds, _prefix(namespace))
 
         return self.storage.read(work)
 
@@ -909,6 +925,11 @@ def _successor(old: Entry, session_id: str, now: datetime) -> Entry:
         reset_policy=old.reset_policy,
         max_age_days=old.max_age_days,
     )
+
+
+def _prefix(namespace: str | None) -> str | None:
+    """What the keys of a namespace start with (None: every key)."""
+    return None if namespace is None else keys.namespace_prefix(namespace)
 
 
 def _checked_filters(where: Sequence[MetadataFilter]) -> tuple[MetadataFilter, ...]:

@@ -31,7 +31,8 @@ class EventFeed:
         self.closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._next: asyncio.Future[None] | None = None
-        self._reads: dict[tuple[int, frozenset[EventKind], asyncio.Future[None]], asyncio.Future[EventPage]] = {}
+        Read = tuple[int, frozenset[EventKind], asyncio.Future[None], str | None]  # after, kinds, wake-up, namespace
+        self._reads: dict[Read, asyncio.Future[EventPage]] = {}
 
     def _changed(self) -> asyncio.Future[None]:
         """Completes at the next commit with events (or at ``close``). Taken before a read, awaited
@@ -62,31 +63,37 @@ class EventFeed:
         self.closed = True
         self._wake()
 
-    async def _page(self, after: int, kinds: frozenset[EventKind], changed: asyncio.Future[None]) -> EventPage:
+    async def _page(
+        self, after: int, kinds: frozenset[EventKind], changed: asyncio.Future[None], namespace: str | None
+    ) -> EventPage:
         """The page after ``after``, read once for all the streams that ask for it in one wake-up.
 
         Keyed by ``changed`` too: a read that began before a commit is never handed to a stream
         that woke for that commit.
         """
-        key = (after, kinds, changed)
+        key = (after, kinds, changed, namespace)
         read = self._reads.get(key)
         if read is None:
             loop = asyncio.get_running_loop()
-            read = self._reads[key] = loop.run_in_executor(self.threads, self.store.events_after, after, PAGE, kinds)
+            read = self._reads[key] = loop.run_in_executor(
+                self.threads, self.store.events_after, after, PAGE, kinds, namespace
+            )
             read.add_done_callback(lambda _: self._reads.pop(key))
         return await asyncio.shield(read)  # a stream going away does not cancel the others' read
 
-    async def follow(self, after: int, kinds: frozenset[EventKind], from_now: bool) -> AsyncIterator[EventPage]:
+    async def follow(
+        self, after: int, kinds: frozenset[EventKind], from_now: bool, namespace: str | None = None
+    ) -> AsyncIterator[EventPage]:
         """Pages after ``after`` (or the newest event), forever: the first at once, even if empty,
-        then one whenever the cursor moves. Raises ``OutOfRange`` (cursor outside the log) and
-        ``ShuttingDown``."""
+        then one whenever the cursor moves; only a namespace's events when one is named. Raises
+        ``OutOfRange`` (cursor outside the log) and ``ShuttingDown``."""
         loop = asyncio.get_running_loop()
         if from_now:
             after = await loop.run_in_executor(self.threads, self.store.newest_event)
         first = True
         while not self.closed:
             changed = self._changed()
-            page = await self._page(after, kinds, changed)
+            page = await self._page(after, kinds, changed, namespace)
             if first or page.cursor != after:
                 yield page
             first, after = False, page.cursor

@@ -160,6 +160,7 @@ class GatewayConfig(_message.Message):
     PLUGIN_PLATFORMS_FIELD_NUMBER: _builtins.int
     WHATSAPP_MAPPING_DIR_FIELD_NUMBER: _builtins.int
     PROMPT_FIELD_NUMBER: _builtins.int
+    NAMESPACE_FIELD_NUMBER: _builtins.int
     max_age_days: _builtins.int
     """Days without activity after which the daemon's scheduled prune forgets an
     entry; 0 or less: never (GetOrCreateSession).
@@ -168,6 +169,12 @@ class GatewayConfig(_message.Message):
     """The WhatsApp bridge's LID-mapping directory on the daemon's host (only
     files named lid-mapping-<id>.json and lid-mapping-<id>_reverse.json in it
     are read).
+    """
+    namespace: _builtins.str
+    """The agent namespace (profile) of the keys this call builds:
+    "agent:<namespace>:..." (1-64 lower-case letters, digits, "_" and "-",
+    starting with a letter or digit). The daemon's (sessions.namespace, "main"
+    by default: the reference's bytes) when unset.
     """
     @_builtins.property
     def key_options(self) -> Global___KeyOptions:
@@ -196,17 +203,22 @@ class GatewayConfig(_message.Message):
         plugin_platforms: _abc.Iterable[Global___PluginPlatform] | None = ...,
         whatsapp_mapping_dir: _builtins.str | None = ...,
         prompt: Global___PromptOptions | None = ...,
+        namespace: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_max_age_days", b"_max_age_days", "_whatsapp_mapping_dir", b"_whatsapp_mapping_dir", "key_options", b"key_options", "max_age_days", b"max_age_days", "prompt", b"prompt", "reset_policy", b"reset_policy", "whatsapp_mapping_dir", b"whatsapp_mapping_dir"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_max_age_days", b"_max_age_days", "_namespace", b"_namespace", "_whatsapp_mapping_dir", b"_whatsapp_mapping_dir", "key_options", b"key_options", "max_age_days", b"max_age_days", "namespace", b"namespace", "prompt", b"prompt", "reset_policy", b"reset_policy", "whatsapp_mapping_dir", b"whatsapp_mapping_dir"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_age_days", b"_max_age_days", "_whatsapp_mapping_dir", b"_whatsapp_mapping_dir", "key_options", b"key_options", "max_age_days", b"max_age_days", "plugin_platforms", b"plugin_platforms", "prompt", b"prompt", "reset_policy", b"reset_policy", "whatsapp_mapping_dir", b"whatsapp_mapping_dir"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_age_days", b"_max_age_days", "_namespace", b"_namespace", "_whatsapp_mapping_dir", b"_whatsapp_mapping_dir", "key_options", b"key_options", "max_age_days", b"max_age_days", "namespace", b"namespace", "plugin_platforms", b"plugin_platforms", "prompt", b"prompt", "reset_policy", b"reset_policy", "whatsapp_mapping_dir", b"whatsapp_mapping_dir"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__max_age_days: _TypeAlias = _typing.Literal["max_age_days"]  # noqa: Y015
     _WhichOneofArgType__max_age_days: _TypeAlias = _typing.Literal["_max_age_days", b"_max_age_days"]  # noqa: Y015
+    _WhichOneofReturnType__namespace: _TypeAlias = _typing.Literal["namespace"]  # noqa: Y015
+    _WhichOneofArgType__namespace: _TypeAlias = _typing.Literal["_namespace", b"_namespace"]  # noqa: Y015
     _WhichOneofReturnType__whatsapp_mapping_dir: _TypeAlias = _typing.Literal["whatsapp_mapping_dir"]  # noqa: Y015
     _WhichOneofArgType__whatsapp_mapping_dir: _TypeAlias = _typing.Literal["_whatsapp_mapping_dir", b"_whatsapp_mapping_dir"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__max_age_days) -> _WhichOneofReturnType__max_age_days | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__namespace) -> _WhichOneofReturnType__namespace | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__whatsapp_mapping_dir) -> _WhichOneofReturnType__whatsapp_mapping_dir | None: ...
 
@@ -982,12 +994,15 @@ class PruneOldEntriesRequest(_message.Message):
     MAX_AGE_DAYS_FIELD_NUMBER: _builtins.int
     KEEP_SESSION_KEYS_FIELD_NUMBER: _builtins.int
     DRY_RUN_FIELD_NUMBER: _builtins.int
+    NAMESPACE_FIELD_NUMBER: _builtins.int
     max_age_days: _builtins.int
     """Age limit in days of updated_at; the configured max_age_days when unset;
     zero or less disables pruning.
     """
     dry_run: _builtins.bool
     """Report what would be removed without removing anything."""
+    namespace: _builtins.str
+    """Only the keys of this agent namespace; all when unset."""
     @_builtins.property
     def keep_session_keys(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Keys to keep whatever their age (the gateway's active background work)."""
@@ -998,14 +1013,20 @@ class PruneOldEntriesRequest(_message.Message):
         max_age_days: _builtins.int | None = ...,
         keep_session_keys: _abc.Iterable[_builtins.str] | None = ...,
         dry_run: _builtins.bool = ...,
+        namespace: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_max_age_days", b"_max_age_days", "max_age_days", b"max_age_days"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_max_age_days", b"_max_age_days", "_namespace", b"_namespace", "max_age_days", b"max_age_days", "namespace", b"namespace"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_age_days", b"_max_age_days", "dry_run", b"dry_run", "keep_session_keys", b"keep_session_keys", "max_age_days", b"max_age_days"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_age_days", b"_max_age_days", "_namespace", b"_namespace", "dry_run", b"dry_run", "keep_session_keys", b"keep_session_keys", "max_age_days", b"max_age_days", "namespace", b"namespace"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__max_age_days: _TypeAlias = _typing.Literal["max_age_days"]  # noqa: Y015
     _WhichOneofArgType__max_age_days: _TypeAlias = _typing.Literal["_max_age_days", b"_max_age_days"]  # noqa: Y015
+    _WhichOneofReturnType__namespace: _TypeAlias = _typing.Literal["namespace"]  # noqa: Y015
+    _WhichOneofArgType__namespace: _TypeAlias = _typing.Literal["_namespace", b"_namespace"]  # noqa: Y015
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__max_age_days) -> _WhichOneofReturnType__max_age_days | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__namespace) -> _WhichOneofReturnType__namespace | None: ...
 
 Global___PruneOldEntriesRequest: _TypeAlias = PruneOldEntriesRequest  # noqa: Y015
 
@@ -1047,12 +1068,17 @@ class ListSessionsRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     METADATA_FIELD_NUMBER: _builtins.int
+    NAMESPACE_FIELD_NUMBER: _builtins.int
     active_minutes: _builtins.int
     """Only entries active within this many minutes, when set."""
     page_size: _builtins.int
     """Maximum entries per page; the server's default when zero."""
     page_token: _builtins.str
     """Token from the previous page's next_page_token; empty for the first page."""
+    namespace: _builtins.str
+    """Only the keys of this agent namespace ("agent:<namespace>:..."); all when
+    unset.
+    """
     @_builtins.property
     def metadata(self) -> _containers.RepeatedCompositeFieldContainer[_session_pb2.MetadataFilter]:
         """Only entries whose current session's metadata matches all of these."""
@@ -1064,14 +1090,20 @@ class ListSessionsRequest(_message.Message):
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
         metadata: _abc.Iterable[_session_pb2.MetadataFilter] | None = ...,
+        namespace: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_active_minutes", b"_active_minutes", "active_minutes", b"active_minutes"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_active_minutes", b"_active_minutes", "_namespace", b"_namespace", "active_minutes", b"active_minutes", "namespace", b"namespace"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_active_minutes", b"_active_minutes", "active_minutes", b"active_minutes", "metadata", b"metadata", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_active_minutes", b"_active_minutes", "_namespace", b"_namespace", "active_minutes", b"active_minutes", "metadata", b"metadata", "namespace", b"namespace", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__active_minutes: _TypeAlias = _typing.Literal["active_minutes"]  # noqa: Y015
     _WhichOneofArgType__active_minutes: _TypeAlias = _typing.Literal["_active_minutes", b"_active_minutes"]  # noqa: Y015
+    _WhichOneofReturnType__namespace: _TypeAlias = _typing.Literal["namespace"]  # noqa: Y015
+    _WhichOneofArgType__namespace: _TypeAlias = _typing.Literal["_namespace", b"_namespace"]  # noqa: Y015
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__active_minutes) -> _WhichOneofReturnType__active_minutes | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__namespace) -> _WhichOneofReturnType__namespace | None: ...
 
 Global___ListSessionsRequest: _TypeAlias = ListSessionsRequest  # noqa: Y015
 
@@ -1150,21 +1182,27 @@ class ListExpiredSessionsRequest(_message.Message):
 
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    NAMESPACE_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """Maximum entries per page; the server's default when zero."""
     page_token: _builtins.str
     """Token from the previous page's next_page_token; empty for the first page."""
+    namespace: _builtins.str
+    """Only the keys of this agent namespace; all when unset."""
     def __init__(
         self,
         *,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        namespace: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_namespace", b"_namespace", "namespace", b"namespace"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_namespace", b"_namespace", "namespace", b"namespace", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__namespace: _TypeAlias = _typing.Literal["namespace"]  # noqa: Y015
+    _WhichOneofArgType__namespace: _TypeAlias = _typing.Literal["_namespace", b"_namespace"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__namespace) -> _WhichOneofReturnType__namespace | None: ...
 
 Global___ListExpiredSessionsRequest: _TypeAlias = ListExpiredSessionsRequest  # noqa: Y015
 
@@ -1685,12 +1723,17 @@ class WatchSessionEventsRequest(_message.Message):
     AFTER_SEQUENCE_FIELD_NUMBER: _builtins.int
     FROM_NOW_FIELD_NUMBER: _builtins.int
     KINDS_FIELD_NUMBER: _builtins.int
+    NAMESPACE_FIELD_NUMBER: _builtins.int
     after_sequence: _builtins.int
     """Deliver events with a sequence greater than this: the cursor of the last
     response received. 0 starts at the oldest retained event.
     """
     from_now: _builtins.bool
     """Start after the newest event instead (after_sequence must be 0)."""
+    namespace: _builtins.str
+    """Deliver only the events of keys of this agent namespace (events of a
+    session no key points at have none, and are left out); all when unset.
+    """
     @_builtins.property
     def kinds(self) -> _containers.RepeatedScalarFieldContainer[_events_pb2.EventKind.ValueType]:
         """Deliver only these kinds; every kind when empty."""
@@ -1701,12 +1744,15 @@ class WatchSessionEventsRequest(_message.Message):
         after_sequence: _builtins.int = ...,
         from_now: _builtins.bool = ...,
         kinds: _abc.Iterable[_events_pb2.EventKind.ValueType] | None = ...,
+        namespace: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_namespace", b"_namespace", "namespace", b"namespace"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_sequence", b"after_sequence", "from_now", b"from_now", "kinds", b"kinds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_namespace", b"_namespace", "after_sequence", b"after_sequence", "from_now", b"from_now", "kinds", b"kinds", "namespace", b"namespace"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__namespace: _TypeAlias = _typing.Literal["namespace"]  # noqa: Y015
+    _WhichOneofArgType__namespace: _TypeAlias = _typing.Literal["_namespace", b"_namespace"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__namespace) -> _WhichOneofReturnType__namespace | None: ...
 
 Global___WatchSessionEventsRequest: _TypeAlias = WatchSessionEventsRequest  # noqa: Y015
 
@@ -2221,6 +2267,7 @@ class SearchSessionsRequest(_message.Message):
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     METADATA_FIELD_NUMBER: _builtins.int
     INCLUDE_ARCHIVED_FIELD_NUMBER: _builtins.int
+    NAMESPACE_FIELD_NUMBER: _builtins.int
     query: _builtins.str
     """An id prefix or the start of a title (case and punctuation ignored)."""
     platform: _builtins.str
@@ -2231,6 +2278,8 @@ class SearchSessionsRequest(_message.Message):
     """Token from the previous page's next_page_token; empty for the first page."""
     include_archived: _builtins.bool
     """Archived sessions too (see ArchiveSessions)."""
+    namespace: _builtins.str
+    """Only sessions started for a key of this agent namespace; all when unset."""
     @_builtins.property
     def metadata(self) -> _containers.RepeatedCompositeFieldContainer[_session_pb2.MetadataFilter]:
         """Only sessions whose metadata matches all of these."""
@@ -2244,13 +2293,19 @@ class SearchSessionsRequest(_message.Message):
         page_token: _builtins.str = ...,
         metadata: _abc.Iterable[_session_pb2.MetadataFilter] | None = ...,
         include_archived: _builtins.bool = ...,
+        namespace: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_platform", b"_platform", "platform", b"platform"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_namespace", b"_namespace", "_platform", b"_platform", "namespace", b"namespace", "platform", b"platform"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_platform", b"_platform", "include_archived", b"include_archived", "metadata", b"metadata", "page_size", b"page_size", "page_token", b"page_token", "platform", b"platform", "query", b"query"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_namespace", b"_namespace", "_platform", b"_platform", "include_archived", b"include_archived", "metadata", b"metadata", "namespace", b"namespace", "page_size", b"page_size", "page_token", b"page_token", "platform", b"platform", "query", b"query"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__namespace: _TypeAlias = _typing.Literal["namespace"]  # noqa: Y015
+    _WhichOneofArgType__namespace: _TypeAlias = _typing.Literal["_namespace", b"_namespace"]  # noqa: Y015
     _WhichOneofReturnType__platform: _TypeAlias = _typing.Literal["platform"]  # noqa: Y015
     _WhichOneofArgType__platform: _TypeAlias = _typing.Literal["_platform", b"_platform"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__namespace) -> _WhichOneofReturnType__namespace | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__platform) -> _WhichOneofReturnType__platform | None: ...
 
 Global___SearchSessionsRequest: _TypeAlias = SearchSessionsRequest  # noqa: Y015
@@ -2301,6 +2356,7 @@ class SearchMessagesRequest(_message.Message):
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     METADATA_FIELD_NUMBER: _builtins.int
     INCLUDE_ARCHIVED_FIELD_NUMBER: _builtins.int
+    NAMESPACE_FIELD_NUMBER: _builtins.int
     query: _builtins.str
     """Words that must all occur (any case, accents ignored on SQLite),
     "quoted phrases" whose words must occur in that order, and word* for
@@ -2324,6 +2380,10 @@ class SearchMessagesRequest(_message.Message):
     """Token from the previous page's next_page_token; empty for the first page."""
     include_archived: _builtins.bool
     """Messages of archived sessions too (see ArchiveSessions)."""
+    namespace: _builtins.str
+    """Only messages of sessions started for a key of this agent namespace; all
+    when unset.
+    """
     @_builtins.property
     def roles(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Only messages of these roles ("user", "assistant", "tool", ...)."""
@@ -2355,11 +2415,14 @@ class SearchMessagesRequest(_message.Message):
         page_token: _builtins.str = ...,
         metadata: _abc.Iterable[_session_pb2.MetadataFilter] | None = ...,
         include_archived: _builtins.bool = ...,
+        namespace: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_platform", b"_platform", "_session_id", b"_session_id", "_session_key", b"_session_key", "_window", b"_window", "platform", b"platform", "session_id", b"session_id", "session_key", b"session_key", "since", b"since", "until", b"until", "window", b"window"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_namespace", b"_namespace", "_platform", b"_platform", "_session_id", b"_session_id", "_session_key", b"_session_key", "_window", b"_window", "namespace", b"namespace", "platform", b"platform", "session_id", b"session_id", "session_key", b"session_key", "since", b"since", "until", b"until", "window", b"window"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_platform", b"_platform", "_session_id", b"_session_id", "_session_key", b"_session_key", "_window", b"_window", "include_archived", b"include_archived", "metadata", b"metadata", "page_size", b"page_size", "page_token", b"page_token", "platform", b"platform", "query", b"query", "roles", b"roles", "session_id", b"session_id", "session_key", b"session_key", "since", b"since", "until", b"until", "window", b"window"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_namespace", b"_namespace", "_platform", b"_platform", "_session_id", b"_session_id", "_session_key", b"_session_key", "_window", b"_window", "include_archived", b"include_archived", "metadata", b"metadata", "namespace", b"namespace", "page_size", b"page_size", "page_token", b"page_token", "platform", b"platform", "query", b"query", "roles", b"roles", "session_id", b"session_id", "session_key", b"session_key", "since", b"since", "until", b"until", "window", b"window"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__namespace: _TypeAlias = _typing.Literal["namespace"]  # noqa: Y015
+    _WhichOneofArgType__namespace: _TypeAlias = _typing.Literal["_namespace", b"_namespace"]  # noqa: Y015
     _WhichOneofReturnType__platform: _TypeAlias = _typing.Literal["platform"]  # noqa: Y015
     _WhichOneofArgType__platform: _TypeAlias = _typing.Literal["_platform", b"_platform"]  # noqa: Y015
     _WhichOneofReturnType__session_id: _TypeAlias = _typing.Literal["session_id"]  # noqa: Y015
@@ -2368,6 +2431,8 @@ class SearchMessagesRequest(_message.Message):
     _WhichOneofArgType__session_key: _TypeAlias = _typing.Literal["_session_key", b"_session_key"]  # noqa: Y015
     _WhichOneofReturnType__window: _TypeAlias = _typing.Literal["window"]  # noqa: Y015
     _WhichOneofArgType__window: _TypeAlias = _typing.Literal["_window", b"_window"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__namespace) -> _WhichOneofReturnType__namespace | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__platform) -> _WhichOneofReturnType__platform | None: ...
     @_typing.overload
@@ -2940,6 +3005,7 @@ class SessionSelector(_message.Message):
     MAX_MESSAGES_FIELD_NUMBER: _builtins.int
     METADATA_FIELD_NUMBER: _builtins.int
     ARCHIVED_FIELD_NUMBER: _builtins.int
+    NAMESPACE_FIELD_NUMBER: _builtins.int
     inactive_days: _builtins.int
     """Only sessions whose last activity (SessionSummary.active_at) is more than
     this many days ago; positive.
@@ -2965,6 +3031,8 @@ class SessionSelector(_message.Message):
     """Only sessions with at most this many stored messages."""
     archived: _builtins.bool
     """Only archived (true) or only not archived (false) sessions."""
+    namespace: _builtins.str
+    """Only sessions started for a key of this agent namespace."""
     @_builtins.property
     def session_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Only these sessions (at most 1000)."""
@@ -2994,10 +3062,11 @@ class SessionSelector(_message.Message):
         max_messages: _builtins.int | None = ...,
         metadata: _abc.Iterable[_session_pb2.MetadataFilter] | None = ...,
         archived: _builtins.bool | None = ...,
+        namespace: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_archived", b"_archived", "_chat_type", b"_chat_type", "_ended", b"_ended", "_inactive_days", b"_inactive_days", "_max_messages", b"_max_messages", "_min_messages", b"_min_messages", "_platform", b"_platform", "_title_prefix", b"_title_prefix", "_titled", b"_titled", "archived", b"archived", "chat_type", b"chat_type", "ended", b"ended", "inactive_days", b"inactive_days", "max_messages", b"max_messages", "min_messages", b"min_messages", "platform", b"platform", "title_prefix", b"title_prefix", "titled", b"titled"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_archived", b"_archived", "_chat_type", b"_chat_type", "_ended", b"_ended", "_inactive_days", b"_inactive_days", "_max_messages", b"_max_messages", "_min_messages", b"_min_messages", "_namespace", b"_namespace", "_platform", b"_platform", "_title_prefix", b"_title_prefix", "_titled", b"_titled", "archived", b"archived", "chat_type", b"chat_type", "ended", b"ended", "inactive_days", b"inactive_days", "max_messages", b"max_messages", "min_messages", b"min_messages", "namespace", b"namespace", "platform", b"platform", "title_prefix", b"title_prefix", "titled", b"titled"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_archived", b"_archived", "_chat_type", b"_chat_type", "_ended", b"_ended", "_inactive_days", b"_inactive_days", "_max_messages", b"_max_messages", "_min_messages", b"_min_messages", "_platform", b"_platform", "_title_prefix", b"_title_prefix", "_titled", b"_titled", "archived", b"archived", "chat_type", b"chat_type", "end_reasons", b"end_reasons", "ended", b"ended", "inactive_days", b"inactive_days", "max_messages", b"max_messages", "metadata", b"metadata", "min_messages", b"min_messages", "platform", b"platform", "session_ids", b"session_ids", "title_prefix", b"title_prefix", "titled", b"titled"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_archived", b"_archived", "_chat_type", b"_chat_type", "_ended", b"_ended", "_inactive_days", b"_inactive_days", "_max_messages", b"_max_messages", "_min_messages", b"_min_messages", "_namespace", b"_namespace", "_platform", b"_platform", "_title_prefix", b"_title_prefix", "_titled", b"_titled", "archived", b"archived", "chat_type", b"chat_type", "end_reasons", b"end_reasons", "ended", b"ended", "inactive_days", b"inactive_days", "max_messages", b"max_messages", "metadata", b"metadata", "min_messages", b"min_messages", "namespace", b"namespace", "platform", b"platform", "session_ids", b"session_ids", "title_prefix", b"title_prefix", "titled", b"titled"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__archived: _TypeAlias = _typing.Literal["archived"]  # noqa: Y015
     _WhichOneofArgType__archived: _TypeAlias = _typing.Literal["_archived", b"_archived"]  # noqa: Y015
@@ -3011,6 +3080,8 @@ class SessionSelector(_message.Message):
     _WhichOneofArgType__max_messages: _TypeAlias = _typing.Literal["_max_messages", b"_max_messages"]  # noqa: Y015
     _WhichOneofReturnType__min_messages: _TypeAlias = _typing.Literal["min_messages"]  # noqa: Y015
     _WhichOneofArgType__min_messages: _TypeAlias = _typing.Literal["_min_messages", b"_min_messages"]  # noqa: Y015
+    _WhichOneofReturnType__namespace: _TypeAlias = _typing.Literal["namespace"]  # noqa: Y015
+    _WhichOneofArgType__namespace: _TypeAlias = _typing.Literal["_namespace", b"_namespace"]  # noqa: Y015
     _WhichOneofReturnType__platform: _TypeAlias = _typing.Literal["platform"]  # noqa: Y015
     _WhichOneofArgType__platform: _TypeAlias = _typing.Literal["_platform", b"_platform"]  # noqa: Y015
     _WhichOneofReturnType__title_prefix: _TypeAlias = _typing.Literal["title_prefix"]  # noqa: Y015
@@ -3029,6 +3100,8 @@ class SessionSelector(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__max_messages) -> _WhichOneofReturnType__max_messages | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__min_messages) -> _WhichOneofReturnType__min_messages | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__namespace) -> _WhichOneofReturnType__namespace | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__platform) -> _WhichOneofReturnType__platform | None: ...
     @_typing.overload
