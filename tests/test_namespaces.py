@@ -79,6 +79,22 @@ def test_listings_searches_expiry_and_prune_see_one_namespace(running: Running, 
     assert list(pruned.session_keys) == [research.session_key] and keys_listed(stub) == {main.session_key}
 
 
+def test_a_restart_marks_and_the_first_session_check_stay_in_a_namespace(running: Running) -> None:
+    stub = running.stub
+    main, research = create(stub, "1").entry, create(stub, "1", "research").entry
+    marked = stub.SuspendRecentlyActive(pb.SuspendRecentlyActiveRequest(namespace="research"), timeout=10)
+    assert marked.count == 1
+    entries = {e.session_key: e for e in stub.ListSessions(pb.ListSessionsRequest(), timeout=10).entries}
+    assert entries[research.session_key].resume_pending and not entries[main.session_key].resume_pending
+
+    def has_any(namespace: str | None) -> bool:
+        return stub.HasAnySessions(pb.HasAnySessionsRequest(namespace=namespace), timeout=10).has_any_sessions
+
+    assert has_any(None) and not has_any("research")  # one session there: not "more than one"
+    create(stub, "2", "research")
+    assert has_any("research") and not has_any("nobody")
+
+
 def test_bulk_calls_and_event_watches_scoped_to_a_namespace(running: Running) -> None:
     stub = running.stub
     events = Stream(stub, from_now=True, namespace="research", kinds=[events_pb2.EVENT_KIND_CREATED])

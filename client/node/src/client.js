@@ -529,7 +529,7 @@ export class SessionStoreClient {
    * @returns {Promise<number>}
    */
   async suspendRecentlyActive(maxAgeSeconds = 120) {
-    return (await this.#call(this.#stub, 'SuspendRecentlyActive', { maxAgeSeconds })).count;
+    return (await this.#call(this.#stub, 'SuspendRecentlyActive', { maxAgeSeconds, ...this.#scope() })).count;
   }
 
   /**
@@ -669,11 +669,12 @@ export class SessionStoreClient {
   }
 
   /**
-   * Whether more than one session was ever created (ended ones count), in any namespace.
+   * Whether more than one session was ever created (ended ones count), in the client's namespace
+   * when it has one, else in any.
    * @returns {Promise<boolean>}
    */
   async hasAnySessions() {
-    return (await this.#call(this.#stub, 'HasAnySessions', {})).hasAnySessions;
+    return (await this.#call(this.#stub, 'HasAnySessions', this.#scope())).hasAnySessions;
   }
 
   /**

@@ -480,7 +480,8 @@ class SessionStoreClient:
     ) -> None:
         """``namespace``: the agent namespace (profile) this client's gateway works in: the keys it
         builds are ``agent:<namespace>:...`` and its listings, searches, prunes, bulk calls and event
-        watches see that namespace only (None: the daemon's default for keys, every key otherwise)."""
+        watches (and SuspendRecentlyActive, HasAnySessions) see that namespace only (None: the daemon's
+        default for keys, every key otherwise)."""
         target = address or default_target()
         self.timeout = timeout
         self.aware_times = aware_times
@@ -594,7 +595,7 @@ class SessionStoreClient:
 
     def suspend_recently_active(self, max_age_seconds: int = 120) -> int:
         """Marks sessions active within ``max_age_seconds`` resume-pending (after a crash); their count."""
-        request = pb.SuspendRecentlyActiveRequest(max_age_seconds=max_age_seconds)
+        request = pb.SuspendRecentlyActiveRequest(max_age_seconds=max_age_seconds, namespace=self.namespace)
         return self._call(self._stub.SuspendRecentlyActive, request).count
 
     def reset_session(
@@ -903,7 +904,8 @@ class SessionStoreClient:
 
     def has_any_sessions(self) -> bool:
         """Whether more than one session was ever created (ended ones count)."""
-        return self._call(self._stub.HasAnySessions, pb.HasAnySessionsRequest()).has_any_sessions
+        request = pb.HasAnySessionsRequest(namespace=self.namespace)
+        return self._call(self._stub.HasAnySessions, request).has_any_sessions
 
     def append_to_transcript(self, session_id: str, message: Mapping[str, Any], skip_db: bool = False) -> None:
         """Appends one message; retried safely under a fresh ``message_id`` unless the dict brings one.

@@ -252,7 +252,7 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
     ) -> pb.SuspendRecentlyActiveResponse:
         seconds = request.max_age_seconds if request.HasField("max_age_seconds") else 120
         seconds = convert.non_negative(seconds, "max_age_seconds", convert.MAX_AGE_SECONDS)
-        count = self.store.suspend_recently_active(seconds, deadline)
+        count = self.store.suspend_recently_active(seconds, deadline, convert.namespace(request))
         return pb.SuspendRecentlyActiveResponse(count=count)
 
     @rpc
@@ -299,7 +299,7 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
 
     @rpc
     def HasAnySessions(self, request: pb.HasAnySessionsRequest, deadline: float | None) -> pb.HasAnySessionsResponse:
-        return pb.HasAnySessionsResponse(has_any_sessions=self.store.has_any())
+        return pb.HasAnySessionsResponse(has_any_sessions=self.store.has_any(convert.namespace(request)))
 
     @rpc
     def ListExpiredSessions(

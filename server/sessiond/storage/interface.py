@@ -171,7 +171,7 @@ class Transaction(Protocol):
         """The sessions started from ``session_id``, newest first."""
         ...
 
-    def has_two_sessions(self) -> bool: ...
+    def has_two_sessions(self, namespace: str | None = None) -> bool: ...
 
     def live_lease(self, session_key: str, now: datetime) -> Lease | None: ...
 
@@ -199,7 +199,9 @@ class Transaction(Protocol):
         """
         ...
 
-    def mark_recently_active(self, since: datetime, now: datetime, reason: str) -> list[Entry]:
+    def mark_recently_active(
+        self, since: datetime, now: datetime, reason: str, namespace: str | None = None
+    ) -> list[Entry]:
         """Mark resume-pending the entries active since ``since`` (not pending, not suspended); the marked."""
         ...
 

@@ -498,15 +498,6 @@ class PostgresTransaction(SessionsTable, Transaction, marker="%s", dialect=POSTG
     def stored_policies(self) -> list[ResetPolicy]:
         return policies_from_rows(self._rows(STORED_POLICIES, ()))
 
-    def mark_recently_active(self, since: datetime, now: datetime, reason: str) -> list[Entry]:
-        rows = self._rows(
-            "UPDATE entries SET resume_pending = TRUE, resume_reason = %s, last_resume_marked_at = %s,"
-            " version = version + 1 WHERE updated_at >= %s AND NOT resume_pending AND NOT suspended"
-            f" RETURNING {ENTRY_LIST}",
-            (reason, to_us(now), to_us(since)),
-        )
-        return [entry_from_row(row) for row in rows]
-
     def list_entries(
         self,
         since: datetime | None,

@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import Any, ClassVar
 
 from sessiond.model import (
+    Entry,
     LineageLink,
     Metadata,
     MetadataFilter,
@@ -26,8 +27,10 @@ from sessiond.model import (
 from sessiond.storage import selection
 from sessiond.storage.dialects import SQLITE, Dialect
 from sessiond.storage.rows import (
+    ENTRY_LIST,
     LINEAGE_LIST,
     SUMMARY_LIST,
+    entry_from_row,
     in_namespace,
     lineage_from_row,
     metadata_from_text,
@@ -44,7 +47,11 @@ _STATEMENTS = {
     "reopen": "UPDATE sessions SET ended_at = NULL, end_reason = NULL, archived_at = NULL WHERE id = ?",
     "counted": "UPDATE sessions SET message_count = ?, active_at = ? WHERE id = ?",
     "exists": "SELECT 1 FROM sessions WHERE id = ?",
-    "two": "SELECT 1 FROM sessions LIMIT 1 OFFSET 1",
+    "two": f"SELECT 1 FROM sessions WHERE {in_namespace('session_key', '?', '?')} LIMIT 1 OFFSET 1",
+    "mark_recently_active": f"""
+        UPDATE entries SET resume_pending = TRUE, resume_reason = ?, last_resume_marked_at = ?, version = version + 1
+        WHERE updated_at >= ? AND NOT resume_pending AND NOT suspended AND {in_namespace("session_key", "?", "?")}
+        RETURNING {ENTRY_LIST}""",
     "title_of": "SELECT title FROM sessions WHERE id = ?",
     "titled": "SELECT id FROM sessions WHERE title = ?",
     "set_title": "UPDATE sessions SET title = ?, title_folded = ? WHERE id = ?",
@@ -97,8 +104,14 @@ class SessionsTable(TranscriptTable):
     def session_exists(self, session_id: str) -> bool:
         return self._one(self.SQL["exists"], (session_id,)) is not None
 
-    def has_two_sessions(self) -> bool:
-        return self._one(self.SQL["two"]) is not None
+    def has_two_sessions(self, namespace: str | None = None) -> bool:
+        return self._one(self.SQL["two"], _scope(namespace)) is not None
+
+    def mark_recently_active(
+        self, since: datetime, now: datetime, reason: str, namespace: str | None = None
+    ) -> list[Entry]:
+        params = (reason, to_us(now), to_us(since), *_scope(namespace))
+        return [entry_from_row(row) for row in self._execute(self.SQL["mark_recently_active"], params)]
 
     def title_of(self, session_id: str) -> str | None:
         return self._first_value("title_of", (session_id,))
@@ -145,9 +158,7 @@ class SessionsTable(TranscriptTable):
         by_id = prefix_range(id_prefix)
         by_title = prefix_range(fold(title_prefix))
         filters = self.dialect.filters(metadata)  # the condition reads its parameter twice
-        ns = namespace_params(namespace)
-        scope = (ns["ns"], ns["ns_len"], ns["ns"])  # in_namespace's parameters, in its order
-        params = (*by_id, *by_title, platform, include_archived, filters, filters, *scope, limit, offset)
+        params = (*by_id, *by_title, platform, include_archived, filters, filters, *_scope(namespace), limit, offset)
         return [summary_from_row(row) for row in self._execute(self.SQL["search_sessions"], params)]
 
     def metadata_of(self, session_id: str) -> Metadata | None:
@@ -199,3 +210,9 @@ class SessionsTable(TranscriptTable):
         """The first column of the first row: an id or a title (None when no row, or no title)."""
         row = self._one(self.SQL[statement], params)
         return None if row is None or row[0] is None else str(row[0])
+
+
+def _scope(namespace: str | None) -> tuple[str, int, str]:
+    """``in_namespace``'s positional parameters, in its order."""
+    ns = namespace_params(namespace)
+    return ns["ns"], ns["ns_len"], ns["ns"]

@@ -389,15 +389,6 @@ class SqliteTransaction(SessionsTable, Transaction, marker="?"):
     def stored_policies(self) -> list[ResetPolicy]:
         return policies_from_rows(self.db.execute(STORED_POLICIES))
 
-    def mark_recently_active(self, since: datetime, now: datetime, reason: str) -> list[Entry]:
-        rows = self.db.execute(
-            "UPDATE entries SET resume_pending = 1, resume_reason = ?, last_resume_marked_at = ?,"
-            " version = version + 1 WHERE updated_at >= ? AND resume_pending = 0 AND suspended = 0"
-            f" RETURNING {ENTRY_LIST}",
-            (reason, to_us(now), to_us(since)),
-        )
-        return [entry_from_row(row) for row in rows]
-
     def list_entries(
         self,
         since: datetime | None,

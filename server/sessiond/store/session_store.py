@@ -322,10 +322,13 @@ class SessionStore(BulkSessions):
 
         return self.storage.write(work, deadline)
 
-    def suspend_recently_active(self, max_age_seconds: int, deadline: Deadline = None) -> int:
+    def suspend_recently_active(
+        self, max_age_seconds: int, deadline: Deadline = None, namespace: str | None = None
+    ) -> int:
         def work(tx: Transaction) -> int:
             now = self.clock()
-            marked = tx.mark_recently_active(now - timedelta(seconds=max_age_seconds), now, "restart_interrupted")
+            since = now - timedelta(seconds=max_age_seconds)
+            marked = tx.mark_recently_active(since, now, "restart_interrupted", _prefix(namespace))
             for entry in marked:
                 self._event(tx, now, "resume_pending", entry, reason=entry.resume_reason)
             return len(marked)
@@ -617,8 +620,8 @@ class SessionStore(BulkSessions):
         wanted, prefix = _checked_filters(where), _prefix(namespace)
         return self.storage.read(lambda tx: tx.list_entries(since, after, limit, wanted, prefix))
 
-    def has_any(self) -> bool:
-        return self.storage.read(lambda tx: tx.has_two_sessions())
+    def has_any(self, namespace: str | None = None) -> bool:
+        return self.storage.read(lambda tx: tx.has_two_sessions(_prefix(namespace)))
 
     def _expiry_cutoffs(self, tx: Transaction, now: datetime) -> ExpiryCutoffs:
         """The cutoffs of the configured policies and of those entries kept from their gateways."""

@@ -809,20 +809,31 @@ class SuspendRecentlyActiveRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     MAX_AGE_SECONDS_FIELD_NUMBER: _builtins.int
+    NAMESPACE_FIELD_NUMBER: _builtins.int
     max_age_seconds: _builtins.int
     """Entries active within this many seconds are marked; 120 when unset."""
+    namespace: _builtins.str
+    """Only the keys of this agent namespace (one gateway's restart); all when
+    unset.
+    """
     def __init__(
         self,
         *,
         max_age_seconds: _builtins.int | None = ...,
+        namespace: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_max_age_seconds", b"_max_age_seconds", "max_age_seconds", b"max_age_seconds"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_max_age_seconds", b"_max_age_seconds", "_namespace", b"_namespace", "max_age_seconds", b"max_age_seconds", "namespace", b"namespace"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_age_seconds", b"_max_age_seconds", "max_age_seconds", b"max_age_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_age_seconds", b"_max_age_seconds", "_namespace", b"_namespace", "max_age_seconds", b"max_age_seconds", "namespace", b"namespace"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__max_age_seconds: _TypeAlias = _typing.Literal["max_age_seconds"]  # noqa: Y015
     _WhichOneofArgType__max_age_seconds: _TypeAlias = _typing.Literal["_max_age_seconds", b"_max_age_seconds"]  # noqa: Y015
+    _WhichOneofReturnType__namespace: _TypeAlias = _typing.Literal["namespace"]  # noqa: Y015
+    _WhichOneofArgType__namespace: _TypeAlias = _typing.Literal["_namespace", b"_namespace"]  # noqa: Y015
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__max_age_seconds) -> _WhichOneofReturnType__max_age_seconds | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__namespace) -> _WhichOneofReturnType__namespace | None: ...
 
 Global___SuspendRecentlyActiveRequest: _TypeAlias = SuspendRecentlyActiveRequest  # noqa: Y015
 
@@ -1141,14 +1152,21 @@ class HasAnySessionsRequest(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    namespace: _builtins.str
+    """Only sessions started for keys of this agent namespace; all when unset."""
     def __init__(
         self,
+        *,
+        namespace: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_namespace", b"_namespace", "namespace", b"namespace"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_namespace", b"_namespace", "namespace", b"namespace"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__namespace: _TypeAlias = _typing.Literal["namespace"]  # noqa: Y015
+    _WhichOneofArgType__namespace: _TypeAlias = _typing.Literal["_namespace", b"_namespace"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__namespace) -> _WhichOneofReturnType__namespace | None: ...
 
 Global___HasAnySessionsRequest: _TypeAlias = HasAnySessionsRequest  # noqa: Y015
 
