@@ -53,6 +53,10 @@ class DeadlineExceeded(SessiondError):
     """The caller's deadline passed before the operation ran; nothing was written."""
 
 
+class PermissionDenied(SessiondError):
+    """The caller's credentials do not reach what the call names (another namespace, a write)."""
+
+
 class OutOfRange(SessiondError):
     """An event cursor outside the log: the events after it were deleted, or it is ahead of the newest."""
 

@@ -97,13 +97,13 @@ def start(root: Path, log: IO[bytes], config: Path | None = None) -> Daemon:
                 if answer.status == health_pb2.HealthCheckResponse.SERVING:
                     break
             assert health.Check(request, timeout=DEADLINE).status == health_pb2.HealthCheckResponse.SERVING
-    except Exception:
+    except Exception as exc:
         if process.poll() is None:
-            process.kill()
+            process.kill()  # it still ran: the health check failed (``exc`` says how)
         code = process.wait(timeout=START_TIMEOUT)
         with open(daemon.log, "rb") as written:
             written.seek(offset)
-            raise DaemonExited(code, written.read().decode(errors="replace")) from None
+            raise DaemonExited(code, f"{written.read().decode(errors='replace')}\n(health: {exc!r})") from None
     return daemon
 
 

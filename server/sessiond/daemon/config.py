@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, tzinfo
 from pathlib import Path
@@ -17,7 +17,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sessiond.errors import ConfigError, InvalidArgument
 from sessiond.model import HomeChannel, KeyOptions, Limits, ResetPolicies, ResetPolicy
+from sessiond.rpc import scopes
 from sessiond.rpc.auth import Security
+from sessiond.rpc.scopes import Scope
 from sessiond.rules import keys
 from sessiond.rules.platforms import BUILTIN, Platforms
 from sessiond.rules.prompt import PromptOptions
@@ -300,15 +302,47 @@ def _security(table: _Table, environ: Mapping[str, str]) -> Security:
         raise ConfigError(f"{table.key('tls_cert')}: tls_cert and tls_key go together")
     if security.tls_client_ca is not None and security.tls_cert is None:
         raise ConfigError(f"{table.key('tls_client_ca')}: needs tls_cert and tls_key")
-    token = environ.get("SESSIOND_TOKEN", "")
-    if security.token_file is not None:
-        try:
-            token = security.token_file.read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{table.key('token_file')}: cannot read {security.token_file} ({exc})") from None
-        if not token:
-            raise ConfigError(f"{table.key('token_file')}: {security.token_file} is empty")
+    security = replace(
+        security,
+        scoped_tokens=tuple(_scoped(table, "scoped_tokens", "token_file", _token_of)),
+        scoped_clients=tuple(_scoped(table, "scoped_clients", "subject", lambda t, k: t.get(k, str, ""))),
+    )
+    if security.scoped_clients and security.tls_client_ca is None:
+        raise ConfigError(f"{table.key('scoped_clients')}: needs tls_client_ca (client certificates)")
+    token = _token_of(table, "token_file") if security.token_file else environ.get("SESSIOND_TOKEN", "")
     return replace(security, token=token)
+
+
+def _token_of(table: _Table, key: str) -> str:
+    path = _optional_path(table, key)
+    if path is None:
+        raise ConfigError(f"{table.key(key)}: required")
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{table.key(key)}: cannot read {path} ({exc})") from None
+    if not token:
+        raise ConfigError(f"{table.key(key)}: {path} is empty")
+    return token
+
+
+def _scoped(table: _Table, name: str, key: str, credential: Callable[[_Table, str], str]) -> list[tuple[str, Scope]]:
+    """``[[security.<name>]]``: each a credential (``key``) with the namespaces and access it reaches."""
+    entries = table.get(name, list, [])
+    found = []
+    for index, data in enumerate(entries):
+        entry = _Table(data, f"{table.key(name)}[{index}]")
+        value = credential(entry, key)
+        if not value:
+            raise ConfigError(f"{entry.key(key)}: required")
+        listed = entry.str_list("namespaces", ())
+        try:
+            namespaces = scopes.namespaces(listed, entry.key("namespaces")) if listed else None
+        except InvalidArgument as exc:
+            raise ConfigError(str(exc)) from None
+        found.append((value, scopes.Scope(namespaces, entry.get("read_only", bool, False))))
+        entry.done()
+    return found
 
 
 def _maintenance(table: _Table) -> Maintenance:
@@ -470,7 +504,7 @@ def parse(data: dict[str, Any], environ: Mapping[str, str] = os.environ) -> Conf
         raise ConfigError(f"storage.backup_dir: must be an absolute path, got {str(config.backup_dir)!r}")
     if not config.socket and not config.tcp:
         raise ConfigError("server.socket: no listener configured (set server.socket or server.tcp)")
-    if config.tcp and not (config.security.token or config.security.tls_cert):
+    if config.tcp and not (config.security.tokens() or config.security.tls_cert):
         raise ConfigError(
             "server.tcp: TCP needs TLS (security.tls_cert, security.tls_key) or a token"
             " (security.token_file or SESSIOND_TOKEN)"

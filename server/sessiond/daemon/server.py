@@ -316,8 +316,11 @@ async def _build(config: Config, storage: DaemonStorage, clock: Clock, loop: Eve
     metrics = Metrics(lambda: storage.stats(clock()))
     # Store work that blocks (or cannot run on the loop) runs here; the event loop only moves bytes.
     threads = futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="rpc")
-    runtime = Runtime(storage, threads, metrics)
     store = new_store(storage, config, clock)
+    security = config.security
+    scoped = security.scoped_tokens or security.scoped_clients
+    authorize = auth.Authorizer(security, config.namespace, store.session_namespaces, threads) if scoped else None
+    runtime = Runtime(storage, threads, metrics, authorize)
     connected = Connected(config.connected_platforms, config.home_channels)
     service = SessionStoreService(store, runtime, config.limits, connected)
     admin = AdminService(storage, store, runtime, config.backup_dir, config.database.parent, config.retention_policy)

@@ -70,6 +70,8 @@ def backup_target(directory: Path | None, name: str) -> Path:
 class AdminService(admin_pb2_grpc.AdminServicer):
     """sessiond.v1.Admin over the daemon's storage and store."""
 
+    SERVICE = "sessiond.v1.Admin"
+
     def __init__(
         self,
         storage: DaemonStorage,

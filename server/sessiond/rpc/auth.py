@@ -1,4 +1,5 @@
-"""Who may call over TCP: the listener's TLS credentials and its bearer-token check.
+"""Who may call over TCP: the listener's TLS credentials, its bearer-token check, and the scope of
+each caller (``Authorizer``).
 
 The Unix socket needs neither: its file permissions (0600 in a 0700 directory) already limit it
 to the daemon's user. A TCP port is reachable by whoever shares the network, so the daemon
@@ -7,8 +8,10 @@ serves TCP from a server of its own, built with ``server_credentials`` and ``int
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,6 +20,7 @@ import grpc
 from grpc_health.v1 import health
 
 from sessiond.errors import ConfigError
+from sessiond.rpc.scopes import FULL, NamespaceOf, Scope, check
 
 
 @dataclass(frozen=True)
@@ -24,7 +28,9 @@ class Security:
     """Who may call over TCP (the Unix socket is guarded by its file permissions).
 
     TCP needs TLS (``tls_cert`` + ``tls_key``; mutual when ``tls_client_ca`` is set) or a bearer
-    token: the contents of ``token_file``, or the ``SESSIOND_TOKEN`` environment variable.
+    token: the contents of ``token_file``, or the ``SESSIOND_TOKEN`` environment variable. Those
+    have full access; ``scoped_tokens`` (token, scope) and ``scoped_clients`` (a client
+    certificate's subject, scope) reach only their scope (``scopes``).
     """
 
     token_file: Path | None = None
@@ -33,6 +39,12 @@ class Security:
     tls_key: Path | None = None
     tls_client_ca: Path | None = None
     health_without_auth: bool = True
+    scoped_tokens: tuple[tuple[str, Scope], ...] = field(default=(), repr=False)
+    scoped_clients: tuple[tuple[str, Scope], ...] = ()
+
+    def tokens(self) -> list[str]:
+        """Every token the TCP listener accepts."""
+        return [token for token in (self.token, *(t for t, _ in self.scoped_tokens)) if token]
 
 
 REJECTED = "missing or invalid bearer token"
@@ -60,8 +72,8 @@ class BearerToken(grpc.aio.ServerInterceptor):
     be exempt: orchestrator probes (kubelet, load balancers) cannot send a token.
     """
 
-    def __init__(self, token: str, exempt_health: bool):
-        self._token = token.encode()
+    def __init__(self, tokens: list[str], exempt_health: bool):
+        self._tokens = [token.encode() for token in tokens]
         self._exempt_health = exempt_health
 
     async def intercept_service(
@@ -77,12 +89,52 @@ class BearerToken(grpc.aio.ServerInterceptor):
     def _authorized(self, metadata: Any) -> bool:
         header = next((str(value) for key, value in metadata or () if key == "authorization"), "")
         scheme, _, token = header.partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(token.encode(), self._token)
+        matches = [hmac.compare_digest(token.encode(), known) for known in self._tokens]  # all: no early exit
+        return scheme.lower() == "bearer" and any(matches)
 
 
 def interceptors(security: Security) -> list[grpc.aio.ServerInterceptor]:
     """The token check when a token is configured (with TLS as well, both apply)."""
-    return [BearerToken(security.token, security.health_without_auth)] if security.token else []
+    tokens = security.tokens()
+    return [BearerToken(tokens, security.health_without_auth)] if tokens else []
+
+
+class Authorizer:
+    """The scope of each call's caller, checked against what the call names (``scopes.check``).
+
+    The Unix socket, the daemon's own token and client certificates without a scoped subject have
+    full access and cost nothing here; a scoped caller's session ids are looked up on a store thread.
+    """
+
+    def __init__(
+        self, security: Security, default_namespace: str, namespace_of: NamespaceOf, threads: futures.Executor
+    ):
+        self._tokens = [(token.encode(), scope) for token, scope in security.scoped_tokens]
+        self._subjects = dict(security.scoped_clients)
+        self._default, self._namespace_of, self._threads = default_namespace, namespace_of, threads
+
+    def scope_of(self, context: grpc.aio.ServicerContext[Any, Any]) -> Scope:
+        if context.peer().startswith("unix:"):
+            return FULL
+        header = next((str(v) for k, v in context.invocation_metadata() or () if k == "authorization"), "")
+        token = header.partition(" ")[2].encode()
+        found = [scope for known, scope in self._tokens if hmac.compare_digest(token, known)]
+        if found:
+            return found[0]
+        auth = context.auth_context() or {}
+        names = [*auth.get("x509_common_name", ()), *auth.get("x509_subject_alternative_name", ())]
+        subjects = [self._subjects[name.decode()] for name in names if name.decode() in self._subjects]
+        return subjects[0] if subjects else FULL
+
+    async def __call__(self, path: str, request: object, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        scope = self.scope_of(context)
+        if scope.full:
+            return
+        service, _, method = path.rpartition("/")
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(
+            self._threads, check, scope, service, method, request, self._default, self._namespace_of
+        )
 
 
 def server_credentials(security: Security) -> grpc.ServerCredentials | None:

@@ -34,6 +34,7 @@ from sessiond.errors import (
     InvalidArgument,
     NotFound,
     OutOfRange,
+    PermissionDenied,
     ResourceExhausted,
     SessiondError,
     ShuttingDown,
@@ -61,6 +62,8 @@ class Runtime:
     storage: Storage
     threads: futures.Executor
     metrics: Metrics
+    # Checks a call against its caller's scope (``auth.Authorizer``); None: every caller has full access.
+    authorize: Callable[[str, object, grpc.aio.ServicerContext[Any, Any]], Awaitable[None]] | None = None
 
 
 STATUS = {
@@ -74,6 +77,7 @@ STATUS = {
     StorageError: grpc.StatusCode.UNAVAILABLE,
     OutOfRange: grpc.StatusCode.OUT_OF_RANGE,
     ShuttingDown: grpc.StatusCode.UNAVAILABLE,
+    PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
 }
 
 
@@ -150,6 +154,8 @@ async def _handled(
     try:
         if type(request) is Unparsable:
             raise InvalidArgument("request", f"not a valid {request.type_name} message")
+        if servicer.runtime.authorize is not None:
+            await servicer.runtime.authorize(f"{servicer.SERVICE}/{method}", request, context)
         yield deadline
     except SessiondError as exc:
         code = _status_of(exc)

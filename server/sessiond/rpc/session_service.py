@@ -73,6 +73,8 @@ class Connected:
 class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
     """sessiond.v1.SessionStore: protobuf to domain calls and back."""
 
+    SERVICE = "sessiond.v1.SessionStore"
+
     def __init__(self, store: SessionStore, runtime: Runtime, limits: Limits, connected: Connected):
         self.store, self.runtime, self.limits, self.connected = store, runtime, limits, connected
         self.max_bytes = limits.max_field_bytes

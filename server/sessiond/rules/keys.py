@@ -24,6 +24,13 @@ def checked_namespace(namespace: str, field: str) -> str:
     return namespace
 
 
+def namespace_of(session_key: str) -> str | None:
+    """``research`` for ``agent:research:...``; None for a key of no namespace."""
+    agent, _, rest = session_key.partition(":")
+    namespace, found, _ = rest.partition(":")
+    return namespace if agent == "agent" and found else None
+
+
 def namespace_prefix(namespace: str) -> str:
     """What every key of the namespace starts with."""
     return f"agent:{namespace}:"

@@ -301,6 +301,10 @@ class Transaction(Protocol):
 
     def session_summary(self, session_id: str) -> SessionSummary | None: ...
 
+    def keys_of(self, session_ids: Sequence[str]) -> dict[str, str | None]:
+        """The key each stored session was started for (None for one started by id alone)."""
+        ...
+
     def metadata_of(self, session_id: str) -> Metadata | None:
         """A session's metadata; ``None`` when there is no such session."""
         ...

@@ -70,6 +70,7 @@ _STATEMENTS = {
           AND {in_namespace("session_key", "?", "?")}
         ORDER BY started_at DESC, id DESC LIMIT ? OFFSET ?""",
     "metadata_of": "SELECT metadata FROM sessions WHERE id = ?",
+    "keys_of": "SELECT id, session_key FROM sessions WHERE {ids}",
     "set_metadata": "UPDATE sessions SET metadata = ? WHERE id = ?",
 }
 
@@ -90,7 +91,10 @@ class SessionsTable(TranscriptTable):
         cls.SELECTION = MappingProxyType(selection.statements(dialect))
         cls.SQL = MappingProxyType(
             {
-                name: sql.replace("{metadata}", condition).replace("{id}", dialect.binary("id")).replace("?", marker)
+                name: sql.replace("{metadata}", condition)
+                .replace("{id}", dialect.binary("id"))
+                .replace("{ids}", dialect.member("id", "?"))
+                .replace("?", marker)
                 for name, sql in statements.items()
             }
         )
@@ -160,6 +164,10 @@ class SessionsTable(TranscriptTable):
         filters = self.dialect.filters(metadata)  # the condition reads its parameter twice
         params = (*by_id, *by_title, platform, include_archived, filters, filters, *_scope(namespace), limit, offset)
         return [summary_from_row(row) for row in self._execute(self.SQL["search_sessions"], params)]
+
+    def keys_of(self, session_ids: Sequence[str]) -> dict[str, str | None]:
+        rows = self._execute(self.SQL["keys_of"], (self.dialect.texts(session_ids),))
+        return {str(session_id): key for session_id, key in rows}
 
     def metadata_of(self, session_id: str) -> Metadata | None:
         row = self._one(self.SQL["metadata_of"], (session_id,))

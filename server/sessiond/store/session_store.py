@@ -9,7 +9,7 @@ from __future__ import annotations
 import builtins
 import functools
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -475,6 +475,12 @@ class SessionStore(BulkSessions):
             return entry, True
 
         return self.storage.write(work, deadline)
+
+    def session_namespaces(self, session_ids: Iterable[str]) -> dict[str, str | None]:
+        """The namespace of each stored session's key (None: no key, or no such session)."""
+        wanted = builtins.list(session_ids)
+        found = self.storage.read(lambda tx: tx.keys_of(wanted))
+        return {sid: keys.namespace_of(key) if (key := found.get(sid)) else None for sid in wanted}
 
     def metadata_of(self, session_id: str) -> Metadata:
         found = self.storage.read(lambda tx: tx.metadata_of(session_id))
