@@ -36,7 +36,7 @@ from sessiond.errors import ConfigError
 from sessiond.rpc.auth import REJECTED
 from sessiond_client import TLS, SessionStoreClient, connect
 from sessiond_client.channel import open_channel
-from sessiond_client.errors import SessiondError
+from sessiond_client.errors import PermissionDeniedError, SessiondError
 from sessiond_client.v1 import session_store_pb2 as pb
 from sessiond_client.v1 import session_store_pb2_grpc, source_pb2
 
@@ -217,6 +217,24 @@ def test_mutual_tls_needs_a_client_certificate_from_its_ca(start_daemon: Callabl
             assert build_key(channel) == grpc.StatusCode.UNAVAILABLE
     with SessionStoreClient(tcp, tls=tls(pki, client="client")) as store:
         assert store.build_session_key(SOURCE) == "agent:main:telegram:group:-100777"
+
+
+def test_a_scoped_client_certificate_reaches_only_its_namespace_and_reads(
+    start_daemon: Callable[..., Running], pki: Path
+) -> None:
+    scoped = [{"subject": "client", "namespaces": ["research"], "read_only": True}]
+    security = {**server_tls(pki), "tls_client_ca": str(pki / "ca.pem"), "scoped_clients": scoped}
+    running, tcp = start_tcp(start_daemon, security)
+    running.stub.GetOrCreateSession(pb.GetOrCreateSessionRequest(source=SOURCE), timeout=5)  # main, on the socket
+    with SessionStoreClient(tcp, tls=tls(pki, client="client"), namespace="research") as store:
+        assert store.build_session_key(SOURCE) == "agent:research:telegram:group:-100777"
+        assert store.list_sessions() == []  # main's entry is not research's
+        with pytest.raises(PermissionDeniedError, match="may only read"):
+            store.get_or_create_session(SOURCE)
+    with SessionStoreClient(tcp, tls=tls(pki, client="client")) as unscoped:
+        with pytest.raises(PermissionDeniedError, match="namespace"):
+            unscoped.list_sessions()  # a scoped caller names its namespace
+    assert len(all_entries(running.stub)) == 1
 
 
 def test_tls_and_a_token_together_need_both(start_daemon: Callable[..., Running], pki: Path, token_file: str) -> None:

@@ -66,6 +66,10 @@ class ResourceExhaustedError(SessiondError):
     """The daemon's disk is full or a configured limit was exceeded."""
 
 
+class PermissionDeniedError(SessiondError):
+    """The client's credentials do not reach what the call names (another namespace, a write)."""
+
+
 class OutOfRangeError(SessiondError):
     """An event cursor the daemon no longer covers (events after it were deleted): resync the state."""
 
@@ -86,6 +90,7 @@ _BY_CODE: dict[grpc.StatusCode, type[SessiondError]] = {
     grpc.StatusCode.FAILED_PRECONDITION: FailedPreconditionError,
     grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhaustedError,
     grpc.StatusCode.OUT_OF_RANGE: OutOfRangeError,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDeniedError,
     grpc.StatusCode.UNAVAILABLE: UnavailableError,
     grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceededError,
 }
