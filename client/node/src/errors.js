@@ -166,6 +166,9 @@ export class ResourceExhaustedError extends SessiondError {}
  */
 export class OutOfRangeError extends SessiondError {}
 
+/** PERMISSION_DENIED: the client's credentials do not reach what the call names (another namespace, a write). */
+export class PermissionDeniedError extends SessiondError {}
+
 /** The daemon could not be reached (after the retries that were safe), or it stopped during a watch. */
 export class UnavailableError extends SessiondError {}
 
@@ -181,6 +184,7 @@ const BY_CODE = new Map([
   [Status.FAILED_PRECONDITION, FailedPreconditionError],
   [Status.RESOURCE_EXHAUSTED, ResourceExhaustedError],
   [Status.OUT_OF_RANGE, OutOfRangeError],
+  [Status.PERMISSION_DENIED, PermissionDeniedError],
   [Status.UNAVAILABLE, UnavailableError],
   [Status.DEADLINE_EXCEEDED, DeadlineExceededError],
 ]);

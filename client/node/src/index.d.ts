@@ -974,6 +974,8 @@ export class ResourceExhaustedError extends SessiondError {}
  * of the daemon's event log, as after a restore); resync with `listSessions`.
  */
 export class OutOfRangeError extends SessiondError {}
+/** PERMISSION_DENIED: the client's credentials do not reach what the call names (another namespace, a write). */
+export class PermissionDeniedError extends SessiondError {}
 /** The daemon could not be reached (after the retries that were safe), or it stopped during a watch. */
 export class UnavailableError extends SessiondError {}
 /** The call's deadline passed; a mutation may or may not have been applied. */

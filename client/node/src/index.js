@@ -10,6 +10,7 @@ export {
   FailedPreconditionError,
   ResourceExhaustedError,
   OutOfRangeError,
+  PermissionDeniedError,
   UnavailableError,
   DeadlineExceededError,
   Status,

@@ -16,6 +16,7 @@ import {
   InvalidArgumentError,
   NotFoundError,
   OutOfRangeError,
+  PermissionDeniedError,
   ResourceExhaustedError,
   SessionStoreClient,
   SessiondError,
@@ -59,7 +60,8 @@ describe('errors', () => {
     [Status.UNAVAILABLE, UnavailableError],
     [Status.DEADLINE_EXCEEDED, DeadlineExceededError],
     [Status.INTERNAL, SessiondError],
-    [Status.PERMISSION_DENIED, SessiondError],
+    [Status.PERMISSION_DENIED, PermissionDeniedError],
+    [Status.UNAUTHENTICATED, SessiondError],
   ];
   for (const [code, type] of cases) {
     it(`status ${code} becomes ${type.name}`, () => {
