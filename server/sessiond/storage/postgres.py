@@ -298,6 +298,7 @@ MIGRATION_LOCK = 0x5E55_10D  # advisory lock class of the migrations; the schema
 ATTEMPTS = 8  # runs of one unit of work that lost races before it gives up (two suffice for a new key)
 CONNECT_SECONDS = 5.0  # the longest a unit of work waits for a connection when none is given a deadline
 CHECK_SECONDS = 2.0  # the health check's budget
+CHECK_ATTEMPTS = 3  # connections the check may find closed by the server before it says the database is down
 LISTEN_SECONDS = 1.0  # how often the NOTIFY listener looks up from its socket (it also wakes on close)
 
 # An entry with its session's metadata (a look-up by primary key per entry read).
@@ -827,18 +828,19 @@ class PostgresStorage:
 
         A connection the server closed since the last check (``pg_terminate_backend``, an
         ``idle_session_timeout``, a proxy's restart) says nothing about the database: the check
-        connects again and runs once more, so that health does not flap with the database up.
+        connects again and runs once more (up to ``CHECK_ATTEMPTS``: a wave of terminations can
+        close the new connection too), so that health does not flap with the database up.
         """
         deadline = time.monotonic() + CHECK_SECONDS
         with self._check_lock:
-            for attempt in (1, 2):
+            for attempt in range(1, CHECK_ATTEMPTS + 1):
                 try:
                     self._checked_connection(deadline).execute("SELECT 1")
                     return
                 except psycopg.Error as exc:
                     self._drop_check_connection()
-                    if attempt == 1 and _disconnected(exc) and time.monotonic() < deadline:
-                        continue
+                    if attempt < CHECK_ATTEMPTS and _disconnected(exc) and time.monotonic() < deadline:
+                        continue  # closed by the server (it may close a new one too, in a wave of terminations)
                     raise StorageError(f"{self.where}: cannot be read ({_reason(exc)})") from None
 
     def _checked_connection(self, deadline: float) -> psycopg.Connection[Any]:
