@@ -87,10 +87,16 @@ class BearerToken(grpc.aio.ServerInterceptor):
         return _REJECTION
 
     def _authorized(self, metadata: Any) -> bool:
-        header = next((str(value) for key, value in metadata or () if key == "authorization"), "")
-        scheme, _, token = header.partition(" ")
-        matches = [hmac.compare_digest(token.encode(), known) for known in self._tokens]  # all: no early exit
-        return scheme.lower() == "bearer" and any(matches)
+        token = bearer_token(metadata)
+        matches = [hmac.compare_digest(token, known) for known in self._tokens]  # all: no early exit
+        return bool(token) and any(matches)
+
+
+def bearer_token(metadata: Any) -> bytes:
+    """The token of a call's ``authorization: Bearer <token>`` header; b"" without one."""
+    header = next((str(value) for key, value in metadata or () if key == "authorization"), "")
+    scheme, _, token = header.partition(" ")
+    return token.encode() if scheme.lower() == "bearer" else b""
 
 
 def interceptors(security: Security) -> list[grpc.aio.ServerInterceptor]:
@@ -116,8 +122,7 @@ class Authorizer:
     def scope_of(self, context: grpc.aio.ServicerContext[Any, Any]) -> Scope:
         if context.peer().startswith("unix:"):
             return FULL
-        header = next((str(v) for k, v in context.invocation_metadata() or () if k == "authorization"), "")
-        token = header.partition(" ")[2].encode()
+        token = bearer_token(context.invocation_metadata())
         found = [scope for known, scope in self._tokens if hmac.compare_digest(token, known)]
         if found:
             return found[0]

@@ -36,6 +36,11 @@ def namespace_prefix(namespace: str) -> str:
     return f"agent:{namespace}:"
 
 
+def scope_prefix(namespace: str | None) -> str | None:
+    """The key prefix a call scoped to ``namespace`` compares with (None: every key)."""
+    return None if namespace is None else namespace_prefix(namespace)
+
+
 def isolates_participant(source: Source, options: KeyOptions) -> bool:
     """Whether a non-DM key gets a participant part: groups per user, threads shared unless asked."""
     if source.thread_id and not options.thread_sessions_per_user:

@@ -90,6 +90,10 @@ def _same(left: MetadataValue | None, right: MetadataValue | None) -> bool:
     return type(left) is type(right) and left == right
 
 
+def checked_filters(filters: Iterable[MetadataFilter], field: str = "metadata") -> tuple[MetadataFilter, ...]:
+    return tuple(checked_filter(wanted, f"{field}[{index}]") for index, wanted in enumerate(filters))
+
+
 def checked_filter(wanted: MetadataFilter, field: str) -> MetadataFilter:
     checked_key(wanted.key, f"{field}.key")
     if isinstance(wanted.equals, tuple):

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
 
-from sessiond.model import Event, EventKind, MetadataFilter, SessionSelector
+from sessiond.model import Event, EventKind, SessionSelector
 from sessiond.rules import keys, metadata, retention
 from sessiond.storage.interface import Storage, Transaction
 
@@ -64,8 +64,8 @@ class BulkSessions:
     def _bulk(
         self, change: Change, selector: SessionSelector, dry_run: bool, limit: int, reason: str, deadline: Deadline
     ) -> BulkResult:
-        prefix = None if selector.namespace is None else keys.namespace_prefix(selector.namespace)
-        wanted = replace(selector, metadata=_checked(selector), namespace=prefix)
+        checked = metadata.checked_filters(selector.metadata, "selector.metadata")
+        wanted = replace(selector, metadata=checked, namespace=keys.scope_prefix(selector.namespace))
 
         now = self.clock()
 
@@ -139,7 +139,3 @@ def _progress(counted: dict[retention.Action, tuple[int, int]], remaining: int) 
     archived, _ = counted.get("archive", (0, 0))
     deleted, deleted_messages = counted.get("delete", (0, 0))
     return RetentionProgress(archived, deleted, deleted_messages, remaining)
-
-
-def _checked(selector: SessionSelector) -> tuple[MetadataFilter, ...]:
-    return tuple(metadata.checked_filter(f, f"selector.metadata[{i}]") for i, f in enumerate(selector.metadata))

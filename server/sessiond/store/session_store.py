@@ -328,7 +328,7 @@ class SessionStore(BulkSessions):
         def work(tx: Transaction) -> int:
             now = self.clock()
             since = now - timedelta(seconds=max_age_seconds)
-            marked = tx.mark_recently_active(since, now, "restart_interrupted", _prefix(namespace))
+            marked = tx.mark_recently_active(since, now, "restart_interrupted", keys.scope_prefix(namespace))
             for entry in marked:
                 self._event(tx, now, "resume_pending", entry, reason=entry.resume_reason)
             return len(marked)
@@ -542,8 +542,8 @@ class SessionStore(BulkSessions):
         id_prefix = query.strip()
         if not id_prefix:
             raise InvalidArgument("query", "required")
-        wanted = _checked_filters(where)
-        prefix = _prefix(namespace)
+        wanted = metadata.checked_filters(where)
+        prefix = keys.scope_prefix(namespace)
         return self.storage.read(
             lambda tx: tx.search_sessions(id_prefix, query, platform, offset, limit, wanted, include_archived, prefix)
         )
@@ -555,7 +555,9 @@ class SessionStore(BulkSessions):
         each side (as replayed); and whether the index is still being built. Ranking is
         O(matches): past ``deadline`` the query is stopped."""
         terms = search.parse(query)
-        where = replace(where, metadata=_checked_filters(where.metadata), namespace=_prefix(where.namespace))
+        where = replace(
+            where, metadata=metadata.checked_filters(where.metadata), namespace=keys.scope_prefix(where.namespace)
+        )
 
         def work(tx: Transaction) -> tuple[builtins.list[SearchHit], bool]:
             hits, building = tx.search_messages(terms, where, offset, limit)
@@ -597,7 +599,7 @@ class SessionStore(BulkSessions):
             now = self.clock()
             cutoff = now - timedelta(days=days) if days > 0 else None
             removed = tx.prune_entries(
-                cutoff, now, limit, keep, dry_run, own_ages=max_age_days is None, namespace=_prefix(namespace)
+                cutoff, now, limit, keep, dry_run, own_ages=max_age_days is None, namespace=keys.scope_prefix(namespace)
             )
             for entry in [] if dry_run else removed:
                 self._event(tx, now, "pruned", entry)
@@ -623,11 +625,11 @@ class SessionStore(BulkSessions):
         namespace: str | None = None,
     ) -> list[Entry]:
         since = None if active_minutes is None else self.clock() - timedelta(minutes=active_minutes)
-        wanted, prefix = _checked_filters(where), _prefix(namespace)
+        wanted, prefix = metadata.checked_filters(where), keys.scope_prefix(namespace)
         return self.storage.read(lambda tx: tx.list_entries(since, after, limit, wanted, prefix))
 
     def has_any(self, namespace: str | None = None) -> bool:
-        return self.storage.read(lambda tx: tx.has_two_sessions(_prefix(namespace)))
+        return self.storage.read(lambda tx: tx.has_two_sessions(keys.scope_prefix(namespace)))
 
     def _expiry_cutoffs(self, tx: Transaction, now: datetime) -> ExpiryCutoffs:
         """The cutoffs of the configured policies and of those entries kept from their gateways."""
@@ -646,7 +648,7 @@ class SessionStore(BulkSessions):
     def list_expired(self, limit: int, after: Cursor | None, namespace: str | None = None) -> builtins.list[Entry]:
         """What the reference's expiry watcher finds, minus finalised and leased entries."""
         now = self.clock()
-        prefix = _prefix(namespace)
+        prefix = keys.scope_prefix(namespace)
         return self.storage.read(
             lambda tx: tx.expired_entries(self._expiry_cutoffs(tx, now), now, after, limit, namespace=prefix)
         )
@@ -746,7 +748,7 @@ class SessionStore(BulkSessions):
                 raise OutOfRange(
                     f"after_sequence: the events after {after} up to {deleted_through} are no longer retained; {RESYNC}"
                 )
-            return tx.events_after(after, limit, kinds, _prefix(namespace))
+            return tx.events_after(after, limit, kinds, keys.scope_prefix(namespace))
 
         return self.storage.read(work)
 
@@ -934,15 +936,6 @@ def _successor(old: Entry, session_id: str, now: datetime) -> Entry:
         reset_policy=old.reset_policy,
         max_age_days=old.max_age_days,
     )
-
-
-def _prefix(namespace: str | None) -> str | None:
-    """What the keys of a namespace start with (None: every key)."""
-    return None if namespace is None else keys.namespace_prefix(namespace)
-
-
-def _checked_filters(where: Sequence[MetadataFilter]) -> tuple[MetadataFilter, ...]:
-    return tuple(metadata.checked_filter(wanted, f"metadata[{index}]") for index, wanted in enumerate(where))
 
 
 def _unique_message_ids(messages: Sequence[Message]) -> None:
