@@ -432,3 +432,48 @@ def test_retention_policy_overrides_inherit_the_default_days() -> None:
 def test_bad_retention_settings_name_the_key(data: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         config.parse({"retention": data})
+
+
+def test_a_namespace_profile_inherits_what_it_leaves_out() -> None:
+    parsed = config.parse(
+        {
+            "sessions": {"thread_sessions_per_user": True},
+            "prompt": {"agent_home": "/srv/agent"},
+            "reset": {"default": {"idle_minutes": 90}},
+            "namespaces": {
+                "research": {
+                    "group_sessions_per_user": False,
+                    "discord_tools": True,
+                    "reset": {"default": {"mode": "idle"}, "platforms": {"slack": {"mode": "none"}}},
+                },
+                "ops": {"max_age_days": 7, "reset": {"default": {"time_zone": "Asia/Tokyo"}}},
+            },
+        }
+    )
+    research, ops = parsed.profiles["research"], parsed.profiles["ops"]
+    assert research.key_options == KeyOptions(group_sessions_per_user=False, thread_sessions_per_user=True)
+    assert research.prompt is not None and (research.prompt.agent_home, research.prompt.discord_tools) == (
+        "/srv/agent",
+        True,
+    )
+    assert research.policies is not None and research.policies.default == ResetPolicy(mode="idle", idle_minutes=90)
+    assert research.policies.platforms["slack"].mode == "none" and research.max_age_days is None
+    assert (ops.key_options, ops.prompt, ops.max_age_days) == (None, None, 7)
+    assert "Asia/Tokyo" in parsed.zones  # a namespace's zone is known to the daemon's expiry scan
+    assert config.parse({}).profiles == {}
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"Research": {}}, r"^namespaces\.Research: a namespace is"),
+        ({"research": {"idle_minutes": 5}}, r"^namespaces\.research\.idle_minutes: unknown key"),
+        ({"research": {"max_age_days": 0}}, r"^namespaces\.research\.max_age_days: expected a positive number"),
+        ({"research": {"reset": {"default": {"at_hour": 25}}}}, r"^namespaces\.research\.reset\.default\.at_hour"),
+        ({"research": {"agent_home": 1}}, r"^namespaces\.research\.agent_home: expected str"),
+        ({"research": "yes"}, r"^namespaces\.research: expected a table"),
+    ],
+)
+def test_bad_namespace_settings_name_the_key(data: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        config.parse({"namespaces": data})

@@ -391,3 +391,25 @@ def test_per_session_values_survive_the_gateway_and_follow_the_session(daemon: R
     assert [e.session_key for e in again.list_sessions(metadata={"tags": "beta"})] == [entry.session_key]
     assert sessions.reset_session(entry.session_key).metadata == {}  # type: ignore[union-attr]
     assert sessions.set_session_metadata("agent:main:nowhere:dm:0", {"model": "x"}) is None
+
+
+def test_profiles_sharing_a_daemon_see_their_own_sessions(
+    daemon: Running, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A profile's home (``<root>/profiles/<name>``) names its namespace; ``SESSIOND_NAMESPACE``
+    another; the default profile keeps the reference's ``agent:main:`` keys."""
+    message = source(chat_type="dm", chat_id="7")
+    main, _ = store(tmp_path / "main")
+    mine = main.get_or_create_session(message)
+    monkeypatch.setenv("HERMES_HOME", str(tmp_path / "root" / "profiles" / "research"))
+    research, _ = store(tmp_path / "research")
+    theirs = research.get_or_create_session(message)
+    assert (mine.session_key, theirs.session_key) == ("agent:main:telegram:dm:7", "agent:research:telegram:dm:7")
+    assert research.namespace == "research" and hermes.build_session_key(message) == theirs.session_key
+    assert [e.session_key for e in research.list_sessions()] == [theirs.session_key]
+    assert research.suspend_recently_active() == 1  # a restart of research marks its own keys only
+    assert [e.resume_pending for e in main.list_sessions()] == [False]
+    monkeypatch.setenv("SESSIOND_NAMESPACE", "ops")
+    assert store(tmp_path / "ops")[0].get_or_create_session(message).session_key == "agent:ops:telegram:dm:7"
+    pinned, _ = store(tmp_path / "pinned", namespace="main")
+    assert [e.session_key for e in pinned.list_sessions()] == [mine.session_key]

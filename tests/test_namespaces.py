@@ -13,7 +13,7 @@ import pytest
 from helpers.clock import Clock
 from helpers.daemons import Running
 from helpers.events import Stream
-from helpers.wire import invalid_field, source
+from helpers.wire import GROUP, invalid_field, source
 from sessiond_client import SessionStoreClient, errors
 from sessiond_client.v1 import events_pb2, transcript_pb2
 from sessiond_client.v1 import session_store_pb2 as pb
@@ -54,6 +54,59 @@ def test_the_daemons_namespace_applies_when_a_gateway_names_none(start_daemon: C
     stub = start_daemon({"sessions": {"namespace": "ops"}}).stub
     assert create(stub, "1").entry.session_key == "agent:ops:telegram:dm:1"
     assert create(stub, "1", "main").entry.session_key == "agent:main:telegram:dm:1"
+
+
+PROFILES = {
+    "namespaces": {
+        "research": {
+            "group_sessions_per_user": False,
+            "max_age_days": 3,
+            "agent_home": "/srv/research",
+            "reset": {"default": {"mode": "idle", "idle_minutes": 30}},
+        }
+    }
+}
+
+
+def test_a_namespace_keeps_its_own_key_options_resets_ages_and_home(
+    start_daemon: Callable[..., Running], clock: Clock
+) -> None:
+    """``[namespaces.research]`` governs calls in research; main keeps the daemon's defaults; what
+    a gateway sends still wins over both."""
+    stub = start_daemon(PROFILES, clock=clock).stub
+    research = pb.GatewayConfig(namespace="research")
+
+    def key(config: pb.GatewayConfig | None, user_id: str) -> str:
+        request = pb.BuildSessionKeyRequest(source=source("g", chat_type=GROUP, user_id=user_id), config=config)
+        return stub.BuildSessionKey(request, timeout=10).session_key
+
+    assert key(None, "u1") == "agent:main:telegram:group:g:u1"  # the daemon's: per user
+    assert key(research, "u1") == key(research, "u2") == "agent:research:telegram:group:g"  # shared
+    sent = pb.GatewayConfig(namespace="research", key_options=pb.KeyOptions(group_sessions_per_user=True))
+    assert key(sent, "u1") == "agent:research:telegram:group:g:u1"  # the gateway's own flags win
+
+    create(stub, "1")
+    mine = create(stub, "1", "research").entry
+    clock.advance(minutes=45)  # past research's idle 30 minutes, not the daemon's day
+    expired = stub.ListExpiredSessions(pb.ListExpiredSessionsRequest(), timeout=10).entries
+    assert [e.session_key for e in expired] == [mine.session_key]  # the daemon's scan applies it too
+    again = create(stub, "1", "research")
+    assert again.created and again.entry.auto_reset_reason == "idle"
+    assert not create(stub, "1").created
+    clock.advance(days=4)  # research keeps 3 days of idle entries, the daemon 90
+    pruned = stub.PruneOldEntries(pb.PruneOldEntriesRequest(dry_run=True), timeout=10)
+    assert list(pruned.session_keys) == [mine.session_key]
+
+    context = stub.BuildSessionContext(pb.BuildSessionContextRequest(source=source("1"), config=research), timeout=10)
+    assert "/srv/research/cron/output/" in context.prompt
+    plain = stub.BuildSessionContext(pb.BuildSessionContextRequest(source=source("1")), timeout=10)
+    assert "/srv/research/" not in plain.prompt
+
+
+def test_the_daemons_namespace_uses_its_profile(start_daemon: Callable[..., Running]) -> None:
+    stub = start_daemon({**PROFILES, "sessions": {"namespace": "research"}}).stub
+    request = pb.BuildSessionKeyRequest(source=source("g", chat_type=GROUP, user_id="u1"))
+    assert stub.BuildSessionKey(request, timeout=10).session_key == "agent:research:telegram:group:g"
 
 
 def test_listings_searches_expiry_and_prune_see_one_namespace(running: Running, clock: Clock) -> None:

@@ -24,7 +24,7 @@ from sessiond.rules import keys
 from sessiond.rules.platforms import BUILTIN, Platforms
 from sessiond.rules.prompt import PromptOptions
 from sessiond.rules.retention import RetentionDays, RetentionPolicy
-from sessiond.rules.settings import Settings, mapping
+from sessiond.rules.settings import Profile, Settings, mapping
 from sessiond.store.session_store import Retention
 
 CHAT_TYPES = ("dm", "group", "channel", "thread")
@@ -112,6 +112,7 @@ class Config:
     key_options: KeyOptions = field(default_factory=KeyOptions)
     max_age_days: int = 90
     namespace: str = "main"  # the agent namespace of keys when a gateway names none
+    profiles: Mapping[str, Profile] = field(default_factory=dict)  # [namespaces.<name>]
     policies: ResetPolicies = field(default_factory=ResetPolicies)
     zones: Mapping[str, tzinfo] = field(default_factory=lambda: {"": host_zone()})
     platforms: Platforms = field(default_factory=Platforms)
@@ -139,6 +140,7 @@ class Config:
             policies=self.policies,
             host_zone=self.zones[""],
             namespace=self.namespace,
+            profiles=self.profiles,
         )
 
     def retention(self) -> Retention:
@@ -183,8 +185,11 @@ class _Table:
             raise ConfigError(f"{self.key(unknown[0])}: unknown key")
 
 
-def _policy(table: _Table) -> ResetPolicy:
-    defaults = ResetPolicy()
+BUILT_IN_POLICY = ResetPolicy()
+
+
+def _policy(table: _Table, defaults: ResetPolicy = BUILT_IN_POLICY) -> ResetPolicy:
+    """A reset policy; a key it leaves out is ``defaults``'."""
     mode = table.get("mode", str, defaults.mode)
     if mode not in RESET_MODES:
         raise ConfigError(f"{table.key('mode')}: expected one of {', '.join(RESET_MODES)}, got {mode!r}")
@@ -235,8 +240,10 @@ def _plugins(table: _Table) -> Platforms:
     return Platforms(plugins)
 
 
-def _policies(table: _Table, platforms: Platforms) -> tuple[ResetPolicies, dict[str, tzinfo]]:
-    default = _policy(table.table("default"))
+def _policies(
+    table: _Table, platforms: Platforms, inherited: ResetPolicy = BUILT_IN_POLICY
+) -> tuple[ResetPolicies, dict[str, tzinfo]]:
+    default = _policy(table.table("default"), inherited)
     by_platform, by_type = table.table("platforms"), table.table("chat_types")
     overrides = {
         _platform(platforms, n, by_platform.key(n)): _policy(by_platform.table(n)) for n in list(by_platform.data)
@@ -356,11 +363,48 @@ def _maintenance(table: _Table) -> Maintenance:
     )
 
 
-def _namespace(sessions: _Table) -> str:
+def _namespace(name: str, key: str) -> str:
     try:
-        return keys.checked_namespace(sessions.get("namespace", str, keys.DEFAULT_NAMESPACE), sessions.key("namespace"))
+        return keys.checked_namespace(name, key)
     except InvalidArgument as exc:
         raise ConfigError(str(exc)) from None
+
+
+def _overridden(table: _Table, base: T, names: tuple[str, ...]) -> T | None:
+    """``base`` with the table's values of ``names`` (each of the base's type); None when it sets none."""
+    if not any(name in table.data for name in names):
+        return None
+    return replace(base, **{n: table.get(n, type(getattr(base, n)), getattr(base, n)) for n in names})  # type: ignore[type-var]
+
+
+def _profile(table: _Table, platforms: Platforms, config: Config) -> tuple[Profile, dict[str, tzinfo]]:
+    """``[namespaces.<name>]``: a key it leaves out is the daemon's (``[sessions]``, ``[prompt]``);
+    its ``reset`` table, when it has one, is a whole ``[reset]`` whose default inherits the daemon's."""
+    policies, zones = None, {}
+    if "reset" in table.data:
+        policies, zones = _policies(table.table("reset"), platforms, config.policies.default)
+    max_age_days = table.get("max_age_days", int, config.max_age_days)
+    if max_age_days <= 0:
+        raise ConfigError(f"{table.key('max_age_days')}: expected a positive number, got {max_age_days}")
+    profile = Profile(
+        key_options=_overridden(table, config.key_options, ("group_sessions_per_user", "thread_sessions_per_user")),
+        policies=policies,
+        max_age_days=max_age_days if "max_age_days" in table.data else None,
+        prompt=_overridden(table, config.prompt, ("agent_home", "discord_tools")),
+    )
+    table.done()
+    return profile, zones
+
+
+def _profiles(table: _Table, platforms: Platforms, config: Config) -> Config:
+    """The config with its ``[namespaces.<name>]`` profiles (and their reset zones)."""
+    profiles, zones = {}, dict(config.zones)
+    for name in list(table.data):
+        profile, found = _profile(table.table(name), platforms, config)
+        profiles[_namespace(name, table.key(name))] = profile
+        zones.update(found)
+    table.done()
+    return replace(config, profiles=profiles, zones=zones)
 
 
 def _retention_days(table: _Table, inherited: RetentionDays) -> RetentionDays:
@@ -472,7 +516,7 @@ def parse(data: dict[str, Any], environ: Mapping[str, str] = os.environ) -> Conf
             thread_sessions_per_user=sessions.get("thread_sessions_per_user", bool, False),
         ),
         max_age_days=sessions.get("max_age_days", int, 90),
-        namespace=_namespace(sessions),
+        namespace=_namespace(sessions.get("namespace", str, keys.DEFAULT_NAMESPACE), sessions.key("namespace")),
         policies=policies,
         zones=zones,
         platforms=platforms,
@@ -497,6 +541,7 @@ def parse(data: dict[str, Any], environ: Mapping[str, str] = os.environ) -> Conf
         maintenance=_maintenance(maintenance),
         retention_policy=_retention(retention, platforms),
     )
+    config = _profiles(root.table("namespaces"), platforms, config)
     tables = (server, log, sessions, platforms_table, homes, limits_table, whatsapp, prompt, storage)
     for table in (*tables, security, metrics, maintenance, root):
         table.done()

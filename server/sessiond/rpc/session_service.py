@@ -81,10 +81,9 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
         self.events = EventFeed(store, runtime.threads)
 
     def _settings(self, request: Any) -> Settings:
-        """The daemon's rule settings, with the parts the calling gateway sent in ``config``."""
-        if not request.HasField("config"):
-            return self.store.settings
-        return self.store.settings.with_sent(convert.gateway_config(request.config, self.max_bytes))
+        """The daemon's rule settings, with its namespace's and the parts the gateway sent in ``config``."""
+        sent = convert.gateway_config(request.config, self.max_bytes) if request.HasField("config") else None
+        return self.store.settings.with_sent(sent)
 
     def _source(self, request: Any, settings: Settings) -> Source:
         if not request.HasField("source"):

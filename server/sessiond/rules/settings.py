@@ -3,7 +3,8 @@
 A gateway's store used to read its own config object on every call (isolation flags, the reset
 policy of the source, plugin platforms, the WhatsApp mapping directory, prompt facts). A gateway
 on sessiond sends those with the call (``GatewayConfig`` on the wire, ``Sent`` here); every part
-it leaves out falls back to the daemon's TOML configuration. Pure values: no gRPC, no SQL.
+it leaves out falls back to its namespace's ``[namespaces.<name>]`` table, then to the daemon's
+TOML configuration. Pure values: no gRPC, no SQL.
 """
 
 from __future__ import annotations
@@ -36,6 +37,20 @@ class Sent:
 
 
 @dataclass(frozen=True)
+class Profile:
+    """``[namespaces.<name>]``: what one agent namespace (a profile) configures for itself.
+
+    Hermes profiles each had their own config (isolation flags, reset policies, home); on one
+    daemon they keep them. ``None`` parts are the daemon's.
+    """
+
+    key_options: KeyOptions | None = None
+    policies: ResetPolicies | None = None
+    max_age_days: int | None = None
+    prompt: PromptOptions | None = None
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the rules and the store consult for one call."""
 
@@ -48,29 +63,42 @@ class Settings:
     reset_policy: ResetPolicy | None = None  # the gateway's policy for this call's source
     max_age_days: int | None = None  # the gateway's, when it sent one
     namespace: str = "main"  # the agent namespace of the keys it builds (``keys.DEFAULT_NAMESPACE``)
+    profiles: Mapping[str, Profile] = field(default_factory=dict)
+    namespace_policies: ResetPolicies | None = None  # the call's namespace's own, when it has some
+
+    def chosen_policy(self, platform: str | None, chat_type: str | None) -> ResetPolicy | None:
+        """The policy this call chooses for a key: the gateway's, else its namespace's (None: neither)."""
+        if self.reset_policy is not None:
+            return self.reset_policy
+        return self.namespace_policies.for_session(platform, chat_type) if self.namespace_policies else None
 
     def policy_for(self, platform: str | None, chat_type: str | None, kept: ResetPolicy | None = None) -> ResetPolicy:
-        """The policy that governs a key: the one the gateway sent now, else the one its entry kept
-        from the gateway that last used it (``kept``), else the configured one."""
-        return self.reset_policy or kept or self.policies.for_session(platform, chat_type)
+        """The policy that governs a key: the one this call chooses, else the one its entry kept
+        from the gateway that last used it (``kept``), else the daemon's."""
+        return self.chosen_policy(platform, chat_type) or kept or self.policies.for_session(platform, chat_type)
 
     def zone(self, policy: ResetPolicy) -> tzinfo:
         """Where a policy's daily reset hour is read: its named zone, else the daemon host's."""
         return zone_named(policy.time_zone) if policy.time_zone else self.host_zone
 
     def with_sent(self, sent: Sent | None) -> Settings:
-        """These settings with a gateway's parts in place of the daemon's."""
-        if sent is None:
+        """These settings with a gateway's parts in place of its namespace's, and those in place of
+        the daemon's."""
+        namespace = (sent.namespace if sent else None) or self.namespace
+        profile = self.profiles.get(namespace)
+        if sent is None and profile is None:
             return self
+        sent, profile = sent or Sent(), profile or Profile()
         return replace(
             self,
-            key_options=sent.key_options or self.key_options,
+            key_options=sent.key_options or profile.key_options or self.key_options,
             platforms=self.platforms.with_plugins(sent.plugins) if sent.plugins else self.platforms,
             mapped=mapping(sent.whatsapp_mapping_dir) if sent.whatsapp_mapping_dir is not None else self.mapped,
-            prompt=sent.prompt or self.prompt,
+            prompt=sent.prompt or profile.prompt or self.prompt,
             reset_policy=sent.reset_policy,
-            max_age_days=sent.max_age_days,
-            namespace=sent.namespace or self.namespace,
+            max_age_days=profile.max_age_days if sent.max_age_days is None else sent.max_age_days,
+            namespace=namespace,
+            namespace_policies=profile.policies,
         )
 
 

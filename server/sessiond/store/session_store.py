@@ -188,14 +188,14 @@ class SessionStore(BulkSessions):
         ``settings``: the calling gateway's (default: the daemon's); ``active_process``: the gateway
         runs background work for the key, so a stale session is kept; ``title``: a new session's.
         """
-        settings = settings or self.settings
+        settings = settings or self.settings.with_sent(None)  # the default namespace's own, if any
         title = titles.normalized(title) if title is not None else None
         key = keys.build_session_key(source, settings.key_options, settings.mapped, settings.namespace)
 
         def work(tx: Transaction) -> tuple[Entry, bool]:
             now = self.clock()
             old = tx.get_entry(key)
-            governs = _governing(settings, old)
+            governs = _governing(settings, old, source)
             reason = None
             if old is not None and not force_new:
                 reason = self._stale_reason(tx, old, settings, now, active_process)
@@ -285,7 +285,7 @@ class SessionStore(BulkSessions):
         self, updated_at: datetime, platform: str | None, chat_type: str | None, settings: Settings | None = None
     ) -> str | None:
         """Why a session last active at ``updated_at`` would start over now ("idle", "daily"), or None."""
-        settings = settings or self.settings
+        settings = settings or self.settings.with_sent(None)  # the default namespace's own, if any
         policy = settings.policy_for(platform, chat_type)
         return reset.reset_reason(policy, settings.zone(policy), updated_at, self.clock())
 
@@ -912,11 +912,12 @@ class SessionStore(BulkSessions):
         return self.storage.write(work, deadline)
 
 
-def _governing(settings: Settings, old: Entry | None) -> dict[str, Any]:
-    """What governs a key from now on: what the calling gateway sent, else what its entry kept."""
+def _governing(settings: Settings, old: Entry | None, source: Source) -> dict[str, Any]:
+    """What governs a key from now on: what the call chose (its gateway's, else its namespace's),
+    else what its entry kept. Kept on the entry, so the daemon's expiry scan applies it too."""
     kept_policy, kept_age = (old.reset_policy, old.max_age_days) if old else (None, None)
     return {
-        "reset_policy": settings.reset_policy or kept_policy,
+        "reset_policy": settings.chosen_policy(source.platform, source.chat_type) or kept_policy,
         "max_age_days": kept_age if settings.max_age_days is None else settings.max_age_days,
     }
 

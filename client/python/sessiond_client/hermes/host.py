@@ -134,6 +134,17 @@ def hermes_home() -> Path:
     return Path(value) if value else Path.home() / ".hermes"
 
 
+def namespace() -> str:
+    """The agent namespace of the host's profile: ``SESSIOND_NAMESPACE``, else the name of the
+    profile whose home this is (Hermes profiles live in ``<root>/profiles/<name>``), else ``main``
+    (the reference's keys). Profiles sharing one daemon so see only their own sessions."""
+    named = os.environ.get("SESSIOND_NAMESPACE", "").strip()
+    if named:
+        return named
+    home = hermes_home()
+    return home.name if home.parent.name == "profiles" else "main"
+
+
 def display_home() -> str:
     """The home as the host's prompt shows it (``display_hermes_home``)."""
     constants = _module("hermes_constants")

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sessiond_client import errors
-from sessiond_client.hermes import wire
+from sessiond_client.hermes import host, wire
 from sessiond_client.store_client import pages
 from sessiond_client.v1 import session_store_pb2 as pb
 
@@ -112,7 +112,12 @@ class SessionDB:
         excluded = set(exclude_sources or ())
         platform = next(iter(sources)) if len(sources) == 1 else None
         request = pb.SearchMessagesRequest(
-            query=query, platform=platform, roles=role_filter or [], window=1, page_size=SEARCH_PAGE_MAX
+            query=query,
+            platform=platform,
+            roles=role_filter or [],
+            window=1,
+            page_size=SEARCH_PAGE_MAX,
+            namespace=host.namespace(),
         )
         found: list[dict[str, Any]] = []
         try:
@@ -140,7 +145,7 @@ class SessionDB:
     def prune_sessions(self, older_than_days: int = 90, source: str | None = None) -> int:
         """Delete ended sessions (of the ``source`` platform, when given) idle for ``older_than_days``
         (sessiond counts from the last activity, the host from the start: never more); how many."""
-        selector = pb.SessionSelector(ended=True, platform=source)
+        selector = pb.SessionSelector(ended=True, platform=source, namespace=host.namespace())
         if older_than_days > 0:
             selector.inactive_days = older_than_days
         request, deleted = pb.DeleteSessionsRequest(selector=selector, limit=PRUNE_BATCH), 0

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from sessiond_client import errors
-from sessiond_client.hermes import model, wire
+from sessiond_client.hermes import host, model, wire
 from sessiond_client.store_client import (
     PAGE_SIZE,
     datetime_to_proto,
@@ -44,7 +44,9 @@ class SessionStore:
     """The gateway's session store, kept by sessiond.
 
     ``address`` (or ``SESSIOND_ADDRESS``) names a daemon; without one the daemon serving
-    ``sessions_dir`` on this host is used, and started when none runs.
+    ``sessions_dir`` on this host is used, and started when none runs. ``namespace``: the agent
+    namespace its keys are built in and its listings, prunes and restart marks see (default: the
+    host profile's when the store is made, ``host.namespace``), so that profiles can share one daemon.
     """
 
     def __init__(
@@ -54,8 +56,10 @@ class SessionStore:
         has_active_processes_fn: Callable[[str], bool] | None = None,
         *,
         address: str | None = None,
+        namespace: str | None = None,
     ):
         self.sessions_dir = sessions_dir
+        self.namespace = namespace or host.namespace()  # beyond the reference: the agent namespace it works in
         self.config = config
         self._has_active_processes_fn = has_active_processes_fn
         self._daemon = wire.Connection(address, Path(sessions_dir))
@@ -178,19 +182,23 @@ class SessionStore:
             log.debug("has_active_processes_fn raised for %s: %s", session_key, exc)
             return False
 
+    def _config(self, source: Any = None) -> pb.GatewayConfig:
+        return wire.store_config(self.config, source, self.namespace)
+
     # -- the reference's methods
 
     def _generate_session_key(self, source: Any) -> str:
-        request = pb.BuildSessionKeyRequest(source=source_to_proto(source), config=wire.store_config(self.config))
+        request = pb.BuildSessionKeyRequest(source=source_to_proto(source), config=self._config())
         return self._daemon.call(lambda s: s.BuildSessionKey, request).session_key
 
     def has_any_sessions(self) -> bool:
-        return self._daemon.call(lambda s: s.HasAnySessions, pb.HasAnySessionsRequest()).has_any_sessions
+        request = pb.HasAnySessionsRequest(namespace=self.namespace)
+        return self._daemon.call(lambda s: s.HasAnySessions, request).has_any_sessions
 
     def get_or_create_session(self, source: Any, force_new: bool = False) -> model.SessionEntry:
         self._save()  # first what the gateway assigned to its entries: each call saved there
         request = pb.GetOrCreateSessionRequest(
-            source=source_to_proto(source), force_new=force_new, config=wire.store_config(self.config, source)
+            source=source_to_proto(source), force_new=force_new, config=self._config(source)
         )
         if self._has_active_processes_fn is not None:
             request.active_process = self._active(self._generate_session_key(source))
@@ -234,7 +242,7 @@ class SessionStore:
         self._save()
         if max_age_days is None or max_age_days <= 0:
             return 0
-        request = pb.PruneOldEntriesRequest(max_age_days=max_age_days)
+        request = pb.PruneOldEntriesRequest(max_age_days=max_age_days, namespace=self.namespace)
         if self._has_active_processes_fn is not None:
             request.dry_run = True
             candidates = self._daemon.call(lambda s: s.PruneOldEntries, request).session_keys
@@ -244,7 +252,7 @@ class SessionStore:
 
     def suspend_recently_active(self, max_age_seconds: int = 120) -> int:
         self._save()
-        request = pb.SuspendRecentlyActiveRequest(max_age_seconds=max_age_seconds)
+        request = pb.SuspendRecentlyActiveRequest(max_age_seconds=max_age_seconds, namespace=self.namespace)
         return int(self._daemon.call(lambda s: s.SuspendRecentlyActive, request).count)
 
     def reset_session(self, session_key: str) -> model.SessionEntry | None:
@@ -290,7 +298,10 @@ class SessionStore:
         ``SessionStoreClient.list_sessions``."""
         self._save()
         request = pb.ListSessionsRequest(
-            active_minutes=active_minutes, page_size=PAGE_SIZE, metadata=metadata_filters_to_proto(metadata)
+            namespace=self.namespace,
+            active_minutes=active_minutes,
+            page_size=PAGE_SIZE,
+            metadata=metadata_filters_to_proto(metadata),
         )
         listing = pages(lambda page_request: self._daemon.call(lambda s: s.ListSessions, page_request), request)
         return [self._entry(entry) for page in listing for entry in page.entries]

@@ -133,9 +133,11 @@ def config_key_options(config: Any) -> pb.KeyOptions:
     )
 
 
-def host_config(options: pb.KeyOptions | None = None) -> pb.GatewayConfig:
-    """What the host contributes to every call: plugins, the WhatsApp mapping, the prompt's facts."""
+def host_config(options: pb.KeyOptions | None = None, namespace: str | None = None) -> pb.GatewayConfig:
+    """What the host contributes to every call: its profile's namespace (``namespace`` when the
+    gateway named one), plugins, the WhatsApp mapping, the prompt's facts."""
     return pb.GatewayConfig(
+        namespace=namespace or host.namespace(),
         key_options=options,
         plugin_platforms=[pb.PluginPlatform(name=name, pii_safe=safe) for name, safe in host.plugins()],
         whatsapp_mapping_dir=host.whatsapp_mapping_dir(),
@@ -143,10 +145,10 @@ def host_config(options: pb.KeyOptions | None = None) -> pb.GatewayConfig:
     )
 
 
-def store_config(config: Any, source: Any = None) -> pb.GatewayConfig:
+def store_config(config: Any, source: Any = None, namespace: str | None = None) -> pb.GatewayConfig:
     """The gateway's config for a store call: the host's part, the isolation flags, the maximum
     age, and the reset policy the config gives the source's platform and chat type."""
-    message = host_config(config_key_options(config))
+    message = host_config(config_key_options(config), namespace)
     max_age = getattr(config, "session_store_max_age_days", None)
     if max_age is not None:
         message.max_age_days = int(max_age)
