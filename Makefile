@@ -48,7 +48,7 @@ test: $(VENV)/bin/sessiond ## Run the test suite (needs ../shared beside the che
 
 # The suites that take a storage backend, on a throwaway PostgreSQL server (tests/helpers/postgres.py); they skip where
 # PostgreSQL is missing. The two-daemon tests (tests/test_postgres.py) always use PostgreSQL: `make test` runs them.
-PG_SUITES := tests/test_store_logic.py tests/test_titles.py tests/test_lineage.py tests/test_search.py tests/test_rewind.py tests/test_compaction.py tests/test_metadata.py tests/test_retention.py tests/test_namespaces.py tests/test_scopes.py tests/test_store_behaviour.py tests/test_store_differential.py tests/test_store_races.py \
+PG_SUITES := tests/test_store_logic.py tests/test_titles.py tests/test_lineage.py tests/test_search.py tests/test_rewind.py tests/test_compaction.py tests/test_metadata.py tests/test_retention.py tests/test_namespaces.py tests/test_scopes.py tests/test_identity_links.py tests/test_handoff.py tests/test_turns.py tests/test_store_behaviour.py tests/test_store_differential.py tests/test_store_races.py \
 	tests/test_events.py tests/test_fuzz.py tests/test_hermes_dropin.py
 
 .PHONY: test-postgres

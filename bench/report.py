@@ -76,6 +76,8 @@ def render(results: dict[str, Any]) -> str:
         sections.append(search_tables(results["search"]))
     if "retention" in results:
         sections.append(retention_tables(results["retention"]))
+    if "coordination" in results:
+        sections.append(coordination_table(results["coordination"]))
     if "postgres" in results:
         sections.append(_postgres(results["postgres"]))
     sections.append(_summary(results))
@@ -422,6 +424,22 @@ def _all_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     if "rpc" not in results:
         return rows
     return [*results["rpc"], *results["scaling"], results["memory"], *results["reference"], *rows]
+
+
+def coordination_table(coordination: dict[str, Any]) -> str:
+    """Each issue-18 call beside the same kind of call without the feature (``bench.coordination``)."""
+    title = (
+        "Links, handoffs, turns: each call beside its baseline, same daemon, Unix socket, durability full;"
+        f" median of {coordination['rounds']} rounds of {coordination['seconds']:g} s each; latencies in ms"
+    )
+    headers = ["c", "without", "p50", "p99", "rps", "with", "p50", "p99", "rps", "p50 ratio", "rps ratio"]
+    rows = [
+        [r["concurrency"], r["without"]["label"], f"{r['without']['p50_ms']:.3f}", f"{r['without']['p99_ms']:.3f}"]
+        + [f"{r['without']['rps']:,.0f}", r["with"]["label"], f"{r['with']['p50_ms']:.3f}"]
+        + [f"{r['with']['p99_ms']:.3f}", f"{r['with']['rps']:,.0f}", f"{r['p50_ratio']:.2f}", f"{r['rps_ratio']:.2f}"]
+        for r in coordination["rows"]
+    ]
+    return _table(title, headers, rows)
 
 
 def _table(title: str, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench import postgres_suite, reference_store, report, retention, rpc_suite, scaling, search
+from bench import coordination, postgres_suite, reference_store, report, retention, rpc_suite, scaling, search
 from bench.profiles import DEFAULT, FULL, QUICK, Profile
 
 
@@ -61,6 +61,14 @@ def measure_retention(profile: Profile, workdir: Path, results: dict[str, Any]) 
     results["phases_s"]["retention"] = time.perf_counter() - started
 
 
+def measure_coordination(profile: Profile, workdir: Path, results: dict[str, Any]) -> None:
+    """Fenced appends, linked DMs, turns and handoffs beside their baselines (``bench.coordination``)."""
+    started = time.perf_counter()
+    report.progress("links, handoffs, turns: each call beside its baseline at c=1 and c=8")
+    results["coordination"] = coordination.run(workdir, profile)
+    results["phases_s"]["coordination"] = time.perf_counter() - started
+
+
 def measure(profile: Profile, workdir: Path, postgres_only: bool = False) -> dict[str, Any]:
     started = time.perf_counter()
     results: dict[str, Any] = {
@@ -85,6 +93,7 @@ def measure(profile: Profile, workdir: Path, postgres_only: bool = False) -> dic
     results["phases_s"]["reference"] = time.perf_counter() - started - sum(results["phases_s"].values())
     measure_search(profile, workdir, results)
     measure_retention(profile, workdir, results)
+    measure_coordination(profile, workdir, results)
     measure_postgres(profile, workdir, results)
     results["total_s"] = time.perf_counter() - started
     return results

@@ -106,6 +106,25 @@ def test_reset_suspend_and_prune_change_the_store(daemon: Running, capsys: pytes
     assert status == 1 and "NOT_FOUND" in err
 
 
+def test_link_unlink_and_links_commands(daemon: Running, capsys: pytest.CaptureFixture[str]) -> None:
+    at = ("--address", daemon.address)
+    made = admin_json(capsys, "link", "telegram", "111", "alice", *at)
+    assert made["changed"] is True and made["link"]["identity"] == "alice"
+    assert admin_json(capsys, "link", "discord", "u9", "alice", *at)["link"]["platform"] == "discord"
+    status, out, _ = admin(capsys, "link", "telegram", "111", "bob", *at)
+    assert status == 0 and out == "telegram:111 -> bob (was alice)\n"
+    listed = admin_json(capsys, "links", "--identity", "alice", *at)
+    assert [(link["platform"], link["user_id"]) for link in listed] == [("discord", "u9")]
+    status, out, _ = admin(capsys, "links", *at)
+    assert (
+        out.splitlines()[0].split() == ["platform", "user_id", "identity", "linked_at"] and len(out.splitlines()) == 3
+    )
+    assert admin_json(capsys, "unlink", "telegram", "111", *at) == {"identity": "bob"}
+    assert admin_json(capsys, "unlink", "telegram", "111", *at) == {"identity": None}
+    status, _, err = admin(capsys, "link", "telegram", "1", "no spaces", *at)
+    assert status == 1 and "INVALID_ARGUMENT: identity:" in err
+
+
 def test_delete_archive_retention_and_vacuum_commands(daemon: Running, capsys: pytest.CaptureFixture[str]) -> None:
     at = ("--address", daemon.address)
     ids = [session(daemon.stub, str(n), messages=3).entry.session_id for n in range(5)]

@@ -41,6 +41,7 @@ truncated; ``test_restart_after_a_kill_during_a_checkpoint`` reproduces that cas
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import random
 import signal
@@ -54,6 +55,7 @@ from typing import Any
 
 import apsw
 import grpc
+import pytest
 
 from helpers.process import (
     CHANNEL_OPTIONS,
@@ -904,3 +906,95 @@ def _session_with_messages(stub: SessionStoreStub, n: int, count: int) -> str:
     ]
     stub.AppendMessages(pb.AppendMessagesRequest(session_id=entry.session_id, messages=messages), timeout=DEADLINE)
     return entry.session_id
+
+
+TURN_KEY = "agent:main:telegram:dm:turns"
+
+
+def test_no_write_of_a_stale_turn_lands_across_kills(tmp_path: Path) -> None:
+    """4 agent loops on one key each begin turns (interrupting each other) and append up to 5
+    fenced messages per turn, tagged with their token; the daemon is killed (-9) mid-run, several rounds. After each
+    restart: a new turn's token is past every token handed out before the kill, every earlier
+    token's write is ABORTED, every acknowledged message is stored once, and along the transcript
+    the tokens never go back (a write landed only while its token was the newest)."""
+    config, rng = write_config(tmp_path), random.Random()
+    issued: set[int] = set()
+    acked: dict[str, int] = {}  # message id -> token
+    with open(tmp_path / "daemon.log", "wb") as log:
+        daemon = start(tmp_path, log, config)
+        with channel_to(daemon.address) as channel:
+            source = source_pb2.SessionSource(platform="telegram", chat_id="turns")
+            request = pb.GetOrCreateSessionRequest(source=source)
+            session_id = SessionStoreStub(channel).GetOrCreateSession(request, timeout=DEADLINE).entry.session_id
+        for round_ in range(5):
+            _fenced_loops(daemon, session_id, f"r{round_}", len(acked) + rng.randint(5, 40), issued, acked)
+            kill(daemon)
+            daemon = start(tmp_path, log, config)
+            with channel_to(daemon.address) as channel:
+                stub = SessionStoreStub(channel)
+                resumed = _begin(stub, "after", pb.TURN_CONFLICT_INTERRUPT).turn.fencing_token
+                assert resumed > max(issued), (resumed, max(issued))
+                issued.add(resumed)
+                stale = rng.choice(sorted(issued - {resumed}))
+                with pytest.raises(grpc.RpcError) as raised:
+                    _fenced_append(stub, session_id, f"stale-{round_}", stale)
+                assert raised.value.code() == grpc.StatusCode.ABORTED
+                stored = load_transcript(stub, session_id)
+            tokens = [int(m.text) for m in stored]
+            assert tokens == sorted(tokens), "a stale token's write landed after a newer turn began"
+            ids = [m.message_id for m in stored]
+            assert len(ids) == len(set(ids)) and set(acked) <= set(ids)
+            assert all(acked[i] == int(m.text) for m, i in zip(stored, ids, strict=True) if i in acked)
+        stop(daemon)
+    print(f"\nturn fencing: {len(issued)} turns, {len(acked)} fenced appends acknowledged over 5 kills")
+
+
+def _fenced_loops(
+    daemon: Daemon, session_id: str, prefix: str, kill_at: int, issued: set[int], acked: dict[str, int]
+) -> None:
+    """4 loops begin turns (interrupting) and append fenced messages until ``acked`` holds
+    ``kill_at`` acknowledged appends: then the daemon is killed (-9), the others' calls in flight."""
+    lock, killed = threading.Lock(), threading.Event()
+
+    def loop(worker: int) -> None:
+        with channel_to(daemon.address) as own:
+            stub, turn, written = SessionStoreStub(own), None, 0
+            for n in itertools.count():
+                message_id = f"{prefix}-w{worker}-{n}"
+                try:
+                    if turn is None or written == 5:
+                        turn, written = _begin(stub, f"w{worker}", pb.TURN_CONFLICT_INTERRUPT).turn, 0
+                        with lock:
+                            issued.add(turn.fencing_token)
+                    _fenced_append(stub, session_id, message_id, turn.fencing_token)
+                    written += 1
+                except grpc.RpcError as error:
+                    if error.code() == grpc.StatusCode.ABORTED:
+                        turn = None  # a newer turn began: this loop's write was refused
+                        continue
+                    return  # the daemon is gone
+                with lock:
+                    acked[message_id] = turn.fencing_token
+                    if len(acked) >= kill_at and not killed.is_set():
+                        killed.set()
+                        kill(daemon)
+
+    workers = [threading.Thread(target=loop, args=(w,)) for w in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=4 * DEADLINE)
+    assert not any(worker.is_alive() for worker in workers), "a fenced loop hung"
+
+
+def _begin(stub: SessionStoreStub, owner: str, on_conflict: int) -> pb.BeginTurnResponse:
+    request = pb.BeginTurnRequest(session_key=TURN_KEY, owner=owner, ttl={"seconds": 600}, on_conflict=on_conflict)
+    return stub.BeginTurn(request, timeout=DEADLINE)
+
+
+def _fenced_append(stub: SessionStoreStub, session_id: str, message_id: str, token: int) -> None:
+    message = transcript_pb2.Message(role="user", text=str(token), message_id=message_id)
+    fence = pb.TurnFence(session_key=TURN_KEY, fencing_token=token)
+    stub.AppendMessages(
+        pb.AppendMessagesRequest(session_id=session_id, messages=[message], fence=fence), timeout=DEADLINE
+    )

@@ -435,11 +435,40 @@ class Requests:
             words = st.lists(st.sampled_from(("message", "client", "hello", "u1", "summary*", '"a b"')), min_size=1)
             request = words.map(lambda w: pb.SearchMessagesRequest(query=" ".join(w)))
             return weighted((1, request), (2, generic))
+        hinted = self._coordination(name)
+        if hinted is not None:
+            return weighted((1, hinted), (2, generic))
         if name in SOURCE_ONLY:  # a source alone (no random config or context): the rule itself runs
             request_class = getattr(pb, f"{name}Request")
             request = st.builds(lambda source: request_class(source=source), self.sources)
             return weighted((1, request), (2, generic))
         return generic
+
+    def _coordination(self, name: str) -> st.SearchStrategy[Message] | None:
+        """Plausible rewinds, links, handoffs and turns on known keys and sessions: the change runs."""
+        keys, ids = self.pools.pick(self.pools.keys), self.pools.pick(self.pools.ids)
+        users = {
+            "platform": st.sampled_from(PLATFORMS[:6]), "user_id": st.sampled_from(("u1", "u2")),
+        }  # fmt: skip
+        fences = st.builds(pb.TurnFence, session_key=keys, fencing_token=st.integers(1, 4))
+        ttls = st.builds(Duration, seconds=st.integers(1, 120))
+        hints: dict[str, st.SearchStrategy[Message]] = {
+            "RewindTranscript": st.builds(pb.RewindTranscriptRequest, session_id=ids, turns=st.integers(1, 2)),
+            "LinkIdentity": st.builds(pb.LinkIdentityRequest, identity=st.sampled_from(("alice", "bob")), **users),
+            "UnlinkIdentity": st.builds(pb.UnlinkIdentityRequest, **users),
+            "ListIdentityLinks": st.builds(pb.ListIdentityLinksRequest, identity=st.sampled_from((None, "alice"))),
+            "HandoffSession": st.builds(pb.HandoffSessionRequest, session_key=keys, target_source=self.sources),
+            "BeginTurn": st.builds(
+                pb.BeginTurnRequest,
+                session_key=keys,
+                owner=st.sampled_from(("a", "b")),
+                ttl=ttls,
+                on_conflict=st.sampled_from(tuple(pb.TurnConflict.values())),
+            ),
+            "RenewTurn": st.builds(pb.RenewTurnRequest, fence=fences, ttl=ttls),
+            "EndTurn": st.builds(pb.EndTurnRequest, fence=fences),
+        }
+        return hints.get(name)
 
     def message(self, descriptor: Descriptor, depth: int) -> st.SearchStrategy[Any]:
         key = (descriptor.full_name, depth)

@@ -32,7 +32,7 @@ from helpers.cases import (
 from helpers.clock import Clock
 from helpers.daemons import Running
 from helpers.reference import oracle
-from sessiond_client import SessionStoreClient, hermes
+from sessiond_client import SessionStoreClient, errors, hermes
 from sessiond_client.hermes import wire
 from sessiond_client.store_client import source_to_proto
 from sessiond_client.v1 import session_store_pb2 as pb
@@ -413,3 +413,23 @@ def test_profiles_sharing_a_daemon_see_their_own_sessions(
     assert store(tmp_path / "ops")[0].get_or_create_session(message).session_key == "agent:ops:telegram:dm:7"
     pinned, _ = store(tmp_path / "pinned", namespace="main")
     assert [e.session_key for e in pinned.list_sessions()] == [mine.session_key]
+
+
+def test_handoffs_and_fenced_turns_beyond_the_reference(daemon: Running, tmp_path: Path) -> None:
+    sessions, _ = store(tmp_path)
+    telegram = sessions.get_or_create_session(source(chat_type="dm", chat_id="7"))
+    discord = source(platform=hermes.Platform.DISCORD, chat_type="dm", chat_id="8")
+    moved = sessions.handoff_session(telegram.session_key, discord)
+    assert moved is not None and moved.session_id == telegram.session_id
+    assert moved.session_key == "agent:main:discord:dm:8" and moved.platform == hermes.Platform.DISCORD
+    assert sessions.handoff_session("agent:main:telegram:dm:none", discord) is None
+    first = sessions.begin_turn(moved.session_key, "loop-1")
+    assert first.started and first.turn is not None
+    sessions.append_to_transcript(moved.session_id, {"role": "user", "content": "one"}, fence=first.turn)
+    second = sessions.begin_turn(moved.session_key, "loop-2", on_conflict="interrupt")
+    with pytest.raises(errors.ConflictError):
+        sessions.append_to_transcript(moved.session_id, {"role": "user", "content": "stale"}, fence=first.turn)
+    with pytest.raises(errors.ConflictError):
+        sessions.rewrite_transcript(moved.session_id, [], fence=first.turn)
+    assert [m["content"] for m in sessions.load_transcript(moved.session_id)] == ["one"]
+    assert second.turn is not None and sessions.end_turn(second.turn) and not sessions.end_turn(first.turn)

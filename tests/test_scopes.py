@@ -89,15 +89,22 @@ def requests(s: Seed, ns: str | None) -> dict[str, Any]:
         "GetSessionMetadata": pb.GetSessionMetadataRequest(session_id=s.session_id),
         "DeleteSessions": pb.DeleteSessionsRequest(selector=pb.SessionSelector(platform="telegram", **who)),
         "ArchiveSessions": pb.ArchiveSessionsRequest(selector=pb.SessionSelector(platform="telegram", **who)),
+        "LinkIdentity": pb.LinkIdentityRequest(platform="telegram", user_id="1", identity="alice"),
+        "UnlinkIdentity": pb.UnlinkIdentityRequest(platform="telegram", user_id="1"),
+        "ListIdentityLinks": pb.ListIdentityLinksRequest(),
+        "HandoffSession": pb.HandoffSessionRequest(session_key=s.key, target_source=source("8"), config=config),
+        "BeginTurn": pb.BeginTurnRequest(session_key=s.key, owner="w", ttl={"seconds": 60}),
+        "RenewTurn": pb.RenewTurnRequest(fence=pb.TurnFence(session_key=s.key, fencing_token=1), ttl={"seconds": 60}),
+        "EndTurn": pb.EndTurnRequest(fence=pb.TurnFence(session_key=s.key, fencing_token=1)),
     }
 
 
-DAEMON_WIDE = {"FindSessionByTitle", "NextTitleInLineage"}
+DAEMON_WIDE = {"FindSessionByTitle", "NextTitleInLineage", "LinkIdentity", "UnlinkIdentity", "ListIdentityLinks"}
 READS = {
     "BuildSessionKey", "BuildSessionContext", "CheckReset", "ResolveWhatsAppIdentifier", "GetSession", "ListSessions",
     "HasAnySessions", "ListExpiredSessions", "LoadTranscript", "WatchSessionEvents", "GetSessionTitle",
     "FindSessionByTitle", "NextTitleInLineage", "GetSessionLineage", "GetLineageTip", "SearchSessions",
-    "SearchMessages", "GetSessionMetadata",
+    "SearchMessages", "GetSessionMetadata", "ListIdentityLinks",
 }  # fmt: skip
 
 
@@ -156,6 +163,12 @@ def test_a_namespace_token_is_denied_everything_outside_it_and_writes_nothing(da
     # A session of research named with a key of main (and the reverse) is outside too.
     crossed = pb.SwitchSessionRequest(session_key=research.key, target_session_id=main.session_id)
     assert code_of(tcp, "SwitchSession", crossed, TOKENS["research"]) == DENIED
+    fenced = pb.AppendMessagesRequest(  # a session of research, fenced by a turn of main's key
+        session_id=research.session_id, messages=[message()], fence=pb.TurnFence(session_key=main.key, fencing_token=1)
+    )
+    assert code_of(tcp, "AppendMessages", fenced, TOKENS["research"]) == DENIED
+    handed = pb.HandoffSessionRequest(session_key=research.key, target_session_key=main.key)
+    assert code_of(tcp, "HandoffSession", handed, TOKENS["research"]) == DENIED
     assert snapshot(running.stub, main.session_id, research.session_id) == before
 
 

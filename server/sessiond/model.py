@@ -34,6 +34,13 @@ EventKind = Literal[
     "metadata_changed",
     "session_deleted",
     "session_archived",
+    "identity_linked",
+    "identity_unlinked",
+    "handed_off",
+    "turn_started",
+    "turn_ended",
+    "turn_interrupted",
+    "turn_expired",
 ]
 Visibility = Literal["", "rewound", "archived"]
 
@@ -214,9 +221,61 @@ class Event:
     version: int
     previous_session_id: str | None = None
     reason: str | None = None
-    lease_owner: str | None = None
+    lease_owner: str | None = None  # the lease's holder, or the turn's owner
     sequence: int = 0
     at: datetime | None = None
+    identity: str | None = None  # of a link change
+    linked_user: str | None = None  # of a link change: "<platform>:<user id>"
+    other_session_key: str | None = None  # of a handoff: the key at the other end
+    fencing_token: int | None = None  # of a turn
+
+
+@dataclass(frozen=True)
+class IdentityLink:
+    """A platform user id that is one person (``identity``) with the other ids linked to it."""
+
+    platform: str
+    user_id: str
+    identity: str
+    linked_at: datetime
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """A session continued on another key (HandoffSession)."""
+
+    from_session_key: str
+    to_session_key: str
+    replaced_session_id: str | None
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Turn:
+    """The newest turn begun on a key: its ``token`` grows with every turn; ``running`` until ended
+    or replaced (a running turn past ``expires_at`` was abandoned by its owner)."""
+
+    session_key: str
+    owner: str
+    token: int
+    session_id: str | None
+    started_at: datetime
+    expires_at: datetime
+    running: bool = True
+
+    def live(self, now: datetime) -> bool:
+        return self.running and self.expires_at > now
+
+    def abandoned(self, now: datetime) -> bool:
+        return self.running and self.expires_at <= now
+
+
+@dataclass(frozen=True)
+class Fence:
+    """What a write carries to show it comes from the newest turn of ``session_key``."""
+
+    session_key: str
+    token: int
 
 
 @dataclass(frozen=True)

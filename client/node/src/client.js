@@ -34,6 +34,11 @@ import { SERVICE, loadContract } from './proto.js';
 /** @typedef {import('./convert.js').SessionSelector} SessionSelector */
 /** @typedef {import('./convert.js').SessionEvent} SessionEvent */
 /** @typedef {import('./convert.js').EventKind} EventKind */
+/** @typedef {import('./convert.js').IdentityLink} IdentityLink */
+/** @typedef {import('./convert.js').Handoff} Handoff */
+/** @typedef {import('./convert.js').Turn} Turn */
+/** @typedef {import('./convert.js').TurnFence} TurnFence */
+/** @typedef {import('./convert.js').TurnConflict} TurnConflict */
 
 /**
  * A session, where it came from and what came of it.
@@ -41,6 +46,40 @@ import { SERVICE, loadContract } from './proto.js';
  * @property {LineageLink} session  the session itself
  * @property {LineageLink[]} ancestors  its parent, the parent's parent, ... back to the root
  * @property {LineageLink[]} children  the sessions started from it, newest first
+ * @property {Handoff[]} handoffs  the chats the session itself was handed off between, oldest first
+ */
+
+/**
+ * What `listExpiredSessionsAndTurns` found.
+ * @typedef {object} ExpiredSessionsAndTurns
+ * @property {SessionEntry[]} entries  as `listExpiredSessions`
+ * @property {Turn[]} abandonedTurns  turns whose time to live passed without `endTurn` and that no
+ *   newer turn replaced (their owner died), oldest first: resume them with `beginTurn`
+ */
+
+/**
+ * What `linkIdentity` did.
+ * @typedef {object} LinkIdentityResult
+ * @property {IdentityLink} link  the link as stored
+ * @property {string | null} previousIdentity  the identity the user id was linked to before, if another
+ * @property {boolean} changed  false when the link already was so (then no event)
+ */
+
+/**
+ * What `handoffSession` did.
+ * @typedef {object} HandoffResult
+ * @property {SessionEntry} entry  the destination's entry after the call (pointing at the session)
+ * @property {string | null} replacedSessionId  the destination's former session, now ended
+ *   (null when it had none, or it already was this session)
+ */
+
+/**
+ * What `beginTurn` did.
+ * @typedef {object} BeginTurnResult
+ * @property {boolean} started  true when the caller's turn began
+ * @property {Turn} turn  the caller's new turn when started, else the one running
+ * @property {number} queuePosition  with `onConflict: 'queue'` and not started: the caller's place in line (1: next); else 0
+ * @property {Turn | null} interrupted  the turn this call ended ('interrupt', or the owner's own earlier turn); null when none
  */
 
 /**
@@ -126,7 +165,7 @@ import { SERVICE, loadContract } from './proto.js';
  */
 
 /**
- * Safe to send twice: reads (the lineage, search and metadata reads among them), pure rules,
+ * Safe to send twice: reads (the lineage, search, metadata and identity link reads among them), pure rules,
  * AppendMessages once every message has an id, and the title RPCs (setting the title a session
  * already has changes nothing).
  */
@@ -148,6 +187,7 @@ export const IDEMPOTENT_METHODS = Object.freeze([
   'SearchSessions',
   'SearchMessages',
   'GetSessionMetadata',
+  'ListIdentityLinks',
 ]);
 export const RETRY_POLICY = Object.freeze({
   maxAttempts: 3,
@@ -162,6 +202,8 @@ const PAGE_SIZE = 10_000;
 // grpc gives up retrying a call whose request outgrew this buffer (default 256 KiB).
 const RETRY_BUFFER_BYTES = 16 * 1024 * 1024;
 const HEALTH_STATUSES = ['UNKNOWN', 'SERVING', 'NOT_SERVING', 'SERVICE_UNKNOWN'];
+/** A turn's time to live when `beginTurn` or `renewTurn` is given none. */
+const TURN_TTL_MS = 60_000;
 // The daemon's rule for an agent namespace (GatewayConfig.namespace): checked at construction, so
 // that a client set up with a bad one fails at once, not at its first call.
 const NAMESPACE = /^[a-z0-9][a-z0-9_-]{0,63}$/;
@@ -179,6 +221,18 @@ function checkedNamespace(namespace) {
     throw invalidArgument('namespace', `a namespace is 1-64 lower-case letters, digits, '_' and '-', not ${JSON.stringify(namespace)}`);
   }
   return namespace;
+}
+
+/**
+ * A turn's `ttl` (google.protobuf.Duration) from milliseconds; an `InvalidArgumentError` for
+ * `ttl` when it is no number (the daemon refuses one that is not positive, or over a day).
+ * @param {unknown} ttlMs
+ */
+function turnTtl(ttlMs) {
+  if (typeof ttlMs !== 'number' || !Number.isFinite(ttlMs)) {
+    throw invalidArgument('ttl', `not a number of milliseconds: ${String(ttlMs)}`);
+  }
+  return secondsToDuration(ttlMs / 1000, 'ttl');
 }
 
 /**
@@ -236,8 +290,16 @@ export class SessionStoreClient {
    *   every key otherwise, and requests exactly as without the option). 1-64 lower-case letters,
    *   digits, "_" and "-", starting with a letter or digit: an `InvalidArgumentError` for `namespace`
    *   otherwise, thrown here
+   * @param {boolean | null} [options.linkIdentities]  whether the DM keys this client builds follow identity
+   *   links (`linkIdentity`): a DM from a linked user id goes to "agent:<namespace>:identity:dm:<identity>".
+   *   Sent as the gateway config's `link_identities` with the calls that build keys; null/omitted:
+   *   not sent (the daemon's `sessions.link_identities`, off by default). A TypeError for a value
+   *   that is no boolean, thrown here
    */
-  constructor(address, { timeoutMs = 5000, protosDir, channelOptions: extra = {}, token, tls, namespace = null } = {}) {
+  constructor(
+    address,
+    { timeoutMs = 5000, protosDir, channelOptions: extra = {}, token, tls, namespace = null, linkIdentities = null } = {},
+  ) {
     if (!(Number.isFinite(timeoutMs) && timeoutMs > 0)) {
       throw new TypeError(`timeoutMs must be a positive number of milliseconds, got ${timeoutMs}`);
     }
@@ -245,6 +307,11 @@ export class SessionStoreClient {
     this.timeoutMs = timeoutMs;
     /** @type {string | null} */
     this.namespace = checkedNamespace(namespace);
+    if (linkIdentities !== null && linkIdentities !== undefined && typeof linkIdentities !== 'boolean') {
+      throw new TypeError(`linkIdentities must be a boolean, got ${typeof linkIdentities}`);
+    }
+    /** @type {boolean | null} */
+    this.linkIdentities = linkIdentities ?? null;
     const contract = loadContract(protosDir);
     this.#codec = createCodec(contract.definition);
     const credentials = tls
@@ -296,12 +363,14 @@ export class SessionStoreClient {
    * @param {string} method
    * @param {Record<string, unknown>} request
    * @param {string} field  the repeated field of the response
+   * @param {((first: any) => void) | null} [onFirst]  called with the first page's response
    */
-  async #pages(method, request, field) {
+  async #pages(method, request, field, onFirst = null) {
     const items = [];
     let pageToken = '';
     for (;;) {
       const response = await this.#call(this.#stub, method, { ...request, pageToken });
+      if (!pageToken) onFirst?.(response);
       items.push(...response[field]);
       if (!response.nextPageToken) return items;
       pageToken = response.nextPageToken;
@@ -324,12 +393,28 @@ export class SessionStoreClient {
   }
 
   /**
-   * The `config` (GatewayConfig) of the calls that build keys: the client's namespace. No field at
-   * all without one, so that such a client's requests stay what they were.
-   * @returns {{config?: {namespace: string}}}
+   * The `config` (GatewayConfig) of the calls that build keys: the client's namespace and its
+   * `linkIdentities`, each only when given. No field at all without either, so that such a
+   * client's requests stay what they were.
+   * @returns {{config?: {namespace?: string, linkIdentities?: boolean}}}
    */
   #config() {
-    return this.namespace === null ? {} : { config: { namespace: this.namespace } };
+    /** @type {{namespace?: string, linkIdentities?: boolean}} */
+    const config = {};
+    if (this.namespace !== null) config.namespace = this.namespace;
+    if (this.linkIdentities !== null) config.linkIdentities = this.linkIdentities;
+    return Object.keys(config).length ? { config } : {};
+  }
+
+  /**
+   * The `fence` (TurnFence) of a write: none at all without one, so that an unfenced request
+   * stays what it was. A TypeError for a value that is no fence, before anything is sent.
+   * @param {TurnFence | null | undefined} fence
+   * @returns {{fence?: {sessionKey: string, fencingToken: number | string}}}
+   */
+  #fence(fence) {
+    const message = this.#codec.fenceToProto(fence);
+    return message === null ? {} : { fence: message };
   }
 
   /**
@@ -459,6 +544,7 @@ export class SessionStoreClient {
    * @param {number} [options.estimatedCostUsd]
    * @param {string | null} [options.costStatus]  left as is when null
    * @param {number | null} [options.expectedVersion]  `ConflictError` when the entry's version moved on
+   * @param {TurnFence | null} [options.fence]  `ConflictError` (and nothing written) unless it is the newest turn begun on its key
    * @returns {Promise<SessionEntry | null>}
    */
   async updateSession(sessionKey, options = {}) {
@@ -472,6 +558,7 @@ export class SessionStoreClient {
       estimatedCostUsd = 0,
       costStatus = null,
       expectedVersion = null,
+      fence = null,
     } = options;
     const request = {
       sessionKey,
@@ -479,6 +566,7 @@ export class SessionStoreClient {
       usage: { inputTokens, outputTokens, cacheReadTokens, cacheWriteTokens, totalTokens, estimatedCostUsd },
       costStatus,
       expectedVersion,
+      ...this.#fence(fence),
     };
     const response = await SessionStoreClient.#orOnNotFound(this.#call(this.#stub, 'UpdateSession', request), null);
     return response ? this.#codec.entryFromProto(response.entry) : null;
@@ -613,7 +701,8 @@ export class SessionStoreClient {
    * Where the session came from and what came of it: the session's own link, its ancestors
    * (parent first, back to the root) and its children (newest first); null for an unknown session.
    * Each link says why its session started from its parent (`reason`: "reset", "auto_reset",
-   * "force_new", "switch" or "branch"; null, as `parentSessionId`, for a root).
+   * "force_new", "switch" or "branch"; null, as `parentSessionId`, for a root). `handoffs` are the
+   * chats the session itself was handed off between (`handoffSession`), oldest first.
    * @param {string} sessionId
    * @returns {Promise<SessionLineage | null>}
    */
@@ -625,6 +714,7 @@ export class SessionStoreClient {
       session: link(response.session ?? {}),
       ancestors: response.ancestors.map(link),
       children: response.children.map(link),
+      handoffs: (response.handoffs ?? []).map(this.#codec.handoffFromProto),
     };
   }
 
@@ -683,8 +773,24 @@ export class SessionStoreClient {
    * @returns {Promise<SessionEntry[]>}
    */
   async listExpiredSessions() {
-    const entries = await this.#pages('ListExpiredSessions', { pageSize: PAGE_SIZE, ...this.#scope() }, 'entries');
-    return entries.map(this.#codec.entryFromProto);
+    return (await this.listExpiredSessionsAndTurns()).entries;
+  }
+
+  /**
+   * `listExpiredSessions`' entries, and the turns abandoned on the way (for the expiry watcher):
+   * turns whose time to live passed without `endTurn` and that no newer turn replaced (their owner
+   * died), oldest first, from the first page (at most the daemon's page size); resume them with
+   * `beginTurn`. Of the client's namespace when it has one.
+   * @returns {Promise<ExpiredSessionsAndTurns>}
+   */
+  async listExpiredSessionsAndTurns() {
+    /** @type {any[]} */
+    let abandoned = [];
+    const request = { pageSize: PAGE_SIZE, ...this.#scope() };
+    const entries = await this.#pages('ListExpiredSessions', request, 'entries', (first) => {
+      abandoned = first.abandonedTurns ?? [];
+    });
+    return { entries: entries.map(this.#codec.entryFromProto), abandonedTurns: abandoned.map(this.#codec.turnFromProto) };
   }
 
   /**
@@ -726,17 +832,21 @@ export class SessionStoreClient {
   /**
    * Appends messages in one transaction; those whose `message_id` is stored already are
    * skipped. Retried on UNAVAILABLE only when every message has an id, since only then is a
-   * second attempt harmless. `NotFoundError` for an unknown session id.
+   * second attempt harmless. `NotFoundError` for an unknown session id. With `fence`,
+   * `ConflictError` (and nothing written) unless it is the newest turn begun on its key.
    * @param {string} sessionId
    * @param {Iterable<TranscriptMessage>} messages
+   * @param {{fence?: TurnFence | null}} [options]
    * @returns {Promise<AppendResult>}
    */
-  async appendMessages(sessionId, messages) {
+  async appendMessages(sessionId, messages, { fence = null } = {}) {
+    const fenced = this.#fence(fence);
     const protos = Array.from(messages, this.#codec.messageToProto);
     const stub = protos.every((p) => p.messageId) ? this.#stub : this.#singleAttemptStub;
     const { appended, duplicates, messageCount } = await this.#call(stub, 'AppendMessages', {
       sessionId,
       messages: protos,
+      ...fenced,
     });
     return { appended, duplicates, messageCount };
   }
@@ -744,30 +854,33 @@ export class SessionStoreClient {
   /**
    * Appends one message, under a fresh random `message_id` unless it brings one (so its
    * retries never store it twice). `skipDb: true` sends nothing (the reference's "already
-   * written"), resolving to null.
+   * written"), resolving to null. `fence` as `appendMessages`'.
    * @param {string} sessionId
    * @param {TranscriptMessage} message
-   * @param {{skipDb?: boolean}} [options]
+   * @param {{skipDb?: boolean, fence?: TurnFence | null}} [options]
    * @returns {Promise<AppendResult | null>}
    */
-  async appendToTranscript(sessionId, message, { skipDb = false } = {}) {
+  async appendToTranscript(sessionId, message, { skipDb = false, fence = null } = {}) {
     if (skipDb) return null;
     const withId =
       message.message_id === null || message.message_id === undefined
         ? { ...message, message_id: randomUUID().replaceAll('-', '') }
         : message;
-    return this.appendMessages(sessionId, [withId]);
+    return this.appendMessages(sessionId, [withId], { fence });
   }
 
   /**
    * Replaces the whole transcript atomically (/retry, /undo, /compress); resolves to its new
-   * length. `NotFoundError` for an unknown session id.
+   * length. `NotFoundError` for an unknown session id. With `fence`, `ConflictError` (and nothing
+   * written) unless it is the newest turn begun on its key.
    * @param {string} sessionId
    * @param {Iterable<TranscriptMessage>} messages
+   * @param {{fence?: TurnFence | null}} [options]
    * @returns {Promise<number>}
    */
-  async rewriteTranscript(sessionId, messages) {
-    const request = { sessionId, messages: Array.from(messages, this.#codec.messageToProto) };
+  async rewriteTranscript(sessionId, messages, { fence = null } = {}) {
+    const fenced = this.#fence(fence);
+    const request = { sessionId, messages: Array.from(messages, this.#codec.messageToProto), ...fenced };
     return (await this.#call(this.#stub, 'RewriteTranscript', request)).messageCount;
   }
 
@@ -802,13 +915,15 @@ export class SessionStoreClient {
    * `loadTranscript` and `searchMessages`. `append`: messages (in `appendMessages`' shape) added
    * after the rewind in the same transaction (/retry). `FailedPreconditionError` when the
    * transcript has fewer visible user turns, `InvalidArgumentError` (`field` "turns") for turns
-   * outside 1..1000, `NotFoundError` for an unknown session id.
+   * outside 1..1000, `NotFoundError` for an unknown session id. With `fence`, `ConflictError` (and
+   * nothing written) unless it is the newest turn begun on its key.
    * @param {string} sessionId
-   * @param {{turns?: number, append?: Iterable<TranscriptMessage>}} [options]
+   * @param {{turns?: number, append?: Iterable<TranscriptMessage>, fence?: TurnFence | null}} [options]
    * @returns {Promise<RewindResult>}
    */
-  async rewindTranscript(sessionId, { turns = 1, append = [] } = {}) {
-    const request = { sessionId, turns, append: Array.from(append ?? [], this.#codec.messageToProto) };
+  async rewindTranscript(sessionId, { turns = 1, append = [], fence = null } = {}) {
+    const fenced = this.#fence(fence);
+    const request = { sessionId, turns, append: Array.from(append ?? [], this.#codec.messageToProto), ...fenced };
     const response = await this.#call(this.#singleAttemptStub, 'RewindTranscript', request);
     const { rewind, rewoundMessages, visibleMessages, appended } = response;
     return { rewind, rewoundMessages, visibleMessages, appended };
@@ -858,20 +973,24 @@ export class SessionStoreClient {
    * stored as archived (`loadTranscript` with `includeHidden` lists them; `searchMessages` finds
    * them). `InvalidArgumentError` naming the field for a bad range (`last_position` before
    * `first_position`) or a missing summary, `FailedPreconditionError` when the range holds no
-   * visible message, `NotFoundError` for an unknown session id.
+   * visible message, `NotFoundError` for an unknown session id. With `fence`, `ConflictError` (and
+   * nothing written) unless it is the newest turn begun on its key.
    * @param {string} sessionId
    * @param {number} firstPosition
    * @param {number} lastPosition
    * @param {TranscriptMessage} summary
+   * @param {{fence?: TurnFence | null}} [options]
    * @returns {Promise<CompactResult>}
    */
-  async compactTranscript(sessionId, firstPosition, lastPosition, summary) {
+  async compactTranscript(sessionId, firstPosition, lastPosition, summary, { fence = null } = {}) {
+    const fenced = this.#fence(fence);
     const request = {
       sessionId,
       firstPosition,
       lastPosition,
       // Missing: sent unset, for the daemon's INVALID_ARGUMENT naming `summary`.
       summary: summary === null || summary === undefined ? null : this.#codec.messageToProto(summary),
+      ...fenced,
     };
     const response = await this.#call(this.#singleAttemptStub, 'CompactTranscript', request);
     const { compaction, archivedMessages, summaryPosition, visibleMessages } = response;
@@ -898,15 +1017,18 @@ export class SessionStoreClient {
    * @param {Iterable<string> | null} [options.remove]  keys to remove
    * @param {boolean} [options.replace]  `set` becomes the whole metadata
    * @param {number | null} [options.expectedVersion]  `ConflictError` when the entry's version moved on
+   * @param {TurnFence | null} [options.fence]  `ConflictError` (and nothing written) unless it is the newest turn begun on its key
    * @returns {Promise<UpdateMetadataResult>}
    */
-  async updateSessionMetadata(sessionKey, { set = null, remove = null, replace = false, expectedVersion = null } = {}) {
+  async updateSessionMetadata(sessionKey, options = {}) {
+    const { set = null, remove = null, replace = false, expectedVersion = null, fence = null } = options;
     const request = {
       sessionKey,
       set: this.#codec.metadataToProto(set, 'set'),
       remove: typeof remove === 'string' ? [remove] : Array.from(remove ?? []),
       replace: Boolean(replace),
       expectedVersion,
+      ...this.#fence(fence),
     };
     const response = await this.#call(this.#stub, 'UpdateSessionMetadata', request);
     return { entry: this.#codec.entryFromProto(response.entry), changed: response.changed };
@@ -1117,6 +1239,163 @@ export class SessionStoreClient {
   async archiveAllSessions(selector, { limit = 0, unarchive = false, onProgress = null } = {}) {
     const request = { selector: this.#selector(selector), dryRun: false, limit, unarchive: Boolean(unarchive) };
     return this.#bulkUntilDone('ArchiveSessions', request, onProgress);
+  }
+
+  // -- identity links
+
+  /**
+   * Links a platform user id to an identity (a person across platforms); a user id linked to
+   * another identity before moves (`previousIdentity` names that one). With `linkIdentities` on
+   * (the client's option, or the daemon's `sessions.link_identities`), the DM keys of every user id
+   * linked to one identity are one key, "agent:<namespace>:identity:dm:<identity>", in each
+   * namespace: those DMs share a session. `changed` is false when the link already was so (then no
+   * event); otherwise an `identity_linked` event (reason "link", or "relink" when it moved). An
+   * operator's call: it needs full access (`PermissionDeniedError` with scoped credentials).
+   * `InvalidArgumentError` naming the field for an identity the daemon refuses (1-128 letters,
+   * digits and "._@+-", starting with a letter or digit).
+   * @param {string} platform  "telegram", a plugin's name, ...
+   * @param {string} userId  the user id as sources carry it in `userId` (a DM source without one: its `chatId`)
+   * @param {string} identity
+   * @returns {Promise<LinkIdentityResult>}
+   */
+  async linkIdentity(platform, userId, identity) {
+    const response = await this.#call(this.#stub, 'LinkIdentity', { platform, userId, identity });
+    return {
+      link: this.#codec.identityLinkFromProto(response.link ?? {}),
+      previousIdentity: response.previousIdentity ?? null,
+      changed: response.changed,
+    };
+  }
+
+  /**
+   * Removes a platform user id's identity link: its next DM message goes to its platform key
+   * again; the identity's sessions and transcripts stay. Resolves to the identity it was linked
+   * to, or null when it had no link (then nothing changed); an `identity_unlinked` event otherwise.
+   * @param {string} platform
+   * @param {string} userId
+   * @returns {Promise<string | null>}
+   */
+  async unlinkIdentity(platform, userId) {
+    return (await this.#call(this.#stub, 'UnlinkIdentity', { platform, userId })).identity ?? null;
+  }
+
+  /**
+   * Every identity link (only `identity`'s when given), by platform, then user id; all pages.
+   * Links are the daemon's, across namespaces.
+   * @param {{identity?: string | null}} [options]
+   * @returns {Promise<IdentityLink[]>}
+   */
+  async listIdentityLinks({ identity = null } = {}) {
+    const links = await this.#pages('ListIdentityLinks', { identity, pageSize: PAGE_SIZE }, 'links');
+    return links.map(this.#codec.identityLinkFromProto);
+  }
+
+  // -- handoffs
+
+  /**
+   * Continues the key's current session in another chat (a conversation started on Telegram goes
+   * on in a Discord DM): the destination key points at the session, in the same transaction that
+   * ends the destination's former session (`replacedSessionId`, end reason "handoff"). The
+   * destination is exactly one of `targetSessionKey` (a key with an entry) and `targetSource` (the
+   * destination chat's source: its key is built as `getOrCreateSession` builds it, with the
+   * client's namespace and `linkIdentities`, and gets an entry if it has none); a TypeError
+   * otherwise, before anything is sent. `releaseSource: true` also takes the session from the
+   * source key (its entry is removed, the session stays: the source chat's next message starts a
+   * new session); by default both keys point at it. Recorded with the session (its lineage's
+   * `handoffs`) and announced by a `handed_off` event on each key (`otherSessionKey` the other
+   * end). `FailedPreconditionError` across namespaces or onto the same key, `ConflictError` for a
+   * stale `expectedVersion` (the source entry's), `NotFoundError` for an unknown key.
+   * @param {string} sessionKey  the key whose current session continues elsewhere
+   * @param {object} options
+   * @param {string | null} [options.targetSessionKey]  the destination key (it must have an entry)
+   * @param {SessionSourceInput | Record<string, unknown> | null} [options.targetSource]  the destination chat's source
+   * @param {boolean} [options.releaseSource]  remove the source key's entry
+   * @param {number | null} [options.expectedVersion]  `ConflictError` when the source entry's version moved on
+   * @returns {Promise<HandoffResult>}
+   */
+  async handoffSession(sessionKey, options) {
+    const { targetSessionKey = null, targetSource = null, releaseSource = false, expectedVersion = null } = options ?? {};
+    const byKey = targetSessionKey !== null && targetSessionKey !== undefined;
+    const bySource = targetSource !== null && targetSource !== undefined;
+    if (byKey === bySource) {
+      throw new TypeError(`handoffSession takes exactly one of targetSessionKey and targetSource, got ${byKey ? 'both' : 'neither'}`);
+    }
+    if (byKey && typeof targetSessionKey !== 'string') {
+      throw new TypeError(`targetSessionKey must be a string, got ${typeof targetSessionKey}`);
+    }
+    if (bySource && typeof targetSource !== 'object') throw new TypeError(`targetSource must be a source object, got ${typeof targetSource}`);
+    const destination = targetSource ? { targetSource: this.#codec.sourceToProto(targetSource) } : { targetSessionKey };
+    const request = { sessionKey, ...destination, releaseSource: Boolean(releaseSource), expectedVersion, ...this.#config() };
+    const response = await this.#call(this.#stub, 'HandoffSession', request);
+    return { entry: this.#codec.entryFromProto(response.entry), replacedSessionId: response.replacedSessionId ?? null };
+  }
+
+  // -- turns
+
+  /**
+   * The fence of `renewTurn` and `endTurn`: required.
+   * @param {TurnFence} fence
+   */
+  #requiredFence(fence) {
+    const message = this.#codec.fenceToProto(fence);
+    if (message === null) throw new TypeError(`fence must be {sessionKey, fencingToken} (or a Turn), not ${fence}`);
+    return message;
+  }
+
+  /**
+   * Begins a turn of the agent on a session key: one at a time per key, with an owner, a time to
+   * live and a fencing token that grows with every turn begun on the key (1 for its first). Pass
+   * the turn (or `{sessionKey, fencingToken}`) as the `fence` of the turn's writes
+   * (`appendMessages`, `rewriteTranscript`, `updateSession`, `rewindTranscript`,
+   * `compactTranscript`, `updateSessionMetadata`): once a newer turn began they reject with
+   * `ConflictError` and write nothing, so a stale agent loop cannot write. A turn the same owner
+   * still runs is replaced (a restarted loop; `interrupted` is the old one). While another
+   * owner's live turn runs, `onConflict` decides: "reject" (the default: `started` false, `turn`
+   * the running one), "queue" (`started` false, `queuePosition` the caller's place in line, 1 for
+   * next: call again after the `turn_ended` or `turn_expired` event; a waiter stays in line for
+   * `ttlMs` after its last call) or "interrupt" (the running turn ends, its token stale from now
+   * on, `interrupted` is it, and the caller's begins at once). A policy of no other name is an
+   * `InvalidArgumentError` for `on_conflict`, thrown before anything is sent. Events:
+   * `turn_started`, `turn_interrupted`.
+   * @param {string} sessionKey
+   * @param {string} owner  the caller's identifier (1-256 bytes): a process, an agent loop
+   * @param {{ttlMs?: number, onConflict?: TurnConflict}} [options]  `ttlMs`: how long the turn lives unless
+   *   renewed or ended (default 60000; positive, at most a day)
+   * @returns {Promise<BeginTurnResult>}
+   */
+  async beginTurn(sessionKey, owner, { ttlMs = TURN_TTL_MS, onConflict = 'reject' } = {}) {
+    const request = { sessionKey, owner, ttl: turnTtl(ttlMs), onConflict: this.#codec.turnConflictToProto(onConflict) };
+    const response = await this.#call(this.#stub, 'BeginTurn', request);
+    const { turnFromProto } = this.#codec;
+    return {
+      started: response.started,
+      turn: turnFromProto(response.turn ?? {}),
+      queuePosition: response.queuePosition,
+      interrupted: response.interrupted ? turnFromProto(response.interrupted) : null,
+    };
+  }
+
+  /**
+   * Extends the running turn's time to live to `ttlMs` from now (default 60000); resolves to the
+   * turn after the call. `ConflictError` when a newer turn began on the key or the turn ended (or
+   * lapsed). A fence that is no fence is a TypeError, before anything is sent.
+   * @param {TurnFence} fence  the turn (or its `{sessionKey, fencingToken}`)
+   * @param {{ttlMs?: number}} [options]
+   * @returns {Promise<Turn>}
+   */
+  async renewTurn(fence, { ttlMs = TURN_TTL_MS } = {}) {
+    const request = { fence: this.#requiredFence(fence), ttl: turnTtl(ttlMs) };
+    return this.#codec.turnFromProto((await this.#call(this.#stub, 'RenewTurn', request)).turn ?? {});
+  }
+
+  /**
+   * Ends a turn (a `turn_ended` event): true when it ended now, false when it had already ended,
+   * lapsed or been superseded by a newer turn.
+   * @param {TurnFence} fence  the turn (or its `{sessionKey, fencingToken}`)
+   * @returns {Promise<boolean>}
+   */
+  async endTurn(fence) {
+    return (await this.#call(this.#stub, 'EndTurn', { fence: this.#requiredFence(fence) })).ended;
   }
 
   // -- events

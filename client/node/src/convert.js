@@ -234,6 +234,13 @@ export const EVENT_KINDS = Object.freeze({
   metadata_changed: 'EVENT_KIND_METADATA_CHANGED',
   session_deleted: 'EVENT_KIND_SESSION_DELETED',
   session_archived: 'EVENT_KIND_SESSION_ARCHIVED',
+  identity_linked: 'EVENT_KIND_IDENTITY_LINKED',
+  identity_unlinked: 'EVENT_KIND_IDENTITY_UNLINKED',
+  handed_off: 'EVENT_KIND_HANDED_OFF',
+  turn_started: 'EVENT_KIND_TURN_STARTED',
+  turn_ended: 'EVENT_KIND_TURN_ENDED',
+  turn_interrupted: 'EVENT_KIND_TURN_INTERRUPTED',
+  turn_expired: 'EVENT_KIND_TURN_EXPIRED',
 });
 const EVENT_KIND_PREFIX = 'EVENT_KIND_';
 
@@ -254,9 +261,62 @@ const EVENT_KIND_PREFIX = 'EVENT_KIND_';
  * @property {string | null} previousSessionId  the key's session before: "auto_reset", "reset", "switched", "branched"
  * @property {string | null} reason  why, where the kind has a reason ("idle", "delete", "archive", the metadata keys, ...)
  * @property {number} entryVersion  the entry's version after the change
- * @property {string | null} leaseOwner  who held the lease ("lease_expired" only)
+ * @property {string | null} leaseOwner  who held the lease ("lease_expired"), or runs the turn ("turn_*")
  * @property {Date} time  when the change happened (the daemon's clock)
+ * @property {string | null} identity  the identity ("identity_linked", "identity_unlinked")
+ * @property {string | null} linkedUser  the platform user id, as "<platform>:<user id>" ("identity_linked", "identity_unlinked")
+ * @property {string | null} otherSessionKey  the key at the other end ("handed_off")
+ * @property {number | null} fencingToken  the turn's fencing token ("turn_*")
  */
+
+/**
+ * A platform user id linked to an identity (a person across platforms; see `linkIdentity`).
+ * @typedef {object} IdentityLink
+ * @property {string} platform  "telegram", a plugin's name, ...
+ * @property {string} userId  the user id on that platform, as sources carry it in `userId` (a DM source without one: its `chatId`)
+ * @property {string} identity  1-128 letters, digits and "._@+-", starting with a letter or digit
+ * @property {Date} linkedAt  when the link was made
+ */
+
+/**
+ * One handoff of a session from one chat's key to another's (`handoffSession`).
+ * @typedef {object} Handoff
+ * @property {string} fromSessionKey  the key the session continued from
+ * @property {string} toSessionKey  the key that points at it since
+ * @property {string | null} replacedSessionId  the destination's session it ended (null when the key had none)
+ * @property {Date} time  when
+ */
+
+/**
+ * A turn running (or abandoned) on a session key (`beginTurn`). It works as its own `TurnFence`.
+ * @typedef {object} Turn
+ * @property {string} sessionKey
+ * @property {string} owner  who runs it (a process, an agent loop)
+ * @property {number} fencingToken  grows with every turn begun on the key (1 for its first)
+ * @property {string | null} sessionId  the session the key pointed at when the turn began (null: no entry)
+ * @property {Date} startedAt
+ * @property {Date} expiresAt  when it lapses unless renewed
+ */
+
+/**
+ * What a write carries to prove it comes from the newest turn of its key: the key and the token
+ * `beginTurn` gave (a `Turn` itself will do). `fencingToken` is a safe integer Number or a bigint.
+ * @typedef {{sessionKey: string, fencingToken: number | bigint}} TurnFence
+ */
+
+/**
+ * What `beginTurn` does while another owner's live turn runs on the key: "reject" (do not begin;
+ * the running turn comes back), "queue" (wait in line; `queuePosition` says where) or
+ * "interrupt" (end the running turn and begin at once).
+ * @typedef {'reject' | 'queue' | 'interrupt'} TurnConflict
+ */
+
+/** The `onConflict` policies of `beginTurn` by this client's names, and the contract's `TurnConflict` names. */
+export const TURN_CONFLICTS = Object.freeze({
+  reject: 'TURN_CONFLICT_REJECT',
+  queue: 'TURN_CONFLICT_QUEUE',
+  interrupt: 'TURN_CONFLICT_INTERRUPT',
+});
 
 /** The contract's MessageVisibility names of hidden messages, by the client's names. */
 export const MESSAGE_VISIBILITIES = Object.freeze({
@@ -472,6 +532,42 @@ export function metadataFromProto(map) {
     if (plain !== null) result[key] = plain;
   }
   return result;
+}
+
+/**
+ * A TurnFence message from a fence (`{sessionKey, fencingToken}`, or a `Turn`); null when
+ * `fence` is null or undefined (no fence: the write is not fenced). Anything else that is no
+ * fence is a TypeError naming the key, thrown before anything is sent.
+ * @param {TurnFence | null | undefined} fence
+ * @param {string} [name]  the argument, for the TypeError
+ * @returns {{sessionKey: string, fencingToken: number | string} | null}
+ */
+export function fenceToProto(fence, name = 'fence') {
+  if (fence === null || fence === undefined) return null;
+  if (typeof fence !== 'object') throw new TypeError(`${name} must be {sessionKey, fencingToken} (or a Turn), not ${describeValue(fence)}`);
+  const { sessionKey, fencingToken } = /** @type {Record<string, unknown>} */ (fence);
+  if (typeof sessionKey !== 'string') throw new TypeError(`${name}.sessionKey: a string, not ${describeValue(sessionKey)}`);
+  const token = int64ToProto(fencingToken);
+  if (token === null) {
+    const given = typeof fencingToken === 'bigint' ? `${fencingToken}n` : describeValue(fencingToken);
+    throw new TypeError(`${name}.fencingToken: an integer (a safe integer Number or a bigint in the int64 range), not ${given}`);
+  }
+  return { sessionKey, fencingToken: token };
+}
+
+/**
+ * The contract's TurnConflict name for an `onConflict` policy ("reject", "queue", "interrupt";
+ * null or undefined: "reject"); anything else is an `InvalidArgumentError` for `on_conflict`,
+ * before anything is sent.
+ * @param {TurnConflict | null | undefined} onConflict
+ * @returns {string}
+ */
+export function turnConflictToProto(onConflict) {
+  if (onConflict === null || onConflict === undefined) return TURN_CONFLICTS.reject;
+  if (typeof onConflict === 'string' && Object.hasOwn(TURN_CONFLICTS, onConflict)) {
+    return TURN_CONFLICTS[/** @type {TurnConflict} */ (onConflict)];
+  }
+  throw invalidArgument('on_conflict', `unknown conflict policy ${typeof onConflict === 'string' ? `'${onConflict}'` : describeValue(onConflict)} (reject, queue or interrupt)`);
 }
 
 /** @param {string} name  "chat_id" → "chatId", as protobufjs converts field names */
@@ -916,6 +1012,14 @@ export function createCodec(definition) {
     lineageLinkFromProto: (message) => /** @type {LineageLink} */ (fromProto(`${PACKAGE}.LineageLink`, message)),
     /** @param {Record<string, any>} message @returns {SessionSummary} */
     summaryFromProto: (message) => /** @type {SessionSummary} */ (fromProto(SUMMARY, message)),
+    /** @param {Record<string, any>} message @returns {IdentityLink} */
+    identityLinkFromProto: (message) => /** @type {IdentityLink} */ (fromProto(`${PACKAGE}.IdentityLink`, message)),
+    /** @param {Record<string, any>} message @returns {Handoff} */
+    handoffFromProto: (message) => /** @type {Handoff} */ (fromProto(`${PACKAGE}.Handoff`, message)),
+    /** @param {Record<string, any>} message @returns {Turn} */
+    turnFromProto: (message) => /** @type {Turn} */ (fromProto(`${PACKAGE}.Turn`, message)),
+    fenceToProto,
+    turnConflictToProto,
     hitFromProto,
     entryRefToProto,
     messageToProto,

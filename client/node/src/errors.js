@@ -151,10 +151,13 @@ export class NotFoundError extends SessiondError {}
 /** ALREADY_EXISTS: the name is taken (another session has the title); nothing was written. */
 export class AlreadyExistsError extends SessiondError {}
 
-/** ABORTED: the entry changed since it was read (`expectedVersion`) or moved on to another id. */
+/**
+ * ABORTED: the entry changed since it was read (`expectedVersion`) or moved on to another id, or
+ * a write's `fence` is stale (a newer turn began on its key, or the turn ended); nothing was written.
+ */
 export class ConflictError extends SessiondError {}
 
-/** The entry's state forbids the change (suspended, leased by another owner). */
+/** The entry's state forbids the change (suspended, leased by another owner; a handoff across namespaces or onto its own key). */
 export class FailedPreconditionError extends SessiondError {}
 
 /** The daemon's disk is full or a configured limit was exceeded. */

@@ -190,6 +190,102 @@ export interface SessionLineage {
   ancestors: LineageLink[];
   /** The sessions started from it, newest first. */
   children: LineageLink[];
+  /** The chats the session itself was handed off between (`handoffSession`), oldest first. */
+  handoffs: Handoff[];
+}
+
+/** One handoff of a session from one chat's key to another's (`handoffSession`). */
+export interface Handoff {
+  /** The key the session continued from. */
+  fromSessionKey: string;
+  /** The key that points at it since. */
+  toSessionKey: string;
+  /** The destination's session it ended; null when the key had none. */
+  replacedSessionId: string | null;
+  time: Date;
+}
+
+/** What `handoffSession` did. */
+export interface HandoffResult {
+  /** The destination's entry after the call (pointing at the session). */
+  entry: SessionEntry;
+  /** The destination's former session, now ended (end reason "handoff"); null when it had none or it already was this session. */
+  replacedSessionId: string | null;
+}
+
+/** A platform user id linked to an identity (a person across platforms; see `linkIdentity`). */
+export interface IdentityLink {
+  /** "telegram", a plugin's name, ... */
+  platform: string;
+  /** The user id on that platform, as sources carry it in `userId` (a DM source without one: its `chatId`). */
+  userId: string;
+  /** 1-128 letters, digits and "._@+-", starting with a letter or digit. */
+  identity: string;
+  /** When the link was made. */
+  linkedAt: Date;
+}
+
+/** What `linkIdentity` did. */
+export interface LinkIdentityResult {
+  /** The link as stored. */
+  link: IdentityLink;
+  /** The identity the user id was linked to before, if another; null otherwise. */
+  previousIdentity: string | null;
+  /** false when the link already was so: then no event. */
+  changed: boolean;
+}
+
+/** A turn running (or abandoned) on a session key (`beginTurn`). It works as its own `TurnFence`. */
+export interface Turn {
+  sessionKey: string;
+  /** Who runs it (a process, an agent loop). */
+  owner: string;
+  /** Grows with every turn begun on the key (1 for its first). */
+  fencingToken: number;
+  /** The session the key pointed at when the turn began; null when the key had no entry. */
+  sessionId: string | null;
+  startedAt: Date;
+  /** When it lapses unless renewed. */
+  expiresAt: Date;
+}
+
+/**
+ * What a write carries to prove it comes from the newest turn of its key: the key and the token
+ * `beginTurn` gave (a `Turn` itself will do).
+ */
+export interface TurnFence {
+  sessionKey: string;
+  /** A safe integer Number or a bigint (int64). */
+  fencingToken: number | bigint;
+}
+
+/**
+ * What `beginTurn` does while another owner's live turn runs on the key: "reject" (do not begin;
+ * the running turn comes back), "queue" (wait in line) or "interrupt" (end it and begin at once).
+ */
+export type TurnConflict = 'reject' | 'queue' | 'interrupt';
+
+/** What `beginTurn` did. */
+export interface BeginTurnResult {
+  /** true when the caller's turn began. */
+  started: boolean;
+  /** The caller's new turn when started, else the one running. */
+  turn: Turn;
+  /** With `onConflict: 'queue'` and not started: the caller's place in line (1: next); else 0. */
+  queuePosition: number;
+  /** The turn this call ended (`onConflict: 'interrupt'`, or the owner's own earlier turn); null when none. */
+  interrupted: Turn | null;
+}
+
+/** What `listExpiredSessionsAndTurns` found. */
+export interface ExpiredSessionsAndTurns {
+  /** As `listExpiredSessions`. */
+  entries: SessionEntry[];
+  /**
+   * Turns whose time to live passed without `endTurn` and that no newer turn replaced (their
+   * owner died), oldest first (at most the daemon's page size): resume them with `beginTurn`.
+   */
+  abandonedTurns: Turn[];
 }
 
 /** A stored session as search finds it; unset optionals are null. */
@@ -417,7 +513,14 @@ export type EventKindName =
   | 'compacted'
   | 'metadata_changed'
   | 'session_deleted'
-  | 'session_archived';
+  | 'session_archived'
+  | 'identity_linked'
+  | 'identity_unlinked'
+  | 'handed_off'
+  | 'turn_started'
+  | 'turn_ended'
+  | 'turn_interrupted'
+  | 'turn_expired';
 /**
  * A kind of session event: the contract's `EventKind` in lower case without its prefix, as the
  * Python client names it. (`string & {}`: a kind a newer contract adds still fits.)
@@ -439,15 +542,25 @@ export interface SessionEvent {
    * Why, where the kind has a reason: "idle"/"daily"/"suspended" (auto_reset), "reset"/"force_new",
    * "set"/"cleared" (titled), "rewind"/"restore", "branch", the metadata keys set or removed,
    * comma-separated (metadata_changed), "delete"/"retention" (session_deleted),
-   * "archive"/"unarchive"/"retention" (session_archived), the resume reason.
+   * "archive"/"unarchive"/"retention" (session_archived), the resume reason, "link"/"relink"
+   * (identity_linked), "handoff_in"/"handoff_out"/"released" (handed_off),
+   * "interrupted"/"replaced" (turn_interrupted).
    */
   reason: string | null;
   /** The entry's version after the change (its last one for "pruned" and "session_deleted"). */
   entryVersion: number;
-  /** Who held the lease ("lease_expired" only). */
+  /** Who held the lease ("lease_expired"), or runs the turn ("turn_started", "turn_ended", "turn_interrupted", "turn_expired"). */
   leaseOwner: string | null;
   /** When the change happened (the daemon's clock). */
   time: Date;
+  /** The identity ("identity_linked", "identity_unlinked"; their `sessionKey` and `sessionId` are ""). */
+  identity: string | null;
+  /** The platform user id, as "<platform>:<user id>" ("identity_linked", "identity_unlinked"). */
+  linkedUser: string | null;
+  /** The key at the other end ("handed_off": one event on each key). */
+  otherSessionKey: string | null;
+  /** The turn's fencing token ("turn_started", "turn_ended", "turn_interrupted", "turn_expired"). */
+  fencingToken: number | null;
 }
 
 /**
@@ -563,6 +676,23 @@ export interface SessionStoreClientOptions {
    * (a `TypeError` for a value that is no string), thrown by the constructor.
    */
   namespace?: string | null;
+  /**
+   * Whether the DM keys this client builds (`getOrCreateSession`, `buildSessionKey`,
+   * `handoffSession`'s `targetSource`) follow identity links: a DM from a user id linked to an
+   * identity goes to "agent:<namespace>:identity:dm:<identity>" (see `linkIdentity`). Sent as the
+   * gateway config's `link_identities`; null or omitted: not sent (the daemon's
+   * `sessions.link_identities`, off by default). A `TypeError` for a value that is no boolean.
+   */
+  linkIdentities?: boolean | null;
+}
+
+/** The `fence` option of the writes a turn makes. */
+export interface FenceOption {
+  /**
+   * The turn the write belongs to (a `Turn`, or its `{sessionKey, fencingToken}`): `ConflictError`,
+   * and nothing written, unless it is the newest turn begun on its key. Null or omitted: not fenced.
+   */
+  fence?: TurnFence | null;
 }
 
 export interface ContextOptions {
@@ -578,7 +708,7 @@ export interface VersionCondition {
   expectedVersion?: number | null;
 }
 
-export interface UpdateSessionOptions extends VersionCondition {
+export interface UpdateSessionOptions extends VersionCondition, FenceOption {
   /** Left as is when null. */
   lastPromptTokens?: number | null;
   inputTokens?: number;
@@ -669,7 +799,7 @@ export interface LoadTranscriptOptions {
   includeHidden?: boolean;
 }
 
-export interface RewindTranscriptOptions {
+export interface RewindTranscriptOptions extends FenceOption {
   /** User turns to rewind (1 to 1000; default 1). */
   turns?: number;
   /** Messages to append after the rewind, in the same transaction (/retry). */
@@ -690,7 +820,7 @@ export interface BranchSessionOptions {
   title?: string | null;
 }
 
-export interface UpdateSessionMetadataOptions extends VersionCondition {
+export interface UpdateSessionMetadataOptions extends VersionCondition, FenceOption {
   /** Keys to set, with their values (see `MetadataValueInput`). */
   set?: SessionMetadataInput | null;
   /** Keys to remove (absent ones are ignored); none may also be in `set`. */
@@ -732,6 +862,39 @@ export interface WatchEventsOptions {
   kinds?: Iterable<EventKind> | EventKind | null;
 }
 
+export interface ListIdentityLinksOptions {
+  /** Only the links of this identity; all when null or omitted. */
+  identity?: string | null;
+}
+
+/** Where `handoffSession`'s session continues: exactly one of `targetSessionKey` and `targetSource`. */
+export type HandoffDestination =
+  | { /** The destination key; it must have an entry. */ targetSessionKey: string; targetSource?: null }
+  | {
+      /** The destination chat's source: its key is built as `getOrCreateSession` builds it (and gets an entry if it has none). */
+      targetSource: SourceArgument;
+      targetSessionKey?: null;
+    };
+
+export type HandoffSessionOptions = HandoffDestination & {
+  /** Also take the session from the source key: its entry is removed (the session stays). */
+  releaseSource?: boolean;
+  /** `ConflictError` when the source entry's version moved on. */
+  expectedVersion?: number | null;
+};
+
+export interface BeginTurnOptions {
+  /** How long the turn lives unless renewed or ended (default 60000; positive, at most a day). */
+  ttlMs?: number;
+  /** While another owner's live turn runs: "reject" (default), "queue" or "interrupt". */
+  onConflict?: TurnConflict;
+}
+
+export interface RenewTurnOptions {
+  /** The new time to live from now (default 60000; positive, at most a day). */
+  ttlMs?: number;
+}
+
 export interface HealthCheckOptions {
   timeoutMs?: number;
   /** Wait (until the deadline) for the daemon to accept connections. */
@@ -760,6 +923,8 @@ export class SessionStoreClient {
   readonly timeoutMs: number;
   /** The `namespace` option; null without one. */
   readonly namespace: string | null;
+  /** The `linkIdentities` option; null without one. */
+  readonly linkIdentities: boolean | null;
 
   buildSessionKey(source: SourceArgument): Promise<string>;
   buildSessionKeyDetails(source: SourceArgument): Promise<SessionKeyDetails>;
@@ -784,6 +949,8 @@ export class SessionStoreClient {
   listSessions(options?: ListSessionsOptions): Promise<SessionEntry[]>;
   hasAnySessions(): Promise<boolean>;
   listExpiredSessions(): Promise<SessionEntry[]>;
+  /** `listExpiredSessions`' entries, and the turns abandoned without `endTurn` (resume them with `beginTurn`). */
+  listExpiredSessionsAndTurns(): Promise<ExpiredSessionsAndTurns>;
   markExpiryFinalized(sessionKey: string, sessionId: string): Promise<SessionEntry>;
   acquireLease(sessionKey: string, owner: string, ttlSeconds: number): Promise<Lease>;
   releaseLease(sessionKey: string, owner: string): Promise<boolean>;
@@ -815,12 +982,13 @@ export class SessionStoreClient {
   /** The metadata of any stored session, ended ones too ({} when it has none); null for an unknown session. */
   getSessionMetadata(sessionId: string): Promise<SessionMetadata | null>;
 
-  appendMessages(sessionId: string, messages: Iterable<TranscriptMessage>): Promise<AppendResult>;
+  /** `fence`: `ConflictError`, and nothing written, unless it is the newest turn begun on its key. */
+  appendMessages(sessionId: string, messages: Iterable<TranscriptMessage>, options?: FenceOption): Promise<AppendResult>;
   /** Gives the message a random `message_id` unless it has one; `skipDb: true` sends nothing. */
-  appendToTranscript(sessionId: string, message: TranscriptMessage, options: { skipDb: true }): Promise<null>;
-  appendToTranscript(sessionId: string, message: TranscriptMessage, options?: { skipDb?: false }): Promise<AppendResult>;
-  appendToTranscript(sessionId: string, message: TranscriptMessage, options?: { skipDb?: boolean }): Promise<AppendResult | null>;
-  rewriteTranscript(sessionId: string, messages: Iterable<TranscriptMessage>): Promise<number>;
+  appendToTranscript(sessionId: string, message: TranscriptMessage, options: { skipDb: true } & FenceOption): Promise<null>;
+  appendToTranscript(sessionId: string, message: TranscriptMessage, options?: { skipDb?: false } & FenceOption): Promise<AppendResult>;
+  appendToTranscript(sessionId: string, message: TranscriptMessage, options?: { skipDb?: boolean } & FenceOption): Promise<AppendResult | null>;
+  rewriteTranscript(sessionId: string, messages: Iterable<TranscriptMessage>, options?: FenceOption): Promise<number>;
   /** The visible transcript; with `includeHidden`, every stored message (see `LoadTranscriptOptions`). [] for an unknown session. */
   loadTranscript(sessionId: string, options?: LoadTranscriptOptions): Promise<TranscriptMessage[]>;
 
@@ -843,7 +1011,13 @@ export class SessionStoreClient {
    * archived. `InvalidArgumentError` (`last_position`) when `lastPosition < firstPosition`,
    * `FailedPreconditionError` when the range holds no visible message.
    */
-  compactTranscript(sessionId: string, firstPosition: number, lastPosition: number, summary: TranscriptMessage): Promise<CompactResult>;
+  compactTranscript(
+    sessionId: string,
+    firstPosition: number,
+    lastPosition: number,
+    summary: TranscriptMessage,
+    options?: FenceOption,
+  ): Promise<CompactResult>;
 
   /** One page of the sessions whose id starts with `query`, or whose title does ignoring case and punctuation; newest first. */
   searchSessions(query: string, options?: SearchSessionsOptions): Promise<SearchSessionsResult>;
@@ -872,6 +1046,37 @@ export class SessionStoreClient {
   deleteAllSessions(selector: SessionSelector, options?: BulkLoopOptions): Promise<BulkResult>;
   /** `archiveSessions` in batches, as `deleteAllSessions`. */
   archiveAllSessions(selector: SessionSelector, options?: ArchiveAllSessionsOptions): Promise<BulkResult>;
+
+  /**
+   * Links a platform user id to an identity (a user id linked to another one moves); with
+   * `linkIdentities` on, the DMs of every user id linked to one identity share the key
+   * "agent:<namespace>:identity:dm:<identity>". `changed` false: the link already was so.
+   * An operator's call (`PermissionDeniedError` with scoped credentials).
+   */
+  linkIdentity(platform: string, userId: string, identity: string): Promise<LinkIdentityResult>;
+  /** Removes the user id's link (its next DM goes to its platform key again; history stays); the identity it had, null when none. */
+  unlinkIdentity(platform: string, userId: string): Promise<string | null>;
+  /** Every identity link (only `identity`'s when given), by platform, then user id; all pages. */
+  listIdentityLinks(options?: ListIdentityLinksOptions): Promise<IdentityLink[]>;
+
+  /**
+   * Continues the key's current session in another chat: the destination key points at it, its
+   * former session ended (`replacedSessionId`). Exactly one of `targetSessionKey` and
+   * `targetSource` (a TypeError otherwise). `FailedPreconditionError` across namespaces or onto
+   * the same key; a `handed_off` event on each key.
+   */
+  handoffSession(sessionKey: string, options: HandoffSessionOptions): Promise<HandoffResult>;
+
+  /**
+   * Begins a turn on the key (one at a time per key); its fencing token grows with every turn
+   * begun on the key. Pass the turn as the `fence` of its writes: once a newer turn began they
+   * reject with `ConflictError`. While another owner's turn runs, `onConflict` decides.
+   */
+  beginTurn(sessionKey: string, owner: string, options?: BeginTurnOptions): Promise<BeginTurnResult>;
+  /** Extends the turn's time to live; `ConflictError` when a newer turn began or the turn ended. */
+  renewTurn(fence: TurnFence, options?: RenewTurnOptions): Promise<Turn>;
+  /** Ends the turn: true, or false when it had already ended, lapsed or been superseded. */
+  endTurn(fence: TurnFence): Promise<boolean>;
 
   /**
    * The changes of session keys after `afterSequence` (or, `fromNow`, from now on), then as they
@@ -909,9 +1114,10 @@ export type IdempotentMethod =
   | 'GetLineageTip'
   | 'SearchSessions'
   | 'SearchMessages'
-  | 'GetSessionMetadata';
+  | 'GetSessionMetadata'
+  | 'ListIdentityLinks';
 /**
- * Safe to send twice: reads (the lineage, search and metadata reads among them), pure rules,
+ * Safe to send twice: reads (the lineage, search, metadata and identity link reads among them), pure rules,
  * AppendMessages once every message has an id, and the title RPCs.
  */
 export const IDEMPOTENT_METHODS: readonly IdempotentMethod[];
@@ -963,9 +1169,12 @@ export class InvalidArgumentError extends SessiondError {
 export class NotFoundError extends SessiondError {}
 /** ALREADY_EXISTS: the name is taken (another session has the title); nothing was written. */
 export class AlreadyExistsError extends SessiondError {}
-/** ABORTED: the entry changed since it was read (`expectedVersion`) or moved on to another id. */
+/**
+ * ABORTED: the entry changed since it was read (`expectedVersion`) or moved on to another id, or
+ * a write's `fence` is stale (a newer turn began on its key, or the turn ended); nothing was written.
+ */
 export class ConflictError extends SessiondError {}
-/** The entry's state forbids the change (suspended, leased by another owner). */
+/** The entry's state forbids the change (suspended, leased by another owner; a handoff across namespaces or onto its own key). */
 export class FailedPreconditionError extends SessiondError {}
 /** The daemon's disk is full or a configured limit was exceeded. */
 export class ResourceExhaustedError extends SessiondError {}
@@ -998,6 +1207,9 @@ export const CHAT_TYPES: Readonly<{
 
 /** The kinds of session events by this client's names, and the contract's `EventKind` names. */
 export const EVENT_KINDS: Readonly<{ [Name in EventKindName]: `EVENT_KIND_${Uppercase<Name>}` }>;
+
+/** The `onConflict` policies of `beginTurn` by this client's names, and the contract's `TurnConflict` names. */
+export const TURN_CONFLICTS: Readonly<{ [Name in TurnConflict]: `TURN_CONFLICT_${Uppercase<Name>}` }>;
 
 /** A google.protobuf.Timestamp as proto-loader shapes it. */
 export interface Timestamp {
@@ -1035,6 +1247,13 @@ export interface Codec {
   leaseFromProto(message: Record<string, unknown>): Lease;
   lineageLinkFromProto(message: Record<string, unknown>): LineageLink;
   summaryFromProto(message: Record<string, unknown>): SessionSummary;
+  identityLinkFromProto(message: Record<string, unknown>): IdentityLink;
+  handoffFromProto(message: Record<string, unknown>): Handoff;
+  turnFromProto(message: Record<string, unknown>): Turn;
+  /** A TurnFence message; null for no fence; a TypeError naming the key for anything else (`name`, default "fence", names the argument). */
+  fenceToProto(fence: TurnFence | null | undefined, name?: string): { sessionKey: string; fencingToken: number | string } | null;
+  /** The contract's TurnConflict name ("reject" for null/undefined); an `InvalidArgumentError` (`on_conflict`) for another name. */
+  turnConflictToProto(onConflict: TurnConflict | null | undefined): string;
   /** The window's messages in the replay shape (`messageFromProto`). */
   hitFromProto(message: Record<string, unknown>): SearchHit;
   entryRefToProto(entry: EntryRef): { sessionKey: string; sessionId: string; createdAt: Timestamp; updatedAt: Timestamp };

@@ -18,5 +18,5 @@ export {
   errorClassFor,
   fromServiceError,
 } from './errors.js';
-export { CHAT_TYPES, EVENT_KINDS, createCodec, timestampToDate, dateToTimestamp } from './convert.js';
+export { CHAT_TYPES, EVENT_KINDS, TURN_CONFLICTS, createCodec, timestampToDate, dateToTimestamp } from './convert.js';
 export { loadContract, PROTOS_DIR, LOADER_OPTIONS, SERVICE } from './proto.js';

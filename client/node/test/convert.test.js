@@ -21,6 +21,7 @@ import {
   SessionStoreClient,
   SessiondError,
   Status,
+  TURN_CONFLICTS,
   UnavailableError,
   channelOptions,
   createCodec,
@@ -608,9 +609,105 @@ describe('events', () => {
       entryVersion: 3,
       leaseOwner: null,
       time: new Date('2026-01-01T12:00:00Z'),
+      identity: null,
+      linkedUser: null,
+      otherSessionKey: null,
+      fencingToken: null,
     });
     assert.equal(codec.eventFromProto({ kind: 'EVENT_KIND_SESSION_ARCHIVED' }).kind, 'session_archived');
     assert.equal(codec.eventFromProto({ kind: 99 }).kind, '99', 'a kind the contract does not name: its number');
+  });
+});
+
+describe('identity links, handoffs and turns', () => {
+  it('the new kinds go by their lower-case names, and their fields are read', () => {
+    assert.deepEqual(
+      codec.eventKindsToProto(['identity_linked', 'identity_unlinked', 'handed_off', 'turn_started', 'turn_ended', 'turn_interrupted', 'turn_expired']),
+      [
+        'EVENT_KIND_IDENTITY_LINKED',
+        'EVENT_KIND_IDENTITY_UNLINKED',
+        'EVENT_KIND_HANDED_OFF',
+        'EVENT_KIND_TURN_STARTED',
+        'EVENT_KIND_TURN_ENDED',
+        'EVENT_KIND_TURN_INTERRUPTED',
+        'EVENT_KIND_TURN_EXPIRED',
+      ],
+    );
+    const linked = codec.eventFromProto({ kind: 'EVENT_KIND_IDENTITY_LINKED', reason: 'relink', identity: 'alice', linkedUser: 'telegram:42' });
+    assert.deepEqual([linked.kind, linked.reason, linked.identity, linked.linkedUser, linked.otherSessionKey], ['identity_linked', 'relink', 'alice', 'telegram:42', null]);
+    const handed = codec.eventFromProto({ kind: 'EVENT_KIND_HANDED_OFF', otherSessionKey: 'agent:main:discord:dm:9' });
+    assert.deepEqual([handed.kind, handed.otherSessionKey, handed.fencingToken], ['handed_off', 'agent:main:discord:dm:9', null]);
+    const turn = codec.eventFromProto({ kind: 'EVENT_KIND_TURN_INTERRUPTED', leaseOwner: 'loop-a', fencingToken: 7 });
+    assert.deepEqual([turn.kind, turn.leaseOwner, turn.fencingToken], ['turn_interrupted', 'loop-a', 7]);
+  });
+
+  it('TURN_CONFLICTS names every policy of the contract but the unspecified one', () => {
+    const contract = /** @type {any} */ (loadContract().definition['sessiond.v1.TurnConflict']).type.value
+      .map((/** @type {{name: string}} */ value) => value.name)
+      .filter((/** @type {string} */ name) => name !== 'TURN_CONFLICT_UNSPECIFIED');
+    assert.deepEqual(Object.values(TURN_CONFLICTS), contract);
+    for (const [name, value] of Object.entries(TURN_CONFLICTS)) assert.equal(value, `TURN_CONFLICT_${name.toUpperCase()}`);
+  });
+
+  it('onConflict goes by its name, "reject" by default; another is an InvalidArgumentError for on_conflict', () => {
+    assert.equal(codec.turnConflictToProto('queue'), 'TURN_CONFLICT_QUEUE');
+    assert.equal(codec.turnConflictToProto('interrupt'), 'TURN_CONFLICT_INTERRUPT');
+    assert.equal(codec.turnConflictToProto('reject'), 'TURN_CONFLICT_REJECT');
+    assert.equal(codec.turnConflictToProto(undefined), 'TURN_CONFLICT_REJECT');
+    assert.equal(codec.turnConflictToProto(null), 'TURN_CONFLICT_REJECT');
+    for (const bad of ['QUEUE', 'TURN_CONFLICT_QUEUE', 'wait', '', 2, 'toString']) {
+      const error = thrown(() => codec.turnConflictToProto(/** @type {any} */ (bad)));
+      assert.ok(error instanceof InvalidArgumentError, String(error));
+      assert.equal(error.field, 'on_conflict');
+      assert.equal(error.code, Status.INVALID_ARGUMENT);
+    }
+  });
+
+  it('a fence is {sessionKey, fencingToken} (a Turn will do), its token a safe integer or a bigint; none is null', () => {
+    const key = 'agent:main:telegram:dm:7';
+    assert.deepEqual(codec.fenceToProto({ sessionKey: key, fencingToken: 3 }), { sessionKey: key, fencingToken: 3 });
+    assert.deepEqual(codec.fenceToProto({ sessionKey: key, fencingToken: 2n ** 62n }), { sessionKey: key, fencingToken: String(2n ** 62n) });
+    const turn = codec.turnFromProto({
+      sessionKey: key,
+      owner: 'loop-a',
+      fencingToken: 4,
+      startedAt: { seconds: 1767268800, nanos: 0 },
+      expiresAt: { seconds: 1767268860, nanos: 0 },
+    });
+    assert.deepEqual(turn, {
+      sessionKey: key,
+      owner: 'loop-a',
+      fencingToken: 4,
+      sessionId: null,
+      startedAt: new Date('2026-01-01T12:00:00Z'),
+      expiresAt: new Date('2026-01-01T12:01:00Z'),
+    });
+    assert.deepEqual(codec.fenceToProto(turn), { sessionKey: key, fencingToken: 4 }, 'only the key and the token');
+    assert.equal(codec.fenceToProto(null), null);
+    assert.equal(codec.fenceToProto(undefined), null);
+    /** @type {[unknown, RegExp][]} */
+    const cases = [
+      [7, /^TypeError: fence must be \{sessionKey, fencingToken\}/],
+      ['x', /^TypeError: fence must be/],
+      [{ fencingToken: 1 }, /^TypeError: fence\.sessionKey: a string, not undefined$/],
+      [{ sessionKey: key, fencingToken: '1' }, /^TypeError: fence\.fencingToken: an integer/],
+      [{ sessionKey: key, fencingToken: 1.5 }, /^TypeError: fence\.fencingToken: .*not 1\.5$/],
+      [{ sessionKey: key, fencingToken: 2 ** 60 }, /^TypeError: fence\.fencingToken: /],
+      [{ sessionKey: key, fencingToken: 2n ** 63n }, /^TypeError: fence\.fencingToken: .*not 9223372036854775808n$/],
+      [{ sessionKey: key }, /^TypeError: fence\.fencingToken: .*not undefined$/],
+    ];
+    for (const [fence, message] of cases) assert.throws(() => codec.fenceToProto(/** @type {any} */ (fence)), message, JSON.stringify(String(fence)));
+  });
+
+  it('identity links and handoffs: every field, times as Dates, unset optionals null', () => {
+    assert.deepEqual(
+      codec.identityLinkFromProto({ platform: 'telegram', userId: '42', identity: 'alice', linkedAt: { seconds: 1767268800, nanos: 0 } }),
+      { platform: 'telegram', userId: '42', identity: 'alice', linkedAt: new Date('2026-01-01T12:00:00Z') },
+    );
+    assert.deepEqual(
+      codec.handoffFromProto({ fromSessionKey: 'a', toSessionKey: 'b', time: { seconds: 1767268800, nanos: 0 } }),
+      { fromSessionKey: 'a', toSessionKey: 'b', replacedSessionId: null, time: new Date('2026-01-01T12:00:00Z') },
+    );
   });
 });
 
@@ -647,5 +744,16 @@ describe('client set-up', () => {
       client.close();
     }
     assert.throws(() => new SessionStoreClient('127.0.0.1:1', { timeoutMs: 0 }), TypeError);
+  });
+
+  it('linkIdentities is a boolean or nothing', () => {
+    for (const [given, expected] of [[true, true], [false, false], [null, null], [undefined, null]]) {
+      const client = new SessionStoreClient('127.0.0.1:1', { linkIdentities: given });
+      assert.equal(client.linkIdentities, expected);
+      client.close();
+    }
+    for (const wrong of ['yes', 1, {}]) {
+      assert.throws(() => new SessionStoreClient('127.0.0.1:1', { linkIdentities: /** @type {any} */ (wrong) }), /^TypeError: linkIdentities must be a boolean/);
+    }
   });
 });

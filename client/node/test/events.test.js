@@ -20,7 +20,21 @@ import { rejectsWith } from './helpers/assertions.js';
 import { startDaemon } from './helpers/daemon.js';
 import { EVENT_TIMEOUT_MS, summaries, takeEvents } from './helpers/events.js';
 
-const EVENT_KEYS = ['entryVersion', 'kind', 'leaseOwner', 'previousSessionId', 'reason', 'sequence', 'sessionId', 'sessionKey', 'time'];
+const EVENT_KEYS = [
+  'entryVersion',
+  'fencingToken',
+  'identity',
+  'kind',
+  'leaseOwner',
+  'linkedUser',
+  'otherSessionKey',
+  'previousSessionId',
+  'reason',
+  'sequence',
+  'sessionId',
+  'sessionKey',
+  'time',
+];
 
 /** @type {import('./helpers/daemon.js').Daemon} */
 let daemon;
@@ -79,6 +93,7 @@ describe('watchEvents', () => {
         assert.deepEqual(Object.keys(event).sort(), EVENT_KEYS);
         assert.equal(event.previousSessionId, null);
         assert.equal(event.leaseOwner, null);
+        assert.deepEqual([event.identity, event.linkedUser, event.otherSessionKey, event.fencingToken], [null, null, null, null]);
         assert.ok(event.time instanceof Date && Math.abs(event.time.getTime() - Date.now()) < 60_000, `time ${event.time}`);
         assert.ok(Object.hasOwn(EVENT_KINDS, event.kind));
       }

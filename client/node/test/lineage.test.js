@@ -90,7 +90,8 @@ describe('lineage', () => {
 
     const lineage = await store.getSessionLineage(target);
     assert.ok(lineage);
-    assert.deepEqual(Object.keys(lineage).sort(), ['ancestors', 'children', 'session']);
+    assert.deepEqual(Object.keys(lineage).sort(), ['ancestors', 'children', 'handoffs', 'session']);
+    assert.deepEqual(lineage.handoffs, [], 'never handed off (see test/handoff.test.js)');
     assert.deepEqual(shape(lineage.session), { sessionId: target, parentSessionId: auto.sessionId, reason: 'switch', title: null });
     assert.deepEqual(lineage.ancestors.map(shape), [
       { sessionId: auto.sessionId, parentSessionId: reset.sessionId, reason: 'auto_reset', title: null },

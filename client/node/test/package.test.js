@@ -175,6 +175,9 @@ export async function onMessage(text: string): Promise<string> {
     const kind: api.EventKind = event.kind;
     const when: Date = event.time;
     const previous: string | null = event.previousSessionId;
+    const fencingToken: number | null = event.fencingToken;
+    const otherSessionKey: string | null = event.otherSessionKey;
+    console.log(fencingToken, otherSessionKey);
     if (kind === 'session_deleted') watch.close();
     console.log(when, previous, event.sequence + watch.cursor);
   }
@@ -187,6 +190,32 @@ export async function onMessage(text: string): Promise<string> {
   } catch (error) {
     if (error instanceof api.OutOfRangeError) console.warn('resync', error.details);
   }
+  // Identity links, handoffs and turns: results typed, a destination exactly one, a fence a Turn or {sessionKey, fencingToken}.
+  const linking = new SessionStoreClient(process.env.SESSIOND_TARGET, { linkIdentities: true });
+  const linkResult: api.LinkIdentityResult = await linking.linkIdentity('telegram', '12345', 'alice');
+  const previousIdentity: string | null = linkResult.previousIdentity;
+  const unlinked: string | null = await store.unlinkIdentity('telegram', '12345');
+  const links: api.IdentityLink[] = await store.listIdentityLinks({ identity: 'alice' });
+  const handed: api.HandoffResult = await store.handoffSession(entry.sessionKey, { targetSource: { platform: 'discord', chatId: '9' }, releaseSource: true });
+  await store.handoffSession(entry.sessionKey, { targetSessionKey: handed.entry.sessionKey, expectedVersion: entry.version });
+  // @ts-expect-error exactly one destination
+  await store.handoffSession(entry.sessionKey, { targetSessionKey: 'k', targetSource: { platform: 'discord' } });
+  // @ts-expect-error a destination is required
+  await store.handoffSession(entry.sessionKey, { releaseSource: true });
+  const handoffs: api.Handoff[] | undefined = (await store.getSessionLineage(entry.sessionId))?.handoffs;
+  const begun: api.BeginTurnResult = await store.beginTurn(entry.sessionKey, 'loop-a', { ttlMs: 30_000, onConflict: 'queue' });
+  const interruptedToken: number | undefined = begun.interrupted?.fencingToken;
+  await store.appendMessages(entry.sessionId, [{ role: 'user', content: 'x' }], { fence: begun.turn });
+  await store.updateSessionMetadata(entry.sessionKey, { set: { a: 1 }, fence: { sessionKey: entry.sessionKey, fencingToken: 2n } });
+  await store.compactTranscript(entry.sessionId, 0, 1, { role: 'assistant', content: 's' }, { fence: begun.turn });
+  const renewedTurn: api.Turn = await store.renewTurn(begun.turn, { ttlMs: 60_000 });
+  const endedTurn: boolean = await store.endTurn(renewedTurn);
+  const { abandonedTurns }: api.ExpiredSessionsAndTurns = await store.listExpiredSessionsAndTurns();
+  // @ts-expect-error not a conflict policy
+  await store.beginTurn(entry.sessionKey, 'loop-a', { onConflict: 'wait' });
+  // @ts-expect-error a fence's token is a number or a bigint
+  await store.endTurn({ sessionKey: entry.sessionKey, fencingToken: '1' });
+  console.log(previousIdentity, unlinked, links.length, handoffs?.length, interruptedToken, endedTurn, abandonedTurns.length);
   // Any string is a chat type ("forum" is none of the enum's names); anything else is not.
   await store.buildSessionKey({ platform: 'telegram', chatId: '-100', chatType: 'forum' });
   // @ts-expect-error not a chat type

@@ -28,6 +28,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from sessiond_client import errors, types
 from sessiond_client.channel import TLS, open_channel
 from sessiond_client.client import default_target
+from sessiond_client.coordination import CoordinationCalls, fence_to_proto
 from sessiond_client.v1 import events_pb2, session_pb2, source_pb2, transcript_pb2
 from sessiond_client.v1 import session_store_pb2 as pb
 from sessiond_client.v1.session_store_pb2_grpc import SessionStoreStub
@@ -344,6 +345,10 @@ def event_from_proto(message: events_pb2.SessionEvent, aware: bool) -> types.Ses
         previous_session_id=_optional(message, "previous_session_id"),
         reason=_optional(message, "reason"),
         lease_owner=_optional(message, "lease_owner"),
+        identity=_optional(message, "identity"),
+        linked_user=_optional(message, "linked_user"),
+        other_session_key=_optional(message, "other_session_key"),
+        fencing_token=_optional(message, "fencing_token"),
     )
 
 
@@ -459,7 +464,7 @@ def _assistant_fields(proto: transcript_pb2.Message) -> dict[str, Any]:
 # -- the client --------------------------------------------------------------------------------
 
 
-class SessionStoreClient:
+class SessionStoreClient(CoordinationCalls):
     """The reference ``SessionStore``'s methods over one daemon connection; thread safe.
 
     ``address`` is ``unix:/path`` or ``host:port`` (default: ``default_target()``; a TCP address
@@ -477,15 +482,18 @@ class SessionStoreClient:
         token: str | None = None,
         tls: TLS | None = None,
         namespace: str | None = None,
+        link_identities: bool | None = None,
     ) -> None:
         """``namespace``: the agent namespace (profile) this client's gateway works in: the keys it
         builds are ``agent:<namespace>:...`` and its listings, searches, prunes, bulk calls and event
         watches (and SuspendRecentlyActive, HasAnySessions) see that namespace only (None: the daemon's
-        default for keys, every key otherwise)."""
+        default for keys, every key otherwise). ``link_identities``: DMs of linked user ids share
+        their identity's key (None: as the daemon's configuration says; off by default)."""
         target = address or default_target()
         self.timeout = timeout
         self.aware_times = aware_times
         self.namespace = namespace
+        self.link_identities = link_identities
         self._channel = open_channel(target, channel_options(IDEMPOTENT_METHODS), token=token, tls=tls)
         # Appends with a message lacking an id would be stored twice by a retry: one attempt only.
         self._single_attempt_channel = open_channel(target, channel_options(()), token=token, tls=tls)
@@ -509,8 +517,14 @@ class SessionStoreClient:
         return entry_from_proto(message, self.aware_times)
 
     def _config(self) -> pb.GatewayConfig | None:
-        """The gateway config this client sends: its namespace, if it has one."""
-        return None if self.namespace is None else pb.GatewayConfig(namespace=self.namespace)
+        """The gateway config this client sends: its namespace and link setting, if it has them."""
+        if self.namespace is None and self.link_identities is None:
+            return None
+        return pb.GatewayConfig(namespace=self.namespace, link_identities=self.link_identities)
+
+    @staticmethod
+    def _source(source: object) -> source_pb2.SessionSource:
+        return source_to_proto(source)
 
     def _selector(self, selector: Mapping[str, Any]) -> pb.SessionSelector:
         """The selector in this client's namespace; an empty one stays empty (the daemon refuses it:
@@ -543,8 +557,10 @@ class SessionStoreClient:
         estimated_cost_usd: float = 0.0,
         cost_status: str | None = None,
         expected_version: int | None = None,
+        fence: types.Turn | None = None,
     ) -> None:
-        """Records activity and adds the usage deltas; an unknown key is ignored, as the reference did."""
+        """Records activity and adds the usage deltas; an unknown key is ignored, as the reference did.
+        ``fence``: the turn this write belongs to (ConflictError once a newer turn began)."""
         usage = pb.UsageDelta(
             input_tokens=input_tokens,
             output_tokens=output_tokens,
@@ -559,6 +575,7 @@ class SessionStoreClient:
             usage=usage,
             cost_status=cost_status,
             expected_version=expected_version,
+            fence=fence_to_proto(fence),
         )
         try:
             self._call(self._stub.UpdateSession, request)
@@ -663,6 +680,7 @@ class SessionStoreClient:
             self._link(response.session),
             [self._link(link) for link in response.ancestors],
             [self._link(link) for link in response.children],
+            [self._handoff(handoff) for handoff in response.handoffs],
         )
 
     def get_lineage_tip(self, session_id: str) -> str | None:
@@ -744,13 +762,21 @@ class SessionStoreClient:
         return types.SearchResults(hits[offset : offset + limit], building)
 
     def rewind_transcript(
-        self, session_id: str, turns: int = 1, *, append: Iterable[Mapping[str, Any]] = ()
+        self,
+        session_id: str,
+        turns: int = 1,
+        *,
+        append: Iterable[Mapping[str, Any]] = (),
+        fence: types.Turn | None = None,
     ) -> pb.RewindTranscriptResponse:
         """Soft-deletes the last ``turns`` user turns (/undo N), kept and restorable; ``append``:
         messages added after them in the same transaction (/retry). FailedPreconditionError when
         there are fewer user turns. ``.rewind``, ``.rewound_messages``, ``.visible_messages``."""
         request = pb.RewindTranscriptRequest(
-            session_id=session_id, turns=turns, append=[message_to_proto(m) for m in append]
+            session_id=session_id,
+            turns=turns,
+            append=[message_to_proto(m) for m in append],
+            fence=fence_to_proto(fence),
         )
         return self._call(self._single_attempt_stub.RewindTranscript, request)
 
@@ -760,7 +786,13 @@ class SessionStoreClient:
         return self._call(self._single_attempt_stub.RestoreTranscript, request)
 
     def compact_transcript(
-        self, session_id: str, first_position: int, last_position: int, summary: Mapping[str, Any]
+        self,
+        session_id: str,
+        first_position: int,
+        last_position: int,
+        summary: Mapping[str, Any],
+        *,
+        fence: types.Turn | None = None,
     ) -> pb.CompactTranscriptResponse:
         """Replaces the visible messages in ``first_position..last_position`` by ``summary`` in place
         (/compress): the session id stays; they stay stored, archived and searchable."""
@@ -769,6 +801,7 @@ class SessionStoreClient:
             first_position=first_position,
             last_position=last_position,
             summary=message_to_proto(summary),
+            fence=fence_to_proto(fence),
         )
         return self._call(self._single_attempt_stub.CompactTranscript, request)
 
@@ -795,6 +828,7 @@ class SessionStoreClient:
         remove: Iterable[str] = (),
         replace: bool = False,
         expected_version: int | None = None,
+        fence: types.Turn | None = None,
     ) -> types.SessionEntry:
         """Sets and removes keys of the current session's metadata (``replace``: ``set`` becomes the
         whole map; an empty list removes its key); the entry after it, a new version when anything
@@ -805,6 +839,7 @@ class SessionStoreClient:
             remove=list(remove),
             replace=replace,
             expected_version=expected_version,
+            fence=fence_to_proto(fence),
         )
         return self._entry(self._call(self._stub.UpdateSessionMetadata, request).entry)
 
@@ -919,9 +954,13 @@ class SessionStoreClient:
             message = {**message, "message_id": uuid.uuid4().hex}
         self.append_messages(session_id, [message])
 
-    def rewrite_transcript(self, session_id: str, messages: Iterable[Mapping[str, Any]]) -> None:
+    def rewrite_transcript(
+        self, session_id: str, messages: Iterable[Mapping[str, Any]], *, fence: types.Turn | None = None
+    ) -> None:
         """Replaces the whole transcript atomically (/retry, /undo, /compress)."""
-        request = pb.RewriteTranscriptRequest(session_id=session_id, messages=map(message_to_proto, messages))
+        request = pb.RewriteTranscriptRequest(
+            session_id=session_id, messages=map(message_to_proto, messages), fence=fence_to_proto(fence)
+        )
         self._call(self._stub.RewriteTranscript, request)
 
     def load_transcript(
@@ -952,15 +991,20 @@ class SessionStoreClient:
         except errors.NotFoundError:
             return None
 
-    def append_messages(self, session_id: str, messages: Iterable[Mapping[str, Any]]) -> pb.AppendMessagesResponse:
+    def append_messages(
+        self, session_id: str, messages: Iterable[Mapping[str, Any]], *, fence: types.Turn | None = None
+    ) -> pb.AppendMessagesResponse:
         """Appends messages in one transaction; those whose ``message_id`` is stored already are skipped.
+        ``fence``: the turn (``begin_turn``) they belong to: ConflictError, and nothing written, once
+        a newer turn began on its key.
 
         Retried on UNAVAILABLE only when every message has an id, since only then is a second
         attempt harmless.
         """
         protos = [message_to_proto(m) for m in messages]
         stub = self._stub if all(p.message_id for p in protos) else self._single_attempt_stub
-        return self._call(stub.AppendMessages, pb.AppendMessagesRequest(session_id=session_id, messages=protos))
+        request = pb.AppendMessagesRequest(session_id=session_id, messages=protos, fence=fence_to_proto(fence))
+        return self._call(stub.AppendMessages, request)
 
     def list_expired_sessions(self) -> list[types.SessionEntry]:
         """Entries the policy says expired, not yet finalised nor leased (for the expiry watcher)."""

@@ -172,12 +172,57 @@ class LineageLink:
 
 
 @dataclass
+class Handoff:
+    """One handoff of a session: from which key to which, and the destination's session it ended."""
+
+    from_session_key: str
+    to_session_key: str
+    replaced_session_id: str | None
+    time: datetime
+
+
+@dataclass
 class SessionLineage:
-    """A session, its ancestors (parent first, back to the root) and its children (newest first)."""
+    """A session, its ancestors (parent first, back to the root), its children (newest first) and
+    the chats it was handed off between (oldest first)."""
 
     session: LineageLink
     ancestors: list[LineageLink]
     children: list[LineageLink]
+    handoffs: list[Handoff] = field(default_factory=list)
+
+
+@dataclass
+class IdentityLink:
+    """A platform user id linked to an identity (``SessionStoreClient.link_identity``)."""
+
+    platform: str
+    user_id: str
+    identity: str
+    linked_at: datetime
+
+
+@dataclass
+class Turn:
+    """A turn on a session key (``begin_turn``); pass it as ``fence=`` to the writes of the turn."""
+
+    session_key: str
+    owner: str
+    fencing_token: int
+    session_id: str | None
+    started_at: datetime
+    expires_at: datetime
+
+
+@dataclass
+class TurnBegun:
+    """What ``begin_turn`` did: ``turn`` is the caller's when ``started``, else the running one (or
+    None); ``queue_position`` (on_conflict "queue"): 1 is next; ``interrupted``: the turn it ended."""
+
+    started: bool
+    turn: Turn | None
+    queue_position: int = 0
+    interrupted: Turn | None = None
 
 
 @dataclass
@@ -241,8 +286,9 @@ class SessionEvent:
     """A change of a session key, from ``SessionStoreClient.watch_events``.
 
     ``kind`` is the contract's ``EventKind`` in lower case without its prefix: "created",
-    "auto_reset", "reset", "switched", "suspended", "resume_pending", "expired", "pruned" or
-    "lease_expired". Strings unset on the wire are None.
+    "auto_reset", "reset", "switched", "suspended", "resume_pending", "expired", "pruned",
+    "lease_expired", ..., "identity_linked", "handed_off", "turn_started", "turn_expired".
+    Strings unset on the wire are None.
     """
 
     sequence: int
@@ -253,4 +299,8 @@ class SessionEvent:
     time: datetime
     previous_session_id: str | None = None
     reason: str | None = None
-    lease_owner: str | None = None
+    lease_owner: str | None = None  # the lease's holder, or the turn's owner
+    identity: str | None = None  # identity_linked, identity_unlinked
+    linked_user: str | None = None  # "<platform>:<user id>" of a link change
+    other_session_key: str | None = None  # handed_off: the key at the other end
+    fencing_token: int | None = None  # turn_*

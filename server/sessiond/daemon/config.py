@@ -113,6 +113,7 @@ class Config:
     max_age_days: int = 90
     namespace: str = "main"  # the agent namespace of keys when a gateway names none
     profiles: Mapping[str, Profile] = field(default_factory=dict)  # [namespaces.<name>]
+    link_identities: bool = False  # DM keys of linked user ids converge on their identity's key
     policies: ResetPolicies = field(default_factory=ResetPolicies)
     zones: Mapping[str, tzinfo] = field(default_factory=lambda: {"": host_zone()})
     platforms: Platforms = field(default_factory=Platforms)
@@ -141,6 +142,7 @@ class Config:
             host_zone=self.zones[""],
             namespace=self.namespace,
             profiles=self.profiles,
+            link_identities=self.link_identities,
         )
 
     def retention(self) -> Retention:
@@ -380,7 +382,7 @@ def _overridden(table: _Table, base: T, names: tuple[str, ...]) -> T | None:
 def _profile(table: _Table, platforms: Platforms, config: Config) -> tuple[Profile, dict[str, tzinfo]]:
     """``[namespaces.<name>]``: a key it leaves out is the daemon's (``[sessions]``, ``[prompt]``);
     its ``reset`` table, when it has one, is a whole ``[reset]`` whose default inherits the daemon's."""
-    policies, zones = None, {}
+    policies, zones = None, dict[str, tzinfo]()
     if "reset" in table.data:
         policies, zones = _policies(table.table("reset"), platforms, config.policies.default)
     max_age_days = table.get("max_age_days", int, config.max_age_days)
@@ -391,6 +393,9 @@ def _profile(table: _Table, platforms: Platforms, config: Config) -> tuple[Profi
         policies=policies,
         max_age_days=max_age_days if "max_age_days" in table.data else None,
         prompt=_overridden(table, config.prompt, ("agent_home", "discord_tools")),
+        link_identities=table.get("link_identities", bool, config.link_identities)
+        if "link_identities" in table.data
+        else None,
     )
     table.done()
     return profile, zones
@@ -516,6 +521,7 @@ def parse(data: dict[str, Any], environ: Mapping[str, str] = os.environ) -> Conf
             thread_sessions_per_user=sessions.get("thread_sessions_per_user", bool, False),
         ),
         max_age_days=sessions.get("max_age_days", int, 90),
+        link_identities=sessions.get("link_identities", bool, False),
         namespace=_namespace(sessions.get("namespace", str, keys.DEFAULT_NAMESPACE), sessions.key("namespace")),
         policies=policies,
         zones=zones,

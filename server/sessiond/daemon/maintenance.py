@@ -4,6 +4,8 @@
   1000 entries per transaction);
 - ``event_retention``: events older than ``event_retention_days``, at the prune interval;
 - ``lease_sweep``: lapsed leases, each announced once;
+- ``turn_sweep``: turns whose owner let their time to live pass (TURN_EXPIRED, once each), at the
+  lease sweep's interval; lapsed waiters leave their line;
 - ``expiry_scan``: an "expired" event for each newly expired session, after the lease sweep at
   the same interval (a lapsed lease can make a session reportable);
 - ``checkpoint``: the WAL copied into the database file and truncated;
@@ -67,6 +69,7 @@ class Maintenance:
             Job("prune", every.prune_seconds, lambda: {"pruned": store.prune_in_batches()}),
             Job("event_retention", every.prune_seconds, lambda: {"deleted": store.delete_events(retention_days)}),
             Job("lease_sweep", every.lease_sweep_seconds, lambda: {"expired": store.expire_leases()}),
+            Job("turn_sweep", every.lease_sweep_seconds, lambda: {"lapsed": store.announce_lapsed_turns()}),
             Job("expiry_scan", every.lease_sweep_seconds, lambda: {"announced": store.announce_expired()}),
             Job("checkpoint", every.checkpoint_seconds, checkpointed),
             Job("search_index", every.search_index_seconds, lambda: _build_index(storage)),

@@ -1,8 +1,8 @@
 """``sessiond admin``: operators' commands.
 
 Most talk to the running daemon over its socket (list, show, reset, suspend, prune, export,
-backup, verify, search, delete, archive, retention, vacuum), so they are safe while gateways are
-served. The ones that replace or fill the
+backup, verify, search, delete, archive, retention, vacuum, link, unlink, links), so they are safe
+while gateways are served. The ones that replace or fill the
 database file (restore, import-hermes, and verify with ``--db``) work on the file itself and
 take the daemon's lock, so they refuse to run while a daemon has it open.
 """
@@ -416,6 +416,48 @@ def cmd_vacuum(args: argparse.Namespace, daemon: Daemon) -> int:
     return 0
 
 
+LINK_COLUMNS = ("platform", "user_id", "identity", "linked_at")
+
+
+def _link_row(link: pb.IdentityLink) -> tuple[str, ...]:
+    linked = link.linked_at.ToDatetime().strftime("%Y-%m-%d %H:%M:%S")
+    return link.platform, link.user_id, link.identity, linked
+
+
+def cmd_link(args: argparse.Namespace, daemon: Daemon) -> int:
+    request = pb.LinkIdentityRequest(platform=args.platform, user_id=args.user_id, identity=args.identity)
+    response = daemon.call(daemon.store.LinkIdentity, request)
+    was = f" (was {response.previous_identity})" if response.HasField("previous_identity") else ""
+    human = f"{args.platform}:{args.user_id} -> {response.link.identity}{was}" + (
+        "" if response.changed else " (unchanged)"
+    )
+    _emit(args, json_format.MessageToDict(response, preserving_proto_field_name=True), human)
+    return 0
+
+
+def cmd_unlink(args: argparse.Namespace, daemon: Daemon) -> int:
+    request = pb.UnlinkIdentityRequest(platform=args.platform, user_id=args.user_id)
+    response = daemon.call(daemon.store.UnlinkIdentity, request)
+    identity = response.identity if response.HasField("identity") else None
+    human = f"{args.platform}:{args.user_id} unlinked from {identity}" if identity else "no link: nothing changed"
+    _emit(args, {"identity": identity}, human)
+    return 0
+
+
+def cmd_links(args: argparse.Namespace, daemon: Daemon) -> int:
+    request = pb.ListIdentityLinksRequest(identity=args.identity, page_size=PAGE)
+    links: list[pb.IdentityLink] = []
+    while True:
+        page = daemon.call(daemon.store.ListIdentityLinks, request)
+        links += page.links
+        if not page.next_page_token:
+            break
+        request.page_token = page.next_page_token
+    as_dicts = [json_format.MessageToDict(link, preserving_proto_field_name=True) for link in links]
+    _emit(args, as_dicts, _table(LINK_COLUMNS, [_link_row(link) for link in links]))
+    return 0
+
+
 ONLINE: dict[str, Callable[[argparse.Namespace, Daemon], int]] = {
     "list": cmd_list,
     "show": cmd_show,
@@ -431,6 +473,9 @@ ONLINE: dict[str, Callable[[argparse.Namespace, Daemon], int]] = {
     "archive": cmd_archive,
     "retention": cmd_retention,
     "vacuum": cmd_vacuum,
+    "link": cmd_link,
+    "unlink": cmd_unlink,
+    "links": cmd_links,
 }
 OFFLINE: dict[str, Callable[[argparse.Namespace], int]] = {
     "restore": cmd_restore,
@@ -500,6 +545,14 @@ def add_parser(commands: Any) -> None:
     retention = tasks.add_parser("retention", parents=[common, online], help="apply the [retention] policy now")
     retention.add_argument("--dry-run", action="store_true", help="count what is due; write nothing")
     tasks.add_parser("vacuum", parents=[common, online], help="give free pages of the database file back")
+    linking = tasks.add_parser("link", parents=[common, online], help="link a platform user id to an identity")
+    unlinking = tasks.add_parser("unlink", parents=[common, online], help="remove a platform user id's link")
+    for parser in (linking, unlinking):
+        parser.add_argument("platform", help="e.g. telegram")
+        parser.add_argument("user_id", help="the user id on that platform, as the gateway sends it")
+    linking.add_argument("identity", help="the person's identity, e.g. alice")
+    links = tasks.add_parser("links", parents=[common, online], help="the identity links")
+    links.add_argument("--identity", help="only this identity's")
     verify = tasks.add_parser("verify", parents=[common, online, offline], help="integrity check and counts")
     verify.add_argument("--offline", action="store_true", help="check the file itself (the daemon must be stopped)")
     restore_parser = tasks.add_parser("restore", parents=[common, offline], help="replace the database with a backup")

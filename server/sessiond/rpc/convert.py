@@ -26,7 +26,10 @@ from sessiond.model import (
     EntryRef,
     Event,
     EventKind,
+    Fence,
+    Handoff,
     HomeChannel,
+    IdentityLink,
     KeyOptions,
     Lease,
     LineageLink,
@@ -40,11 +43,12 @@ from sessiond.model import (
     SessionSelector,
     SessionSummary,
     Source,
+    Turn,
     Usage,
     fold,
     to_us,
 )
-from sessiond.rules import keys
+from sessiond.rules import keys, turns
 from sessiond.rules.platforms import BUILTIN, Platforms
 from sessiond.rules.prompt import PromptOptions
 from sessiond.rules.settings import Sent, zone_named
@@ -338,6 +342,7 @@ def gateway_config(message: session_store_pb2.GatewayConfig, max_bytes: int, pat
         whatsapp_mapping_dir=mapping_dir,
         prompt=prompt,
         namespace=namespace(message, f"{path}.namespace"),
+        link_identities=message.link_identities if message.HasField("link_identities") else None,
     )
 
 
@@ -401,7 +406,9 @@ EVENT_KINDS: dict[events_pb2.EventKind.ValueType, EventKind] = {
     if number != events_pb2.EVENT_KIND_UNSPECIFIED
 }
 EVENT_KIND_VALUES = {name: number for number, name in EVENT_KINDS.items()}
-EVENT_OPTIONAL = ("previous_session_id", "reason", "lease_owner")
+EVENT_OPTIONAL = (
+    "previous_session_id", "reason", "lease_owner", "identity", "linked_user", "other_session_key", "fencing_token",
+)  # fmt: skip
 
 
 def event_kinds(numbers: Iterable[events_pb2.EventKind.ValueType], path: str = "kinds") -> frozenset[EventKind]:
@@ -475,6 +482,16 @@ def entry_cursor(token: str, path: str = "page_token") -> Cursor | None:
         return None
     value = _decode_token(token, path)
     if not (isinstance(value, list) and len(value) == 2 and _is_int64(value[0]) and _is_utf8(value[1])):
+        raise InvalidArgument(path, "not a token of this listing")
+    return value[0], value[1]
+
+
+def link_cursor(token: str, path: str = "page_token") -> tuple[str, str]:
+    """The (platform, user id) after which a page of identity links starts."""
+    if not token:
+        return "", ""
+    value = _decode_token(token, path)
+    if not (isinstance(value, list) and len(value) == 2 and all(_is_utf8(v) for v in value)):
         raise InvalidArgument(path, "not a token of this listing")
     return value[0], value[1]
 
@@ -614,6 +631,16 @@ VISIBILITY = {
 }
 
 
+def handoff_to_proto(handoff: Handoff) -> session_store_pb2.Handoff:
+    result = session_store_pb2.Handoff(
+        from_session_key=handoff.from_session_key,
+        to_session_key=handoff.to_session_key,
+        replaced_session_id=handoff.replaced_session_id,
+    )
+    _set_time(result, "time", handoff.at)
+    return result
+
+
 def lineage_link_to_proto(link: LineageLink) -> session_store_pb2.LineageLink:
     result = session_store_pb2.LineageLink(
         session_id=link.session_id, parent_session_id=link.parent_session_id, reason=link.reason, title=link.title
@@ -734,3 +761,51 @@ def hit_to_proto(hit: SearchHit) -> session_store_pb2.SearchHit:
     )
     _set_time(result, "time", hit.timestamp)
     return result
+
+
+# -- identity links, turns --------------------------------------------------------------------
+
+
+def identity_link_to_proto(link: IdentityLink) -> session_store_pb2.IdentityLink:
+    result = session_store_pb2.IdentityLink(platform=link.platform, user_id=link.user_id, identity=link.identity)
+    _set_time(result, "linked_at", link.linked_at)
+    return result
+
+
+def turn_to_proto(turn: Turn) -> session_store_pb2.Turn:
+    result = session_store_pb2.Turn(
+        session_key=turn.session_key, owner=turn.owner, fencing_token=turn.token, session_id=turn.session_id
+    )
+    _set_time(result, "started_at", turn.started_at)
+    _set_time(result, "expires_at", turn.expires_at)
+    return result
+
+
+def fence(message: session_store_pb2.TurnFence, max_bytes: int, path: str = "fence") -> Fence:
+    if not message.session_key:
+        raise InvalidArgument(f"{path}.session_key", "required")
+    check_size(message.session_key, f"{path}.session_key", max_bytes)
+    if message.fencing_token <= 0:
+        raise InvalidArgument(f"{path}.fencing_token", f"must be positive (BeginTurn's), got {message.fencing_token}")
+    return Fence(message.session_key, message.fencing_token)
+
+
+def turn_ttl(message: Duration, path: str = "ttl") -> timedelta:
+    ttl = duration(message, path)
+    if ttl > turns.MAX_TTL:
+        raise InvalidArgument(path, f"must be at most {int(turns.MAX_TTL.total_seconds())} seconds")
+    return ttl
+
+
+ON_CONFLICT: dict[int, turns.OnConflict] = {
+    session_store_pb2.TURN_CONFLICT_UNSPECIFIED: "reject",
+    session_store_pb2.TURN_CONFLICT_REJECT: "reject",
+    session_store_pb2.TURN_CONFLICT_QUEUE: "queue",
+    session_store_pb2.TURN_CONFLICT_INTERRUPT: "interrupt",
+}
+
+
+def on_conflict(value: int, path: str = "on_conflict") -> turns.OnConflict:
+    if value not in ON_CONFLICT:
+        raise InvalidArgument(path, f"not a TurnConflict: {value}")
+    return ON_CONFLICT[value]

@@ -6,9 +6,10 @@ scoped_clients``: a TLS client certificate's subject); the daemon's own token, a
 certificate its CA signed, and the Unix socket (guarded by its file permissions) have full
 access. A request is judged by its fields, the same for every RPC: a ``namespace`` must name one
 of the scope's (a scoped caller always names it), a gateway ``config`` builds keys in one (the
-daemon's default when it names none), a ``session_key`` and a ``selector`` must be of one, and a
-``session_id`` must be a session started for a key of one (looked up). Look-ups by title across
-the whole store are refused to namespace-limited callers: titles are unique daemon-wide, so the
+daemon's default when it names none), a ``session_key`` (a ``target_session_key``, a ``fence``'s)
+and a ``selector`` must be of one, and a ``session_id`` must be a session started for a key of
+one (looked up). Look-ups by title across the whole store, and the identity links, are refused
+to namespace-limited callers: titles are unique daemon-wide and links span namespaces, so the
 answer would tell about other namespaces.
 """
 
@@ -40,11 +41,15 @@ READS = frozenset(
         "BuildSessionKey", "BuildSessionContext", "CheckReset", "ResolveWhatsAppIdentifier", "GetSession",
         "ListSessions", "HasAnySessions", "ListExpiredSessions", "LoadTranscript", "WatchSessionEvents",
         "GetSessionTitle", "FindSessionByTitle", "NextTitleInLineage", "GetSessionLineage", "GetLineageTip",
-        "SearchSessions", "SearchMessages", "GetSessionMetadata",
+        "SearchSessions", "SearchMessages", "GetSessionMetadata", "ListIdentityLinks",
     }
 )  # fmt: skip
-# Calls whose answer depends on sessions of every namespace (titles are unique daemon-wide).
-DAEMON_WIDE = frozenset({"FindSessionByTitle", "NextTitleInLineage"})
+# Calls whose answer depends on sessions of every namespace (titles are unique daemon-wide), and the
+# identity links, which are the operator's and hold user ids of every namespace.
+DAEMON_WIDE = frozenset(
+    {"FindSessionByTitle", "NextTitleInLineage", "LinkIdentity", "UnlinkIdentity", "ListIdentityLinks"}
+)
+KEY_FIELDS = ("session_key", "target_session_key")
 SESSION_ID_FIELDS = ("session_id", "target_session_id")
 NamespaceOf = Callable[[Iterable[str]], dict[str, str | None]]  # session ids -> their namespace, if any
 
@@ -77,10 +82,13 @@ def _fields(request: Any, path: str, allowed: frozenset[str], default: str, name
         config = request.config
         own = config.namespace if config.HasField("namespace") else default
         _within(own, f"{path}config.namespace", allowed, "keys are built in a namespace you may not use")
-    if "selector" in names:
+    if "selector" in names:  # an unset one too: it must name a namespace
         _fields(request.selector, "selector.", allowed, default, namespace_of)
-    if "session_key" in names and request.session_key:
-        _within(keys.namespace_of(request.session_key), f"{path}session_key", allowed, "a key of another namespace")
+    if "fence" in names and request.HasField("fence"):
+        _fields(request.fence, "fence.", allowed, default, namespace_of)
+    for name in KEY_FIELDS:
+        if name in names and getattr(request, name):
+            _within(keys.namespace_of(getattr(request, name)), f"{path}{name}", allowed, "a key of another namespace")
     if "target_title" in names and request.target_title:
         raise PermissionDenied(f"{path}target_title: looks across every namespace; use target_session_id")
     for name in SESSION_ID_FIELDS:

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sessiond.errors import InvalidArgument
-from sessiond.model import Entry, HomeChannel, Limits, Source, cursor_of
+from sessiond.model import Entry, Fence, HomeChannel, Limits, Source, cursor_of
 from sessiond.rpc import convert
 from sessiond.rpc.framework import Response, Runtime, blocking_rpc, rpc, stream
-from sessiond.rules import keys, prompt, whatsapp
+from sessiond.rules import identities, keys, prompt, whatsapp
 from sessiond.rules.platforms import Platforms
 from sessiond.rules.settings import Settings
 from sessiond.store.bulk import BulkResult
@@ -109,6 +109,9 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
     def _version(request: Any) -> int | None:
         return request.expected_version if request.HasField("expected_version") else None
 
+    def _fence(self, request: Any) -> Fence | None:
+        return convert.fence(request.fence, self.max_bytes) if request.HasField("fence") else None
+
     def _runtime_platforms(
         self, request: pb.BuildSessionContextRequest, platforms: Platforms
     ) -> tuple[tuple[str, ...], dict[str, HomeChannel]]:
@@ -132,7 +135,7 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
         source = self._source(request, settings)
         options = settings.key_options
         return pb.BuildSessionKeyResponse(
-            session_key=keys.build_session_key(source, options, settings.mapped, settings.namespace),
+            session_key=self.store.session_key(source, settings),
             shared_multi_user_session=keys.is_shared_multi_user(source, options),
             description=prompt.describe(source),
         )
@@ -223,6 +226,7 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
             is_fresh_reset=request.is_fresh_reset if request.HasField("is_fresh_reset") else None,
             clear_auto_reset=request.clear_auto_reset,
             keep_updated_at=request.keep_updated_at,
+            fence=self._fence(request),
         )
         return self._entry_response(pb.UpdateSessionResponse, entry)
 
@@ -311,7 +315,11 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
             size + 1, convert.entry_cursor(request.page_token), convert.namespace(request)
         )
         page, token = _entries_page(entries, size)
-        return pb.ListExpiredSessionsResponse(entries=page, next_page_token=token)
+        response = pb.ListExpiredSessionsResponse(entries=page, next_page_token=token)
+        if not request.page_token:
+            abandoned = self.store.abandoned_turns(size, convert.namespace(request))
+            response.abandoned_turns.extend(convert.turn_to_proto(turn) for turn in abandoned)
+        return response
 
     @rpc
     def MarkExpiryFinalized(
@@ -335,7 +343,9 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
     def AppendMessages(self, request: pb.AppendMessagesRequest, deadline: float | None) -> pb.AppendMessagesResponse:
         limits = self.limits
         messages = convert.messages(request.messages, limits.max_batch, limits.max_message_bytes)
-        result = self.store.append(self._key(request, "session_id"), messages, deadline, request.create_session)
+        result = self.store.append(
+            self._key(request, "session_id"), messages, deadline, request.create_session, self._fence(request)
+        )
         return pb.AppendMessagesResponse(
             appended=result.appended, duplicates=result.duplicates, message_count=result.message_count
         )
@@ -346,7 +356,9 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
     ) -> pb.RewriteTranscriptResponse:
         limits = self.limits
         messages = convert.messages(request.messages, limits.max_transcript_messages, limits.max_message_bytes)
-        count = self.store.rewrite(self._key(request, "session_id"), messages, deadline, request.create_session)
+        count = self.store.rewrite(
+            self._key(request, "session_id"), messages, deadline, request.create_session, self._fence(request)
+        )
         return pb.RewriteTranscriptResponse(message_count=count)
 
     @rpc
@@ -370,7 +382,7 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
     ) -> pb.RewindTranscriptResponse:
         turns = convert.bounded(request.turns, "turns", 1, MAX_REWIND_TURNS)
         append = convert.messages(request.append, self.limits.max_batch, self.limits.max_message_bytes, "append")
-        done = self.store.rewind(self._key(request, "session_id"), turns, append, deadline)
+        done = self.store.rewind(self._key(request, "session_id"), turns, append, deadline, self._fence(request))
         return pb.RewindTranscriptResponse(
             rewind=done.rewind,
             rewound_messages=done.messages,
@@ -397,7 +409,9 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
         first = convert.bounded(request.first_position, "first_position", 0)
         last = convert.bounded(request.last_position, "last_position", 0)
         summary = convert.message(request.summary, self.limits.max_message_bytes, "summary")
-        done = self.store.compact(self._key(request, "session_id"), first, last, summary, deadline)
+        done = self.store.compact(
+            self._key(request, "session_id"), first, last, summary, deadline, self._fence(request)
+        )
         return pb.CompactTranscriptResponse(
             compaction=done.compaction,
             archived_messages=done.archived_messages,
@@ -445,11 +459,12 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
     def GetSessionLineage(
         self, request: pb.GetSessionLineageRequest, deadline: float | None
     ) -> pb.GetSessionLineageResponse:
-        link, ancestors, children = self.store.lineage(self._key(request, "session_id"))
+        lineage = self.store.lineage(self._key(request, "session_id"))
         return pb.GetSessionLineageResponse(
-            session=convert.lineage_link_to_proto(link),
-            ancestors=[convert.lineage_link_to_proto(a) for a in ancestors],
-            children=[convert.lineage_link_to_proto(c) for c in children],
+            session=convert.lineage_link_to_proto(lineage.session),
+            ancestors=[convert.lineage_link_to_proto(a) for a in lineage.ancestors],
+            children=[convert.lineage_link_to_proto(c) for c in lineage.children],
+            handoffs=[convert.handoff_to_proto(h) for h in lineage.handoffs],
         )
 
     @rpc
@@ -497,6 +512,7 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
             request.replace,
             self._version(request),
             deadline,
+            self._fence(request),
         )
         return pb.UpdateSessionMetadataResponse(entry=convert.entry_to_proto(entry), changed=changed)
 
@@ -528,6 +544,84 @@ class SessionStoreService(session_store_pb2_grpc.SessionStoreServicer):
             deadline=deadline,
         )
         return pb.ArchiveSessionsResponse(**_bulk_fields(done))
+
+    # -- identity links, handoffs, turns --------------------------------------------------
+
+    def _linked_user(self, request: pb.LinkIdentityRequest | pb.UnlinkIdentityRequest) -> tuple[str, str]:
+        if not request.platform:
+            raise InvalidArgument("platform", "required")
+        convert.check_sizes(request, "", ("platform",), self.max_bytes)
+        platform = self.store.settings.platforms.resolve(request.platform, "platform")
+        return platform, self._key(request, "user_id")
+
+    @rpc
+    def LinkIdentity(self, request: pb.LinkIdentityRequest, deadline: float | None) -> pb.LinkIdentityResponse:
+        platform, user_id = self._linked_user(request)
+        identity = identities.checked_identity(request.identity, "identity")
+        link, previous, changed = self.store.link_identity(platform, user_id, identity, deadline)
+        link_proto = convert.identity_link_to_proto(link)
+        return pb.LinkIdentityResponse(link=link_proto, previous_identity=previous, changed=changed)
+
+    @rpc
+    def UnlinkIdentity(self, request: pb.UnlinkIdentityRequest, deadline: float | None) -> pb.UnlinkIdentityResponse:
+        platform, user_id = self._linked_user(request)
+        return pb.UnlinkIdentityResponse(identity=self.store.unlink_identity(platform, user_id, deadline))
+
+    @rpc
+    def ListIdentityLinks(
+        self, request: pb.ListIdentityLinksRequest, deadline: float | None
+    ) -> pb.ListIdentityLinksResponse:
+        size = convert.page_size(request.page_size, *LIST_PAGE)
+        identity = identities.checked_identity(request.identity, "identity") if request.HasField("identity") else None
+        links = self.store.identity_links(identity, convert.link_cursor(request.page_token), size + 1)
+        response = pb.ListIdentityLinksResponse(links=[convert.identity_link_to_proto(link) for link in links[:size]])
+        if len(links) > size:
+            response.next_page_token = convert.page_token([links[size - 1].platform, links[size - 1].user_id])
+        return response
+
+    @rpc
+    def HandoffSession(self, request: pb.HandoffSessionRequest, deadline: float | None) -> pb.HandoffSessionResponse:
+        settings = self._settings(request)
+        key = self._key(request)
+        destination = request.WhichOneof("destination")
+        if destination is None:
+            raise InvalidArgument("target_session_key", "required (or target_source)")
+        target: str | Source = (
+            self._key(request, "target_session_key")
+            if destination == "target_session_key"
+            else convert.source(request.target_source, settings.platforms, self.max_bytes, "target_source")
+        )
+        entry, replaced = self.store.handoff(
+            key, target, settings, request.release_source, self._version(request), deadline
+        )
+        return self._entry_response(pb.HandoffSessionResponse, entry, replaced_session_id=replaced)
+
+    @rpc
+    def BeginTurn(self, request: pb.BeginTurnRequest, deadline: float | None) -> pb.BeginTurnResponse:
+        key, owner = self._key(request), self._key(request, "owner")
+        ttl = convert.turn_ttl(request.ttl)
+        begun = self.store.begin_turn(key, owner, ttl, convert.on_conflict(request.on_conflict), deadline)
+        response = pb.BeginTurnResponse(started=begun.started, queue_position=begun.queue_position)
+        if begun.turn is not None:
+            response.turn.CopyFrom(convert.turn_to_proto(begun.turn))
+        if begun.interrupted is not None:
+            response.interrupted.CopyFrom(convert.turn_to_proto(begun.interrupted))
+        return response
+
+    @rpc
+    def RenewTurn(self, request: pb.RenewTurnRequest, deadline: float | None) -> pb.RenewTurnResponse:
+        turn = self.store.renew_turn(self._required_fence(request), convert.turn_ttl(request.ttl), deadline)
+        return pb.RenewTurnResponse(turn=convert.turn_to_proto(turn))
+
+    @rpc
+    def EndTurn(self, request: pb.EndTurnRequest, deadline: float | None) -> pb.EndTurnResponse:
+        return pb.EndTurnResponse(ended=self.store.end_turn(self._required_fence(request), deadline))
+
+    def _required_fence(self, request: pb.RenewTurnRequest | pb.EndTurnRequest) -> Fence:
+        fence = self._fence(request)
+        if fence is None:
+            raise InvalidArgument("fence", "required")
+        return fence
 
     @stream
     async def WatchSessionEvents(

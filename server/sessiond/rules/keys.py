@@ -12,6 +12,7 @@ import re
 
 from sessiond.errors import InvalidArgument
 from sessiond.model import KeyOptions, Source
+from sessiond.rules.identities import IDENTITY_PLATFORM
 from sessiond.rules.whatsapp import MappedValues, UnsafeIdentifier, canonical
 
 DEFAULT_NAMESPACE = "main"
@@ -66,19 +67,28 @@ def _whatsapp_canonical(value: str, field_name: str, mapped: MappedValues) -> st
 
 
 def build_session_key(
-    source: Source, options: KeyOptions, mapped: MappedValues, namespace: str = DEFAULT_NAMESPACE
+    source: Source,
+    options: KeyOptions,
+    mapped: MappedValues,
+    namespace: str = DEFAULT_NAMESPACE,
+    identity: str | None = None,
+    path: str = "source",
 ) -> str:
-    """The session key of a message's source (``source.platform`` already canonical)."""
+    """The session key of a message's source (``source.platform`` already canonical); ``identity``:
+    the one its DM's user id is linked to, when links are on (``rules.identities``); ``path``: the
+    source's field in the request, which errors name."""
     whatsapp = source.platform == "whatsapp"
     agent = f"agent:{namespace}"
+    if source.chat_type == "dm" and identity:
+        return ":".join(part for part in (agent, IDENTITY_PLATFORM, "dm", identity, source.thread_id) if part)
     if source.chat_type == "dm":
-        chat = _whatsapp_canonical(source.chat_id, "source.chat_id", mapped) if whatsapp else source.chat_id
+        chat = _whatsapp_canonical(source.chat_id, f"{path}.chat_id", mapped) if whatsapp else source.chat_id
         parts = [agent, source.platform, "dm", chat, source.thread_id]
         return ":".join(part for part in parts if part)
 
     participant = source.user_id_alt or source.user_id
     if participant and whatsapp:
-        field_name = "source.user_id_alt" if source.user_id_alt else "source.user_id"
+        field_name = f"{path}.user_id_alt" if source.user_id_alt else f"{path}.user_id"
         participant = _whatsapp_canonical(participant, field_name, mapped) or participant
     # The chat type is always a part, even an empty one; the others only when set.
     tail = [part for part in (source.chat_id, source.thread_id) if part]

@@ -34,6 +34,7 @@ class Sent:
     whatsapp_mapping_dir: str | None = None
     prompt: PromptOptions | None = None
     namespace: str | None = None
+    link_identities: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class Profile:
     policies: ResetPolicies | None = None
     max_age_days: int | None = None
     prompt: PromptOptions | None = None
+    link_identities: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,7 @@ class Settings:
     namespace: str = "main"  # the agent namespace of the keys it builds (``keys.DEFAULT_NAMESPACE``)
     profiles: Mapping[str, Profile] = field(default_factory=dict)
     namespace_policies: ResetPolicies | None = None  # the call's namespace's own, when it has some
+    link_identities: bool = False  # DM keys of linked user ids converge (``rules.identities``)
 
     def chosen_policy(self, platform: str | None, chat_type: str | None) -> ResetPolicy | None:
         """The policy this call chooses for a key: the gateway's, else its namespace's (None: neither)."""
@@ -99,7 +102,12 @@ class Settings:
             max_age_days=profile.max_age_days if sent.max_age_days is None else sent.max_age_days,
             namespace=namespace,
             namespace_policies=profile.policies,
+            link_identities=_first(sent.link_identities, profile.link_identities, self.link_identities),
         )
+
+
+def _first(*values: bool | None) -> bool:
+    return next(value for value in values if value is not None)
 
 
 def mapping(directory: str | Path | None) -> MappedValues:

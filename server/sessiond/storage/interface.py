@@ -17,6 +17,8 @@ from sessiond.model import (
     Entry,
     Event,
     EventKind,
+    Handoff,
+    IdentityLink,
     Lease,
     LineageLink,
     Message,
@@ -29,6 +31,7 @@ from sessiond.model import (
     SessionSelector,
     SessionSummary,
     Term,
+    Turn,
 )
 
 T = TypeVar("T")
@@ -330,6 +333,63 @@ class Transaction(Protocol):
         ...
 
     def unarchive_sessions(self, session_ids: Sequence[str]) -> None: ...
+
+    def delete_entry(self, session_key: str) -> None:
+        """Forget a key's entry (its session stays)."""
+        ...
+
+    # -- identity links, handoffs, turns (storage.coordination_table)
+
+    def identity_link(self, platform: str, user_id: str) -> IdentityLink | None: ...
+
+    def link_identity(self, link: IdentityLink, previous: str | None) -> None:
+        """Store ``link`` in place of the user id's link to ``previous`` (None: it had none)."""
+        ...
+
+    def unlink_identity(self, platform: str, user_id: str) -> str | None:
+        """Remove the user id's link; the identity it had (None: no link)."""
+        ...
+
+    def identity_links(self, identity: str | None, after: tuple[str, str], limit: int) -> list[IdentityLink]:
+        """Links after ``after`` (platform, user id), in that order; only ``identity``'s when named."""
+        ...
+
+    def add_handoff(self, session_id: str, handoff: Handoff) -> None: ...
+
+    def handoffs(self, session_id: str, limit: int) -> list[Handoff]:
+        """The session's handoffs, oldest first."""
+        ...
+
+    def turn_of(self, session_key: str) -> Turn | None:
+        """The newest turn begun on the key (running or not); None when none ever began."""
+        ...
+
+    def begin_turn(self, turn: Turn) -> None:
+        """Store the key's new newest turn (its token past the stored one's)."""
+        ...
+
+    def update_turn(self, turn: Turn) -> None:
+        """Store a renewal or the end of the key's newest turn."""
+        ...
+
+    def lapsed_turns(
+        self, now: datetime, limit: int, unannounced_only: bool, namespace: str | None = None
+    ) -> list[Turn]:
+        """Running turns past their time to live (abandoned), soonest lapsed first; of keys that
+        start with ``namespace`` (a key prefix) when given."""
+        ...
+
+    def mark_turn_announced(self, turn: Turn) -> None: ...
+
+    def queue_position(self, session_key: str, owner: str, expires_at: datetime, now: datetime) -> int:
+        """Put ``owner`` in line for the key's next turn (keeping its place): 1 for the next."""
+        ...
+
+    def first_waiter(self, session_key: str, now: datetime) -> str | None: ...
+
+    def drop_waiter(self, session_key: str, owner: str) -> None: ...
+
+    def drop_lapsed_waiters(self, now: datetime) -> None: ...
 
     def search_sessions(
         self,

@@ -265,6 +265,50 @@ MIGRATIONS = (
     CREATE INDEX sessions_by_activity ON sessions (active_at, id);
     CREATE INDEX entries_by_session ON entries (session_id);
     CREATE INDEX sessions_by_id_prefix ON sessions (id COLLATE "C");
+    """,  # Identity links, handoffs and turns (issue 18): what a link change, a handoff and a turn event
+    # carry; the links by platform user id; each session's handoffs; the newest turn of each key
+    # (its token only grows: the row stays when the turn ends) and the owners waiting for one.
+    """
+    ALTER TABLE events ADD COLUMN identity TEXT;
+    ALTER TABLE events ADD COLUMN linked_user TEXT;
+    ALTER TABLE events ADD COLUMN other_session_key TEXT;
+    ALTER TABLE events ADD COLUMN fencing_token BIGINT;
+    CREATE TABLE identity_links (
+        platform TEXT COLLATE "C" NOT NULL,
+        user_id TEXT COLLATE "C" NOT NULL,
+        identity TEXT COLLATE "C" NOT NULL,
+        linked_at BIGINT NOT NULL,
+        PRIMARY KEY (platform, user_id)
+    );
+    CREATE INDEX identity_links_by_identity ON identity_links (identity, platform, user_id);
+    CREATE TABLE handoffs (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        session_id TEXT NOT NULL,
+        from_key TEXT NOT NULL,
+        to_key TEXT NOT NULL,
+        replaced_session_id TEXT,
+        at BIGINT NOT NULL
+    );
+    CREATE INDEX handoffs_by_session ON handoffs (session_id, id);
+    CREATE TABLE turns (
+        session_key TEXT COLLATE "C" PRIMARY KEY,
+        owner TEXT NOT NULL,
+        token BIGINT NOT NULL,
+        session_id TEXT,
+        started_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        running INTEGER NOT NULL,
+        announced INTEGER NOT NULL
+    );
+    CREATE INDEX turns_lapsing ON turns (expires_at, session_key) WHERE running = 1;
+    CREATE TABLE turn_waiters (
+        session_key TEXT COLLATE "C" NOT NULL,
+        owner TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        PRIMARY KEY (session_key, owner)
+    );
+    CREATE INDEX turn_waiters_in_line ON turn_waiters (session_key, seq);
     """,
 )
 FOLDED_STEP = 6  # the rung after which existing titles get their folded spelling
@@ -434,6 +478,9 @@ class PostgresTransaction(SessionsTable, Transaction, marker="%s", dialect=POSTG
 
     def _rows(self, query: str, params: Any = ()) -> list[Any]:
         return self.db.execute(query, params).fetchall()
+
+    def _lost_race(self, what: str) -> None:
+        raise Retry(f"{what} was written meanwhile")
 
     def get_entry(self, session_key: str) -> Entry | None:
         row = self._one(f"{SELECT_ENTRY} WHERE session_key = %s{self.lock}", (session_key,))

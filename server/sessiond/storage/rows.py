@@ -59,6 +59,7 @@ MESSAGE_INSERT_COLUMNS = ("session_id", *MESSAGE_COLUMNS)  # a message is read w
 MESSAGE_READ_COLUMNS = (*MESSAGE_COLUMNS, "visibility", "hidden_by")
 EVENT_COLUMNS = (
     "sequence", "kind", "session_key", "session_id", "version", "previous_session_id", "reason", "lease_owner", "at",
+    "identity", "linked_user", "other_session_key", "fencing_token",
 )  # fmt: skip
 LEASE_COLUMNS = ("session_key", "owner", "expires_at")
 SESSION_INSERT_COLUMNS = ("id", "platform", "user_id", "started_at", "session_key", "chat_type", "active_at")
@@ -302,6 +303,10 @@ def event_from_row(row: Sequence[Any]) -> Event:
         lease_owner=column.lease_owner,
         sequence=column.sequence,
         at=from_us(column.at),
+        identity=column.identity,
+        linked_user=column.linked_user,
+        other_session_key=column.other_session_key,
+        fencing_token=column.fencing_token,
     )
 
 
@@ -409,6 +414,12 @@ def namespace_params(prefix: str | None) -> dict[str, Any]:
     """The parameters of ``in_namespace``: a namespace's key prefix (``keys.namespace_prefix``), or
     None for every key."""
     return {"ns": prefix or "", "ns_len": len(prefix or "")}
+
+
+def namespace_positional(prefix: str | None) -> tuple[str, int, str]:
+    """``in_namespace``'s parameters bound by position (``?``), in its order."""
+    ns = namespace_params(prefix)
+    return ns["ns"], ns["ns_len"], ns["ns"]
 
 
 def cursor_params(after: Cursor | None, first: Cursor) -> dict[str, Any]:

@@ -55,6 +55,7 @@ def statements(dialect: Dialect) -> dict[str, str]:
             f"DELETE FROM entries WHERE {dialect.member('session_id', ids)} RETURNING session_key, session_id, version"
         ),
         "delete_messages": f"DELETE FROM messages WHERE {dialect.member('session_id', ids)}",
+        "delete_handoffs": f"DELETE FROM handoffs WHERE {dialect.member('session_id', ids)}",
         "delete_sessions": f"DELETE FROM sessions WHERE {dialect.member('id', ids)}",
         "archive": f"""UPDATE sessions SET archived_at = :now, ended_at = coalesce(ended_at, :now),
                            end_reason = coalesce(end_reason, 'session_archived')

@@ -25,6 +25,7 @@ from sessiond.model import (
     to_us,
 )
 from sessiond.storage import selection
+from sessiond.storage.coordination_table import COORDINATION_STATEMENTS, CoordinationTable
 from sessiond.storage.dialects import SQLITE, Dialect
 from sessiond.storage.rows import (
     ENTRY_LIST,
@@ -35,11 +36,11 @@ from sessiond.storage.rows import (
     lineage_from_row,
     metadata_from_text,
     metadata_text,
-    namespace_params,
+    namespace_positional,
     prefix_range,
     summary_from_row,
 )
-from sessiond.storage.transcript_table import TRANSCRIPT_STATEMENTS, TranscriptTable
+from sessiond.storage.transcript_table import TRANSCRIPT_STATEMENTS
 
 # In SQLite's placeholders; ``SessionsTable`` puts in its backend's.
 _STATEMENTS = {
@@ -72,20 +73,23 @@ _STATEMENTS = {
     "metadata_of": "SELECT metadata FROM sessions WHERE id = ?",
     "keys_of": "SELECT id, session_key FROM sessions WHERE {ids}",
     "set_metadata": "UPDATE sessions SET metadata = ? WHERE id = ?",
+    "delete_entry": "DELETE FROM entries WHERE session_key = ?",
 }
 
 
-class SessionsTable(TranscriptTable):
+class SessionsTable(CoordinationTable):
     """Base of a backend's transaction: ``class T(SessionsTable, Transaction, marker="%s")``."""
 
-    SQL: ClassVar[Mapping[str, str]] = MappingProxyType({**_STATEMENTS, **TRANSCRIPT_STATEMENTS})
+    SQL: ClassVar[Mapping[str, str]] = MappingProxyType(
+        {**_STATEMENTS, **TRANSCRIPT_STATEMENTS, **COORDINATION_STATEMENTS}
+    )
 
     dialect: ClassVar[Dialect] = SQLITE
     SELECTION: ClassVar[Mapping[str, str]] = MappingProxyType(selection.statements(SQLITE))
 
     def __init_subclass__(cls, marker: str = "?", dialect: Dialect = SQLITE, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        statements = {**_STATEMENTS, **TRANSCRIPT_STATEMENTS}
+        statements = {**_STATEMENTS, **TRANSCRIPT_STATEMENTS, **COORDINATION_STATEMENTS}
         condition = dialect.condition("metadata", "?")
         cls.dialect = dialect
         cls.SELECTION = MappingProxyType(selection.statements(dialect))
@@ -109,12 +113,12 @@ class SessionsTable(TranscriptTable):
         return self._one(self.SQL["exists"], (session_id,)) is not None
 
     def has_two_sessions(self, namespace: str | None = None) -> bool:
-        return self._one(self.SQL["two"], _scope(namespace)) is not None
+        return self._one(self.SQL["two"], namespace_positional(namespace)) is not None
 
     def mark_recently_active(
         self, since: datetime, now: datetime, reason: str, namespace: str | None = None
     ) -> list[Entry]:
-        params = (reason, to_us(now), to_us(since), *_scope(namespace))
+        params = (reason, to_us(now), to_us(since), *namespace_positional(namespace))
         return [entry_from_row(row) for row in self._execute(self.SQL["mark_recently_active"], params)]
 
     def title_of(self, session_id: str) -> str | None:
@@ -162,7 +166,17 @@ class SessionsTable(TranscriptTable):
         by_id = prefix_range(id_prefix)
         by_title = prefix_range(fold(title_prefix))
         filters = self.dialect.filters(metadata)  # the condition reads its parameter twice
-        params = (*by_id, *by_title, platform, include_archived, filters, filters, *_scope(namespace), limit, offset)
+        params = (
+            *by_id,
+            *by_title,
+            platform,
+            include_archived,
+            filters,
+            filters,
+            *namespace_positional(namespace),
+            limit,
+            offset,
+        )
         return [summary_from_row(row) for row in self._execute(self.SQL["search_sessions"], params)]
 
     def keys_of(self, session_ids: Sequence[str]) -> dict[str, str | None]:
@@ -175,6 +189,9 @@ class SessionsTable(TranscriptTable):
 
     def set_metadata(self, session_id: str, metadata: Metadata) -> None:
         self._execute(self.SQL["set_metadata"], (metadata_text(metadata), session_id))
+
+    def delete_entry(self, session_key: str) -> None:
+        self._execute(self.SQL["delete_entry"], (session_key,))
 
     def _counted(self, session_id: str, count: int, now: datetime) -> None:
         """A transcript's new size, written at ``now``: its last activity."""
@@ -194,6 +211,7 @@ class SessionsTable(TranscriptTable):
         """Delete sessions, their messages and the entries pointing at them: (key, id, version) of those."""
         chosen = {"chosen": self.dialect.texts(session_ids)}
         dropped = self._drop_entries(chosen)
+        self._execute(self.SELECTION["delete_handoffs"], chosen)
         self._execute(self.SELECTION["delete_messages"], chosen)
         self._execute(self.SELECTION["delete_sessions"], chosen)
         return dropped
@@ -218,9 +236,3 @@ class SessionsTable(TranscriptTable):
         """The first column of the first row: an id or a title (None when no row, or no title)."""
         row = self._one(self.SQL[statement], params)
         return None if row is None or row[0] is None else str(row[0])
-
-
-def _scope(namespace: str | None) -> tuple[str, int, str]:
-    """``in_namespace``'s positional parameters, in its order."""
-    ns = namespace_params(namespace)
-    return ns["ns"], ns["ns_len"], ns["ns"]

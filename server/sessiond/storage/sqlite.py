@@ -242,6 +242,50 @@ MIGRATIONS = (
         coalesce((SELECT max(m.timestamp) FROM messages AS m WHERE m.session_id = sessions.id), started_at));
     CREATE INDEX sessions_by_activity ON sessions (active_at, id);
     CREATE INDEX entries_by_session ON entries (session_id);
+    """,  # Identity links, handoffs and turns (issue 18): what a link change, a handoff and a turn event
+    # carry; the links by platform user id; each session's handoffs; the newest turn of each key
+    # (its token only grows: the row stays when the turn ends) and the owners waiting for one.
+    """
+    ALTER TABLE events ADD COLUMN identity TEXT;
+    ALTER TABLE events ADD COLUMN linked_user TEXT;
+    ALTER TABLE events ADD COLUMN other_session_key TEXT;
+    ALTER TABLE events ADD COLUMN fencing_token INTEGER;
+    CREATE TABLE identity_links (
+        platform TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        identity TEXT NOT NULL,
+        linked_at INTEGER NOT NULL,
+        PRIMARY KEY (platform, user_id)
+    );
+    CREATE INDEX identity_links_by_identity ON identity_links (identity, platform, user_id);
+    CREATE TABLE handoffs (
+        id INTEGER PRIMARY KEY,
+        session_id TEXT NOT NULL,
+        from_key TEXT NOT NULL,
+        to_key TEXT NOT NULL,
+        replaced_session_id TEXT,
+        at INTEGER NOT NULL
+    );
+    CREATE INDEX handoffs_by_session ON handoffs (session_id, id);
+    CREATE TABLE turns (
+        session_key TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        token INTEGER NOT NULL,
+        session_id TEXT,
+        started_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        running INTEGER NOT NULL,
+        announced INTEGER NOT NULL
+    );
+    CREATE INDEX turns_lapsing ON turns (expires_at, session_key) WHERE running = 1;
+    CREATE TABLE turn_waiters (
+        session_key TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        PRIMARY KEY (session_key, owner)
+    );
+    CREATE INDEX turn_waiters_in_line ON turn_waiters (session_key, seq);
     """,
 )
 BUSY_TIMEOUT_MS = 5000
@@ -327,6 +371,9 @@ class SqliteTransaction(SessionsTable, Transaction, marker="?"):
 
     def _execute(self, sql: str, params: Any = ()) -> Iterable[Any]:
         return self.db.execute(sql, params)
+
+    def _lost_race(self, what: str) -> None:
+        raise AssertionError(f"{what}: changed under SQLite's one writer")  # the unit of work read it first
 
     def get_entry(self, session_key: str) -> Entry | None:
         row = self._one(f"{SELECT_ENTRY} WHERE session_key = ?", (session_key,))

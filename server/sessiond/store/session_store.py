@@ -29,6 +29,8 @@ from sessiond.model import (
     Entry,
     Event,
     EventKind,
+    Fence,
+    Handoff,
     Lease,
     LineageLink,
     Message,
@@ -47,6 +49,8 @@ from sessiond.rules import keys, metadata, reset, search, titles, transcript
 from sessiond.rules.settings import Settings
 from sessiond.storage.interface import AppendResult, EventPage, ExpiryCutoffs, Storage, Transaction
 from sessiond.store.bulk import BulkSessions
+from sessiond.store.identities import IdentityLinks, key_in
+from sessiond.store.turns import Turns, fenced
 
 Clock = Callable[[], datetime]
 NO_USAGE = Usage()
@@ -84,6 +88,16 @@ class Compacted:
 
 
 @dataclass(frozen=True)
+class Lineage:
+    """A session's place among others (GetSessionLineage)."""
+
+    session: LineageLink
+    ancestors: builtins.list[LineageLink]
+    children: builtins.list[LineageLink]
+    handoffs: builtins.list[Handoff]
+
+
+@dataclass(frozen=True)
 class Retention:
     """The daemon's bounds on what it keeps: the default age of a prune, the longest transcript."""
 
@@ -91,7 +105,7 @@ class Retention:
     max_transcript_messages: int = 100_000
 
 
-class SessionStore(BulkSessions):
+class SessionStore(BulkSessions, IdentityLinks, Turns):
     """Store operations over a ``Storage`` backend, with the clock injected.
 
     ``settings`` are the daemon's own rule settings (key options, platforms, policies and zones,
@@ -190,9 +204,9 @@ class SessionStore(BulkSessions):
         """
         settings = settings or self.settings.with_sent(None)  # the default namespace's own, if any
         title = titles.normalized(title) if title is not None else None
-        key = keys.build_session_key(source, settings.key_options, settings.mapped, settings.namespace)
 
         def work(tx: Transaction) -> tuple[Entry, bool]:
+            key = key_in(tx, source, settings)  # with the link in force now, when links are on
             now = self.clock()
             old = tx.get_entry(key)
             governs = _governing(settings, old, source)
@@ -253,12 +267,14 @@ class SessionStore(BulkSessions):
         is_fresh_reset: bool | None = None,
         clear_auto_reset: bool = False,
         keep_updated_at: bool = False,
+        fence: Fence | None = None,
     ) -> Entry:
         """Record activity: refresh ``updated_at``, set the last prompt size, add the usage. A gateway
         writing back flags it consumed (``is_fresh_reset``, ``clear_auto_reset``) may leave the
         activity time as it is (``keep_updated_at``)."""
 
         def work(tx: Transaction) -> Entry:
+            fenced(tx, fence)
             entry = self._current(tx, session_key, expected_version)
             total = entry.usage + usage
             for name, value in vars(total).items():
@@ -406,6 +422,67 @@ class SessionStore(BulkSessions):
         self._event(tx, now, "switched", entry, previous_session_id=old.session_id)
         return entry, True
 
+    def handoff(
+        self,
+        session_key: str,
+        target: str | Source,
+        settings: Settings | None = None,
+        release_source: bool = False,
+        expected_version: int | None = None,
+        deadline: Deadline = None,
+    ) -> tuple[Entry, str | None]:
+        """Continue the key's current session on another key (HandoffSession): ``target`` names it,
+        or is the destination chat's source (its key built, an entry made when it has none). (the
+        destination's entry, the former session of it that ended)."""
+        settings = settings or self.settings.with_sent(None)
+
+        def work(tx: Transaction) -> tuple[Entry, str | None]:
+            source = self._current(tx, session_key, expected_version)
+            named = isinstance(target, str)
+            to_key = target if isinstance(target, str) else key_in(tx, target, settings, "target_source")
+            _handoff_allowed(session_key, to_key, "target_session_key" if named else "target_source")
+            old = tx.get_entry(to_key)
+            if old is None and isinstance(target, str):
+                raise NotFound(f"target_session_key: no session for {shown(to_key)}")
+            if old is not None and old.session_id == source.session_id and not release_source:
+                return old, None  # it already continues there
+            now = self.clock()
+            replaced = old.session_id if old is not None and old.session_id != source.session_id else None
+            if replaced is not None:
+                tx.end_session(replaced, "handoff", now)
+            if old is None:
+                assert not isinstance(target, str)  # refused above
+                governs = _governing(settings, None, target)
+                fresh = Entry.started(to_key, source.session_id, target, now, version=1, **governs)
+            else:
+                fresh = _successor(old, source.session_id, now)
+            entry = replace(fresh, metadata=source.metadata)
+            tx.put_entry(entry)
+            tx.add_handoff(source.session_id, Handoff(session_key, to_key, replaced, now))
+            previous = old.session_id if old is not None else None
+            self._event(
+                tx,
+                now,
+                "handed_off",
+                entry,
+                previous_session_id=previous,
+                reason="handoff_in",
+                other_session_key=session_key,
+            )
+            if release_source:
+                tx.delete_entry(session_key)
+            self._event(
+                tx,
+                now,
+                "handed_off",
+                source,
+                reason="released" if release_source else "handoff_out",
+                other_session_key=to_key,
+            )
+            return entry, replaced
+
+        return self.storage.write(work, deadline)
+
     # -- titles ---------------------------------------------------------------------------
 
     def set_title(self, session_id: str, title: str, deadline: Deadline = None) -> str | None:
@@ -460,11 +537,13 @@ class SessionStore(BulkSessions):
         replace_all: bool = False,
         expected_version: int | None = None,
         deadline: Deadline = None,
+        fence: Fence | None = None,
     ) -> tuple[Entry, bool]:
         """Change the metadata of the key's current session, as a change of its entry (a new version,
         an event naming the keys); (the entry, whether anything changed)."""
 
         def work(tx: Transaction) -> tuple[Entry, bool]:
+            fenced(tx, fence)
             entry = self._current(tx, session_key, expected_version)
             result, changed = metadata.updated(entry.metadata, changes, remove, replace_all)
             if not changed:
@@ -490,11 +569,11 @@ class SessionStore(BulkSessions):
 
     # -- lineage --------------------------------------------------------------------------
 
-    def lineage(self, session_id: str) -> tuple[LineageLink, builtins.list[LineageLink], builtins.list[LineageLink]]:
-        """The session, its ancestors (parent first, at most ``MAX_ANCESTORS``) and its children
-        (newest first)."""
+    def lineage(self, session_id: str) -> Lineage:
+        """The session, its ancestors (parent first, at most ``MAX_ANCESTORS``), its children (newest
+        first) and the chats it was handed off between (oldest first)."""
 
-        def work(tx: Transaction) -> tuple[LineageLink, builtins.list[LineageLink], builtins.list[LineageLink]]:
+        def work(tx: Transaction) -> Lineage:
             link = tx.lineage_link(session_id)
             if link is None:
                 raise NotFound(f"session_id: no session {shown(session_id)}")
@@ -508,7 +587,7 @@ class SessionStore(BulkSessions):
                     break
                 ancestors.append(above)
                 parent = above.parent_session_id
-            return link, ancestors, tx.children(session_id)
+            return Lineage(link, ancestors, tx.children(session_id), tx.handoffs(session_id, MAX_ANCESTORS))
 
         return self.storage.read(work)
 
@@ -774,12 +853,18 @@ class SessionStore(BulkSessions):
             self._session(tx, session_id)
 
     def append(
-        self, session_id: str, messages: Sequence[Message], deadline: Deadline = None, create: bool = False
+        self,
+        session_id: str,
+        messages: Sequence[Message],
+        deadline: Deadline = None,
+        create: bool = False,
+        fence: Fence | None = None,
     ) -> AppendResult:
         """Append in order; a message id already stored for the session is skipped (retries)."""
         stored = [transcript.as_stored(m) for m in messages]
 
         def work(tx: Transaction) -> AppendResult:
+            fenced(tx, fence)
             self._session_to_write(tx, session_id, create)
             return self._append(tx, session_id, stored, self.clock())
 
@@ -793,12 +878,18 @@ class SessionStore(BulkSessions):
         return result
 
     def rewrite(
-        self, session_id: str, messages: Sequence[Message], deadline: Deadline = None, create: bool = False
+        self,
+        session_id: str,
+        messages: Sequence[Message],
+        deadline: Deadline = None,
+        create: bool = False,
+        fence: Fence | None = None,
     ) -> int:
         _unique_message_ids(messages)
         stored = [transcript.as_stored(m) for m in messages]
 
         def work(tx: Transaction) -> int:
+            fenced(tx, fence)
             self._session_to_write(tx, session_id, create)
             return tx.replace_messages(session_id, stored, self.clock())
 
@@ -821,11 +912,19 @@ class SessionStore(BulkSessions):
 
     # -- rewinds, compactions, branches ----------------------------------------------------
 
-    def rewind(self, session_id: str, turns: int, append: Sequence[Message] = (), deadline: Deadline = None) -> Rewound:
+    def rewind(
+        self,
+        session_id: str,
+        turns: int,
+        append: Sequence[Message] = (),
+        deadline: Deadline = None,
+        fence: Fence | None = None,
+    ) -> Rewound:
         """Soft-delete the last ``turns`` user turns (/undo N), then append ``append`` (/retry)."""
         stored = [transcript.as_stored(m) for m in append]
 
         def work(tx: Transaction) -> Rewound:
+            fenced(tx, fence)
             self._session(tx, session_id)
             now = self.clock()
             done = tx.rewind(session_id, turns, now)
@@ -856,13 +955,22 @@ class SessionStore(BulkSessions):
 
         return self.storage.write(work, deadline)
 
-    def compact(self, session_id: str, first: int, last: int, summary: Message, deadline: Deadline = None) -> Compacted:
+    def compact(
+        self,
+        session_id: str,
+        first: int,
+        last: int,
+        summary: Message,
+        deadline: Deadline = None,
+        fence: Fence | None = None,
+    ) -> Compacted:
         """Replace the visible messages in ``first..last`` by ``summary``; they stay stored, archived."""
         if last < first:
             raise InvalidArgument("last_position", f"before first_position ({first})")
         stored = transcript.as_stored(summary)
 
         def work(tx: Transaction) -> Compacted:
+            fenced(tx, fence)
             self._session(tx, session_id)
             if stored.message_id and tx.has_message_id(session_id, stored.message_id):
                 raise InvalidArgument("summary.message_id", "a message of the session has this id already")
@@ -920,6 +1028,13 @@ def _governing(settings: Settings, old: Entry | None, source: Source) -> dict[st
         "reset_policy": settings.chosen_policy(source.platform, source.chat_type) or kept_policy,
         "max_age_days": kept_age if settings.max_age_days is None else settings.max_age_days,
     }
+
+
+def _handoff_allowed(from_key: str, to_key: str, field: str) -> None:
+    if to_key == from_key:
+        raise FailedPrecondition(f"{field}: the session is already this key's")
+    if keys.namespace_of(to_key) != keys.namespace_of(from_key):
+        raise FailedPrecondition(f"{field}: {shown(to_key)} is of another agent namespace than {shown(from_key)}")
 
 
 def _successor(old: Entry, session_id: str, now: datetime) -> Entry:

@@ -21,10 +21,12 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from sessiond_client import errors
+from sessiond_client import errors, types
+from sessiond_client.coordination import OnConflict, begin_turn_request, fence_to_proto, turn_begun_from_proto
 from sessiond_client.hermes import host, model, wire
 from sessiond_client.store_client import (
     PAGE_SIZE,
+    datetime_from_proto,
     datetime_to_proto,
     entry_from_proto,
     message_from_proto,
@@ -310,21 +312,30 @@ class SessionStore:
         """The reference's JSONL file name; sessiond keeps the transcript itself and writes no file."""
         return Path(self.sessions_dir) / f"{session_id}.jsonl"
 
-    def append_to_transcript(self, session_id: str, message: Mapping[str, Any], skip_db: bool = False) -> None:
+    def append_to_transcript(
+        self, session_id: str, message: Mapping[str, Any], skip_db: bool = False, *, fence: types.Turn | None = None
+    ) -> None:
         """Appends one message, for any session id (created on first write, as the reference allowed).
 
         ``skip_db`` told the reference that the agent had written the message to *its* SQLite
         database; sessiond is the one copy of the transcript, so the message is stored either way.
-        A fresh ``message_id`` makes a retry after a lost answer harmless.
+        A fresh ``message_id`` makes a retry after a lost answer harmless. ``fence`` (beyond the
+        reference): the turn (``begin_turn``) the message belongs to; ``errors.ConflictError``, and
+        nothing stored, once a newer turn began on its key.
         """
         if "message_id" not in message:
             message = {**message, "message_id": uuid.uuid4().hex}
         request = pb.AppendMessagesRequest(
-            session_id=session_id, messages=[message_to_proto(message)], create_session=True
+            session_id=session_id,
+            messages=[message_to_proto(message)],
+            create_session=True,
+            fence=fence_to_proto(fence),
         )
         self._daemon.call(lambda s: s.AppendMessages, request)
 
-    def rewrite_transcript(self, session_id: str, messages: Iterable[Mapping[str, Any]]) -> None:
+    def rewrite_transcript(
+        self, session_id: str, messages: Iterable[Mapping[str, Any]], *, fence: types.Turn | None = None
+    ) -> None:
         """Replace the transcript, keeping what the gateway's commands cut where sessiond can.
 
         ``/undo`` and ``/retry`` rewrite the transcript without its last user turns, ``/compress``
@@ -333,13 +344,16 @@ class SessionStore:
         searchable); any other rewrite replaces the transcript, as the reference did.
         """
         wanted = [dict(message) for message in messages]
-        if not self._rewrite_in_place(session_id, wanted):
+        if not self._rewrite_in_place(session_id, wanted, fence_to_proto(fence)):
             request = pb.RewriteTranscriptRequest(
-                session_id=session_id, messages=map(message_to_proto, wanted), create_session=True
+                session_id=session_id,
+                messages=map(message_to_proto, wanted),
+                create_session=True,
+                fence=fence_to_proto(fence),
             )
             self._daemon.call(lambda s: s.RewriteTranscript, request)
 
-    def _rewrite_in_place(self, session_id: str, wanted: list[dict[str, Any]]) -> bool:
+    def _rewrite_in_place(self, session_id: str, wanted: list[dict[str, Any]], fence: pb.TurnFence | None) -> bool:
         """Rewind or compact instead of rewriting, when ``wanted`` has one of their shapes."""
         stored = self._visible(session_id)
         now = [message for _, message in stored]
@@ -348,9 +362,8 @@ class SessionStore:
         cut = len(wanted)
         if 0 < len(now) and cut < len(now) and now[:cut] == wanted and now[cut]["role"] == "user":
             turns = sum(message["role"] == "user" for message in now[cut:])
-            self._daemon.call(
-                lambda s: s.RewindTranscript, pb.RewindTranscriptRequest(session_id=session_id, turns=turns)
-            )
+            rewind = pb.RewindTranscriptRequest(session_id=session_id, turns=turns, fence=fence)
+            self._daemon.call(lambda s: s.RewindTranscript, rewind)
             return True
         kept = _common_tail(now, wanted)
         if kept and len(wanted) - kept == 1 and len(now) - kept >= 1:  # a summary, then a kept tail
@@ -359,6 +372,7 @@ class SessionStore:
                 first_position=stored[0][0],
                 last_position=stored[len(now) - kept - 1][0],
                 summary=message_to_proto(wanted[0]),
+                fence=fence,
             )
             self._daemon.call(lambda s: s.CompactTranscript, request)
             return True
@@ -375,6 +389,45 @@ class SessionStore:
 
     def load_transcript(self, session_id: str) -> list[dict[str, Any]]:
         return [message for _, message in self._visible(session_id)]
+
+    # -- beyond the reference: handoffs and turns
+
+    def handoff_session(
+        self, session_key: str, target_source: Any, *, release_source: bool = False
+    ) -> model.SessionEntry | None:
+        """Continue the key's session in another chat (``target_source``, keyed as its messages
+        would be): the destination's former session ends; ``release_source`` takes the session
+        from this key too. The destination's entry; None when the key has no session."""
+        self._save()
+        request = pb.HandoffSessionRequest(
+            session_key=session_key,
+            target_source=source_to_proto(target_source),
+            config=self._config(target_source),
+            release_source=release_source,
+        )
+        try:
+            return self._entry(self._daemon.call(lambda s: s.HandoffSession, request).entry)
+        except errors.NotFoundError:
+            return None
+
+    def begin_turn(
+        self, session_key: str, owner: str, ttl_seconds: float = 600, *, on_conflict: OnConflict = "reject"
+    ) -> types.TurnBegun:
+        """One agent turn at a time on the key: pass ``.turn`` as ``fence=`` to the turn's writes, so
+        that a stale loop (a restart mid-turn, a second client) cannot write once a newer turn
+        began; ``on_conflict`` "reject", "queue" or "interrupt" while another owner's turn runs."""
+        request = begin_turn_request(session_key, owner, ttl_seconds, on_conflict)
+        return turn_begun_from_proto(self._daemon.call(lambda s: s.BeginTurn, request), _naive_time)
+
+    def end_turn(self, turn: types.Turn) -> bool:
+        """End the turn; False when it had ended or a newer one began."""
+        request = pb.EndTurnRequest(fence=fence_to_proto(turn))
+        return bool(self._daemon.call(lambda s: s.EndTurn, request).ended)
+
+
+def _naive_time(message: Any, name: str) -> Any:
+    """A timestamp field as the reference's naive local datetime."""
+    return datetime_from_proto(getattr(message, name), aware=False)
 
 
 class LiveEntries(Mapping[str, model.SessionEntry]):

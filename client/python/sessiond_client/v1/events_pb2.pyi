@@ -93,6 +93,34 @@ class _EventKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventKind.V
     "archive" or "retention"), or brought it back (reason "unarchive");
     session_key as for SESSION_DELETED.
     """
+    EVENT_KIND_IDENTITY_LINKED: _EventKind.ValueType  # 17
+    """LinkIdentity linked linked_user to identity (reason "link"; "relink" when
+    it was linked to another identity before); session_key and session_id
+    are "".
+    """
+    EVENT_KIND_IDENTITY_UNLINKED: _EventKind.ValueType  # 18
+    """UnlinkIdentity removed linked_user's link to identity; session_key and
+    session_id are "".
+    """
+    EVENT_KIND_HANDED_OFF: _EventKind.ValueType  # 19
+    """HandoffSession: session_id continues on another chat. One event on each
+    key: on the destination (reason "handoff_in", previous_session_id its
+    former session) and on the source (reason "handoff_out", or "released"
+    when the source key gave the session up); other_session_key is the key at
+    the other end.
+    """
+    EVENT_KIND_TURN_STARTED: _EventKind.ValueType  # 20
+    """BeginTurn began a turn (lease_owner its owner, fencing_token its token)."""
+    EVENT_KIND_TURN_ENDED: _EventKind.ValueType  # 21
+    """EndTurn ended the turn of fencing_token."""
+    EVENT_KIND_TURN_INTERRUPTED: _EventKind.ValueType  # 22
+    """A BeginTurn ended the turn of fencing_token before its time (reason
+    "interrupted", or "replaced" by its owner's new turn).
+    """
+    EVENT_KIND_TURN_EXPIRED: _EventKind.ValueType  # 23
+    """The turn of fencing_token lapsed without EndTurn (its owner died), found
+    by the daemon's sweep: resume it (BeginTurn).
+    """
 
 class EventKind(_EventKind, metaclass=_EventKindEnumTypeWrapper):
     """What happened to a session key. Each kind names the operation that wrote
@@ -169,6 +197,34 @@ EVENT_KIND_SESSION_ARCHIVED: EventKind.ValueType  # 16
 "archive" or "retention"), or brought it back (reason "unarchive");
 session_key as for SESSION_DELETED.
 """
+EVENT_KIND_IDENTITY_LINKED: EventKind.ValueType  # 17
+"""LinkIdentity linked linked_user to identity (reason "link"; "relink" when
+it was linked to another identity before); session_key and session_id
+are "".
+"""
+EVENT_KIND_IDENTITY_UNLINKED: EventKind.ValueType  # 18
+"""UnlinkIdentity removed linked_user's link to identity; session_key and
+session_id are "".
+"""
+EVENT_KIND_HANDED_OFF: EventKind.ValueType  # 19
+"""HandoffSession: session_id continues on another chat. One event on each
+key: on the destination (reason "handoff_in", previous_session_id its
+former session) and on the source (reason "handoff_out", or "released"
+when the source key gave the session up); other_session_key is the key at
+the other end.
+"""
+EVENT_KIND_TURN_STARTED: EventKind.ValueType  # 20
+"""BeginTurn began a turn (lease_owner its owner, fencing_token its token)."""
+EVENT_KIND_TURN_ENDED: EventKind.ValueType  # 21
+"""EndTurn ended the turn of fencing_token."""
+EVENT_KIND_TURN_INTERRUPTED: EventKind.ValueType  # 22
+"""A BeginTurn ended the turn of fencing_token before its time (reason
+"interrupted", or "replaced" by its owner's new turn).
+"""
+EVENT_KIND_TURN_EXPIRED: EventKind.ValueType  # 23
+"""The turn of fencing_token lapsed without EndTurn (its owner died), found
+by the daemon's sweep: resume it (BeginTurn).
+"""
 Global___EventKind: _TypeAlias = EventKind  # noqa: Y015
 
 @_typing.final
@@ -186,6 +242,10 @@ class SessionEvent(_message.Message):
     ENTRY_VERSION_FIELD_NUMBER: _builtins.int
     LEASE_OWNER_FIELD_NUMBER: _builtins.int
     TIME_FIELD_NUMBER: _builtins.int
+    IDENTITY_FIELD_NUMBER: _builtins.int
+    LINKED_USER_FIELD_NUMBER: _builtins.int
+    OTHER_SESSION_KEY_FIELD_NUMBER: _builtins.int
+    FENCING_TOKEN_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
     """Position in the daemon's event log: strictly increasing, never reused.
     Resume a stream after it with WatchSessionEventsRequest.after_sequence.
@@ -208,7 +268,17 @@ class SessionEvent(_message.Message):
     SessionEntry.version to tell whether a snapshot already shows the change.
     """
     lease_owner: _builtins.str
-    """Who held the lease (LEASE_EXPIRED only)."""
+    """Who held the lease (LEASE_EXPIRED) or runs the turn (TURN_*)."""
+    identity: _builtins.str
+    """IDENTITY_LINKED and IDENTITY_UNLINKED: the identity."""
+    linked_user: _builtins.str
+    """IDENTITY_LINKED and IDENTITY_UNLINKED: the platform user id, as
+    "<platform>:<user id>".
+    """
+    other_session_key: _builtins.str
+    """HANDED_OFF: the key at the other end."""
+    fencing_token: _builtins.int
+    """TURN_*: the turn's fencing token."""
     @_builtins.property
     def time(self) -> _timestamp_pb2.Timestamp:
         """When the change happened (the daemon's clock)."""
@@ -225,19 +295,39 @@ class SessionEvent(_message.Message):
         entry_version: _builtins.int = ...,
         lease_owner: _builtins.str | None = ...,
         time: _timestamp_pb2.Timestamp | None = ...,
+        identity: _builtins.str | None = ...,
+        linked_user: _builtins.str | None = ...,
+        other_session_key: _builtins.str | None = ...,
+        fencing_token: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_lease_owner", b"_lease_owner", "_previous_session_id", b"_previous_session_id", "_reason", b"_reason", "lease_owner", b"lease_owner", "previous_session_id", b"previous_session_id", "reason", b"reason", "time", b"time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_fencing_token", b"_fencing_token", "_identity", b"_identity", "_lease_owner", b"_lease_owner", "_linked_user", b"_linked_user", "_other_session_key", b"_other_session_key", "_previous_session_id", b"_previous_session_id", "_reason", b"_reason", "fencing_token", b"fencing_token", "identity", b"identity", "lease_owner", b"lease_owner", "linked_user", b"linked_user", "other_session_key", b"other_session_key", "previous_session_id", b"previous_session_id", "reason", b"reason", "time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_lease_owner", b"_lease_owner", "_previous_session_id", b"_previous_session_id", "_reason", b"_reason", "entry_version", b"entry_version", "kind", b"kind", "lease_owner", b"lease_owner", "previous_session_id", b"previous_session_id", "reason", b"reason", "sequence", b"sequence", "session_id", b"session_id", "session_key", b"session_key", "time", b"time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_fencing_token", b"_fencing_token", "_identity", b"_identity", "_lease_owner", b"_lease_owner", "_linked_user", b"_linked_user", "_other_session_key", b"_other_session_key", "_previous_session_id", b"_previous_session_id", "_reason", b"_reason", "entry_version", b"entry_version", "fencing_token", b"fencing_token", "identity", b"identity", "kind", b"kind", "lease_owner", b"lease_owner", "linked_user", b"linked_user", "other_session_key", b"other_session_key", "previous_session_id", b"previous_session_id", "reason", b"reason", "sequence", b"sequence", "session_id", b"session_id", "session_key", b"session_key", "time", b"time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__fencing_token: _TypeAlias = _typing.Literal["fencing_token"]  # noqa: Y015
+    _WhichOneofArgType__fencing_token: _TypeAlias = _typing.Literal["_fencing_token", b"_fencing_token"]  # noqa: Y015
+    _WhichOneofReturnType__identity: _TypeAlias = _typing.Literal["identity"]  # noqa: Y015
+    _WhichOneofArgType__identity: _TypeAlias = _typing.Literal["_identity", b"_identity"]  # noqa: Y015
     _WhichOneofReturnType__lease_owner: _TypeAlias = _typing.Literal["lease_owner"]  # noqa: Y015
     _WhichOneofArgType__lease_owner: _TypeAlias = _typing.Literal["_lease_owner", b"_lease_owner"]  # noqa: Y015
+    _WhichOneofReturnType__linked_user: _TypeAlias = _typing.Literal["linked_user"]  # noqa: Y015
+    _WhichOneofArgType__linked_user: _TypeAlias = _typing.Literal["_linked_user", b"_linked_user"]  # noqa: Y015
+    _WhichOneofReturnType__other_session_key: _TypeAlias = _typing.Literal["other_session_key"]  # noqa: Y015
+    _WhichOneofArgType__other_session_key: _TypeAlias = _typing.Literal["_other_session_key", b"_other_session_key"]  # noqa: Y015
     _WhichOneofReturnType__previous_session_id: _TypeAlias = _typing.Literal["previous_session_id"]  # noqa: Y015
     _WhichOneofArgType__previous_session_id: _TypeAlias = _typing.Literal["_previous_session_id", b"_previous_session_id"]  # noqa: Y015
     _WhichOneofReturnType__reason: _TypeAlias = _typing.Literal["reason"]  # noqa: Y015
     _WhichOneofArgType__reason: _TypeAlias = _typing.Literal["_reason", b"_reason"]  # noqa: Y015
     @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__fencing_token) -> _WhichOneofReturnType__fencing_token | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__identity) -> _WhichOneofReturnType__identity | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__lease_owner) -> _WhichOneofReturnType__lease_owner | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__linked_user) -> _WhichOneofReturnType__linked_user | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__other_session_key) -> _WhichOneofReturnType__other_session_key | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__previous_session_id) -> _WhichOneofReturnType__previous_session_id | None: ...
     @_typing.overload

@@ -9,6 +9,7 @@ from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from sessiond_client.v1 import events_pb2 as _events_pb2
 from sessiond_client.v1 import session_pb2 as _session_pb2
 from sessiond_client.v1 import source_pb2 as _source_pb2
@@ -23,6 +24,46 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _TurnConflict:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _TurnConflictEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TurnConflict.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    TURN_CONFLICT_UNSPECIFIED: _TurnConflict.ValueType  # 0
+    """As REJECT."""
+    TURN_CONFLICT_REJECT: _TurnConflict.ValueType  # 1
+    """Do not begin: started is false and turn is the running one."""
+    TURN_CONFLICT_QUEUE: _TurnConflict.ValueType  # 2
+    """Wait in line: started is false and queue_position says where the caller
+    is (1: next). Call BeginTurn again (after TURN_ENDED or TURN_EXPIRED);
+    it begins when no turn runs and the caller is first among live waiters.
+    A waiter stays in line for ttl after its last call.
+    """
+    TURN_CONFLICT_INTERRUPT: _TurnConflict.ValueType  # 3
+    """End the running turn (its token is stale from now on; TURN_INTERRUPTED
+    event) and begin at once.
+    """
+
+class TurnConflict(_TurnConflict, metaclass=_TurnConflictEnumTypeWrapper):
+    """What BeginTurn does while another owner's live turn runs on the key."""
+
+TURN_CONFLICT_UNSPECIFIED: TurnConflict.ValueType  # 0
+"""As REJECT."""
+TURN_CONFLICT_REJECT: TurnConflict.ValueType  # 1
+"""Do not begin: started is false and turn is the running one."""
+TURN_CONFLICT_QUEUE: TurnConflict.ValueType  # 2
+"""Wait in line: started is false and queue_position says where the caller
+is (1: next). Call BeginTurn again (after TURN_ENDED or TURN_EXPIRED);
+it begins when no turn runs and the caller is first among live waiters.
+A waiter stays in line for ttl after its last call.
+"""
+TURN_CONFLICT_INTERRUPT: TurnConflict.ValueType  # 3
+"""End the running turn (its token is stale from now on; TURN_INTERRUPTED
+event) and begin at once.
+"""
+Global___TurnConflict: _TypeAlias = TurnConflict  # noqa: Y015
 
 @_typing.final
 class RuntimePlatforms(_message.Message):
@@ -161,6 +202,7 @@ class GatewayConfig(_message.Message):
     WHATSAPP_MAPPING_DIR_FIELD_NUMBER: _builtins.int
     PROMPT_FIELD_NUMBER: _builtins.int
     NAMESPACE_FIELD_NUMBER: _builtins.int
+    LINK_IDENTITIES_FIELD_NUMBER: _builtins.int
     max_age_days: _builtins.int
     """Days without activity after which the daemon's scheduled prune forgets an
     entry; 0 or less: never (GetOrCreateSession).
@@ -175,6 +217,11 @@ class GatewayConfig(_message.Message):
     "agent:<namespace>:..." (1-64 lower-case letters, digits, "_" and "-",
     starting with a letter or digit). The daemon's (sessions.namespace, "main"
     by default: the reference's bytes) when unset.
+    """
+    link_identities: _builtins.bool
+    """DM keys of linked user ids converge on their identity's key (see
+    LinkIdentity): a deliberate, opt-in difference from the reference. The
+    namespace's or the daemon's sessions.link_identities (off) when unset.
     """
     @_builtins.property
     def key_options(self) -> Global___KeyOptions:
@@ -204,17 +251,22 @@ class GatewayConfig(_message.Message):
         whatsapp_mapping_dir: _builtins.str | None = ...,
         prompt: Global___PromptOptions | None = ...,
         namespace: _builtins.str | None = ...,
+        link_identities: _builtins.bool | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_max_age_days", b"_max_age_days", "_namespace", b"_namespace", "_whatsapp_mapping_dir", b"_whatsapp_mapping_dir", "key_options", b"key_options", "max_age_days", b"max_age_days", "namespace", b"namespace", "prompt", b"prompt", "reset_policy", b"reset_policy", "whatsapp_mapping_dir", b"whatsapp_mapping_dir"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_link_identities", b"_link_identities", "_max_age_days", b"_max_age_days", "_namespace", b"_namespace", "_whatsapp_mapping_dir", b"_whatsapp_mapping_dir", "key_options", b"key_options", "link_identities", b"link_identities", "max_age_days", b"max_age_days", "namespace", b"namespace", "prompt", b"prompt", "reset_policy", b"reset_policy", "whatsapp_mapping_dir", b"whatsapp_mapping_dir"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_age_days", b"_max_age_days", "_namespace", b"_namespace", "_whatsapp_mapping_dir", b"_whatsapp_mapping_dir", "key_options", b"key_options", "max_age_days", b"max_age_days", "namespace", b"namespace", "plugin_platforms", b"plugin_platforms", "prompt", b"prompt", "reset_policy", b"reset_policy", "whatsapp_mapping_dir", b"whatsapp_mapping_dir"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_link_identities", b"_link_identities", "_max_age_days", b"_max_age_days", "_namespace", b"_namespace", "_whatsapp_mapping_dir", b"_whatsapp_mapping_dir", "key_options", b"key_options", "link_identities", b"link_identities", "max_age_days", b"max_age_days", "namespace", b"namespace", "plugin_platforms", b"plugin_platforms", "prompt", b"prompt", "reset_policy", b"reset_policy", "whatsapp_mapping_dir", b"whatsapp_mapping_dir"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__link_identities: _TypeAlias = _typing.Literal["link_identities"]  # noqa: Y015
+    _WhichOneofArgType__link_identities: _TypeAlias = _typing.Literal["_link_identities", b"_link_identities"]  # noqa: Y015
     _WhichOneofReturnType__max_age_days: _TypeAlias = _typing.Literal["max_age_days"]  # noqa: Y015
     _WhichOneofArgType__max_age_days: _TypeAlias = _typing.Literal["_max_age_days", b"_max_age_days"]  # noqa: Y015
     _WhichOneofReturnType__namespace: _TypeAlias = _typing.Literal["namespace"]  # noqa: Y015
     _WhichOneofArgType__namespace: _TypeAlias = _typing.Literal["_namespace", b"_namespace"]  # noqa: Y015
     _WhichOneofReturnType__whatsapp_mapping_dir: _TypeAlias = _typing.Literal["whatsapp_mapping_dir"]  # noqa: Y015
     _WhichOneofArgType__whatsapp_mapping_dir: _TypeAlias = _typing.Literal["_whatsapp_mapping_dir", b"_whatsapp_mapping_dir"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__link_identities) -> _WhichOneofReturnType__link_identities | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__max_age_days) -> _WhichOneofReturnType__max_age_days | None: ...
     @_typing.overload
@@ -552,6 +604,7 @@ class UpdateSessionRequest(_message.Message):
     IS_FRESH_RESET_FIELD_NUMBER: _builtins.int
     CLEAR_AUTO_RESET_FIELD_NUMBER: _builtins.int
     KEEP_UPDATED_AT_FIELD_NUMBER: _builtins.int
+    FENCE_FIELD_NUMBER: _builtins.int
     session_key: _builtins.str
     """The session key."""
     last_prompt_tokens: _builtins.int
@@ -574,6 +627,10 @@ class UpdateSessionRequest(_message.Message):
     def usage(self) -> Global___UsageDelta:
         """Increments of the token and cost counters."""
 
+    @_builtins.property
+    def fence(self) -> Global___TurnFence:
+        """Refuse (ABORTED) unless this is the newest turn begun on its key."""
+
     def __init__(
         self,
         *,
@@ -585,10 +642,11 @@ class UpdateSessionRequest(_message.Message):
         is_fresh_reset: _builtins.bool | None = ...,
         clear_auto_reset: _builtins.bool = ...,
         keep_updated_at: _builtins.bool = ...,
+        fence: Global___TurnFence | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_cost_status", b"_cost_status", "_expected_version", b"_expected_version", "_is_fresh_reset", b"_is_fresh_reset", "_last_prompt_tokens", b"_last_prompt_tokens", "cost_status", b"cost_status", "expected_version", b"expected_version", "is_fresh_reset", b"is_fresh_reset", "last_prompt_tokens", b"last_prompt_tokens", "usage", b"usage"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_cost_status", b"_cost_status", "_expected_version", b"_expected_version", "_is_fresh_reset", b"_is_fresh_reset", "_last_prompt_tokens", b"_last_prompt_tokens", "cost_status", b"cost_status", "expected_version", b"expected_version", "fence", b"fence", "is_fresh_reset", b"is_fresh_reset", "last_prompt_tokens", b"last_prompt_tokens", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_cost_status", b"_cost_status", "_expected_version", b"_expected_version", "_is_fresh_reset", b"_is_fresh_reset", "_last_prompt_tokens", b"_last_prompt_tokens", "clear_auto_reset", b"clear_auto_reset", "cost_status", b"cost_status", "expected_version", b"expected_version", "is_fresh_reset", b"is_fresh_reset", "keep_updated_at", b"keep_updated_at", "last_prompt_tokens", b"last_prompt_tokens", "session_key", b"session_key", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_cost_status", b"_cost_status", "_expected_version", b"_expected_version", "_is_fresh_reset", b"_is_fresh_reset", "_last_prompt_tokens", b"_last_prompt_tokens", "clear_auto_reset", b"clear_auto_reset", "cost_status", b"cost_status", "expected_version", b"expected_version", "fence", b"fence", "is_fresh_reset", b"is_fresh_reset", "keep_updated_at", b"keep_updated_at", "last_prompt_tokens", b"last_prompt_tokens", "session_key", b"session_key", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__cost_status: _TypeAlias = _typing.Literal["cost_status"]  # noqa: Y015
     _WhichOneofArgType__cost_status: _TypeAlias = _typing.Literal["_cost_status", b"_cost_status"]  # noqa: Y015
@@ -1232,21 +1290,30 @@ class ListExpiredSessionsResponse(_message.Message):
 
     ENTRIES_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    ABANDONED_TURNS_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
     """Token of the next page; empty on the last page."""
     @_builtins.property
     def entries(self) -> _containers.RepeatedCompositeFieldContainer[_session_pb2.SessionEntry]:
         """Expired, unfinalised, unleased entries."""
 
+    @_builtins.property
+    def abandoned_turns(self) -> _containers.RepeatedCompositeFieldContainer[Global___Turn]:
+        """On the first page: turns whose time to live passed without EndTurn and
+        that no newer turn replaced (their owner died), oldest first, at most
+        page_size; the gateway can resume them with BeginTurn.
+        """
+
     def __init__(
         self,
         *,
         entries: _abc.Iterable[_session_pb2.SessionEntry] | None = ...,
         next_page_token: _builtins.str = ...,
+        abandoned_turns: _abc.Iterable[Global___Turn] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries", "next_page_token", b"next_page_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["abandoned_turns", b"abandoned_turns", "entries", b"entries", "next_page_token", b"next_page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1419,6 +1486,7 @@ class AppendMessagesRequest(_message.Message):
     SESSION_ID_FIELD_NUMBER: _builtins.int
     MESSAGES_FIELD_NUMBER: _builtins.int
     CREATE_SESSION_FIELD_NUMBER: _builtins.int
+    FENCE_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     """The session id whose transcript grows."""
     create_session: _builtins.bool
@@ -1429,16 +1497,21 @@ class AppendMessagesRequest(_message.Message):
     def messages(self) -> _containers.RepeatedCompositeFieldContainer[_transcript_pb2.Message]:
         """Messages to append, in order."""
 
+    @_builtins.property
+    def fence(self) -> Global___TurnFence:
+        """Refuse (ABORTED) unless this is the newest turn begun on its key."""
+
     def __init__(
         self,
         *,
         session_id: _builtins.str = ...,
         messages: _abc.Iterable[_transcript_pb2.Message] | None = ...,
         create_session: _builtins.bool = ...,
+        fence: Global___TurnFence | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["fence", b"fence"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_session", b"create_session", "messages", b"messages", "session_id", b"session_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_session", b"create_session", "fence", b"fence", "messages", b"messages", "session_id", b"session_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1483,6 +1556,7 @@ class RewriteTranscriptRequest(_message.Message):
     SESSION_ID_FIELD_NUMBER: _builtins.int
     MESSAGES_FIELD_NUMBER: _builtins.int
     CREATE_SESSION_FIELD_NUMBER: _builtins.int
+    FENCE_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     """The session id whose transcript is replaced."""
     create_session: _builtins.bool
@@ -1493,16 +1567,21 @@ class RewriteTranscriptRequest(_message.Message):
     def messages(self) -> _containers.RepeatedCompositeFieldContainer[_transcript_pb2.Message]:
         """The new transcript, in order (may be empty)."""
 
+    @_builtins.property
+    def fence(self) -> Global___TurnFence:
+        """Refuse (ABORTED) unless this is the newest turn begun on its key."""
+
     def __init__(
         self,
         *,
         session_id: _builtins.str = ...,
         messages: _abc.Iterable[_transcript_pb2.Message] | None = ...,
         create_session: _builtins.bool = ...,
+        fence: Global___TurnFence | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["fence", b"fence"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_session", b"create_session", "messages", b"messages", "session_id", b"session_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_session", b"create_session", "fence", b"fence", "messages", b"messages", "session_id", b"session_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2082,6 +2161,7 @@ class GetSessionLineageResponse(_message.Message):
     SESSION_FIELD_NUMBER: _builtins.int
     ANCESTORS_FIELD_NUMBER: _builtins.int
     CHILDREN_FIELD_NUMBER: _builtins.int
+    HANDOFFS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def session(self) -> Global___LineageLink:
         """The session itself."""
@@ -2094,20 +2174,63 @@ class GetSessionLineageResponse(_message.Message):
     def children(self) -> _containers.RepeatedCompositeFieldContainer[Global___LineageLink]:
         """The sessions started from it, newest first."""
 
+    @_builtins.property
+    def handoffs(self) -> _containers.RepeatedCompositeFieldContainer[Global___Handoff]:
+        """The chats the session itself was handed off between, oldest first."""
+
     def __init__(
         self,
         *,
         session: Global___LineageLink | None = ...,
         ancestors: _abc.Iterable[Global___LineageLink] | None = ...,
         children: _abc.Iterable[Global___LineageLink] | None = ...,
+        handoffs: _abc.Iterable[Global___Handoff] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["session", b"session"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ancestors", b"ancestors", "children", b"children", "session", b"session"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ancestors", b"ancestors", "children", b"children", "handoffs", b"handoffs", "session", b"session"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetSessionLineageResponse: _TypeAlias = GetSessionLineageResponse  # noqa: Y015
+
+@_typing.final
+class Handoff(_message.Message):
+    """One HandoffSession of a session."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FROM_SESSION_KEY_FIELD_NUMBER: _builtins.int
+    TO_SESSION_KEY_FIELD_NUMBER: _builtins.int
+    REPLACED_SESSION_ID_FIELD_NUMBER: _builtins.int
+    TIME_FIELD_NUMBER: _builtins.int
+    from_session_key: _builtins.str
+    """The key the session continued from."""
+    to_session_key: _builtins.str
+    """The key that points at it since."""
+    replaced_session_id: _builtins.str
+    """The destination's session it ended (unset when the key had none)."""
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp:
+        """When."""
+
+    def __init__(
+        self,
+        *,
+        from_session_key: _builtins.str = ...,
+        to_session_key: _builtins.str = ...,
+        replaced_session_id: _builtins.str | None = ...,
+        time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_replaced_session_id", b"_replaced_session_id", "replaced_session_id", b"replaced_session_id", "time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_replaced_session_id", b"_replaced_session_id", "from_session_key", b"from_session_key", "replaced_session_id", b"replaced_session_id", "time", b"time", "to_session_key", b"to_session_key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__replaced_session_id: _TypeAlias = _typing.Literal["replaced_session_id"]  # noqa: Y015
+    _WhichOneofArgType__replaced_session_id: _TypeAlias = _typing.Literal["_replaced_session_id", b"_replaced_session_id"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__replaced_session_id) -> _WhichOneofReturnType__replaced_session_id | None: ...
+
+Global___Handoff: _TypeAlias = Handoff  # noqa: Y015
 
 @_typing.final
 class GetLineageTipRequest(_message.Message):
@@ -2567,6 +2690,7 @@ class RewindTranscriptRequest(_message.Message):
     SESSION_ID_FIELD_NUMBER: _builtins.int
     TURNS_FIELD_NUMBER: _builtins.int
     APPEND_FIELD_NUMBER: _builtins.int
+    FENCE_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     """The session id."""
     turns: _builtins.int
@@ -2577,16 +2701,21 @@ class RewindTranscriptRequest(_message.Message):
     def append(self) -> _containers.RepeatedCompositeFieldContainer[_transcript_pb2.Message]:
         """Messages to append after the rewind, in the same transaction (/retry)."""
 
+    @_builtins.property
+    def fence(self) -> Global___TurnFence:
+        """Refuse (ABORTED) unless this is the newest turn begun on its key."""
+
     def __init__(
         self,
         *,
         session_id: _builtins.str = ...,
         turns: _builtins.int = ...,
         append: _abc.Iterable[_transcript_pb2.Message] | None = ...,
+        fence: Global___TurnFence | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["fence", b"fence"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["append", b"append", "session_id", b"session_id", "turns", b"turns"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["append", b"append", "fence", b"fence", "session_id", b"session_id", "turns", b"turns"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2775,6 +2904,7 @@ class CompactTranscriptRequest(_message.Message):
     FIRST_POSITION_FIELD_NUMBER: _builtins.int
     LAST_POSITION_FIELD_NUMBER: _builtins.int
     SUMMARY_FIELD_NUMBER: _builtins.int
+    FENCE_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     """The session id."""
     first_position: _builtins.int
@@ -2789,6 +2919,10 @@ class CompactTranscriptRequest(_message.Message):
         visible one of the range).
         """
 
+    @_builtins.property
+    def fence(self) -> Global___TurnFence:
+        """Refuse (ABORTED) unless this is the newest turn begun on its key."""
+
     def __init__(
         self,
         *,
@@ -2796,10 +2930,11 @@ class CompactTranscriptRequest(_message.Message):
         first_position: _builtins.int = ...,
         last_position: _builtins.int = ...,
         summary: _transcript_pb2.Message | None = ...,
+        fence: Global___TurnFence | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["summary", b"summary"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["fence", b"fence", "summary", b"summary"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["first_position", b"first_position", "last_position", b"last_position", "session_id", b"session_id", "summary", b"summary"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["fence", b"fence", "first_position", b"first_position", "last_position", b"last_position", "session_id", b"session_id", "summary", b"summary"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2871,6 +3006,7 @@ class UpdateSessionMetadataRequest(_message.Message):
     REMOVE_FIELD_NUMBER: _builtins.int
     REPLACE_FIELD_NUMBER: _builtins.int
     EXPECTED_VERSION_FIELD_NUMBER: _builtins.int
+    FENCE_FIELD_NUMBER: _builtins.int
     session_key: _builtins.str
     """The session key; its current session's metadata changes."""
     replace: _builtins.bool
@@ -2887,6 +3023,10 @@ class UpdateSessionMetadataRequest(_message.Message):
     def remove(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Keys to remove (a key not present is ignored); not also in set."""
 
+    @_builtins.property
+    def fence(self) -> Global___TurnFence:
+        """Refuse (ABORTED) unless this is the newest turn begun on its key."""
+
     def __init__(
         self,
         *,
@@ -2895,10 +3035,11 @@ class UpdateSessionMetadataRequest(_message.Message):
         remove: _abc.Iterable[_builtins.str] | None = ...,
         replace: _builtins.bool = ...,
         expected_version: _builtins.int | None = ...,
+        fence: Global___TurnFence | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version", "expected_version", b"expected_version"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version", "expected_version", b"expected_version", "fence", b"fence"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version", "expected_version", b"expected_version", "remove", b"remove", "replace", b"replace", "session_key", b"session_key", "set", b"set"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version", "expected_version", b"expected_version", "fence", b"fence", "remove", b"remove", "replace", b"replace", "session_key", b"session_key", "set", b"set"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__expected_version: _TypeAlias = _typing.Literal["expected_version"]  # noqa: Y015
     _WhichOneofArgType__expected_version: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version"]  # noqa: Y015
@@ -3292,3 +3433,561 @@ class ArchiveSessionsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ArchiveSessionsResponse: _TypeAlias = ArchiveSessionsResponse  # noqa: Y015
+
+@_typing.final
+class IdentityLink(_message.Message):
+    """A platform user id linked to an identity."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLATFORM_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    IDENTITY_FIELD_NUMBER: _builtins.int
+    LINKED_AT_FIELD_NUMBER: _builtins.int
+    platform: _builtins.str
+    """The platform (as canonical names go: "telegram", a plugin's name)."""
+    user_id: _builtins.str
+    """The user id on that platform, as the gateway sends it in
+    SessionSource.user_id (a DM source without one: its chat_id).
+    """
+    identity: _builtins.str
+    """The identity: 1-128 letters, digits and "._@+-", starting with a letter
+    or digit.
+    """
+    @_builtins.property
+    def linked_at(self) -> _timestamp_pb2.Timestamp:
+        """When the link was made."""
+
+    def __init__(
+        self,
+        *,
+        platform: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        identity: _builtins.str = ...,
+        linked_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["linked_at", b"linked_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["identity", b"identity", "linked_at", b"linked_at", "platform", b"platform", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IdentityLink: _TypeAlias = IdentityLink  # noqa: Y015
+
+@_typing.final
+class LinkIdentityRequest(_message.Message):
+    """Request of LinkIdentity."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLATFORM_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    IDENTITY_FIELD_NUMBER: _builtins.int
+    platform: _builtins.str
+    """The platform."""
+    user_id: _builtins.str
+    """The user id on it."""
+    identity: _builtins.str
+    """The identity to link it to (a user id already linked elsewhere moves)."""
+    def __init__(
+        self,
+        *,
+        platform: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        identity: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["identity", b"identity", "platform", b"platform", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LinkIdentityRequest: _TypeAlias = LinkIdentityRequest  # noqa: Y015
+
+@_typing.final
+class LinkIdentityResponse(_message.Message):
+    """Response of LinkIdentity."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LINK_FIELD_NUMBER: _builtins.int
+    PREVIOUS_IDENTITY_FIELD_NUMBER: _builtins.int
+    CHANGED_FIELD_NUMBER: _builtins.int
+    previous_identity: _builtins.str
+    """The identity the user id was linked to before, if another."""
+    changed: _builtins.bool
+    """False when the link already was so (then no event)."""
+    @_builtins.property
+    def link(self) -> Global___IdentityLink:
+        """The link as stored."""
+
+    def __init__(
+        self,
+        *,
+        link: Global___IdentityLink | None = ...,
+        previous_identity: _builtins.str | None = ...,
+        changed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_previous_identity", b"_previous_identity", "link", b"link", "previous_identity", b"previous_identity"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_previous_identity", b"_previous_identity", "changed", b"changed", "link", b"link", "previous_identity", b"previous_identity"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__previous_identity: _TypeAlias = _typing.Literal["previous_identity"]  # noqa: Y015
+    _WhichOneofArgType__previous_identity: _TypeAlias = _typing.Literal["_previous_identity", b"_previous_identity"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__previous_identity) -> _WhichOneofReturnType__previous_identity | None: ...
+
+Global___LinkIdentityResponse: _TypeAlias = LinkIdentityResponse  # noqa: Y015
+
+@_typing.final
+class UnlinkIdentityRequest(_message.Message):
+    """Request of UnlinkIdentity."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLATFORM_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    platform: _builtins.str
+    """The platform."""
+    user_id: _builtins.str
+    """The user id on it."""
+    def __init__(
+        self,
+        *,
+        platform: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["platform", b"platform", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnlinkIdentityRequest: _TypeAlias = UnlinkIdentityRequest  # noqa: Y015
+
+@_typing.final
+class UnlinkIdentityResponse(_message.Message):
+    """Response of UnlinkIdentity."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDENTITY_FIELD_NUMBER: _builtins.int
+    identity: _builtins.str
+    """The identity it was linked to; unset when it had no link (nothing changed)."""
+    def __init__(
+        self,
+        *,
+        identity: _builtins.str | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_identity", b"_identity", "identity", b"identity"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_identity", b"_identity", "identity", b"identity"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__identity: _TypeAlias = _typing.Literal["identity"]  # noqa: Y015
+    _WhichOneofArgType__identity: _TypeAlias = _typing.Literal["_identity", b"_identity"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__identity) -> _WhichOneofReturnType__identity | None: ...
+
+Global___UnlinkIdentityResponse: _TypeAlias = UnlinkIdentityResponse  # noqa: Y015
+
+@_typing.final
+class ListIdentityLinksRequest(_message.Message):
+    """Request of ListIdentityLinks."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDENTITY_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    identity: _builtins.str
+    """Only the links of this identity; all when unset."""
+    page_size: _builtins.int
+    """Maximum links per page; the server's default when zero."""
+    page_token: _builtins.str
+    """Token from the previous page's next_page_token; empty for the first page."""
+    def __init__(
+        self,
+        *,
+        identity: _builtins.str | None = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_identity", b"_identity", "identity", b"identity"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_identity", b"_identity", "identity", b"identity", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__identity: _TypeAlias = _typing.Literal["identity"]  # noqa: Y015
+    _WhichOneofArgType__identity: _TypeAlias = _typing.Literal["_identity", b"_identity"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__identity) -> _WhichOneofReturnType__identity | None: ...
+
+Global___ListIdentityLinksRequest: _TypeAlias = ListIdentityLinksRequest  # noqa: Y015
+
+@_typing.final
+class ListIdentityLinksResponse(_message.Message):
+    """Response of ListIdentityLinks."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LINKS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token of the next page; empty on the last page."""
+    @_builtins.property
+    def links(self) -> _containers.RepeatedCompositeFieldContainer[Global___IdentityLink]:
+        """Links, by platform, then user id."""
+
+    def __init__(
+        self,
+        *,
+        links: _abc.Iterable[Global___IdentityLink] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["links", b"links", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListIdentityLinksResponse: _TypeAlias = ListIdentityLinksResponse  # noqa: Y015
+
+@_typing.final
+class HandoffSessionRequest(_message.Message):
+    """Request of HandoffSession."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_KEY_FIELD_NUMBER: _builtins.int
+    TARGET_SESSION_KEY_FIELD_NUMBER: _builtins.int
+    TARGET_SOURCE_FIELD_NUMBER: _builtins.int
+    CONFIG_FIELD_NUMBER: _builtins.int
+    RELEASE_SOURCE_FIELD_NUMBER: _builtins.int
+    EXPECTED_VERSION_FIELD_NUMBER: _builtins.int
+    session_key: _builtins.str
+    """The key whose current session continues elsewhere."""
+    target_session_key: _builtins.str
+    """The destination key; it must have an entry (its chat's origin)."""
+    release_source: _builtins.bool
+    """Also take the session from the source key: its entry is removed (the
+    session stays), so the source chat's next message starts a new session.
+    By default both keys point at the session.
+    """
+    expected_version: _builtins.int
+    """Apply only if the source entry's version is still this one."""
+    @_builtins.property
+    def target_source(self) -> _source_pb2.SessionSource:
+        """The destination chat's source: its key is built with config, as
+        GetOrCreateSession would, and a key without an entry gets one.
+        """
+
+    @_builtins.property
+    def config(self) -> Global___GatewayConfig:
+        """The gateway's configuration for building the destination key."""
+
+    def __init__(
+        self,
+        *,
+        session_key: _builtins.str = ...,
+        target_session_key: _builtins.str = ...,
+        target_source: _source_pb2.SessionSource | None = ...,
+        config: Global___GatewayConfig | None = ...,
+        release_source: _builtins.bool = ...,
+        expected_version: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version", "config", b"config", "destination", b"destination", "expected_version", b"expected_version", "target_session_key", b"target_session_key", "target_source", b"target_source"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version", "config", b"config", "destination", b"destination", "expected_version", b"expected_version", "release_source", b"release_source", "session_key", b"session_key", "target_session_key", b"target_session_key", "target_source", b"target_source"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__expected_version: _TypeAlias = _typing.Literal["expected_version"]  # noqa: Y015
+    _WhichOneofArgType__expected_version: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version"]  # noqa: Y015
+    _WhichOneofReturnType_destination: _TypeAlias = _typing.Literal["target_session_key", "target_source"]  # noqa: Y015
+    _WhichOneofArgType_destination: _TypeAlias = _typing.Literal["destination", b"destination"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__expected_version) -> _WhichOneofReturnType__expected_version | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_destination) -> _WhichOneofReturnType_destination | None: ...
+
+Global___HandoffSessionRequest: _TypeAlias = HandoffSessionRequest  # noqa: Y015
+
+@_typing.final
+class HandoffSessionResponse(_message.Message):
+    """Response of HandoffSession."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTRY_FIELD_NUMBER: _builtins.int
+    REPLACED_SESSION_ID_FIELD_NUMBER: _builtins.int
+    replaced_session_id: _builtins.str
+    """The destination's former session, ended (unset when it had none or it
+    already was this session).
+    """
+    @_builtins.property
+    def entry(self) -> _session_pb2.SessionEntry:
+        """The destination's entry after the call (pointing at the session)."""
+
+    def __init__(
+        self,
+        *,
+        entry: _session_pb2.SessionEntry | None = ...,
+        replaced_session_id: _builtins.str | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_replaced_session_id", b"_replaced_session_id", "entry", b"entry", "replaced_session_id", b"replaced_session_id"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_replaced_session_id", b"_replaced_session_id", "entry", b"entry", "replaced_session_id", b"replaced_session_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__replaced_session_id: _TypeAlias = _typing.Literal["replaced_session_id"]  # noqa: Y015
+    _WhichOneofArgType__replaced_session_id: _TypeAlias = _typing.Literal["_replaced_session_id", b"_replaced_session_id"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__replaced_session_id) -> _WhichOneofReturnType__replaced_session_id | None: ...
+
+Global___HandoffSessionResponse: _TypeAlias = HandoffSessionResponse  # noqa: Y015
+
+@_typing.final
+class Turn(_message.Message):
+    """A turn running (or abandoned) on a session key."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_KEY_FIELD_NUMBER: _builtins.int
+    OWNER_FIELD_NUMBER: _builtins.int
+    FENCING_TOKEN_FIELD_NUMBER: _builtins.int
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    STARTED_AT_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    session_key: _builtins.str
+    """The session key."""
+    owner: _builtins.str
+    """Who runs it (a process, an agent loop)."""
+    fencing_token: _builtins.int
+    """Grows with every turn begun on the key (1 for its first); carry it in
+    TurnFence.
+    """
+    session_id: _builtins.str
+    """The session the key pointed at when the turn began (unset: no entry)."""
+    @_builtins.property
+    def started_at(self) -> _timestamp_pb2.Timestamp:
+        """When it began."""
+
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp:
+        """When it lapses unless renewed."""
+
+    def __init__(
+        self,
+        *,
+        session_key: _builtins.str = ...,
+        owner: _builtins.str = ...,
+        fencing_token: _builtins.int = ...,
+        session_id: _builtins.str | None = ...,
+        started_at: _timestamp_pb2.Timestamp | None = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_session_id", b"_session_id", "expires_at", b"expires_at", "session_id", b"session_id", "started_at", b"started_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_session_id", b"_session_id", "expires_at", b"expires_at", "fencing_token", b"fencing_token", "owner", b"owner", "session_id", b"session_id", "session_key", b"session_key", "started_at", b"started_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__session_id: _TypeAlias = _typing.Literal["session_id"]  # noqa: Y015
+    _WhichOneofArgType__session_id: _TypeAlias = _typing.Literal["_session_id", b"_session_id"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__session_id) -> _WhichOneofReturnType__session_id | None: ...
+
+Global___Turn: _TypeAlias = Turn  # noqa: Y015
+
+@_typing.final
+class TurnFence(_message.Message):
+    """What a write carries to prove it comes from the newest turn of its key."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_KEY_FIELD_NUMBER: _builtins.int
+    FENCING_TOKEN_FIELD_NUMBER: _builtins.int
+    session_key: _builtins.str
+    """The session key the turn runs on."""
+    fencing_token: _builtins.int
+    """The token BeginTurn gave."""
+    def __init__(
+        self,
+        *,
+        session_key: _builtins.str = ...,
+        fencing_token: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["fencing_token", b"fencing_token", "session_key", b"session_key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TurnFence: _TypeAlias = TurnFence  # noqa: Y015
+
+@_typing.final
+class BeginTurnRequest(_message.Message):
+    """Request of BeginTurn."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_KEY_FIELD_NUMBER: _builtins.int
+    OWNER_FIELD_NUMBER: _builtins.int
+    TTL_FIELD_NUMBER: _builtins.int
+    ON_CONFLICT_FIELD_NUMBER: _builtins.int
+    session_key: _builtins.str
+    """The session key."""
+    owner: _builtins.str
+    """The caller's identifier (1-256 bytes). A turn the same owner still runs
+    is replaced by the new one (a restarted loop).
+    """
+    on_conflict: Global___TurnConflict.ValueType
+    """What to do while another owner's live turn runs."""
+    @_builtins.property
+    def ttl(self) -> _duration_pb2.Duration:
+        """How long the turn lives unless renewed or ended; positive, at most a day."""
+
+    def __init__(
+        self,
+        *,
+        session_key: _builtins.str = ...,
+        owner: _builtins.str = ...,
+        ttl: _duration_pb2.Duration | None = ...,
+        on_conflict: Global___TurnConflict.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ttl", b"ttl"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["on_conflict", b"on_conflict", "owner", b"owner", "session_key", b"session_key", "ttl", b"ttl"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BeginTurnRequest: _TypeAlias = BeginTurnRequest  # noqa: Y015
+
+@_typing.final
+class BeginTurnResponse(_message.Message):
+    """Response of BeginTurn."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STARTED_FIELD_NUMBER: _builtins.int
+    TURN_FIELD_NUMBER: _builtins.int
+    QUEUE_POSITION_FIELD_NUMBER: _builtins.int
+    INTERRUPTED_FIELD_NUMBER: _builtins.int
+    started: _builtins.bool
+    """True when the caller's turn began."""
+    queue_position: _builtins.int
+    """TURN_CONFLICT_QUEUE and not started: the caller's place in line (1: next)."""
+    @_builtins.property
+    def turn(self) -> Global___Turn:
+        """The caller's new turn when started, else the one running."""
+
+    @_builtins.property
+    def interrupted(self) -> Global___Turn:
+        """The turn this call ended (INTERRUPT, or the owner's own earlier turn)."""
+
+    def __init__(
+        self,
+        *,
+        started: _builtins.bool = ...,
+        turn: Global___Turn | None = ...,
+        queue_position: _builtins.int = ...,
+        interrupted: Global___Turn | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_interrupted", b"_interrupted", "interrupted", b"interrupted", "turn", b"turn"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_interrupted", b"_interrupted", "interrupted", b"interrupted", "queue_position", b"queue_position", "started", b"started", "turn", b"turn"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__interrupted: _TypeAlias = _typing.Literal["interrupted"]  # noqa: Y015
+    _WhichOneofArgType__interrupted: _TypeAlias = _typing.Literal["_interrupted", b"_interrupted"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__interrupted) -> _WhichOneofReturnType__interrupted | None: ...
+
+Global___BeginTurnResponse: _TypeAlias = BeginTurnResponse  # noqa: Y015
+
+@_typing.final
+class RenewTurnRequest(_message.Message):
+    """Request of RenewTurn."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FENCE_FIELD_NUMBER: _builtins.int
+    TTL_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def fence(self) -> Global___TurnFence:
+        """The turn's key and token."""
+
+    @_builtins.property
+    def ttl(self) -> _duration_pb2.Duration:
+        """The new time to live from now; positive, at most a day."""
+
+    def __init__(
+        self,
+        *,
+        fence: Global___TurnFence | None = ...,
+        ttl: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["fence", b"fence", "ttl", b"ttl"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["fence", b"fence", "ttl", b"ttl"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RenewTurnRequest: _TypeAlias = RenewTurnRequest  # noqa: Y015
+
+@_typing.final
+class RenewTurnResponse(_message.Message):
+    """Response of RenewTurn."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TURN_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def turn(self) -> Global___Turn:
+        """The turn after the call."""
+
+    def __init__(
+        self,
+        *,
+        turn: Global___Turn | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["turn", b"turn"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["turn", b"turn"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RenewTurnResponse: _TypeAlias = RenewTurnResponse  # noqa: Y015
+
+@_typing.final
+class EndTurnRequest(_message.Message):
+    """Request of EndTurn."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FENCE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def fence(self) -> Global___TurnFence:
+        """The turn's key and token."""
+
+    def __init__(
+        self,
+        *,
+        fence: Global___TurnFence | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["fence", b"fence"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["fence", b"fence"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EndTurnRequest: _TypeAlias = EndTurnRequest  # noqa: Y015
+
+@_typing.final
+class EndTurnResponse(_message.Message):
+    """Response of EndTurn."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENDED_FIELD_NUMBER: _builtins.int
+    ended: _builtins.bool
+    """False when the turn had already ended, lapsed or been superseded."""
+    def __init__(
+        self,
+        *,
+        ended: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ended", b"ended"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EndTurnResponse: _TypeAlias = EndTurnResponse  # noqa: Y015

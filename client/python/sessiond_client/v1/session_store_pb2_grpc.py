@@ -239,6 +239,41 @@ class SessionStoreStub:
                 request_serializer=sessiond_dot_v1_dot_session__store__pb2.ArchiveSessionsRequest.SerializeToString,
                 response_deserializer=sessiond_dot_v1_dot_session__store__pb2.ArchiveSessionsResponse.FromString,
                 _registered_method=True)
+        self.LinkIdentity = channel.unary_unary(
+                '/sessiond.v1.SessionStore/LinkIdentity',
+                request_serializer=sessiond_dot_v1_dot_session__store__pb2.LinkIdentityRequest.SerializeToString,
+                response_deserializer=sessiond_dot_v1_dot_session__store__pb2.LinkIdentityResponse.FromString,
+                _registered_method=True)
+        self.UnlinkIdentity = channel.unary_unary(
+                '/sessiond.v1.SessionStore/UnlinkIdentity',
+                request_serializer=sessiond_dot_v1_dot_session__store__pb2.UnlinkIdentityRequest.SerializeToString,
+                response_deserializer=sessiond_dot_v1_dot_session__store__pb2.UnlinkIdentityResponse.FromString,
+                _registered_method=True)
+        self.ListIdentityLinks = channel.unary_unary(
+                '/sessiond.v1.SessionStore/ListIdentityLinks',
+                request_serializer=sessiond_dot_v1_dot_session__store__pb2.ListIdentityLinksRequest.SerializeToString,
+                response_deserializer=sessiond_dot_v1_dot_session__store__pb2.ListIdentityLinksResponse.FromString,
+                _registered_method=True)
+        self.HandoffSession = channel.unary_unary(
+                '/sessiond.v1.SessionStore/HandoffSession',
+                request_serializer=sessiond_dot_v1_dot_session__store__pb2.HandoffSessionRequest.SerializeToString,
+                response_deserializer=sessiond_dot_v1_dot_session__store__pb2.HandoffSessionResponse.FromString,
+                _registered_method=True)
+        self.BeginTurn = channel.unary_unary(
+                '/sessiond.v1.SessionStore/BeginTurn',
+                request_serializer=sessiond_dot_v1_dot_session__store__pb2.BeginTurnRequest.SerializeToString,
+                response_deserializer=sessiond_dot_v1_dot_session__store__pb2.BeginTurnResponse.FromString,
+                _registered_method=True)
+        self.RenewTurn = channel.unary_unary(
+                '/sessiond.v1.SessionStore/RenewTurn',
+                request_serializer=sessiond_dot_v1_dot_session__store__pb2.RenewTurnRequest.SerializeToString,
+                response_deserializer=sessiond_dot_v1_dot_session__store__pb2.RenewTurnResponse.FromString,
+                _registered_method=True)
+        self.EndTurn = channel.unary_unary(
+                '/sessiond.v1.SessionStore/EndTurn',
+                request_serializer=sessiond_dot_v1_dot_session__store__pb2.EndTurnRequest.SerializeToString,
+                response_deserializer=sessiond_dot_v1_dot_session__store__pb2.EndTurnResponse.FromString,
+                _registered_method=True)
 
 
 class SessionStoreServicer:
@@ -575,6 +610,69 @@ class SessionStoreServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def LinkIdentity(self, request, context):
+        """Links a platform user id to an identity (a person across platforms). With
+        link_identities on, the DM keys of every id linked to one identity are
+        one key, "agent:<namespace>:identity:dm:<identity>", in each namespace.
+        Operators' (needs full access); IDENTITY_LINKED event.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnlinkIdentity(self, request, context):
+        """Removes a platform user id's link: its next DM message goes to its
+        platform key again; the identity's sessions and transcripts stay.
+        IDENTITY_UNLINKED event.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListIdentityLinks(self, request, context):
+        """The identity links, by platform and user id, one page at a time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def HandoffSession(self, request, context):
+        """Continues a key's current session in another chat: the destination key
+        points at it in the same transaction that ends the destination's former
+        session (end_reason "handoff"); recorded with the session (its lineage's
+        handoffs) and announced by a HANDED_OFF event on each of the two keys.
+        FAILED_PRECONDITION across namespaces or onto the same key.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BeginTurn(self, request, context):
+        """Begins a turn of the agent on a session key: one at a time per key, with
+        an owner, a time to live and a fencing token that grows with every turn
+        begun on the key. Writes that carry a TurnFence are ABORTED once a newer
+        turn began, so a stale agent loop cannot write. While another owner's
+        turn runs the request's on_conflict decides: reject, queue or interrupt.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RenewTurn(self, request, context):
+        """Extends the running turn's time to live; ABORTED when a newer turn began
+        or the turn ended.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EndTurn(self, request, context):
+        """Ends a turn (ended false when it had already ended or was superseded).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SessionStoreServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -777,6 +875,41 @@ def add_SessionStoreServicer_to_server(servicer, server):
                     servicer.ArchiveSessions,
                     request_deserializer=sessiond_dot_v1_dot_session__store__pb2.ArchiveSessionsRequest.FromString,
                     response_serializer=sessiond_dot_v1_dot_session__store__pb2.ArchiveSessionsResponse.SerializeToString,
+            ),
+            'LinkIdentity': grpc.unary_unary_rpc_method_handler(
+                    servicer.LinkIdentity,
+                    request_deserializer=sessiond_dot_v1_dot_session__store__pb2.LinkIdentityRequest.FromString,
+                    response_serializer=sessiond_dot_v1_dot_session__store__pb2.LinkIdentityResponse.SerializeToString,
+            ),
+            'UnlinkIdentity': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnlinkIdentity,
+                    request_deserializer=sessiond_dot_v1_dot_session__store__pb2.UnlinkIdentityRequest.FromString,
+                    response_serializer=sessiond_dot_v1_dot_session__store__pb2.UnlinkIdentityResponse.SerializeToString,
+            ),
+            'ListIdentityLinks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListIdentityLinks,
+                    request_deserializer=sessiond_dot_v1_dot_session__store__pb2.ListIdentityLinksRequest.FromString,
+                    response_serializer=sessiond_dot_v1_dot_session__store__pb2.ListIdentityLinksResponse.SerializeToString,
+            ),
+            'HandoffSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.HandoffSession,
+                    request_deserializer=sessiond_dot_v1_dot_session__store__pb2.HandoffSessionRequest.FromString,
+                    response_serializer=sessiond_dot_v1_dot_session__store__pb2.HandoffSessionResponse.SerializeToString,
+            ),
+            'BeginTurn': grpc.unary_unary_rpc_method_handler(
+                    servicer.BeginTurn,
+                    request_deserializer=sessiond_dot_v1_dot_session__store__pb2.BeginTurnRequest.FromString,
+                    response_serializer=sessiond_dot_v1_dot_session__store__pb2.BeginTurnResponse.SerializeToString,
+            ),
+            'RenewTurn': grpc.unary_unary_rpc_method_handler(
+                    servicer.RenewTurn,
+                    request_deserializer=sessiond_dot_v1_dot_session__store__pb2.RenewTurnRequest.FromString,
+                    response_serializer=sessiond_dot_v1_dot_session__store__pb2.RenewTurnResponse.SerializeToString,
+            ),
+            'EndTurn': grpc.unary_unary_rpc_method_handler(
+                    servicer.EndTurn,
+                    request_deserializer=sessiond_dot_v1_dot_session__store__pb2.EndTurnRequest.FromString,
+                    response_serializer=sessiond_dot_v1_dot_session__store__pb2.EndTurnResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1864,6 +1997,195 @@ class SessionStore:
             '/sessiond.v1.SessionStore/ArchiveSessions',
             sessiond_dot_v1_dot_session__store__pb2.ArchiveSessionsRequest.SerializeToString,
             sessiond_dot_v1_dot_session__store__pb2.ArchiveSessionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LinkIdentity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sessiond.v1.SessionStore/LinkIdentity',
+            sessiond_dot_v1_dot_session__store__pb2.LinkIdentityRequest.SerializeToString,
+            sessiond_dot_v1_dot_session__store__pb2.LinkIdentityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnlinkIdentity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sessiond.v1.SessionStore/UnlinkIdentity',
+            sessiond_dot_v1_dot_session__store__pb2.UnlinkIdentityRequest.SerializeToString,
+            sessiond_dot_v1_dot_session__store__pb2.UnlinkIdentityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListIdentityLinks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sessiond.v1.SessionStore/ListIdentityLinks',
+            sessiond_dot_v1_dot_session__store__pb2.ListIdentityLinksRequest.SerializeToString,
+            sessiond_dot_v1_dot_session__store__pb2.ListIdentityLinksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def HandoffSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sessiond.v1.SessionStore/HandoffSession',
+            sessiond_dot_v1_dot_session__store__pb2.HandoffSessionRequest.SerializeToString,
+            sessiond_dot_v1_dot_session__store__pb2.HandoffSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BeginTurn(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sessiond.v1.SessionStore/BeginTurn',
+            sessiond_dot_v1_dot_session__store__pb2.BeginTurnRequest.SerializeToString,
+            sessiond_dot_v1_dot_session__store__pb2.BeginTurnResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RenewTurn(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sessiond.v1.SessionStore/RenewTurn',
+            sessiond_dot_v1_dot_session__store__pb2.RenewTurnRequest.SerializeToString,
+            sessiond_dot_v1_dot_session__store__pb2.RenewTurnResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EndTurn(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sessiond.v1.SessionStore/EndTurn',
+            sessiond_dot_v1_dot_session__store__pb2.EndTurnRequest.SerializeToString,
+            sessiond_dot_v1_dot_session__store__pb2.EndTurnResponse.FromString,
             options,
             channel_credentials,
             insecure,

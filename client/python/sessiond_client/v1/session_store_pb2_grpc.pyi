@@ -184,6 +184,39 @@ class SessionStoreStub:
     archived starts a new session at its next message (SwitchSession back
     unarchives). Selection, limit and dry run as DeleteSessions.
     """
+    LinkIdentity: _grpc.UnaryUnaryMultiCallable[_session_store_pb2.LinkIdentityRequest, _session_store_pb2.LinkIdentityResponse]
+    """Links a platform user id to an identity (a person across platforms). With
+    link_identities on, the DM keys of every id linked to one identity are
+    one key, "agent:<namespace>:identity:dm:<identity>", in each namespace.
+    Operators' (needs full access); IDENTITY_LINKED event.
+    """
+    UnlinkIdentity: _grpc.UnaryUnaryMultiCallable[_session_store_pb2.UnlinkIdentityRequest, _session_store_pb2.UnlinkIdentityResponse]
+    """Removes a platform user id's link: its next DM message goes to its
+    platform key again; the identity's sessions and transcripts stay.
+    IDENTITY_UNLINKED event.
+    """
+    ListIdentityLinks: _grpc.UnaryUnaryMultiCallable[_session_store_pb2.ListIdentityLinksRequest, _session_store_pb2.ListIdentityLinksResponse]
+    """The identity links, by platform and user id, one page at a time."""
+    HandoffSession: _grpc.UnaryUnaryMultiCallable[_session_store_pb2.HandoffSessionRequest, _session_store_pb2.HandoffSessionResponse]
+    """Continues a key's current session in another chat: the destination key
+    points at it in the same transaction that ends the destination's former
+    session (end_reason "handoff"); recorded with the session (its lineage's
+    handoffs) and announced by a HANDED_OFF event on each of the two keys.
+    FAILED_PRECONDITION across namespaces or onto the same key.
+    """
+    BeginTurn: _grpc.UnaryUnaryMultiCallable[_session_store_pb2.BeginTurnRequest, _session_store_pb2.BeginTurnResponse]
+    """Begins a turn of the agent on a session key: one at a time per key, with
+    an owner, a time to live and a fencing token that grows with every turn
+    begun on the key. Writes that carry a TurnFence are ABORTED once a newer
+    turn began, so a stale agent loop cannot write. While another owner's
+    turn runs the request's on_conflict decides: reject, queue or interrupt.
+    """
+    RenewTurn: _grpc.UnaryUnaryMultiCallable[_session_store_pb2.RenewTurnRequest, _session_store_pb2.RenewTurnResponse]
+    """Extends the running turn's time to live; ABORTED when a newer turn began
+    or the turn ended.
+    """
+    EndTurn: _grpc.UnaryUnaryMultiCallable[_session_store_pb2.EndTurnRequest, _session_store_pb2.EndTurnResponse]
+    """Ends a turn (ended false when it had already ended or was superseded)."""
 
 @_typing.type_check_only
 class SessionStoreAsyncStub(SessionStoreStub):
@@ -341,6 +374,39 @@ class SessionStoreAsyncStub(SessionStoreStub):
     archived starts a new session at its next message (SwitchSession back
     unarchives). Selection, limit and dry run as DeleteSessions.
     """
+    LinkIdentity: _aio.UnaryUnaryMultiCallable[_session_store_pb2.LinkIdentityRequest, _session_store_pb2.LinkIdentityResponse]  # type: ignore[assignment]
+    """Links a platform user id to an identity (a person across platforms). With
+    link_identities on, the DM keys of every id linked to one identity are
+    one key, "agent:<namespace>:identity:dm:<identity>", in each namespace.
+    Operators' (needs full access); IDENTITY_LINKED event.
+    """
+    UnlinkIdentity: _aio.UnaryUnaryMultiCallable[_session_store_pb2.UnlinkIdentityRequest, _session_store_pb2.UnlinkIdentityResponse]  # type: ignore[assignment]
+    """Removes a platform user id's link: its next DM message goes to its
+    platform key again; the identity's sessions and transcripts stay.
+    IDENTITY_UNLINKED event.
+    """
+    ListIdentityLinks: _aio.UnaryUnaryMultiCallable[_session_store_pb2.ListIdentityLinksRequest, _session_store_pb2.ListIdentityLinksResponse]  # type: ignore[assignment]
+    """The identity links, by platform and user id, one page at a time."""
+    HandoffSession: _aio.UnaryUnaryMultiCallable[_session_store_pb2.HandoffSessionRequest, _session_store_pb2.HandoffSessionResponse]  # type: ignore[assignment]
+    """Continues a key's current session in another chat: the destination key
+    points at it in the same transaction that ends the destination's former
+    session (end_reason "handoff"); recorded with the session (its lineage's
+    handoffs) and announced by a HANDED_OFF event on each of the two keys.
+    FAILED_PRECONDITION across namespaces or onto the same key.
+    """
+    BeginTurn: _aio.UnaryUnaryMultiCallable[_session_store_pb2.BeginTurnRequest, _session_store_pb2.BeginTurnResponse]  # type: ignore[assignment]
+    """Begins a turn of the agent on a session key: one at a time per key, with
+    an owner, a time to live and a fencing token that grows with every turn
+    begun on the key. Writes that carry a TurnFence are ABORTED once a newer
+    turn began, so a stale agent loop cannot write. While another owner's
+    turn runs the request's on_conflict decides: reject, queue or interrupt.
+    """
+    RenewTurn: _aio.UnaryUnaryMultiCallable[_session_store_pb2.RenewTurnRequest, _session_store_pb2.RenewTurnResponse]  # type: ignore[assignment]
+    """Extends the running turn's time to live; ABORTED when a newer turn began
+    or the turn ended.
+    """
+    EndTurn: _aio.UnaryUnaryMultiCallable[_session_store_pb2.EndTurnRequest, _session_store_pb2.EndTurnResponse]  # type: ignore[assignment]
+    """Ends a turn (ended false when it had already ended or was superseded)."""
 
 class SessionStoreServicer(metaclass=_abc_1.ABCMeta):
     """The session store of a chat-agent gateway. Every RPC is one transaction
@@ -735,5 +801,80 @@ class SessionStoreServicer(metaclass=_abc_1.ABCMeta):
         archived starts a new session at its next message (SwitchSession back
         unarchives). Selection, limit and dry run as DeleteSessions.
         """
+
+    @_abc_1.abstractmethod
+    def LinkIdentity(
+        self,
+        request: _session_store_pb2.LinkIdentityRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_session_store_pb2.LinkIdentityResponse, _abc.Awaitable[_session_store_pb2.LinkIdentityResponse]]:
+        """Links a platform user id to an identity (a person across platforms). With
+        link_identities on, the DM keys of every id linked to one identity are
+        one key, "agent:<namespace>:identity:dm:<identity>", in each namespace.
+        Operators' (needs full access); IDENTITY_LINKED event.
+        """
+
+    @_abc_1.abstractmethod
+    def UnlinkIdentity(
+        self,
+        request: _session_store_pb2.UnlinkIdentityRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_session_store_pb2.UnlinkIdentityResponse, _abc.Awaitable[_session_store_pb2.UnlinkIdentityResponse]]:
+        """Removes a platform user id's link: its next DM message goes to its
+        platform key again; the identity's sessions and transcripts stay.
+        IDENTITY_UNLINKED event.
+        """
+
+    @_abc_1.abstractmethod
+    def ListIdentityLinks(
+        self,
+        request: _session_store_pb2.ListIdentityLinksRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_session_store_pb2.ListIdentityLinksResponse, _abc.Awaitable[_session_store_pb2.ListIdentityLinksResponse]]:
+        """The identity links, by platform and user id, one page at a time."""
+
+    @_abc_1.abstractmethod
+    def HandoffSession(
+        self,
+        request: _session_store_pb2.HandoffSessionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_session_store_pb2.HandoffSessionResponse, _abc.Awaitable[_session_store_pb2.HandoffSessionResponse]]:
+        """Continues a key's current session in another chat: the destination key
+        points at it in the same transaction that ends the destination's former
+        session (end_reason "handoff"); recorded with the session (its lineage's
+        handoffs) and announced by a HANDED_OFF event on each of the two keys.
+        FAILED_PRECONDITION across namespaces or onto the same key.
+        """
+
+    @_abc_1.abstractmethod
+    def BeginTurn(
+        self,
+        request: _session_store_pb2.BeginTurnRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_session_store_pb2.BeginTurnResponse, _abc.Awaitable[_session_store_pb2.BeginTurnResponse]]:
+        """Begins a turn of the agent on a session key: one at a time per key, with
+        an owner, a time to live and a fencing token that grows with every turn
+        begun on the key. Writes that carry a TurnFence are ABORTED once a newer
+        turn began, so a stale agent loop cannot write. While another owner's
+        turn runs the request's on_conflict decides: reject, queue or interrupt.
+        """
+
+    @_abc_1.abstractmethod
+    def RenewTurn(
+        self,
+        request: _session_store_pb2.RenewTurnRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_session_store_pb2.RenewTurnResponse, _abc.Awaitable[_session_store_pb2.RenewTurnResponse]]:
+        """Extends the running turn's time to live; ABORTED when a newer turn began
+        or the turn ended.
+        """
+
+    @_abc_1.abstractmethod
+    def EndTurn(
+        self,
+        request: _session_store_pb2.EndTurnRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_session_store_pb2.EndTurnResponse, _abc.Awaitable[_session_store_pb2.EndTurnResponse]]:
+        """Ends a turn (ended false when it had already ended or was superseded)."""
 
 def add_SessionStoreServicer_to_server(servicer: SessionStoreServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
