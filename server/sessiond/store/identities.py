@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from sessiond.model import Event, IdentityLink, Source
+from sessiond.model import Event, EventKind, IdentityLink, Source
 from sessiond.rules import identities, keys
 from sessiond.rules.settings import Settings
 from sessiond.storage.interface import Storage, Transaction
