@@ -63,9 +63,12 @@ class IdentityLinks:
             return keys.build_session_key(source, settings.key_options, settings.mapped, settings.namespace)
         return self.storage.read(lambda tx: key_in(tx, source, settings))
 
-    def _link_event(self, tx: Transaction, kind: str, platform: str, user_id: str, identity: str, reason: str) -> None:
+    def _link_event(
+        self, tx: Transaction, kind: EventKind, platform: str, user_id: str, identity: str, reason: str
+    ) -> None:
+        """A link change belongs to no key: its event names the user id and the identity."""
         linked_user = identities.shown(platform, user_id)
-        event = Event(kind, "", "", 0, reason=reason, identity=identity, linked_user=linked_user)  # type: ignore[arg-type]
+        event = Event(kind, "", "", 0, reason=reason, identity=identity, linked_user=linked_user)
         tx.add_event(event, self.clock())
 
 
