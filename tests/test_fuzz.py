@@ -435,7 +435,7 @@ class Requests:
             words = st.lists(st.sampled_from(("message", "client", "hello", "u1", "summary*", '"a b"')), min_size=1)
             request = words.map(lambda w: pb.SearchMessagesRequest(query=" ".join(w)))
             return weighted((1, request), (2, generic))
-        hinted = self._coordination(name)
+        hinted = self._hinted(name)
         if hinted is not None:
             return weighted((1, hinted), (2, generic))
         if name in SOURCE_ONLY:  # a source alone (no random config or context): the rule itself runs
@@ -444,8 +444,9 @@ class Requests:
             return weighted((1, request), (2, generic))
         return generic
 
-    def _coordination(self, name: str) -> st.SearchStrategy[Message] | None:
-        """Plausible rewinds, links, handoffs and turns on known keys and sessions: the change runs."""
+    def _hinted(self, name: str) -> st.SearchStrategy[Message] | None:
+        """Plausible rewinds, WhatsApp ids, links, handoffs and turns on known keys and sessions: the
+        call itself runs (random strings alone are refused at the edge nearly always)."""
         keys, ids = self.pools.pick(self.pools.keys), self.pools.pick(self.pools.ids)
         users = {
             "platform": st.sampled_from(PLATFORMS[:6]), "user_id": st.sampled_from(("u1", "u2")),
@@ -454,6 +455,14 @@ class Requests:
         ttls = st.builds(Duration, seconds=st.integers(1, 120))
         hints: dict[str, st.SearchStrategy[Message]] = {
             "RewindTranscript": st.builds(pb.RewindTranscriptRequest, session_id=ids, turns=st.integers(1, 2)),
+            "RewriteTranscript": st.builds(
+                pb.RewriteTranscriptRequest, session_id=ids, messages=st.lists(self.messages, max_size=3)
+            ),
+            "ResolveWhatsAppIdentifier": st.builds(
+                pb.ResolveWhatsAppIdentifierRequest,
+                identifier=st.sampled_from(("15551234567@s.whatsapp.net", "123456789@lid", "+1 555 123")),
+                normalize_only=st.booleans(),
+            ),
             "LinkIdentity": st.builds(pb.LinkIdentityRequest, identity=st.sampled_from(("alice", "bob")), **users),
             "UnlinkIdentity": st.builds(pb.UnlinkIdentityRequest, **users),
             "ListIdentityLinks": st.builds(pb.ListIdentityLinksRequest, identity=st.sampled_from((None, "alice"))),

@@ -205,6 +205,19 @@ def test_sessions_are_found_by_the_start_of_their_title_or_id(stub: Any) -> None
     assert invalid_field(lambda: search_sessions(stub, "  ")) == "query"
 
 
+def test_a_prefix_ending_in_the_last_code_points_finds_its_titles(stub: Any) -> None:
+    """The end of an id prefix's range skips what cannot grow (U+10FFFF) and the surrogates (found by
+    the fuzz test: such a query was an INTERNAL error); titles fold those characters away."""
+    last = get_or_create(stub, source("u1")).entry.session_id
+    below = get_or_create(stub, source("u2")).entry.session_id
+    stub.SetSessionTitle(pb.SetSessionTitleRequest(session_id=last, title="z\U0010ffffx"), timeout=10)
+    stub.SetSessionTitle(pb.SetSessionTitleRequest(session_id=below, title="zy"), timeout=10)
+    assert set(search_sessions(stub, "z\U0010ffff")) == {last, below}
+    assert set(search_sessions(stub, "z\ud7ff\U0010ffff")) == {last, below}
+    assert search_sessions(stub, "\U0010ffff\U0010ffff") == []
+    assert search_sessions(stub, last[:-1] + "\U0010ffff") == []
+
+
 def test_session_search_pages(stub: Any) -> None:
     made = []
     for i in range(5):

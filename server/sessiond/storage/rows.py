@@ -372,12 +372,25 @@ def hit_from_row(row: Sequence[Any]) -> SearchHit:
     )
 
 
+LAST_CHARACTER = "\U0010ffff"
+SURROGATES = range(0xD800, 0xE000)  # no code points of text: the next character after them is U+E000
+
+
+MAX_PREFIXED = 4096  # characters: longer than any field a request may send (limits.max_field_bytes)
+
+
 def prefix_range(prefix: str) -> tuple[str, str]:
     """The half-open range of the strings that start with ``prefix``, in code point order (an index
-    range scan, no LIKE escaping); empty for an empty prefix."""
+    range scan, no LIKE escaping); empty for an empty prefix. The end is the prefix with its last
+    character that can grow grown by one (U+10FFFF cannot: it is dropped; U+D7FF becomes U+E000);
+    a prefix of U+10FFFF alone ends past any string a request can hold."""
     if not prefix:
         return "", ""
-    return prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    stem = prefix.rstrip(LAST_CHARACTER)
+    if not stem:
+        return prefix, prefix + LAST_CHARACTER * MAX_PREFIXED
+    following = ord(stem[-1]) + 1
+    return prefix, stem[:-1] + chr(SURROGATES.stop if following in SURROGATES else following)
 
 
 _SESSION_VALUES = in_order(SESSION_INSERT_COLUMNS)
