@@ -438,9 +438,11 @@ class SessionStore(BulkSessions, IdentityLinks, Turns):
 
         def work(tx: Transaction) -> tuple[Entry, str | None]:
             source = self._current(tx, session_key, expected_version)
-            named = isinstance(target, str)
-            to_key = target if isinstance(target, str) else key_in(tx, target, settings, "target_source")
-            _handoff_allowed(session_key, to_key, "target_session_key" if named else "target_source")
+            if isinstance(target, str):
+                to_key, field = target, "target_session_key"
+            else:
+                to_key, field = key_in(tx, target, settings, "target_source"), "target_source"
+            _handoff_allowed(session_key, to_key, field)
             old = tx.get_entry(to_key)
             if old is None and isinstance(target, str):
                 raise NotFound(f"target_session_key: no session for {shown(to_key)}")

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sessiond.errors import Conflict, shown
-from sessiond.model import Event, EventKind, Fence, Turn
+from sessiond.model import Entry, Event, EventKind, Fence, Turn
 from sessiond.rules import keys
 from sessiond.rules import turns as rules
 from sessiond.storage.interface import Storage, Transaction
@@ -34,15 +34,16 @@ class TurnBegun:
     interrupted: Turn | None = None
 
 
-def fenced(tx: Transaction, fence: Fence | None) -> None:
-    """Refuse a write whose fence is not the newest turn of its key."""
+def fenced(tx: Transaction, fence: Fence | None) -> Turn | None:
+    """Refuse a write whose fence is not the newest turn of its key; that turn (None: no fence)."""
     if fence is None:
-        return
+        return None
     newest = tx.turn_of(fence.session_key)
     if newest is None:
         raise Conflict(f"fence.fencing_token: no turn began on {shown(fence.session_key)}")
     if newest.token != fence.token:
         raise Conflict(f"fence.fencing_token: turn {newest.token} began after turn {fence.token}: it is stale")
+    return newest
 
 
 class Turns:
@@ -66,19 +67,18 @@ class Turns:
             token = (current.token if current else 0) + 1
             turn = Turn(session_key, owner, token, entry.session_id if entry else None, now, now + ttl)
             if decision.ends is not None:
-                self._turn_event(tx, "turn_interrupted", decision.ends, reason=decision.reason)
+                self._turn_event(tx, "turn_interrupted", decision.ends, entry, reason=decision.reason)
             tx.begin_turn(turn)
             tx.drop_waiter(session_key, owner)
-            self._turn_event(tx, "turn_started", turn)
+            self._turn_event(tx, "turn_started", turn, entry)
             return TurnBegun(True, turn, interrupted=decision.ends)
 
         return self.storage.write(work, deadline)
 
     def renew_turn(self, fence: Fence, ttl: timedelta, deadline: Deadline = None) -> Turn:
         def work(tx: Transaction) -> Turn:
-            fenced(tx, fence)
-            current = tx.turn_of(fence.session_key)
-            assert current is not None  # the fence found it
+            current = fenced(tx, fence)
+            assert current is not None  # a fence was given
             if not current.running:
                 raise Conflict(f"fence.fencing_token: turn {fence.token} ended")
             turn = replace(current, expires_at=self.clock() + ttl)
@@ -95,7 +95,7 @@ class Turns:
             if current is None or current.token != fence.token or not current.running:
                 return False
             tx.update_turn(replace(current, running=False))
-            self._turn_event(tx, "turn_ended", current)
+            self._turn_event(tx, "turn_ended", current, tx.get_entry(current.session_key))
             return True
 
         return self.storage.write(work, deadline)
@@ -112,7 +112,7 @@ class Turns:
             now = self.clock()
             lapsed = tx.lapsed_turns(now, SWEEP_BATCH, True)
             for turn in lapsed:
-                self._turn_event(tx, "turn_expired", turn)
+                self._turn_event(tx, "turn_expired", turn, tx.get_entry(turn.session_key))
                 tx.mark_turn_announced(turn)
             tx.drop_lapsed_waiters(now)
             return len(lapsed)
@@ -124,8 +124,8 @@ class Turns:
                 break
         return announced
 
-    def _turn_event(self, tx: Transaction, kind: EventKind, turn: Turn, **fields: Any) -> None:
-        entry = tx.get_entry(turn.session_key)
+    def _turn_event(self, tx: Transaction, kind: EventKind, turn: Turn, entry: Entry | None, **fields: Any) -> None:
+        """An event of the turn, naming the session its key (``entry``, read by the caller) points at."""
         session_id, version = (entry.session_id, entry.version) if entry else (turn.session_id or "", 0)
         event = Event(kind, turn.session_key, session_id, version, lease_owner=turn.owner, fencing_token=turn.token)
         tx.add_event(replace(event, **fields), self.clock())
